@@ -1,0 +1,92 @@
+//! The command line: clap definitions, one module per command, and the one place that turns
+//! results into exit codes.
+
+mod error;
+mod schema;
+mod validate;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+pub use error::{CommandError, ErrorKind};
+
+/// Keeps PSA agreement unit counts equal to vendor licence counts, every change reviewed as a pull
+/// request.
+#[derive(Debug, Parser)]
+#[command(name = "unitsync", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Run in the billing repo DIR instead of the current directory.
+    #[arg(short = 'C', value_name = "DIR", global = true, default_value = ".")]
+    pub dir: PathBuf,
+    /// More log output on stderr (-v info, -vv debug, -vvv trace). RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Only errors on stderr.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check the billing repo's files: YAML syntax, schema, and meaning. Reports every problem.
+    Validate,
+    /// Write the JSON Schemas of the billing repo's files.
+    Schema(schema::SchemaArgs),
+}
+
+/// How a successful run ended; errors are [`CommandError`]s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Nothing to change, or the work was done.
+    Done,
+    /// `--detailed-exitcode`: the plan has changes.
+    Changes,
+}
+
+pub fn run(cli: Cli) -> Result<Outcome, CommandError> {
+    match cli.command {
+        Command::Validate => validate::run(&cli.global),
+        Command::Schema(args) => schema::run(&cli.global, &args),
+    }
+}
+
+/// Exit codes, in one place: 0 success (no changes), 1 error, 2 changes present with
+/// `--detailed-exitcode` (as Terraform does).
+pub fn exit_code(result: Result<Outcome, CommandError>) -> ExitCode {
+    match result {
+        Ok(Outcome::Done) => ExitCode::SUCCESS,
+        Ok(Outcome::Changes) => ExitCode::from(2),
+        Err(err) => {
+            err.report();
+            ExitCode::from(err.exit_code())
+        }
+    }
+}
+
+/// Logs go to stderr so that stdout carries only the requested output (a plan, JSON).
+pub fn init_logging(global: &GlobalArgs) {
+    let default = match (global.quiet, global.verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, 2) => "debug",
+        (false, _) => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}

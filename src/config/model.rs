@@ -1,0 +1,552 @@
+//! The billing repo's files as Rust types.
+//!
+//! These types are the single source of truth for the file formats: `unitsync schema` derives the
+//! JSON Schemas in `schema/` from them, and `validate` checks files against those schemas before
+//! deserialising, so an editor, the schema and the program always agree on what a file may say.
+//! Every struct denies unknown keys: a misspelt `licence_type` must be an error, not a silently
+//! ignored line that leaves a customer unbilled.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::quantity::Quantity;
+
+/// `unitsync.yaml`: how to reach the PSA and the vendor, and when and how to sync. No secrets:
+/// keys and passwords come from environment variables only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// The PSA whose agreement lines unitsync keeps in step with the vendor's counts.
+    pub psa: PsaSettings,
+    /// Where the vendor's licence and usage counts come from.
+    pub source: SourceSettings,
+    /// `manual` (default): changes wait for a merged pull request. `automatic`: changes are applied
+    /// without review (still committed to the lock and history).
+    #[serde(default)]
+    pub approval: Approval,
+    /// When to refresh vendor counts and when to sync approved counts to the PSA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<Schedule>,
+    /// Limits that hold a change back for a person to confirm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guardrails: Option<Guardrails>,
+    /// Who hears about proposed, applied and failed changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<Notifications>,
+    /// Where pull requests are opened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub github: Option<GitHubSettings>,
+}
+
+/// The one PSA this billing repo syncs to. Exactly one key: `connectwise` or `autotask`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+pub enum PsaSettings {
+    Connectwise(ConnectWiseSettings),
+    Autotask(AutotaskSettings),
+}
+
+impl PsaSettings {
+    pub fn kind(&self) -> PsaKind {
+        match self {
+            PsaSettings::Connectwise(_) => PsaKind::ConnectWise,
+            PsaSettings::Autotask(_) => PsaKind::Autotask,
+        }
+    }
+}
+
+/// Which PSA a billing repo talks to; decides how mapping targets are spelt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PsaKind {
+    ConnectWise,
+    Autotask,
+}
+
+impl std::fmt::Display for PsaKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PsaKind::ConnectWise => "ConnectWise PSA",
+            PsaKind::Autotask => "Autotask PSA",
+        })
+    }
+}
+
+/// ConnectWise PSA connection facts. The API keys and client id come from `UNITSYNC_CW_PUBLIC_KEY`,
+/// `UNITSYNC_CW_PRIVATE_KEY` and `UNITSYNC_CW_CLIENT_ID`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectWiseSettings {
+    /// The site you log in to, such as `na.myconnectwise.net`, or a full URL
+    /// (`https://cw.example.com`, `http://127.0.0.1:8080` for the sandbox).
+    pub site: String,
+    /// The company id typed at the ConnectWise login screen (not a customer company).
+    pub company: String,
+    /// Pins the API version sent in the `Accept` header, such as `2025.8`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
+    /// How a quantity change is written: `in-place` (default) or `cancel-and-readd`.
+    #[serde(default)]
+    pub update: UpdatePolicy,
+    /// For `cancel-and-readd`: the date the old addition ends and the new one starts.
+    #[serde(default)]
+    pub effective: EffectiveDate,
+    /// Most requests in flight at once (default 4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 16))]
+    pub concurrency: Option<u8>,
+}
+
+/// Autotask PSA connection facts. The API user, secret and integration code come from
+/// `UNITSYNC_AT_USERNAME`, `UNITSYNC_AT_SECRET` and `UNITSYNC_AT_INTEGRATION_CODE`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AutotaskSettings {
+    /// The zone's REST base URL. Discovered from the API user when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The date unit adjustments take effect.
+    #[serde(default)]
+    pub effective: EffectiveDate,
+}
+
+/// How a changed quantity is written to a PSA line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum UpdatePolicy {
+    /// Change the quantity on the existing line.
+    #[default]
+    InPlace,
+    /// Cancel the existing line on the effective date and add a new one with the new quantity, for
+    /// lines that were already invoiced.
+    CancelAndReadd,
+}
+
+/// The date a change takes effect in the PSA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum EffectiveDate {
+    /// The first day of next month (billing in advance).
+    #[default]
+    FirstOfNextMonth,
+    /// The day the change is applied.
+    Today,
+}
+
+/// Whether changes wait for a person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Approval {
+    #[default]
+    Manual,
+    Automatic,
+}
+
+/// Where vendor counts come from. Exactly one key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+pub enum SourceSettings {
+    /// A CSV export with one row per account and licence type (rows repeating a pair are added up).
+    Csv(CsvSource),
+    /// A JSON file holding an array of records.
+    Json(JsonSource),
+    /// An HTTP endpoint returning JSON.
+    Http(HttpSource),
+    /// A program that prints JSON records on stdout.
+    Command(CommandSource),
+}
+
+/// Names of the fields (CSV columns or JSON keys) that hold each part of a usage record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FieldNames {
+    /// Default `account`.
+    #[serde(default = "FieldNames::default_account")]
+    pub account: String,
+    /// Default `license_type`.
+    #[serde(default = "FieldNames::default_license_type")]
+    pub license_type: String,
+    /// Default `units`.
+    #[serde(default = "FieldNames::default_units")]
+    pub units: String,
+    /// Default `unit`: optional per record; empty or `count` means whole licences, anything else
+    /// (such as `GB`) a decimal quantity.
+    #[serde(default = "FieldNames::default_unit")]
+    pub unit: String,
+}
+
+impl FieldNames {
+    fn default_account() -> String {
+        "account".into()
+    }
+    fn default_license_type() -> String {
+        "license_type".into()
+    }
+    fn default_units() -> String {
+        "units".into()
+    }
+    fn default_unit() -> String {
+        "unit".into()
+    }
+}
+
+impl Default for FieldNames {
+    fn default() -> Self {
+        FieldNames {
+            account: Self::default_account(),
+            license_type: Self::default_license_type(),
+            units: Self::default_units(),
+            unit: Self::default_unit(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CsvSource {
+    /// Path of the CSV file, relative to the billing repo.
+    pub path: String,
+    /// Column names, when they differ from the defaults.
+    #[serde(default)]
+    pub columns: FieldNames,
+    /// Field separator (default `,`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delimiter: Option<char>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JsonSource {
+    /// Path of the JSON file, relative to the billing repo.
+    pub path: String,
+    /// JSON Pointer to the array of records (default: the document itself, e.g. `/data/items`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub records: Option<String>,
+    /// Field names (or JSON Pointers starting with `/`) within each record.
+    #[serde(default)]
+    pub fields: FieldNames,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSource {
+    /// The endpoint's URL (GET).
+    pub url: String,
+    /// Header that carries the credential, such as `Authorization` or `X-Api-Key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_header: Option<String>,
+    /// Name of the environment variable holding that header's value. Never the value itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_env: Option<String>,
+    /// JSON Pointer to the array of records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub records: Option<String>,
+    #[serde(default)]
+    pub fields: FieldNames,
+    /// Seconds before the request is abandoned (default 30).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CommandSource {
+    /// The program to run (looked up on `PATH`, or relative to the billing repo).
+    pub program: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// JSON Pointer to the array of records in its output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub records: Option<String>,
+    #[serde(default)]
+    pub fields: FieldNames,
+    /// Seconds before the program is stopped (default 300).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<u32>,
+}
+
+/// When to refresh and when to sync. Times are wall-clock times in `timezone`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Schedule {
+    /// IANA time zone name, such as `America/Los_Angeles`.
+    pub timezone: String,
+    /// When to propose new counts: `daily at HH:MM` or `monthly on day D at HH:MM`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(
+        pattern = r"^(daily at \d{1,2}:\d{2}|monthly on day \d{1,2} at \d{1,2}:\d{2})$"
+    ))]
+    pub refresh: Option<String>,
+    /// When to apply approved counts: `on-merge`, `daily at HH:MM` or `monthly on day D at HH:MM`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(
+        pattern = r"^(on-merge|daily at \d{1,2}:\d{2}|monthly on day \d{1,2} at \d{1,2}:\d{2})$"
+    ))]
+    pub sync: Option<String>,
+}
+
+/// Limits that hold changes for a person to confirm.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Guardrails {
+    /// Largest decrease of one line, in percent of its current units.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100))]
+    pub max_decrease_percent: Option<f64>,
+    /// Largest decrease of one line, in units.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_decrease_units: Option<Quantity>,
+    /// Refuse a run when the source returns fewer accounts than this share of last run's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100))]
+    pub min_source_accounts_percent: Option<f64>,
+    /// Most lines changed in one run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_changes_per_run: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Notifications {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<EmailNotifications>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub webhooks: Vec<Webhook>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmailNotifications {
+    /// Recipients.
+    #[schemars(length(min = 1))]
+    pub to: Vec<String>,
+    /// Sender address (default `unitsync@` the SMTP host).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    pub smtp: SmtpSettings,
+}
+
+/// SMTP server. The user name and password come from `UNITSYNC_SMTP_USERNAME` and
+/// `UNITSYNC_SMTP_PASSWORD`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpSettings {
+    pub host: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// `starttls` (default), `tls` or `none` (local relays only).
+    #[serde(default)]
+    pub security: SmtpSecurity,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpSecurity {
+    #[default]
+    Starttls,
+    Tls,
+    None,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Webhook {
+    /// Name of the environment variable that holds the webhook URL (URLs often embed a token).
+    pub url_env: String,
+    /// Payload shape: `json` (default), `slack` or `teams`.
+    #[serde(default)]
+    pub format: WebhookFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum WebhookFormat {
+    #[default]
+    Json,
+    Slack,
+    Teams,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GitHubSettings {
+    /// `owner/name` of the billing repo on GitHub.
+    pub repository: String,
+    /// Branch that carries proposed counts (default `unitsync/pending`).
+    #[serde(default = "GitHubSettings::default_branch")]
+    pub branch: String,
+}
+
+impl GitHubSettings {
+    fn default_branch() -> String {
+        "unitsync/pending".into()
+    }
+}
+
+/// `mappings.yaml` (or each file in `mappings/`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MappingsFile {
+    #[serde(default)]
+    pub mappings: Vec<Mapping>,
+}
+
+/// One vendor account and licence type, and the PSA line that bills it.
+///
+/// ConnectWise targets are `company` / `agreement` / `addition`; Autotask targets are `company` /
+/// `contract` / `service`. Targets are named by id (a number) or identifier (a string); a record's
+/// display name is accepted only as `{ name: ... }`, a lookup that fails when it matches more than
+/// one record, because PSA names repeat.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Mapping {
+    /// Stable id used in `units.lock.yaml` and history. Default: derived from account and licence
+    /// type, e.g. `bobs-dentistry/shadowprotect-desktop`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[a-z0-9][a-z0-9._/-]*$"))]
+    pub id: Option<String>,
+    /// The vendor's account name, exactly as the source reports it.
+    pub account: String,
+    /// The vendor's licence type (product), exactly as the source reports it.
+    pub license_type: String,
+    /// The PSA company: identifier (string), id (number), or `{ name: ... }`.
+    pub company: RecordRef,
+    /// ConnectWise agreement: id (number) or `{ name: ... }`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agreement: Option<RecordRef>,
+    /// ConnectWise addition: product identifier (string), `{ id: N }` for one addition, or
+    /// `{ name: ... }`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub addition: Option<RecordRef>,
+    /// Autotask contract: id (number) or `{ name: ... }`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contract: Option<RecordRef>,
+    /// Autotask contract service: service id (number), `{ id: N }` for one contract service, or
+    /// `{ name: ... }`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<RecordRef>,
+    /// Overrides the PSA's `update` policy for this line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update: Option<UpdatePolicy>,
+}
+
+impl Mapping {
+    /// The explicit id, or one derived from account and licence type.
+    pub fn effective_id(&self) -> String {
+        match &self.id {
+            Some(id) => id.clone(),
+            None => derive_mapping_id(&self.account, &self.license_type),
+        }
+    }
+}
+
+/// `bobs-dentistry/shadowprotect-desktop` from `Bob's Dentistry` and `ShadowProtect Desktop`.
+/// Apostrophes vanish (so "Bob's" is "bobs", not "bob-s"); every other run of non-alphanumeric
+/// characters becomes one dash.
+pub fn derive_mapping_id(account: &str, license_type: &str) -> String {
+    format!("{}/{}", slug(account), slug(license_type))
+}
+
+fn slug(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut dash = false;
+    for c in text.chars() {
+        if matches!(c, '\'' | '’' | '`') {
+            continue;
+        }
+        if c.is_alphanumeric() {
+            if dash && !out.is_empty() {
+                out.push('-');
+            }
+            dash = false;
+            out.extend(c.to_lowercase());
+        } else {
+            dash = true;
+        }
+    }
+    if out.is_empty() { "x".into() } else { out }
+}
+
+/// How a mapping names a PSA record.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(untagged)]
+pub enum RecordRef {
+    /// The record's numeric id.
+    Id(u64),
+    /// The record's identifier (ConnectWise company identifier, product identifier).
+    Identifier(String),
+    /// Any of the three, spelt out.
+    Explicit(ExplicitRef),
+}
+
+/// A record reference with its kind written out: `{ id: 5001 }`, `{ identifier: SP-DESKTOP }`
+/// or `{ name: "Bob's Dentistry" }`.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+pub enum ExplicitRef {
+    Id(u64),
+    Identifier(String),
+    Name(String),
+}
+
+/// What a [`RecordRef`] means once its shorthand is expanded.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RefKind<'a> {
+    Id(u64),
+    Identifier(&'a str),
+    Name(&'a str),
+}
+
+impl RecordRef {
+    pub fn kind(&self) -> RefKind<'_> {
+        match self {
+            RecordRef::Id(id) | RecordRef::Explicit(ExplicitRef::Id(id)) => RefKind::Id(*id),
+            RecordRef::Identifier(s) | RecordRef::Explicit(ExplicitRef::Identifier(s)) => {
+                RefKind::Identifier(s)
+            }
+            RecordRef::Explicit(ExplicitRef::Name(s)) => RefKind::Name(s),
+        }
+    }
+}
+
+impl std::fmt::Display for RecordRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.kind() {
+            RefKind::Id(id) => write!(f, "id {id}"),
+            RefKind::Identifier(s) => write!(f, "identifier {s:?}"),
+            RefKind::Name(s) => write!(f, "name {s:?}"),
+        }
+    }
+}
+
+/// `units.lock.yaml`: the approved unit count per mapping id. `propose` writes vendor counts here on
+/// a branch; merging the pull request approves them.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Lock {
+    #[serde(default)]
+    pub units: BTreeMap<String, Quantity>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_ids_match_the_documented_examples() {
+        assert_eq!(
+            derive_mapping_id("Bob's Dentistry", "ShadowProtect Desktop"),
+            "bobs-dentistry/shadowprotect-desktop"
+        );
+        assert_eq!(
+            derive_mapping_id("DigitalTorch Inc", "Cloud Premium (GB)"),
+            "digitaltorch-inc/cloud-premium-gb"
+        );
+        assert_eq!(derive_mapping_id("  ", "Ü Ber"), "x/ü-ber");
+    }
+}

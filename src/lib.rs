@@ -1,0 +1,15 @@
+//! unitsync keeps the unit counts on PSA agreement lines equal to the licence counts vendors bill,
+//! with every change reviewed as a git pull request.
+//!
+//! The crate is organised like the flow it implements: [`config`] reads the billing repo,
+//! [`source`] reads vendor usage, [`psa`] reads and writes the PSA, [`plan`] (pure, no I/O) decides
+//! what to change, and [`render`] shows it. The binary in `main.rs` only wires these together.
+
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod config;
+pub mod plan;
+pub mod quantity;
+pub mod render;
+pub mod source;

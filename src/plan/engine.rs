@@ -1,0 +1,417 @@
+//! The reconciliation logic: join mappings, vendor usage and the PSA snapshot into a [`Plan`].
+//!
+//! Pure and deterministic: the same inputs in any order give the same plan, so a plan can be
+//! reviewed, saved and re-checked, and the property tests below can hold the engine to it.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::config::{Mapping, RefKind};
+use crate::plan::model::*;
+use crate::quantity::Quantity;
+
+/// Computes the plan. See [`PlanInput`] for what each input means.
+pub fn plan(input: PlanInput<'_>) -> Plan {
+    let usage = total_usage(input.usage);
+    let psa = SnapshotIndex::new(input.psa);
+
+    let mut lines: Vec<PlanLine> = input
+        .mappings
+        .iter()
+        .map(|mapping| plan_line(mapping, &usage, &psa, &input))
+        .collect();
+    lines.sort_by(|a, b| {
+        a.mapping
+            .cmp(&b.mapping)
+            .then_with(|| a.account.cmp(&b.account))
+            .then_with(|| a.license_type.cmp(&b.license_type))
+    });
+    flag_shared_targets(&mut lines);
+
+    let covered: std::collections::HashSet<(&str, &str)> = input
+        .mappings
+        .iter()
+        .map(|m| (m.account.trim(), m.license_type.trim()))
+        .collect();
+    let unmapped = usage
+        .iter()
+        .filter(|((account, license_type), _)| {
+            !covered.contains(&(account.as_str(), license_type.as_str()))
+        })
+        .filter_map(|((account, license_type), total)| {
+            let (units, kind) = total.as_ref().ok()?;
+            Some(UnmappedUsage {
+                account: account.clone(),
+                license_type: license_type.clone(),
+                units: *units,
+                kind: *kind,
+            })
+        })
+        .collect();
+
+    Plan {
+        desired: input.desired,
+        lines,
+        unmapped,
+    }
+}
+
+type UsageTotals = BTreeMap<(String, String), Result<(Quantity, UnitKind), LineError>>;
+
+/// Adds up the records per account and licence type (trimmed), keeping the unit kind.
+fn total_usage(records: &[UsageRecord]) -> UsageTotals {
+    let mut totals: UsageTotals = BTreeMap::new();
+    for record in records {
+        let key = (
+            record.account.trim().to_string(),
+            record.license_type.trim().to_string(),
+        );
+        let entry = totals
+            .entry(key)
+            .or_insert(Ok((Quantity::ZERO, record.kind)));
+        if let Ok((units, kind)) = entry {
+            *entry = if *kind != record.kind {
+                Err(LineError::MixedUnits)
+            } else {
+                units
+                    .checked_add(record.units)
+                    .map(|sum| (sum, *kind))
+                    .ok_or(LineError::Overflow)
+            };
+        }
+    }
+    totals
+}
+
+/// Lookup tables over the snapshot, built once per plan.
+struct SnapshotIndex<'a> {
+    companies: &'a [PsaCompany],
+    contracts_by_company: HashMap<u64, Vec<&'a PsaContract>>,
+    contracts_by_id: HashMap<u64, &'a PsaContract>,
+    lines_by_contract: HashMap<u64, Vec<&'a PsaLine>>,
+}
+
+impl<'a> SnapshotIndex<'a> {
+    fn new(snapshot: &'a PsaSnapshot) -> Self {
+        let mut contracts_by_company: HashMap<u64, Vec<&PsaContract>> = HashMap::new();
+        let mut contracts_by_id = HashMap::new();
+        for contract in &snapshot.contracts {
+            contracts_by_company
+                .entry(contract.company_id)
+                .or_default()
+                .push(contract);
+            contracts_by_id.insert(contract.id, contract);
+        }
+        let mut lines_by_contract: HashMap<u64, Vec<&PsaLine>> = HashMap::new();
+        for line in &snapshot.lines {
+            lines_by_contract
+                .entry(line.contract_id)
+                .or_default()
+                .push(line);
+        }
+        SnapshotIndex {
+            companies: &snapshot.companies,
+            contracts_by_company,
+            contracts_by_id,
+            lines_by_contract,
+        }
+    }
+}
+
+fn same_text(a: &str, b: &str) -> bool {
+    a.trim().eq_ignore_ascii_case(b.trim())
+}
+
+fn company_label(c: &PsaCompany) -> String {
+    c.identifier.clone().unwrap_or_else(|| c.name.clone())
+}
+
+fn status_text(status: RecordStatus) -> String {
+    format!("{status:?}").to_lowercase()
+}
+
+/// Picks exactly one of `candidates`, or says why not.
+fn exactly_one<'r, T>(
+    what: impl FnOnce() -> String,
+    mut candidates: Vec<&'r T>,
+    label: impl Fn(&T) -> String,
+    id: impl Fn(&T) -> u64,
+) -> Result<&'r T, LineError> {
+    match candidates.len() {
+        0 => Err(LineError::NotFound { what: what() }),
+        1 => Ok(candidates[0]),
+        _ => {
+            candidates.sort_by_key(|c| id(c));
+            Err(LineError::Ambiguous {
+                what: what(),
+                candidates: candidates
+                    .iter()
+                    .map(|c| format!("{} (id {})", label(c), id(c)))
+                    .collect(),
+            })
+        }
+    }
+}
+
+fn plan_line(
+    mapping: &Mapping,
+    usage: &UsageTotals,
+    psa: &SnapshotIndex<'_>,
+    input: &PlanInput<'_>,
+) -> PlanLine {
+    let id = mapping.effective_id();
+    let mut target = ResolvedTarget::default();
+    let resolved = resolve(mapping, psa, &mut target);
+    let vendor_total = usage.get(&(
+        mapping.account.trim().to_string(),
+        mapping.license_type.trim().to_string(),
+    ));
+    let vendor = vendor_total.and_then(|t| t.as_ref().ok()).map(|(q, _)| *q);
+    let approved = input.approved.get(&id).copied();
+    let last_applied = input.last_applied.get(&id).copied();
+    let psa_units = resolved.as_ref().ok().map(|line| line.quantity);
+
+    let action = match (resolved, vendor_total) {
+        (Err(reason), _) => Action::Error { reason },
+        (Ok(_), Some(Err(reason))) => Action::Error {
+            reason: reason.clone(),
+        },
+        (Ok(line), _) => decide(line.quantity, vendor, approved, last_applied, input.desired),
+    };
+
+    PlanLine {
+        mapping: id,
+        account: mapping.account.clone(),
+        license_type: mapping.license_type.clone(),
+        target,
+        vendor,
+        approved,
+        psa: psa_units,
+        last_applied,
+        update: mapping.update.unwrap_or(input.default_update),
+        action,
+    }
+}
+
+/// The action for a line whose PSA target was found.
+fn decide(
+    psa: Quantity,
+    vendor: Option<Quantity>,
+    approved: Option<Quantity>,
+    last_applied: Option<Quantity>,
+    desired_from: DesiredFrom,
+) -> Action {
+    let desired = match desired_from {
+        DesiredFrom::Vendor => vendor,
+        DesiredFrom::Lock => approved,
+    };
+    if desired == Some(psa) {
+        // The PSA already holds what is wanted; a pending vendor change still gets proposed.
+        return match (desired_from, vendor) {
+            (DesiredFrom::Lock, Some(v)) if Some(v) != approved => Action::Propose {
+                from: approved,
+                to: v,
+            },
+            _ => Action::InSync,
+        };
+    }
+    if let Some(last) = last_applied
+        && last != psa
+    {
+        return Action::Drift {
+            last_applied: last,
+            psa,
+        };
+    }
+    match (desired_from, desired, vendor) {
+        (_, Some(to), _) => Action::Update { from: psa, to },
+        (DesiredFrom::Lock, None, Some(v)) => {
+            if v == psa {
+                Action::InSync
+            } else {
+                Action::Propose { from: None, to: v }
+            }
+        }
+        (_, None, _) => Action::Error {
+            reason: LineError::NoVendorRecord,
+        },
+    }
+}
+
+/// Follows the mapping's company → contract → line references through the snapshot, filling in
+/// `target` as far as it gets so that errors still show what was found.
+fn resolve<'a>(
+    mapping: &Mapping,
+    psa: &SnapshotIndex<'a>,
+    target: &mut ResolvedTarget,
+) -> Result<&'a PsaLine, LineError> {
+    let company_ref = &mapping.company;
+    target.company = match company_ref.kind() {
+        RefKind::Identifier(s) | RefKind::Name(s) => s.to_string(),
+        RefKind::Id(id) => format!("company {id}"),
+    };
+    let company_what = || format!("company {company_ref}");
+    let companies: Vec<&PsaCompany> = psa
+        .companies
+        .iter()
+        .filter(|c| match company_ref.kind() {
+            RefKind::Id(id) => c.id == id,
+            RefKind::Identifier(s) => c.identifier.as_deref().is_some_and(|i| same_text(i, s)),
+            RefKind::Name(s) => same_text(&c.name, s),
+        })
+        .collect();
+    let company = exactly_one(company_what, companies, company_label, |c| c.id)?;
+    target.company_id = Some(company.id);
+    target.company = company_label(company);
+
+    let (contract_key, contract_ref) = match (&mapping.agreement, &mapping.contract) {
+        (Some(r), _) => ("agreement", r),
+        (None, Some(r)) => ("contract", r),
+        (None, None) => {
+            return Err(LineError::IncompleteTarget {
+                missing: "agreement".into(),
+            });
+        }
+    };
+    target.contract = match contract_ref.kind() {
+        RefKind::Id(id) => format!("{contract_key} {id}"),
+        RefKind::Identifier(s) | RefKind::Name(s) => s.to_string(),
+    };
+    let contract_what = || format!("{contract_key} {contract_ref} of {}", target.company);
+    let contract = match contract_ref.kind() {
+        RefKind::Id(id) => match psa.contracts_by_id.get(&id) {
+            Some(c) if c.company_id != company.id => {
+                return Err(LineError::WrongCompany {
+                    contract: format!("{contract_key} {id}"),
+                    company: target.company.clone(),
+                    actual_company: c.company_id,
+                });
+            }
+            Some(c) => *c,
+            None => {
+                return Err(LineError::NotFound {
+                    what: contract_what(),
+                });
+            }
+        },
+        RefKind::Identifier(s) | RefKind::Name(s) => {
+            let found = psa
+                .contracts_by_company
+                .get(&company.id)
+                .map(|cs| {
+                    cs.iter()
+                        .copied()
+                        .filter(|c| same_text(&c.name, s))
+                        .collect()
+                })
+                .unwrap_or_default();
+            exactly_one(contract_what, found, |c| c.name.clone(), |c| c.id)?
+        }
+    };
+    target.contract_id = Some(contract.id);
+    target.contract = contract.name.clone();
+    if contract.status != RecordStatus::Active {
+        return Err(LineError::NotActive {
+            what: format!("{contract_key} {} ({})", contract.id, contract.name),
+            status: status_text(contract.status),
+        });
+    }
+
+    let (line_key, line_ref) = match (&mapping.addition, &mapping.service) {
+        (Some(r), _) => ("addition", r),
+        (None, Some(r)) => ("service", r),
+        (None, None) => {
+            return Err(LineError::IncompleteTarget {
+                missing: if contract_key == "agreement" {
+                    "addition".into()
+                } else {
+                    "service".into()
+                },
+            });
+        }
+    };
+    target.product = match line_ref.kind() {
+        RefKind::Id(id) => format!("{line_key} {id}"),
+        RefKind::Identifier(s) | RefKind::Name(s) => s.to_string(),
+    };
+    let lines = psa
+        .lines_by_contract
+        .get(&contract.id)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let contract_label = format!("{contract_key} {} ({})", contract.id, contract.name);
+    if lines.is_empty() {
+        return Err(LineError::ContractWithoutService {
+            contract: contract_label,
+        });
+    }
+    let matching: Vec<&PsaLine> = lines
+        .iter()
+        .copied()
+        .filter(|l| match line_ref.kind() {
+            RefKind::Id(id) => l.id == id,
+            RefKind::Identifier(s) => l
+                .product_identifier
+                .as_deref()
+                .is_some_and(|i| same_text(i, s)),
+            RefKind::Name(s) => same_text(&l.product_name, s),
+        })
+        .collect();
+    let line_what = || format!("{line_key} {line_ref} on {contract_label}");
+    let active: Vec<&PsaLine> = matching
+        .iter()
+        .copied()
+        .filter(|l| l.status == RecordStatus::Active)
+        .collect();
+    if active.is_empty()
+        && let Some(inactive) = matching.iter().min_by_key(|l| l.id)
+    {
+        return Err(LineError::NotActive {
+            what: format!("{line_key} {} ({})", inactive.id, inactive.product_name),
+            status: status_text(inactive.status),
+        });
+    }
+    let line = exactly_one(
+        line_what,
+        active,
+        |l| {
+            l.product_identifier
+                .clone()
+                .unwrap_or_else(|| l.product_name.clone())
+        },
+        |l| l.id,
+    )?;
+    target.line_id = Some(line.id);
+    target.product_id = Some(line.product_id);
+    target.product = line
+        .product_identifier
+        .clone()
+        .unwrap_or_else(|| line.product_name.clone());
+    Ok(line)
+}
+
+/// Two mappings that resolve to the same PSA line would fight over its quantity every run; both
+/// become errors naming each other.
+fn flag_shared_targets(lines: &mut [PlanLine]) {
+    let mut by_line: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
+    for (i, line) in lines.iter().enumerate() {
+        if let (Some(line_id), false) = (
+            line.target.line_id,
+            matches!(line.action, Action::Error { .. }),
+        ) {
+            by_line.entry(line_id).or_default().push(i);
+        }
+    }
+    for indices in by_line.values().filter(|v| v.len() > 1) {
+        for &i in indices {
+            let other = indices
+                .iter()
+                .filter(|&&j| j != i)
+                .map(|&j| lines[j].mapping.clone())
+                .collect::<Vec<_>>()
+                .join(", ");
+            lines[i].action = Action::Error {
+                reason: LineError::SharedTarget { other },
+            };
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! The pure plan engine: (mappings, vendor usage, PSA snapshot, lock, last applied) → [`Plan`].
+//!
+//! This module does no I/O and imports no adapter. Everything that decides a number on an invoice
+//! lives here, where it can be tested exhaustively without a network.
+
+mod engine;
+mod model;
+
+pub use engine::plan;
+pub use model::*;

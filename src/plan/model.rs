@@ -1,0 +1,301 @@
+//! The plan engine's inputs and outputs. Adapters translate the outside world into these types;
+//! nothing here knows about HTTP, git or files.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Mapping, UpdatePolicy};
+use crate::quantity::Quantity;
+
+/// Whether a vendor count is a number of licences or a measured amount (GB, hours). Counts must be
+/// whole numbers; measured amounts may carry decimals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnitKind {
+    Count,
+    Decimal,
+}
+
+/// One vendor record: how many units of a licence type an account uses. Several records for the
+/// same account and licence type (one per site, say) add up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageRecord {
+    pub account: String,
+    pub license_type: String,
+    pub units: Quantity,
+    pub kind: UnitKind,
+}
+
+/// Lifecycle of a PSA record. Only `Active` records are ever changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum RecordStatus {
+    Active,
+    Cancelled,
+    Expired,
+    Inactive,
+}
+
+/// A PSA customer company (ConnectWise company, Autotask company).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PsaCompany {
+    pub id: u64,
+    /// ConnectWise's unique short identifier; Autotask has none.
+    pub identifier: Option<String>,
+    pub name: String,
+}
+
+/// A billing contract (ConnectWise agreement, Autotask recurring-service contract).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PsaContract {
+    pub id: u64,
+    pub company_id: u64,
+    pub name: String,
+    pub status: RecordStatus,
+}
+
+/// A billed line on a contract (ConnectWise addition, Autotask contract service) and its current
+/// quantity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PsaLine {
+    pub id: u64,
+    pub contract_id: u64,
+    pub product_id: u64,
+    /// Product identifier (ConnectWise catalog identifier, Autotask service SKU) when it has one.
+    pub product_identifier: Option<String>,
+    pub product_name: String,
+    pub quantity: Quantity,
+    pub status: RecordStatus,
+}
+
+/// What the PSA holds for the records the mappings name. Adapters may fetch only those records;
+/// anything absent is simply "not found".
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PsaSnapshot {
+    pub companies: Vec<PsaCompany>,
+    pub contracts: Vec<PsaContract>,
+    pub lines: Vec<PsaLine>,
+}
+
+/// What the PSA should end up holding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DesiredFrom {
+    /// The vendor's counts (a local `plan`/`apply`, or `approval: automatic`): confirming the plan
+    /// is the approval.
+    Vendor,
+    /// The counts approved in `units.lock.yaml` (GitOps): vendor counts that differ are proposals.
+    Lock,
+}
+
+/// Everything the plan engine looks at.
+#[derive(Debug, Clone, Copy)]
+pub struct PlanInput<'a> {
+    pub mappings: &'a [Mapping],
+    pub usage: &'a [UsageRecord],
+    pub psa: &'a PsaSnapshot,
+    /// Approved units per mapping id (`units.lock.yaml`).
+    pub approved: &'a BTreeMap<String, Quantity>,
+    /// Units last written to the PSA per mapping id (from history), to tell drift from change.
+    pub last_applied: &'a BTreeMap<String, Quantity>,
+    pub desired: DesiredFrom,
+    /// The PSA-wide update policy; a mapping may override it.
+    pub default_update: UpdatePolicy,
+}
+
+/// The result of planning: one line per mapping, sorted by mapping id, and the vendor accounts no
+/// mapping covers, sorted by account then licence type.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub desired: DesiredFrom,
+    pub lines: Vec<PlanLine>,
+    pub unmapped: Vec<UnmappedUsage>,
+}
+
+/// A vendor account and licence type that no mapping covers: revenue that is not being billed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnmappedUsage {
+    pub account: String,
+    pub license_type: String,
+    pub units: Quantity,
+    pub kind: UnitKind,
+}
+
+/// One mapping's state and the action the plan takes for it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanLine {
+    pub mapping: String,
+    pub account: String,
+    pub license_type: String,
+    /// The PSA records the mapping resolved to, as far as resolution got.
+    pub target: ResolvedTarget,
+    /// Units the vendor reports (absent when the source has no record for the account).
+    pub vendor: Option<Quantity>,
+    /// Units approved in the lock.
+    pub approved: Option<Quantity>,
+    /// Units the PSA line holds now.
+    pub psa: Option<Quantity>,
+    /// Units unitsync last wrote to this line.
+    pub last_applied: Option<Quantity>,
+    pub update: UpdatePolicy,
+    pub action: Action,
+}
+
+/// Ids and labels of the PSA records behind a plan line, for display, history and applying.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResolvedTarget {
+    pub company_id: Option<u64>,
+    /// Identifier when the PSA has one, else the name.
+    pub company: String,
+    pub contract_id: Option<u64>,
+    pub contract: String,
+    pub line_id: Option<u64>,
+    pub product_id: Option<u64>,
+    pub product: String,
+}
+
+/// What the plan does with one mapping.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+pub enum Action {
+    /// Set the PSA line from `from` to `to`.
+    Update { from: Quantity, to: Quantity },
+    /// The vendor's count differs from the approved one: propose `to` for approval.
+    Propose {
+        from: Option<Quantity>,
+        to: Quantity,
+    },
+    /// Nothing to do.
+    InSync,
+    /// The PSA was changed outside unitsync since it last wrote the line: it holds `psa`, not
+    /// `last_applied`. Left alone until someone decides which is right.
+    Drift {
+        last_applied: Quantity,
+        psa: Quantity,
+    },
+    /// The line cannot be planned.
+    Error { reason: LineError },
+}
+
+impl Action {
+    pub fn is_update(&self) -> bool {
+        matches!(self, Action::Update { .. })
+    }
+}
+
+/// Why a mapping cannot be planned. Each message says what to change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum LineError {
+    #[error("{what} not found in the PSA; check the id or identifier in the mapping")]
+    NotFound { what: String },
+    #[error(
+        "{what} is {status}; only active records are updated — map an active one or remove the mapping"
+    )]
+    NotActive { what: String, status: String },
+    #[error("{what} matches {} records ({}); name it by id instead", candidates.len(), candidates.join(", "))]
+    Ambiguous {
+        what: String,
+        candidates: Vec<String>,
+    },
+    #[error(
+        "{contract} has no services or additions, so there is no line to update; add one in the PSA or remove the mapping"
+    )]
+    ContractWithoutService { contract: String },
+    #[error(
+        "{contract} belongs to company id {actual_company}, not to {company}; fix the mapping's company or contract"
+    )]
+    WrongCompany {
+        contract: String,
+        company: String,
+        actual_company: u64,
+    },
+    #[error(
+        "the vendor source has no record for this account and licence type; the PSA is left as it is (approve 0 in units.lock.yaml to bill nothing)"
+    )]
+    NoVendorRecord,
+    #[error(
+        "the PSA line is also the target of mapping {other}; two mappings must not bill one line"
+    )]
+    SharedTarget { other: String },
+    #[error(
+        "the vendor reports this licence type both as a count and as a decimal quantity; fix the source's unit column"
+    )]
+    MixedUnits,
+    #[error("the vendor's total overflows")]
+    Overflow,
+    #[error("mapping names no {missing} for this PSA; add `{missing}:`")]
+    IncompleteTarget { missing: String },
+}
+
+/// Totals for the one-line summary.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub to_update: usize,
+    pub units_added: Quantity,
+    pub units_removed: Quantity,
+    pub to_propose: usize,
+    pub in_sync: usize,
+    pub drift: usize,
+    pub unmapped: usize,
+    pub errors: usize,
+}
+
+impl Plan {
+    pub fn summary(&self) -> Summary {
+        let mut s = Summary {
+            unmapped: self.unmapped.len(),
+            ..Summary::default()
+        };
+        for line in &self.lines {
+            match &line.action {
+                Action::Update { from, to } => {
+                    s.to_update += 1;
+                    if to > from {
+                        s.units_added = s.units_added.saturating_add(to.saturating_sub(*from));
+                    } else {
+                        s.units_removed = s.units_removed.saturating_add(from.saturating_sub(*to));
+                    }
+                }
+                Action::Propose { .. } => s.to_propose += 1,
+                Action::InSync => s.in_sync += 1,
+                Action::Drift { .. } => s.drift += 1,
+                Action::Error { .. } => s.errors += 1,
+            }
+        }
+        s
+    }
+
+    /// Whether applying or proposing would change anything.
+    pub fn has_changes(&self) -> bool {
+        self.lines
+            .iter()
+            .any(|l| matches!(l.action, Action::Update { .. } | Action::Propose { .. }))
+    }
+}
+
+impl std::fmt::Display for Summary {
+    /// `Plan: 3 to update (+5 / -2 units), 41 in sync, 2 unmapped, 1 error.` Proposals and drift
+    /// are mentioned only when there are some, so the common line stays short.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Plan: {} to update (+{} / -{} units)",
+            self.to_update, self.units_added, self.units_removed
+        )?;
+        if self.to_propose > 0 {
+            write!(f, ", {} to propose", self.to_propose)?;
+        }
+        write!(f, ", {} in sync", self.in_sync)?;
+        if self.drift > 0 {
+            write!(f, ", {} drifted", self.drift)?;
+        }
+        write!(
+            f,
+            ", {} unmapped, {} error{}.",
+            self.unmapped,
+            self.errors,
+            if self.errors == 1 { "" } else { "s" }
+        )
+    }
+}
