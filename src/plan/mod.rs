@@ -8,3 +8,6 @@ mod model;
 
 pub use engine::plan;
 pub use model::*;
+
+#[cfg(test)]
+mod tests;

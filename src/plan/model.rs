@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Mapping, UpdatePolicy};
+use crate::config::{Lock, Mapping, UpdatePolicy};
 use crate::quantity::Quantity;
 
 /// Whether a vendor count is a number of licences or a measured amount (GB, hours). Counts must be
@@ -264,6 +264,26 @@ impl Plan {
             }
         }
         s
+    }
+
+    /// The lock a `propose` would write: `current` with every proposal (and, when the vendor's
+    /// counts are the desired state, every update) written in, and entries for mappings that no
+    /// longer exist dropped. Lines in error or drift keep their approved value, so a failing
+    /// mapping never loses its approval.
+    pub fn proposed_lock(&self, current: &Lock) -> Lock {
+        let mut units = BTreeMap::new();
+        for line in &self.lines {
+            let value = match (&line.action, self.desired) {
+                (Action::Propose { to, .. }, _) => Some(*to),
+                (Action::Update { to, .. }, DesiredFrom::Vendor) => Some(*to),
+                (Action::InSync, _) if line.approved.is_none() => line.vendor,
+                _ => current.units.get(&line.mapping).copied(),
+            };
+            if let Some(value) = value {
+                units.insert(line.mapping.clone(), value);
+            }
+        }
+        Lock { units }
     }
 
     /// Whether applying or proposing would change anything.
