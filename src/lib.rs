@@ -9,6 +9,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod history;
 pub mod plan;
 pub mod quantity;
 pub mod render;

@@ -1,0 +1,262 @@
+//! Sync history: one YAML record per apply under `history/YYYY/MM/`, never rewritten.
+//!
+//! History is the audit trail (who approved what, when, from → to) and also an input to planning:
+//! the value unitsync last wrote to each line tells a vendor change from a hand edit in the PSA
+//! (drift).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::HISTORY_DIR;
+use crate::quantity::Quantity;
+
+/// One apply run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryRecord {
+    /// When the run started, RFC 3339 UTC.
+    pub run: String,
+    /// The billing-repo commit whose lock was applied, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_request: Option<u64>,
+    /// Who approved: the merger of the pull request, or `local:<user>` for a confirmed local apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_by: Option<String>,
+    pub lines: Vec<HistoryLine>,
+}
+
+/// What happened to one PSA line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryLine {
+    pub mapping: String,
+    pub account: String,
+    pub license_type: String,
+    pub company: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contract: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<u64>,
+    pub product: String,
+    pub from: Quantity,
+    pub to: Quantity,
+    pub outcome: LineOutcome,
+    /// For cancel-and-re-add: the line that replaced `line`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_line: Option<u64>,
+    /// Why the line failed or was skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LineOutcome {
+    /// The PSA now holds `to`.
+    Applied,
+    /// The PSA refused or could not be reached; retried next run.
+    Failed,
+    /// The PSA no longer held `from` when unitsync came to write: someone changed it since the plan.
+    Stale,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: not a history record: {message}")]
+    Parse { path: PathBuf, message: String },
+}
+
+impl HistoryRecord {
+    /// Writes the record as `history/YYYY/MM/<run>.yaml` under `root` (never overwriting an
+    /// existing record) and returns the path written, relative to `root`.
+    pub fn write(&self, root: &Path) -> Result<PathBuf, HistoryError> {
+        let stamp = self.run.replace([':', '-'], "");
+        // `20261125T093000Z` → year and month folders.
+        let (year, month) = (
+            &stamp[..4.min(stamp.len())],
+            &stamp[4.min(stamp.len())..6.min(stamp.len())],
+        );
+        let dir = Path::new(HISTORY_DIR).join(year).join(month);
+        std::fs::create_dir_all(root.join(&dir)).map_err(|source| HistoryError::Write {
+            path: root.join(&dir),
+            source,
+        })?;
+        let base = self.run.replace(':', "");
+        let text = self.to_yaml();
+        for n in 1.. {
+            let name = if n == 1 {
+                format!("{base}.yaml")
+            } else {
+                format!("{base}-{n}.yaml")
+            };
+            let relative = dir.join(name);
+            let path = root.join(&relative);
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(mut file) => {
+                    use std::io::Write;
+                    file.write_all(text.as_bytes())
+                        .map_err(|source| HistoryError::Write { path, source })?;
+                    return Ok(relative);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(source) => return Err(HistoryError::Write { path, source }),
+            }
+        }
+        unreachable!("an unbounded range always yields a free name")
+    }
+
+    pub fn to_yaml(&self) -> String {
+        serde_saphyr::to_string(self).expect("history records serialise")
+    }
+}
+
+/// Every record under `root/history`, oldest first (file names sort by time).
+pub fn read_all(root: &Path) -> Result<Vec<(PathBuf, HistoryRecord)>, HistoryError> {
+    let mut files = Vec::new();
+    collect_yaml(&root.join(HISTORY_DIR), &mut files)?;
+    files.sort_by_cached_key(|path| order_key(path));
+    files
+        .into_iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(&path).map_err(|source| HistoryError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            let record = serde_saphyr::from_str::<HistoryRecord>(&text).map_err(|e| {
+                HistoryError::Parse {
+                    path: path.clone(),
+                    message: e.to_string(),
+                }
+            })?;
+            Ok((path, record))
+        })
+        .collect()
+}
+
+/// Orders `…/2026-11-25T093000Z.yaml` before `…/2026-11-25T093000Z-2.yaml` (a second run in
+/// the same second), which plain string order gets wrong.
+fn order_key(path: &Path) -> (PathBuf, String, u32) {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let (base, n) = match stem.rsplit_once('-') {
+        Some((base, n)) if base.ends_with('Z') => (base.to_string(), n.parse().unwrap_or(0)),
+        _ => (stem, 1),
+    };
+    (
+        path.parent().map(Path::to_path_buf).unwrap_or_default(),
+        base,
+        n,
+    )
+}
+
+fn collect_yaml(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), HistoryError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => {
+            return Err(HistoryError::Read {
+                path: dir.to_path_buf(),
+                source,
+            });
+        }
+    };
+    for entry in entries {
+        let entry = entry.map_err(|source| HistoryError::Read {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let path = entry.path();
+        if path.is_dir() {
+            collect_yaml(&path, out)?;
+        } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// The units unitsync last wrote to each mapping's line, from applied history lines.
+pub fn last_applied(records: &[(PathBuf, HistoryRecord)]) -> BTreeMap<String, Quantity> {
+    let mut values = BTreeMap::new();
+    for (_, record) in records {
+        for line in &record.lines {
+            if line.outcome == LineOutcome::Applied {
+                values.insert(line.mapping.clone(), line.to);
+            }
+        }
+    }
+    values
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(run: &str, to: &str, outcome: LineOutcome) -> HistoryRecord {
+        HistoryRecord {
+            run: run.into(),
+            commit: Some("3f2c1e0".into()),
+            pull_request: Some(42),
+            approved_by: Some("jdoe".into()),
+            lines: vec![HistoryLine {
+                mapping: "bobs-dentistry/shadowprotect-desktop".into(),
+                account: "Bob's Dentistry".into(),
+                license_type: "ShadowProtect Desktop".into(),
+                company: "BobsDentistry".into(),
+                contract: Some(1001),
+                line: Some(5001),
+                product: "SP-DESKTOP".into(),
+                from: "3".parse().unwrap(),
+                to: to.parse().unwrap(),
+                outcome,
+                new_line: None,
+                reason: None,
+            }],
+        }
+    }
+
+    #[test]
+    fn records_round_trip_and_never_overwrite() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = record("2026-11-25T09:30:00Z", "4", LineOutcome::Applied);
+        let path = first.write(dir.path()).unwrap();
+        assert_eq!(path, Path::new("history/2026/11/2026-11-25T093000Z.yaml"));
+        let second = record("2026-11-25T09:30:00Z", "5", LineOutcome::Failed);
+        assert_eq!(
+            second.write(dir.path()).unwrap(),
+            Path::new("history/2026/11/2026-11-25T093000Z-2.yaml")
+        );
+        let all = read_all(dir.path()).unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0].1, first);
+        assert_eq!(all[1].1, second);
+        // The failed line does not count as written.
+        assert_eq!(
+            last_applied(&all),
+            BTreeMap::from([(
+                "bobs-dentistry/shadowprotect-desktop".to_string(),
+                "4".parse().unwrap()
+            )])
+        );
+    }
+}
