@@ -224,6 +224,10 @@ pub enum LineError {
     MixedUnits,
     #[error("the vendor's total overflows")]
     Overflow,
+    #[error(
+        "the saved plan saw {planned} units on this PSA line, but it now holds {found}; someone changed it since the plan was made — run plan again"
+    )]
+    Stale { planned: String, found: String },
     #[error("mapping names no {missing} for this PSA; add `{missing}:`")]
     IncompleteTarget { missing: String },
 }
@@ -284,6 +288,42 @@ impl Plan {
             }
         }
         Lock { units }
+    }
+
+    /// For `apply --plan FILE`: the saved plan with each update whose PSA line no longer looks as
+    /// the plan saw it (per `fresh`, a plan computed from a new snapshot) turned into a
+    /// [`LineError::Stale`] error, line by line, as Terraform does for a whole plan.
+    pub fn refuse_stale(&self, fresh: &Plan) -> Plan {
+        let fresh_lines: BTreeMap<&str, &PlanLine> = fresh
+            .lines
+            .iter()
+            .map(|l| (l.mapping.as_str(), l))
+            .collect();
+        let mut checked = self.clone();
+        for line in &mut checked.lines {
+            let Action::Update { from, .. } = line.action else {
+                continue;
+            };
+            let now = fresh_lines.get(line.mapping.as_str());
+            let found = match now {
+                Some(now) if now.target.line_id == line.target.line_id && now.psa == Some(from) => {
+                    continue;
+                }
+                Some(now) if now.target.line_id != line.target.line_id => {
+                    "a different line (the mapping no longer resolves to the same PSA record)"
+                        .into()
+                }
+                Some(now) => now.psa.map_or_else(|| "nothing".into(), |q| q.to_string()),
+                None => "nothing (the mapping is gone)".into(),
+            };
+            line.action = Action::Error {
+                reason: LineError::Stale {
+                    planned: from.to_string(),
+                    found,
+                },
+            };
+        }
+        checked
     }
 
     /// Whether applying or proposing would change anything.

@@ -615,3 +615,24 @@ proptest! {
         prop_assert_eq!(shuffled.plan(), expected);
     }
 }
+
+#[test]
+fn a_saved_plan_refuses_lines_the_psa_changed_since() {
+    let inputs = Inputs::story();
+    let saved = inputs.plan();
+    let mut later = inputs.clone();
+    later.psa.lines[0].quantity = q("5"); // Bob's addition, edited by hand after the plan
+    let checked = saved.refuse_stale(&later.plan());
+    assert_eq!(
+        error_of(&checked, "bobs-dentistry/shadowprotect-desktop"),
+        "the saved plan saw 3 units on this PSA line, but it now holds 5; someone changed it since the plan was made — run plan again"
+    );
+    assert_eq!(
+        action_of(&checked, "digitaltorch-inc/cloud-premium-gb"),
+        &Action::Update {
+            from: q("120.25"),
+            to: q("135.5")
+        },
+        "an untouched line is still applied"
+    );
+}
