@@ -199,24 +199,31 @@ pub fn markdown(plan: &Plan, opts: &MarkdownOptions) -> String {
     with_rows(lo)
 }
 
-/// Last resort for a tiny `max_len`: whole lines up to the limit, then a note when it fits.
+/// Last resort for a tiny `max_len`: whole lines up to the limit, then a note when it fits. The
+/// heading and summary (the first three lines) take precedence over the note.
 fn cut(text: &str, max_len: usize) -> String {
     let note = format!("\n… cut to fit; {SEE_JOB_OUTPUT}.\n");
-    let budget = max_len.saturating_sub(note.chars().count());
-    let mut out = String::new();
-    let mut used = 0;
-    for line in text.split_inclusive('\n') {
-        let n = line.chars().count();
-        if used + n > budget {
-            break;
+    let whole_lines = |budget: usize| {
+        let mut out = String::new();
+        let (mut used, mut count) = (0, 0);
+        for line in text.split_inclusive('\n') {
+            let n = line.chars().count();
+            if used + n > budget {
+                break;
+            }
+            out.push_str(line);
+            used += n;
+            count += 1;
         }
-        out.push_str(line);
-        used += n;
-    }
-    if used + note.chars().count() <= max_len {
+        (out, count)
+    };
+    let (mut out, count) = whole_lines(max_len.saturating_sub(note.chars().count()));
+    if count >= 3 && out.chars().count() + note.chars().count() <= max_len {
         out.push_str(&note);
+        out
+    } else {
+        whole_lines(max_len).0
     }
-    out
 }
 
 fn render(p: &Parts<'_>, d: Detail) -> String {
@@ -455,9 +462,12 @@ mod tests {
     #[test]
     fn cut_keeps_whole_lines() {
         let text = "## unitsync plan\n\n**Plan**\nmore text here\n";
-        let out = cut(text, 70);
-        assert!(out.chars().count() <= 70, "{out}");
+        let out = cut(text, 90);
+        assert!(out.chars().count() <= 90, "{out}");
+        assert!(!out.contains("more text"), "{out}");
         assert!(out.starts_with("## unitsync plan\n"));
         assert!(out.contains("cut to fit"));
+        // Too little room for the note: the summary wins.
+        assert_eq!(cut(text, 30), "## unitsync plan\n\n**Plan**\n");
     }
 }

@@ -176,8 +176,9 @@ pub fn table(plan: &Plan, opts: &TableOptions) -> String {
         out.push_str("No mappings.\n");
     } else if shown.is_empty() {
         out.push_str(&format!(
-            "All {} in sync (plan --all shows them).\n",
-            plural(plan.lines.len(), "line is", "lines are")
+            "All {} in sync (plan --all shows {}).\n",
+            plural(plan.lines.len(), "line is", "lines are"),
+            if plan.lines.len() == 1 { "it" } else { "them" }
         ));
     } else {
         let mut rows = vec![
