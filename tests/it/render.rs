@@ -763,3 +763,152 @@ fn lock_diff_is_a_unified_diff() {
     let same = lock_text(&old_lock());
     assert_eq!(lock_diff(&same, &same, "units.lock.yaml"), "");
 }
+
+/// The guide's story through the real plan engine, rendered: Bob's fourth desktop is proposed
+/// against the lock, then, once approved, applied.
+#[test]
+fn the_guides_story_through_the_engine() {
+    use unitsync::config::{Mapping, RecordRef};
+    use unitsync::plan::{
+        PsaCompany, PsaContract, PsaLine, PsaSnapshot, RecordStatus, UsageRecord,
+    };
+
+    let mappings = vec![Mapping {
+        id: None,
+        account: "Bob's Dentistry".into(),
+        license_type: "ShadowProtect Desktop".into(),
+        company: RecordRef::Identifier("BobsDentistry".into()),
+        agreement: Some(RecordRef::Id(1001)),
+        addition: Some(RecordRef::Identifier("SP-DESKTOP".into())),
+        contract: None,
+        service: None,
+        update: None,
+    }];
+    let usage = vec![
+        UsageRecord {
+            account: "Bob's Dentistry".into(),
+            license_type: "ShadowProtect Desktop".into(),
+            units: q("4"),
+            kind: UnitKind::Count,
+        },
+        UsageRecord {
+            account: "Slate Gravel".into(),
+            license_type: "ShadowProtect Desktop".into(),
+            units: q("3"),
+            kind: UnitKind::Count,
+        },
+    ];
+    let psa = PsaSnapshot {
+        companies: vec![PsaCompany {
+            id: 251,
+            identifier: Some("BobsDentistry".into()),
+            name: "Bob's Dentistry".into(),
+        }],
+        contracts: vec![PsaContract {
+            id: 1001,
+            company_id: 251,
+            name: "Bob's Dentistry Backup".into(),
+            status: RecordStatus::Active,
+        }],
+        lines: vec![PsaLine {
+            id: 5001,
+            contract_id: 1001,
+            product_id: 70,
+            product_identifier: Some("SP-DESKTOP".into()),
+            product_name: "ShadowProtect Desktop".into(),
+            quantity: q("3"),
+            status: RecordStatus::Active,
+        }],
+    };
+    let id = "bobs-dentistry/shadowprotect-desktop".to_string();
+    let run = |approved: &str| {
+        unitsync::plan::plan(unitsync::plan::PlanInput {
+            mappings: &mappings,
+            usage: &usage,
+            psa: &psa,
+            approved: &BTreeMap::from([(id.clone(), q(approved))]),
+            last_applied: &BTreeMap::from([(id.clone(), q("3"))]),
+            desired: DesiredFrom::Lock,
+            default_update: UpdatePolicy::InPlace,
+        })
+    };
+
+    let proposed = run("3");
+    assert_snapshot!(render::table(&proposed, &TableOptions::default()), @r#"
+    MAPPING                               COMPANY        AGREEMENT               PRODUCT     VENDOR  APPROVED  PSA  ACTION
+    bobs-dentistry/shadowprotect-desktop  BobsDentistry  Bob's Dentistry Backup  SP-DESKTOP       4         3    3  propose 3 → 4 (+1)
+
+    Unmapped vendor accounts (not billed until mapped):
+    ACCOUNT       LICENCE TYPE           UNITS
+    Slate Gravel  ShadowProtect Desktop      3
+
+    Plan: 0 to update (+0 / -0 units), 1 to propose, 0 in sync, 1 unmapped, 0 errors.
+    "#);
+    let md = render::markdown(&proposed, &MarkdownOptions::default());
+    assert!(md.contains("| `bobs-dentistry/shadowprotect-desktop` | Bob's Dentistry · ShadowProtect Desktop | BobsDentistry › Bob's Dentistry Backup › SP-DESKTOP | propose | 3 | 4 | +1 |"), "{md}");
+
+    let approved = run("4");
+    assert_snapshot!(render::table(&approved, &TableOptions::default()), @r#"
+    MAPPING                               COMPANY        AGREEMENT               PRODUCT     VENDOR  APPROVED  PSA  ACTION
+    bobs-dentistry/shadowprotect-desktop  BobsDentistry  Bob's Dentistry Backup  SP-DESKTOP       4         4    3  update 3 → 4 (+1)
+
+    Unmapped vendor accounts (not billed until mapped):
+    ACCOUNT       LICENCE TYPE           UNITS
+    Slate Gravel  ShadowProtect Desktop      3
+
+    Plan: 1 to update (+1 / -0 units), 0 in sync, 1 unmapped, 0 errors.
+    "#);
+    assert_eq!(
+        render::parse_json(&render::json(&approved)).unwrap(),
+        approved
+    );
+}
+
+#[test]
+fn proposals_new_lines_and_cancel_and_readd() {
+    let mut plan = realistic_plan();
+    plan.lines[0].action = Action::Propose {
+        from: None,
+        to: q("2"),
+    };
+    plan.lines[0].approved = None;
+    plan.lines[1].update = UpdatePolicy::CancelAndReadd;
+    plan.lines[2].action = Action::Update {
+        from: q("135.5"),
+        to: q("120.25"),
+    };
+    plan.lines.truncate(3);
+    plan.unmapped.clear();
+    assert_snapshot!(render::table(&plan, &TableOptions::default()), @r#"
+    MAPPING                               COMPANY        AGREEMENT                 PRODUCT           VENDOR  APPROVED     PSA  ACTION
+    angry-fox-co/shadowprotect-server     AngryFox       Angry Fox Managed Backup  SP-SERVER              2         -       2  propose 2
+    bobs-dentistry/shadowprotect-desktop  BobsDentistry  Bob's Dentistry Backup    SP-DESKTOP             4         4       3  update 3 → 4 (+1, cancel and re-add)
+    digitaltorch-inc/cloud-premium-gb     DigitalTorch   DigitalTorch Cloud        CLOUD-PREMIUM-GB   135.5     135.5  120.25  update 135.5 → 120.25 (-15.25)
+
+    Plan: 2 to update (+1 / -15.25 units), 1 to propose, 0 in sync, 0 unmapped, 0 errors.
+    "#);
+    let coloured = render::table(
+        &plan,
+        &TableOptions {
+            all: false,
+            color: true,
+        },
+    );
+    assert!(
+        coloured.contains("\x1b[31mupdate 135.5 → 120.25 (-15.25)\x1b[0m"),
+        "{coloured}"
+    );
+    assert_snapshot!(render::markdown(&plan, &MarkdownOptions::default()), @r#"
+    ## unitsync plan
+
+    **Plan: 2 to update (+1 / -15.25 units), 1 to propose, 0 in sync, 0 unmapped, 0 errors.**
+
+    ### Changes (3)
+
+    | Mapping | Vendor account | PSA line | Action | From | To | Change |
+    |---|---|---|---|--:|--:|--:|
+    | `angry-fox-co/shadowprotect-server` | Angry Fox Co · ShadowProtect Server | AngryFox › Angry Fox Managed Backup › SP-SERVER | propose | - | 2 | new |
+    | `bobs-dentistry/shadowprotect-desktop` | Bob's Dentistry · ShadowProtect Desktop | BobsDentistry › Bob's Dentistry Backup › SP-DESKTOP | update (cancel and re-add) | 3 | 4 | +1 |
+    | `digitaltorch-inc/cloud-premium-gb` | DigitalTorch Inc · Cloud Premium (GB) | DigitalTorch › DigitalTorch Cloud › CLOUD-PREMIUM-GB | update | 135.5 | 120.25 | -15.25 |
+    "#);
+}
