@@ -154,15 +154,19 @@ fn line_row(line: &PlanLine) -> Vec<Cell> {
 /// Renders `plan` for a terminal:
 ///
 /// ```text
-/// MAPPING                              COMPANY        AGREEMENT  PRODUCT     VENDOR  APPROVED  PSA  ACTION
-/// bobs-dentistry/shadowprotect-desktop BobsDentistry  ...                        4         4    3  update 3 → 4 (+1)
+/// MAPPING                               COMPANY        AGREEMENT               PRODUCT     VENDOR  APPROVED  PSA  ACTION
+/// bobs-dentistry/shadowprotect-desktop  BobsDentistry  Bob's Dentistry Backup  SP-DESKTOP       4         4    3  update 3 → 4 (+1)
 /// 1 line in sync not shown (plan --all shows it).
 ///
 /// Unmapped vendor accounts (not billed until mapped):
-/// ...
+/// ACCOUNT       LICENCE TYPE           UNITS
+/// Slate Gravel  ShadowProtect Desktop      3
 ///
-/// Plan: 1 to update (+1 / -0 units), 1 in sync, 0 unmapped, 0 errors.
+/// Plan: 1 to update (+1 / -0 units), 1 in sync, 1 unmapped, 0 errors.
 /// ```
+///
+/// Columns are aligned by character count. With `color`, increases are green, decreases and
+/// errors red, drift yellow, and the header and summary bold.
 pub fn table(plan: &Plan, opts: &TableOptions) -> String {
     let shown: Vec<&PlanLine> = plan
         .lines
