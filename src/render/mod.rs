@@ -1,1 +1,136 @@
-//! Renderers.
+//! Renderers: how a [`Plan`](crate::plan::Plan) and the lock file look to people and programs.
+//!
+//! - [`table`]: the terminal view of `unitsync plan` (aligned columns, optional colour).
+//! - [`markdown`]: the pull-request body and job summary, escaped and kept under GitHub's
+//!   65,536-character limit.
+//! - [`json`] / [`parse_json`]: the stable machine format (`format_version` 1), read back by
+//!   `apply --plan FILE`.
+//! - [`lock_text`] / [`lock_diff`]: the canonical `units.lock.yaml` and its unified diff.
+//!
+//! Every renderer is a pure function from values to a `String`; callers decide where it goes.
+
+mod json;
+mod lock;
+mod markdown;
+mod table;
+
+pub use json::{FORMAT_VERSION, PlanFileError, json, parse_json};
+pub use lock::{LOCK_HEADER, lock_diff, lock_text};
+pub use markdown::{GITHUB_COMMENT_LIMIT, MarkdownOptions, escape_markdown, markdown};
+pub use table::{TableOptions, color_policy, table, use_color};
+
+use crate::config::UpdatePolicy;
+use crate::plan::Action;
+use crate::quantity::Quantity;
+
+/// `+1`, `-2`, `+15.25`: the signed change from `from` to `to`.
+fn signed_delta(from: Quantity, to: Quantity) -> String {
+    let delta = to.saturating_sub(from);
+    if delta.is_negative() {
+        delta.to_string()
+    } else {
+        format!("+{delta}")
+    }
+}
+
+/// A quantity, or `-` when there is none.
+fn qty_or_dash(q: Option<Quantity>) -> String {
+    q.map_or_else(|| "-".to_string(), |q| q.to_string())
+}
+
+/// Whether an action changes units upwards (`Some(true)`), downwards (`Some(false)`) or not at all.
+fn direction(action: &Action) -> Option<bool> {
+    match action {
+        Action::Update { from, to } => Some(to > from),
+        Action::Propose { from, to } => Some(from.is_none_or(|from| *to > from)),
+        _ => None,
+    }
+}
+
+/// The one-line description of an action used by the terminal table: `update 3 → 4 (+1)`,
+/// `propose 4`, `in sync`, `drift: PSA 5, last applied 4`, `error: <reason>`.
+fn action_text(action: &Action, update: UpdatePolicy) -> String {
+    match action {
+        Action::Update { from, to } => {
+            let how = match update {
+                UpdatePolicy::InPlace => "",
+                UpdatePolicy::CancelAndReadd => ", cancel and re-add",
+            };
+            format!("update {from} → {to} ({}{how})", signed_delta(*from, *to))
+        }
+        Action::Propose {
+            from: Some(from),
+            to,
+        } => format!("propose {from} → {to} ({})", signed_delta(*from, *to)),
+        Action::Propose { from: None, to } => format!("propose {to}"),
+        Action::InSync => "in sync".to_string(),
+        Action::Drift { last_applied, psa } => {
+            format!("drift: PSA {psa}, last applied {last_applied}")
+        }
+        Action::Error { reason } => format!("error: {reason}"),
+    }
+}
+
+/// `1 line` / `2 lines`.
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(s: &str) -> Quantity {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn deltas_carry_their_sign() {
+        assert_eq!(signed_delta(q("3"), q("4")), "+1");
+        assert_eq!(signed_delta(q("5"), q("3")), "-2");
+        assert_eq!(signed_delta(q("120.25"), q("135.5")), "+15.25");
+    }
+
+    #[test]
+    fn action_texts() {
+        let up = Action::Update {
+            from: q("3"),
+            to: q("4"),
+        };
+        assert_eq!(action_text(&up, UpdatePolicy::InPlace), "update 3 → 4 (+1)");
+        assert_eq!(
+            action_text(&up, UpdatePolicy::CancelAndReadd),
+            "update 3 → 4 (+1, cancel and re-add)"
+        );
+        assert_eq!(
+            action_text(
+                &Action::Propose {
+                    from: None,
+                    to: q("4")
+                },
+                UpdatePolicy::InPlace
+            ),
+            "propose 4"
+        );
+        assert_eq!(
+            action_text(
+                &Action::Propose {
+                    from: Some(q("5")),
+                    to: q("4")
+                },
+                UpdatePolicy::InPlace
+            ),
+            "propose 5 → 4 (-1)"
+        );
+        assert_eq!(
+            action_text(
+                &Action::Drift {
+                    last_applied: q("4"),
+                    psa: q("5")
+                },
+                UpdatePolicy::InPlace
+            ),
+            "drift: PSA 5, last applied 4"
+        );
+    }
+}

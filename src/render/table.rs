@@ -1,0 +1,276 @@
+//! The terminal view of a plan: aligned columns, in-sync lines hidden unless asked for, the
+//! unmapped vendor accounts, and the summary line.
+
+use std::ffi::OsStr;
+use std::io::IsTerminal;
+
+use super::{action_text, direction, plural, qty_or_dash};
+use crate::plan::{Action, Plan, PlanLine};
+
+/// How [`table`] renders.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TableOptions {
+    /// Show lines that are in sync too (`plan --all`).
+    pub all: bool,
+    /// Colour with ANSI escapes; see [`use_color`].
+    pub color: bool,
+}
+
+const RESET: &str = "\x1b[0m";
+const BOLD: &str = "\x1b[1m";
+const RED: &str = "\x1b[31m";
+const GREEN: &str = "\x1b[32m";
+const YELLOW: &str = "\x1b[33m";
+
+/// Whether to colour standard output: only on a terminal, and never when `NO_COLOR` is set to a
+/// non-empty value (<https://no-color.org>).
+pub fn use_color() -> bool {
+    color_policy(
+        std::env::var_os("NO_COLOR").as_deref(),
+        std::io::stdout().is_terminal(),
+    )
+}
+
+/// The policy behind [`use_color`], given the value of `NO_COLOR` and whether stdout is a
+/// terminal.
+pub fn color_policy(no_color: Option<&OsStr>, is_terminal: bool) -> bool {
+    is_terminal && no_color.is_none_or(OsStr::is_empty)
+}
+
+/// One table cell: its text and the colour it is shown in when colour is on.
+struct Cell {
+    text: String,
+    style: Option<&'static str>,
+}
+
+impl Cell {
+    fn plain(text: impl AsRef<str>) -> Cell {
+        Cell {
+            text: clean(text.as_ref()),
+            style: None,
+        }
+    }
+
+    fn styled(text: impl AsRef<str>, style: Option<&'static str>) -> Cell {
+        Cell {
+            text: clean(text.as_ref()),
+            style,
+        }
+    }
+}
+
+/// Vendor and PSA text goes to a terminal: control characters (escape sequences, newlines) are
+/// shown escaped rather than interpreted.
+fn clean(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_string();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+fn width(text: &str) -> usize {
+    text.chars().count()
+}
+
+/// Lays out rows in columns separated by two spaces. `right` marks right-aligned (numeric)
+/// columns. The first row is the header. The last column is not padded, so long error reasons
+/// don't leave trailing spaces.
+fn grid(rows: &[Vec<Cell>], right: &[bool], color: bool) -> String {
+    let columns = rows.first().map_or(0, Vec::len);
+    let mut widths = vec![0; columns];
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(width(&cell.text));
+        }
+    }
+    let mut out = String::new();
+    for (r, row) in rows.iter().enumerate() {
+        let mut line = String::new();
+        for (c, cell) in row.iter().enumerate() {
+            if c > 0 {
+                line.push_str("  ");
+            }
+            let pad = widths[c] - width(&cell.text);
+            let last = c + 1 == columns;
+            let right_aligned = right.get(c).copied().unwrap_or(false);
+            if right_aligned {
+                line.extend(std::iter::repeat_n(' ', pad));
+            }
+            let style = if r == 0 { Some(BOLD) } else { cell.style };
+            match style.filter(|_| color) {
+                Some(style) => {
+                    line.push_str(style);
+                    line.push_str(&cell.text);
+                    line.push_str(RESET);
+                }
+                None => line.push_str(&cell.text),
+            }
+            if !right_aligned && !last {
+                line.extend(std::iter::repeat_n(' ', pad));
+            }
+        }
+        out.push_str(line.trim_end_matches(' '));
+        out.push('\n');
+    }
+    out
+}
+
+fn action_style(action: &Action) -> Option<&'static str> {
+    match action {
+        Action::Update { .. } | Action::Propose { .. } => match direction(action) {
+            Some(true) => Some(GREEN),
+            _ => Some(RED),
+        },
+        Action::InSync => None,
+        Action::Drift { .. } => Some(YELLOW),
+        Action::Error { .. } => Some(RED),
+    }
+}
+
+fn line_row(line: &PlanLine) -> Vec<Cell> {
+    vec![
+        Cell::plain(&line.mapping),
+        Cell::plain(&line.target.company),
+        Cell::plain(&line.target.contract),
+        Cell::plain(&line.target.product),
+        Cell::plain(qty_or_dash(line.vendor)),
+        Cell::plain(qty_or_dash(line.approved)),
+        Cell::plain(qty_or_dash(line.psa)),
+        Cell::styled(
+            action_text(&line.action, line.update),
+            action_style(&line.action),
+        ),
+    ]
+}
+
+/// Renders `plan` for a terminal:
+///
+/// ```text
+/// MAPPING                               COMPANY        AGREEMENT               PRODUCT     VENDOR  APPROVED  PSA  ACTION
+/// bobs-dentistry/shadowprotect-desktop  BobsDentistry  Bob's Dentistry Backup  SP-DESKTOP       4         4    3  update 3 → 4 (+1)
+/// 1 line in sync not shown (plan --all shows it).
+///
+/// Unmapped vendor accounts (not billed until mapped):
+/// ACCOUNT       LICENCE TYPE           UNITS
+/// Slate Gravel  ShadowProtect Desktop      3
+///
+/// Plan: 1 to update (+1 / -0 units), 1 in sync, 1 unmapped, 0 errors.
+/// ```
+///
+/// Columns are aligned by character count. With `color`, increases are green, decreases and
+/// errors red, drift yellow, and the header and summary bold.
+pub fn table(plan: &Plan, opts: &TableOptions) -> String {
+    let shown: Vec<&PlanLine> = plan
+        .lines
+        .iter()
+        .filter(|l| opts.all || !matches!(l.action, Action::InSync))
+        .collect();
+    let hidden = plan.lines.len() - shown.len();
+
+    let mut out = String::new();
+    if plan.lines.is_empty() {
+        out.push_str("No mappings.\n");
+    } else if shown.is_empty() {
+        out.push_str(&format!(
+            "All {} in sync (plan --all shows {}).\n",
+            plural(plan.lines.len(), "line is", "lines are"),
+            if plan.lines.len() == 1 { "it" } else { "them" }
+        ));
+    } else {
+        let mut rows = vec![
+            [
+                "MAPPING",
+                "COMPANY",
+                "AGREEMENT",
+                "PRODUCT",
+                "VENDOR",
+                "APPROVED",
+                "PSA",
+                "ACTION",
+            ]
+            .into_iter()
+            .map(Cell::plain)
+            .collect::<Vec<_>>(),
+        ];
+        rows.extend(shown.iter().map(|l| line_row(l)));
+        out.push_str(&grid(
+            &rows,
+            &[false, false, false, false, true, true, true, false],
+            opts.color,
+        ));
+        if hidden > 0 {
+            out.push_str(&format!(
+                "{} in sync not shown (plan --all shows {}).\n",
+                plural(hidden, "line", "lines"),
+                if hidden == 1 { "it" } else { "them" }
+            ));
+        }
+    }
+
+    if !plan.unmapped.is_empty() {
+        out.push_str("\nUnmapped vendor accounts (not billed until mapped):\n");
+        let mut rows = vec![vec![
+            Cell::plain("ACCOUNT"),
+            Cell::plain("LICENCE TYPE"),
+            Cell::plain("UNITS"),
+        ]];
+        rows.extend(plan.unmapped.iter().map(|u| {
+            vec![
+                Cell::plain(&u.account),
+                Cell::plain(&u.license_type),
+                Cell::plain(u.units.to_string()),
+            ]
+        }));
+        out.push_str(&grid(&rows, &[false, false, true], opts.color));
+    }
+
+    out.push('\n');
+    let summary = plan.summary().to_string();
+    if opts.color {
+        out.push_str(&format!("{BOLD}{summary}{RESET}\n"));
+    } else {
+        out.push_str(&summary);
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        assert!(color_policy(None, true));
+        assert!(color_policy(Some(OsStr::new("")), true));
+        assert!(!color_policy(Some(OsStr::new("1")), true));
+        assert!(!color_policy(None, false));
+    }
+
+    #[test]
+    fn control_characters_are_shown_not_interpreted() {
+        assert_eq!(clean("a\x1b[31mb\nc"), "a\\u{1b}[31mb\\nc");
+        assert_eq!(clean("Bob's"), "Bob's");
+    }
+
+    #[test]
+    fn columns_align_by_characters_not_bytes() {
+        let rows = vec![
+            vec![Cell::plain("A"), Cell::plain("N"), Cell::plain("Z")],
+            vec![Cell::plain("Ünïcödé"), Cell::plain("1"), Cell::plain("x")],
+            vec![Cell::plain("b"), Cell::plain("22"), Cell::plain("y")],
+        ];
+        assert_eq!(
+            grid(&rows, &[false, true, false], false),
+            "A         N  Z\nÜnïcödé   1  x\nb        22  y\n"
+        );
+    }
+}
