@@ -71,9 +71,10 @@ pub fn parse_csv(
         .flexible(true)
         .from_reader(bytes);
     let mut rows = reader.records();
+    let mut lines = LineCounter::new(bytes);
 
-    let syntax = |err: ::csv::Error| {
-        let line = err.position().map_or(0, |p| p.line());
+    let syntax = |err: ::csv::Error, lines: &mut LineCounter<'_>| {
+        let line = lines.line_at(err.position().map_or(0, |p| p.byte()));
         let problem = match err.kind() {
             ::csv::ErrorKind::Utf8 { .. } => {
                 "the row is not valid UTF-8; save the file as UTF-8 (\"CSV UTF-8\" in Excel)"
@@ -102,14 +103,14 @@ pub fn parse_csv(
                 });
             }
             Some(row) => {
-                let row = row.map_err(syntax)?;
+                let row = row.map_err(|e| syntax(e, &mut lines))?;
                 if !is_blank(&row) {
                     break row;
                 }
             }
         }
     };
-    let header_line = header.position().map_or(1, |p| p.line());
+    let header_line = lines.line_at(header.position().map_or(0, |p| p.byte()));
     let found: Vec<String> = header.iter().map(|c| c.trim().to_string()).collect();
 
     let find = |field: Field, required: bool| -> Result<Option<usize>, SourceError> {
@@ -149,11 +150,11 @@ pub fn parse_csv(
 
     let mut records = Vec::new();
     for row in rows {
-        let row = row.map_err(syntax)?;
+        let row = row.map_err(|e| syntax(e, &mut lines))?;
         if is_blank(&row) {
             continue;
         }
-        let line = row.position().map_or(0, |p| p.line());
+        let line = lines.line_at(row.position().map_or(0, |p| p.byte()));
         let located = |problem: RecordProblem| SourceError::Row {
             path: path.to_path_buf(),
             line,
@@ -174,6 +175,46 @@ pub fn parse_csv(
         records.push(validate_record(raw, columns, Noun::Column).map_err(located)?);
     }
     Ok(records)
+}
+
+/// 1-based line numbers from the byte offsets the csv crate reports. Its own line numbers miss
+/// blank lines and CRLF endings, and its offsets point just past the previous record's first
+/// terminator byte, so line breaks are skipped before counting. Offsets only grow, so counting is
+/// incremental.
+struct LineCounter<'a> {
+    bytes: &'a [u8],
+    offset: usize,
+    line: u64,
+}
+
+impl<'a> LineCounter<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        LineCounter {
+            bytes,
+            offset: 0,
+            line: 1,
+        }
+    }
+
+    fn line_at(&mut self, byte: u64) -> u64 {
+        let mut at = usize::try_from(byte)
+            .unwrap_or(usize::MAX)
+            .min(self.bytes.len());
+        while at < self.bytes.len() && matches!(self.bytes[at], b'\r' | b'\n') {
+            at += 1;
+        }
+        if at < self.offset {
+            // Not expected; count from the start rather than guess.
+            self.offset = 0;
+            self.line = 1;
+        }
+        self.line += self.bytes[self.offset..at]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count() as u64;
+        self.offset = at;
+        self.line
+    }
 }
 
 fn is_blank(row: &::csv::StringRecord) -> bool {
@@ -216,6 +257,17 @@ mod tests {
         let err =
             parse("account,license_type,units\n\n\"Bob\nDentistry\",SP,1\nBob,SP,x\n").unwrap_err();
         assert!(err.starts_with("usage.csv:5: units \"x\""), "{err}");
+    }
+
+    #[test]
+    fn line_numbers_survive_crlf_and_blank_lines_after_empty_cells() {
+        let err =
+            parse("account,license_type,units,unit\r\nG,S,1,\r\n\r\n\r\nX,SP,-1,\r\n").unwrap_err();
+        assert!(err.starts_with("usage.csv:5: units -1"), "{err}");
+        let err = parse("account,license_type,units,unit\nG,S,1,\n\nX,SP,-1,\n").unwrap_err();
+        assert!(err.starts_with("usage.csv:4: units -1"), "{err}");
+        let err = parse("\n\naccount,license_type,units\nX,SP,-1\n").unwrap_err();
+        assert!(err.starts_with("usage.csv:4: units -1"), "{err}");
     }
 
     #[test]

@@ -30,7 +30,7 @@ use crate::quantity::{Quantity, QuantityError};
 
 pub use self::command::CommandUsageSource;
 pub use self::csv::{CsvUsageSource, parse_csv};
-pub use self::http::HttpUsageSource;
+pub use self::http::{EnvLookup, HttpUsageSource};
 pub use self::json::{JsonUsageSource, parse_json_records};
 
 /// A boxed, sendable future, so that [`UsageSource`] can be used as a trait object.
