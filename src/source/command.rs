@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
 
-use super::json::parse_json_records;
+use super::json::{JsonDocument, parse_json_records};
 use super::{BoxFuture, SourceError, UsageSource, truncate_chars};
 use crate::config::CommandSource;
 use crate::plan::UsageRecord;
@@ -118,7 +118,7 @@ impl CommandUsageSource {
         parse_json_records(
             &out,
             &format!("output of `{program}`"),
-            "source.command.records",
+            JsonDocument::Command,
             self.settings.records.as_deref(),
             &self.settings.fields,
         )

@@ -115,6 +115,12 @@ pub fn parse_csv(
 
     let find = |field: Field, required: bool| -> Result<Option<usize>, SourceError> {
         let name = field.name(columns).trim();
+        if name.is_empty() {
+            return Err(SourceError::InvalidSettings {
+                setting: format!("source.csv.columns.{}", field.key()),
+                problem: "is empty; name the column that holds it".into(),
+            });
+        }
         let exact: Vec<usize> = (0..found.len()).filter(|&i| found[i] == name).collect();
         let matches = if exact.is_empty() {
             (0..found.len())

@@ -8,7 +8,7 @@ use reqwest::header::{HeaderName, HeaderValue};
 use reqwest::{StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::json::parse_json_records;
+use super::json::{JsonDocument, parse_json_records};
 use super::{BoxFuture, SourceError, UsageSource, truncate_chars};
 use crate::config::HttpSource;
 use crate::plan::UsageRecord;
@@ -193,7 +193,7 @@ impl HttpUsageSource {
         parse_json_records(
             &body,
             &shown,
-            "source.http.records",
+            JsonDocument::Http,
             self.settings.records.as_deref(),
             &self.settings.fields,
         )

@@ -42,7 +42,7 @@ impl UsageSource for JsonUsageSource {
             parse_json_records(
                 &bytes,
                 &path.display().to_string(),
-                "source.json.records",
+                JsonDocument::File,
                 self.settings.records.as_deref(),
                 &self.settings.fields,
             )
@@ -50,13 +50,46 @@ impl UsageSource for JsonUsageSource {
     }
 }
 
+/// Where a JSON document came from, for the settings and advice named in errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsonDocument {
+    /// `source.json`
+    File,
+    /// `source.http`
+    Http,
+    /// `source.command`
+    Command,
+}
+
+impl JsonDocument {
+    fn settings(self) -> &'static str {
+        match self {
+            JsonDocument::File => "source.json",
+            JsonDocument::Http => "source.http",
+            JsonDocument::Command => "source.command",
+        }
+    }
+
+    fn syntax_hint(self) -> &'static str {
+        match self {
+            JsonDocument::File => "fix the file there",
+            JsonDocument::Http => {
+                "the endpoint must answer with JSON; check source.http.url and its credential"
+            }
+            JsonDocument::Command => {
+                "the program must print only JSON on stdout (messages belong on stderr)"
+            }
+        }
+    }
+}
+
 /// Parses a JSON document and reads the records array at the JSON Pointer `records` (the whole
-/// document when `None` or empty). `origin` names the document in errors (a path, a URL, a
-/// program's output); `setting` names the `records` setting for hints.
+/// document when `None` or empty). `origin` names the document in errors (a path, a URL without
+/// credentials, a program's output).
 pub fn parse_json_records(
     bytes: &[u8],
     origin: &str,
-    setting: &str,
+    document_kind: JsonDocument,
     records: Option<&str>,
     fields: &FieldNames,
 ) -> Result<Vec<UsageRecord>, SourceError> {
@@ -72,8 +105,9 @@ pub fn parse_json_records(
         line: e.line(),
         column: e.column(),
         problem: strip_position(&e.to_string()),
+        hint: document_kind.syntax_hint(),
     })?;
-    records_from_value(&document, origin, setting, records, fields)
+    records_from_value(&document, origin, document_kind, records, fields)
 }
 
 /// serde_json appends ` at line L column C`; the error names the position itself.
@@ -88,10 +122,11 @@ fn strip_position(message: &str) -> String {
 pub(crate) fn records_from_value(
     document: &Value,
     origin: &str,
-    setting: &str,
+    document_kind: JsonDocument,
     records: Option<&str>,
     fields: &FieldNames,
 ) -> Result<Vec<UsageRecord>, SourceError> {
+    let setting = format!("{}.records", document_kind.settings());
     let shape = |problem: String| SourceError::JsonShape {
         origin: origin.to_string(),
         problem,
@@ -99,7 +134,7 @@ pub(crate) fn records_from_value(
     let pointer = records.map(str::trim).unwrap_or("");
     if !pointer.is_empty() && !pointer.starts_with('/') {
         return Err(SourceError::InvalidSettings {
-            setting: setting.to_string(),
+            setting,
             problem: format!(
                 "{pointer:?} is not a JSON Pointer; write it with a leading slash, such as \"/{pointer}\""
             ),
@@ -133,7 +168,7 @@ pub(crate) fn records_from_value(
         let name = field.name(fields);
         if name.trim().is_empty() {
             return Err(SourceError::InvalidSettings {
-                setting: format!("fields.{}", field.key()),
+                setting: format!("{}.fields.{}", document_kind.settings(), field.key()),
                 problem: "is empty; name the key (or JSON Pointer) that holds it".into(),
             });
         }
@@ -255,7 +290,7 @@ mod tests {
         parse_json_records(
             text.as_bytes(),
             "usage.json",
-            "source.json.records",
+            JsonDocument::File,
             records,
             fields,
         )
@@ -306,6 +341,9 @@ mod tests {
     #[test]
     fn syntax_errors_carry_line_and_column() {
         let err = parse("[\n  {\"account\": }\n]", None, &FieldNames::default()).unwrap_err();
-        assert_eq!(err, "usage.json:2:15: not valid JSON: expected value");
+        assert_eq!(
+            err,
+            "usage.json:2:15: not valid JSON: expected value; fix the file there"
+        );
     }
 }

@@ -31,7 +31,7 @@ use crate::quantity::{Quantity, QuantityError};
 pub use self::command::CommandUsageSource;
 pub use self::csv::{CsvUsageSource, parse_csv};
 pub use self::http::{EnvLookup, HttpUsageSource};
-pub use self::json::{JsonUsageSource, parse_json_records};
+pub use self::json::{JsonDocument, JsonUsageSource, parse_json_records};
 
 /// A boxed, sendable future, so that [`UsageSource`] can be used as a trait object.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -124,12 +124,13 @@ pub enum SourceError {
         problem: RecordProblem,
     },
 
-    #[error("{origin}:{line}:{column}: not valid JSON: {problem}")]
+    #[error("{origin}:{line}:{column}: not valid JSON: {problem}; {hint}")]
     JsonSyntax {
         origin: String,
         line: usize,
         column: usize,
         problem: String,
+        hint: &'static str,
     },
 
     #[error("{origin}: {problem}")]
@@ -329,7 +330,8 @@ pub enum RecordProblem {
         "{units} units of a count; set the unit {noun} ({name:?}) to e.g. GB if this is a measured quantity"
     )]
     FractionalCount {
-        units: Quantity,
+        /// The units as written.
+        units: String,
         noun: Noun,
         name: String,
     },
@@ -425,9 +427,10 @@ pub(crate) fn validate_record(
         });
     }
     let kind = unit_kind(raw.unit);
-    if kind == UnitKind::Count && !units.is_whole() {
+    // Checked on the text too: Quantity keeps six decimals, so 4.0000001 would round to a whole 4.
+    if kind == UnitKind::Count && !(units.is_whole() && is_integer_text(&units_text)) {
         return Err(RecordProblem::FractionalCount {
-            units,
+            units: units_text,
             noun,
             name: names.unit.clone(),
         });
@@ -438,6 +441,27 @@ pub(crate) fn validate_record(
         units,
         kind,
     })
+}
+
+/// Whether a number that parsed as a [`Quantity`] has no non-zero digit after the decimal point,
+/// exponent applied (`4.00`, `1e3` and `2.5e1` do; `4.0000001` and `25e-1` do not).
+fn is_integer_text(text: &str) -> bool {
+    let unsigned = text.trim().trim_start_matches(['+', '-']);
+    let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
+        Some(at) => (
+            &unsigned[..at],
+            unsigned[at + 1..].parse::<i64>().unwrap_or(0),
+        ),
+        None => (unsigned, 0),
+    };
+    let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits: Vec<u8> = int_part.bytes().chain(frac_part.bytes()).collect();
+    // Digits from `point` on are after the decimal point.
+    let point = (int_part.len() as i64).saturating_add(exponent).max(0);
+    let point = usize::try_from(point)
+        .unwrap_or(usize::MAX)
+        .min(digits.len());
+    digits[point..].iter().all(|&d| d == b'0')
 }
 
 /// Truncates `text` to at most `max` characters, saying how much was left out.
@@ -498,6 +522,9 @@ mod tests {
         }
         assert_eq!(check("4.0", Some("seats")).unwrap().units.to_string(), "4");
         assert_eq!(check("0", None).unwrap().units, Quantity::ZERO);
+        assert_eq!(check("1e3", None).unwrap().units.to_string(), "1000");
+        assert_eq!(check("2.5e1", None).unwrap().units.to_string(), "25");
+        assert_eq!(check("4.000", None).unwrap().units.to_string(), "4");
     }
 
     #[test]

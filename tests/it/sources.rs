@@ -425,7 +425,10 @@ async fn json_document_shape_errors() {
         "source.json.records: \"items\" is not a JSON Pointer; write it with a leading slash, such as \"/items\""
     );
     let (path, err) = json_error("[\n {\"account\": \"A\",}\n]", None).await;
-    assert_eq!(err, format!("{path}:2:18: not valid JSON: trailing comma"));
+    assert_eq!(
+        err,
+        format!("{path}:2:18: not valid JSON: trailing comma; fix the file there")
+    );
     let (path, err) = json_error("  \n", None).await;
     assert_eq!(
         err,
@@ -601,7 +604,9 @@ async fn http_bad_json_and_bad_records_name_the_url() {
         .with_env(env_with_secret());
     assert_eq!(
         html.fetch().await.unwrap_err().to_string(),
-        format!("{base}/html?…:1:1: not valid JSON: expected value")
+        format!(
+            "{base}/html?…:1:1: not valid JSON: expected value; the endpoint must answer with JSON; check source.http.url and its credential"
+        )
     );
     let neg = HttpUsageSource::new(http_settings(&format!("{base}/neg"), json!({})))
         .with_env(env_with_secret());
@@ -799,7 +804,7 @@ async fn command_bad_json_names_the_program() {
         .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "output of `sh`:1:1: not valid JSON: expected value"
+        "output of `sh`:1:1: not valid JSON: expected value; the program must print only JSON on stdout (messages belong on stderr)"
     );
     let err = fetch_usage(&command("true", None), dir.path())
         .await
