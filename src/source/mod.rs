@@ -192,6 +192,22 @@ pub enum SourceError {
     },
 }
 
+impl SourceError {
+    /// Whether the vendor's side failed (network, HTTP status, the program), as opposed to bad
+    /// settings or bad data in the billing repo or the vendor's records. Decides the error class
+    /// at the command-line edge.
+    pub fn is_external(&self) -> bool {
+        matches!(
+            self,
+            SourceError::Http { .. }
+                | SourceError::HttpStatus { .. }
+                | SourceError::CommandSpawn { .. }
+                | SourceError::CommandTimeout { .. }
+                | SourceError::CommandFailed { .. }
+        )
+    }
+}
+
 fn list_columns(found: &[String]) -> String {
     if found.is_empty() {
         "no columns".to_string()

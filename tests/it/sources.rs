@@ -654,6 +654,86 @@ async fn http_rejects_credentials_in_the_url_and_reports_unreachable_hosts() {
 }
 
 #[tokio::test]
+async fn http_follows_same_origin_redirects_but_never_carries_the_credential_elsewhere() {
+    let elsewhere = Seen::default();
+    let captured = elsewhere.clone();
+    let other = serve(Router::new().route(
+        "/steal",
+        get(move |headers: HeaderMap| {
+            let captured = captured.clone();
+            async move {
+                captured.0.lock().unwrap().push(headers);
+                axum::Json(json!([]))
+            }
+        }),
+    ))
+    .await;
+    let target = format!("{other}/steal");
+    let base = serve(
+        Router::new()
+            .route(
+                "/away",
+                get(move || {
+                    let target = target.clone();
+                    async move { axum::response::Redirect::temporary(&target) }
+                }),
+            )
+            .route(
+                "/old",
+                get(|| async { axum::response::Redirect::permanent("/new") }),
+            )
+            .route(
+                "/new",
+                get(|headers: HeaderMap| async move {
+                    let ok =
+                        headers.get("authorization").map(|v| v.to_str().unwrap()) == Some(SECRET);
+                    if ok {
+                        (
+                            StatusCode::OK,
+                            r#"[{"account":"A","license_type":"L","units":3}]"#,
+                        )
+                    } else {
+                        (StatusCode::UNAUTHORIZED, "no credential after redirect")
+                    }
+                }),
+            ),
+    )
+    .await;
+
+    let same = HttpUsageSource::new(http_settings(&format!("{base}/old"), json!({})))
+        .with_env(env_with_secret());
+    assert_eq!(
+        same.fetch().await.unwrap(),
+        vec![rec("A", "L", "3", UnitKind::Count)]
+    );
+
+    let away = HttpUsageSource::new(http_settings(&format!("{base}/away"), json!({})))
+        .with_env(env_with_secret());
+    let err = away.fetch().await.unwrap_err();
+    assert!(err.is_external());
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "GET {base}/away returned 307 Temporary Redirect; the endpoint redirects to another host; set source.http.url to the final address"
+        )
+    );
+    assert!(elsewhere.0.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn http_auth_settings_must_come_in_pairs() {
+    let s = settings(
+        json!({"http": {"url": "https://vendor.example/usage", "auth_header": "X-Api-Key"}}),
+    );
+    let err = fetch_usage(&s, Path::new(".")).await.unwrap_err();
+    assert!(!err.is_external());
+    assert_eq!(
+        err.to_string(),
+        "source.http.auth_env: is missing; auth_header is set, so name the environment variable that holds its value"
+    );
+}
+
+#[tokio::test]
 async fn http_timeout() {
     let base = serve(Router::new().route(
         "/slow",
