@@ -1,1 +1,4 @@
+//! The one integration-test binary (one link instead of one per file).
+
 mod render;
+mod sources;
