@@ -130,12 +130,12 @@ fn status_text(status: RecordStatus) -> String {
 }
 
 /// Picks exactly one of `candidates`, or says why not.
-fn exactly_one<'r, T>(
+fn exactly_one<T>(
     what: impl FnOnce() -> String,
-    mut candidates: Vec<&'r T>,
+    mut candidates: Vec<&T>,
     label: impl Fn(&T) -> String,
     id: impl Fn(&T) -> u64,
-) -> Result<&'r T, LineError> {
+) -> Result<&T, LineError> {
     match candidates.len() {
         0 => Err(LineError::NotFound { what: what() }),
         1 => Ok(candidates[0]),
