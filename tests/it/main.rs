@@ -1,1 +1,1 @@
-
+mod connectwise_client;

@@ -119,7 +119,12 @@ impl Response {
         serde_json::from_slice(&self.body).map_err(|e| PsaError::Decode {
             method: self.method.to_string(),
             path: self.path.clone(),
-            message: format!("{e} in {}", redact.excerpt(&self.body)),
+            // serde's message may quote the body, so it is redacted too.
+            message: format!(
+                "{} in {}",
+                redact.redact(&e.to_string()),
+                redact.excerpt(&self.body)
+            ),
         })
     }
 }
