@@ -373,12 +373,17 @@ impl World {
                 let mut new = r.body.clone().unwrap();
                 let id = self.next_id.fetch_add(1, Ordering::SeqCst);
                 new["id"] = json!(id);
-                self.additions
-                    .lock()
-                    .unwrap()
-                    .entry(agreement)
-                    .or_default()
-                    .push(new.clone());
+                let mut additions = self.additions.lock().unwrap();
+                // Like ConnectWise, answer with the full product reference.
+                if let Some(product) = additions
+                    .values()
+                    .flatten()
+                    .find(|a| a["product"]["id"] == new["product"]["id"])
+                    .map(|a| a["product"].clone())
+                {
+                    new["product"] = product;
+                }
+                additions.entry(agreement).or_default().push(new.clone());
                 Reply {
                     status: 201,
                     headers: Vec::new(),
@@ -1212,4 +1217,85 @@ async fn doctor_stops_at_rejected_credentials() {
         "{}",
         checks[1].detail
     );
+}
+
+/// The guide's story through the real engine: Bob buys a fourth desktop; the plan proposes 3 → 4
+/// on addition 5001; applying it makes the next plan in sync, for both update policies.
+#[tokio::test]
+async fn the_guides_story_round_trips_through_the_plan_engine() {
+    use unitsync::plan::{Action, DesiredFrom, PlanInput, UnitKind, UsageRecord, plan};
+
+    for policy in [UpdatePolicy::InPlace, UpdatePolicy::CancelAndReadd] {
+        let stub = Stub::start(World::new(), None, Duration::ZERO).await;
+        let client = stub.client();
+        let mappings = three_mappings();
+        let usage: Vec<UsageRecord> = [
+            ("Bob's Dentistry", "ShadowProtect Desktop", "4"),
+            ("DigitalTorch Inc", "Cloud Premium (GB)", "135.5"),
+            ("Acme", "ShadowProtect Server", "1"),
+        ]
+        .into_iter()
+        .map(|(account, license_type, units)| UsageRecord {
+            account: account.into(),
+            license_type: license_type.into(),
+            units: q(units),
+            kind: if units.contains('.') {
+                UnitKind::Decimal
+            } else {
+                UnitKind::Count
+            },
+        })
+        .collect();
+        let empty = BTreeMap::new();
+        let plan_now = |snapshot| {
+            plan(PlanInput {
+                mappings: &mappings,
+                usage: &usage,
+                psa: snapshot,
+                approved: &empty,
+                last_applied: &empty,
+                desired: DesiredFrom::Vendor,
+                default_update: policy,
+            })
+        };
+
+        let before = client.snapshot(&mappings).await.unwrap();
+        let first = plan_now(&before);
+        let actions: Vec<&Action> = first.lines.iter().map(|l| &l.action).collect();
+        assert_eq!(
+            actions,
+            [
+                &Action::InSync,
+                &Action::Update {
+                    from: q("3"),
+                    to: q("4")
+                },
+                &Action::InSync,
+            ],
+            "{first:#?}"
+        );
+        let line = &first.lines[1];
+        assert_eq!(line.target.line_id, Some(5001));
+        let reread = client.reread_line(1001, 5001).await.unwrap();
+        assert_eq!(reread.quantity, q("3"));
+        client
+            .apply(&LineChange {
+                mapping: line.mapping.clone(),
+                contract_id: line.target.contract_id.unwrap(),
+                line_id: line.target.line_id.unwrap(),
+                from: q("3"),
+                to: q("4"),
+                policy: line.update,
+                effective: jiff::civil::date(2026, 12, 1),
+            })
+            .await
+            .unwrap();
+
+        let after = client.snapshot(&mappings).await.unwrap();
+        let second = plan_now(&after);
+        assert!(
+            second.lines.iter().all(|l| l.action == Action::InSync),
+            "{policy:?}: {second:#?}"
+        );
+    }
 }

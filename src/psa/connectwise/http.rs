@@ -678,6 +678,45 @@ mod tests {
     }
 
     #[test]
+    fn paging_links_never_leave_the_configured_host() {
+        let host = Url::parse("https://api-na.myconnectwise.net").unwrap();
+        let t = Transport::new(
+            host.clone(),
+            "c".into(),
+            HeaderMap::new(),
+            HeaderValue::from_static("Basic x"),
+            1,
+            Redactor::new(Vec::new()),
+        )
+        .unwrap();
+        let current = host.join("/v4_6_release/apis/3.0/x?page=1").unwrap();
+        assert_eq!(
+            t.rebase(
+                &current,
+                "https://api-na.myconnectwise.net/v4_6_release/apis/3.0/x?page=2"
+            )
+            .unwrap()
+            .as_str(),
+            "https://api-na.myconnectwise.net/v4_6_release/apis/3.0/x?page=2"
+        );
+        assert_eq!(
+            t.rebase(
+                &current,
+                "https://evil.example/v4_6_release/apis/3.0/x?page=3"
+            )
+            .unwrap()
+            .as_str(),
+            "https://api-na.myconnectwise.net/v4_6_release/apis/3.0/x?page=3"
+        );
+        assert_eq!(
+            t.rebase(&current, "/v4_6_release/apis/3.0/x?page=4")
+                .unwrap()
+                .as_str(),
+            "https://api-na.myconnectwise.net/v4_6_release/apis/3.0/x?page=4"
+        );
+    }
+
+    #[test]
     fn redactor_removes_every_secret() {
         let r = Redactor::new(vec![
             SecretString::from("pub-key"),
