@@ -1299,3 +1299,20 @@ async fn the_guides_story_round_trips_through_the_plan_engine() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_api_version_is_pinned_from_the_settings() {
+    let stub = Stub::start(World::new(), None, Duration::ZERO).await;
+    let client = stub.client_with(ConnectWiseSettings {
+        api_version: Some("2024.1".into()),
+        ..stub.settings()
+    });
+    client.reread_line(1001, 5001).await.unwrap();
+    for r in stub.requests() {
+        assert_eq!(
+            r.header("accept"),
+            Some("application/vnd.connectwise.com+json; version=2024.1")
+        );
+        assert_eq!(r.header("clientid"), Some(CLIENT_ID));
+    }
+}

@@ -129,8 +129,6 @@ pub(crate) struct Addition {
     #[serde(default)]
     pub cancelled_date: Option<String>,
     #[serde(default)]
-    pub agreement_id: Option<u64>,
-    #[serde(default)]
     pub agreement_status: Option<String>,
 }
 
@@ -162,7 +160,8 @@ impl Addition {
             .unwrap_or_default();
         PsaLine {
             id: self.id,
-            contract_id: self.agreement_id.unwrap_or(contract_id),
+            // The agreement it was listed under (or read from), whatever `agreementId` says.
+            contract_id,
             product_id: product.id.unwrap_or(0),
             product_identifier: product.identifier,
             product_name,
