@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod history;
 pub mod plan;
+pub mod psa;
 pub mod quantity;
 pub mod render;
 pub mod source;

@@ -1,0 +1,730 @@
+//! The ConnectWise transport: base URL and codebase discovery, headers, bounded concurrency,
+//! timeouts, retries with backoff, `Retry-After`, `Link` paging, and turning failures into
+//! [`PsaError`]s that never carry a credential.
+
+use std::collections::HashSet;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::{Method, StatusCode, Url};
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
+use tokio::sync::{Mutex, Semaphore};
+
+use super::wire::ErrorBody;
+use crate::psa::PsaError;
+
+/// The codebase used when `/login/companyinfo/{company}` does not say.
+pub const DEFAULT_CODEBASE: &str = "v4_6_release/";
+/// The API version pinned in `Accept` unless the settings name one.
+pub const DEFAULT_API_VERSION: &str = "2025.8";
+/// ConnectWise's hard page-size limit.
+pub const PAGE_SIZE: &str = "1000";
+/// Most pages followed for one listing, a guard against `Link` loops.
+const MAX_PAGES: usize = 10_000;
+/// Longest response-body excerpt quoted in an error.
+const MAX_BODY_EXCERPT: usize = 600;
+
+/// Timeouts and retries for ConnectWise requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Per-request timeout, from connecting to the end of the body.
+    pub timeout: Duration,
+    /// Most attempts per request (the first one included).
+    pub max_attempts: u32,
+    /// First backoff delay; doubled each retry, with jitter.
+    pub base_delay: Duration,
+    /// Longest backoff delay.
+    pub max_delay: Duration,
+    /// Longest `Retry-After` honoured after a 429.
+    pub max_retry_after: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            timeout: Duration::from_secs(30),
+            max_attempts: 4,
+            base_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(8),
+            max_retry_after: Duration::from_secs(60),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Exponential backoff with "equal jitter": half the delay fixed, half random.
+    pub(crate) fn backoff(&self, attempt: u32) -> Duration {
+        let exp = self
+            .base_delay
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
+        let delay = exp.min(self.max_delay);
+        let half = delay / 2;
+        let random = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        let jitter_nanos = if half.as_nanos() == 0 {
+            0
+        } else {
+            (random as u128 % half.as_nanos()) as u64
+        };
+        half + Duration::from_nanos(jitter_nanos)
+    }
+}
+
+/// How a request may be repeated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Repeat {
+    /// GET, and PATCH with `replace`: repeating cannot double anything.
+    Idempotent,
+    /// POST: only a 429 (the server did not act) is retried here; the caller checks for the
+    /// created record before posting again.
+    Once,
+}
+
+/// Where a request goes.
+#[derive(Debug, Clone)]
+pub(crate) enum Target {
+    /// `{host}/login/companyinfo/{company}`.
+    CompanyInfo,
+    /// A path under `{host}/{codebase}apis/3.0/` and its query.
+    Api {
+        path: String,
+        query: Vec<(&'static str, String)>,
+    },
+    /// A `Link` URL, already rebased onto the host.
+    Absolute(Url),
+}
+
+pub(crate) struct Request<'a> {
+    pub method: Method,
+    pub target: Target,
+    pub body: Option<serde_json::Value>,
+    pub repeat: Repeat,
+    /// The record or listing, for error messages ("addition 5001 on agreement 1001").
+    pub what: &'a str,
+}
+
+pub(crate) struct Response {
+    pub body: Vec<u8>,
+    pub next: Option<Url>,
+    pub method: Method,
+    pub path: String,
+}
+
+impl Response {
+    pub fn json<T: DeserializeOwned>(&self, redact: &Redactor) -> Result<T, PsaError> {
+        serde_json::from_slice(&self.body).map_err(|e| PsaError::Decode {
+            method: self.method.to_string(),
+            path: self.path.clone(),
+            // serde's message may quote the body, so it is redacted too.
+            message: format!(
+                "{} in {}",
+                redact.redact(&e.to_string()),
+                redact.excerpt(&self.body)
+            ),
+        })
+    }
+}
+
+/// Removes credential values from any text quoted back to the user.
+pub(crate) struct Redactor {
+    secrets: Vec<SecretString>,
+}
+
+impl Redactor {
+    pub fn new(secrets: Vec<SecretString>) -> Self {
+        Redactor { secrets }
+    }
+
+    pub fn redact(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for secret in &self.secrets {
+            let value = secret.expose_secret();
+            if !value.is_empty() {
+                out = out.replace(value, "[redacted]");
+            }
+        }
+        out
+    }
+
+    /// A bounded, redacted excerpt of a response body.
+    pub fn excerpt(&self, body: &[u8]) -> String {
+        let text = String::from_utf8_lossy(body);
+        let redacted = self.redact(text.trim());
+        if redacted.chars().count() > MAX_BODY_EXCERPT {
+            let cut: String = redacted.chars().take(MAX_BODY_EXCERPT).collect();
+            format!("{cut}…")
+        } else if redacted.is_empty() {
+            "(empty body)".into()
+        } else {
+            redacted
+        }
+    }
+}
+
+pub(crate) struct Transport {
+    http: reqwest::Client,
+    /// `scheme://host[:port][/path]`, without a trailing slash.
+    pub host: Url,
+    pub company: String,
+    headers: HeaderMap,
+    auth: HeaderValue,
+    codebase: Mutex<Option<String>>,
+    limit: Arc<Semaphore>,
+    pub retry: RetryPolicy,
+    pub redactor: Redactor,
+}
+
+impl Transport {
+    pub fn new(
+        host: Url,
+        company: String,
+        headers: HeaderMap,
+        auth: HeaderValue,
+        concurrency: usize,
+        redactor: Redactor,
+    ) -> Result<Transport, PsaError> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("unitsync/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| PsaError::InvalidSite {
+                site: host.to_string(),
+                reason: format!("cannot build an HTTP client: {e}"),
+            })?;
+        Ok(Transport {
+            http,
+            host,
+            company,
+            headers,
+            auth,
+            codebase: Mutex::new(None),
+            limit: Arc::new(Semaphore::new(concurrency.max(1))),
+            retry: RetryPolicy::default(),
+            redactor,
+        })
+    }
+
+    fn host_label(&self) -> String {
+        match self.host.port() {
+            Some(port) => format!("{}:{port}", self.host.host_str().unwrap_or("?")),
+            None => self.host.host_str().unwrap_or("?").to_string(),
+        }
+    }
+
+    fn join(&self, segments: &[&str]) -> Url {
+        let mut url = self.host.clone();
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty();
+            for s in segments {
+                path.push(s);
+            }
+        }
+        url
+    }
+
+    /// The codebase, discovered on first use.
+    pub async fn codebase(&self) -> Result<String, PsaError> {
+        let mut cached = self.codebase.lock().await;
+        if let Some(cb) = cached.as_ref() {
+            return Ok(cb.clone());
+        }
+        let cb = self.discover().await?;
+        *cached = Some(cb.clone());
+        Ok(cb)
+    }
+
+    /// Discovers the codebase again after a 404, unless another request already did since `seen`.
+    /// Returns whether it changed.
+    async fn rediscover(&self, seen: &str) -> Result<bool, PsaError> {
+        let mut cached = self.codebase.lock().await;
+        if cached.as_deref() != Some(seen) {
+            return Ok(true);
+        }
+        let cb = self.discover().await?;
+        let changed = cb != seen;
+        if changed {
+            tracing::info!(old = seen, new = %cb, "ConnectWise codebase changed");
+        }
+        *cached = Some(cb);
+        Ok(changed)
+    }
+
+    async fn discover(&self) -> Result<String, PsaError> {
+        let request = Request {
+            method: Method::GET,
+            target: Target::CompanyInfo,
+            body: None,
+            repeat: Repeat::Idempotent,
+            what: "company info",
+        };
+        match self.execute_inner(&request, "").await {
+            Ok(response) => {
+                let info: Result<super::wire::CompanyInfo, _> =
+                    serde_json::from_slice(&response.body);
+                match info.ok().and_then(|i| i.codebase) {
+                    Some(cb) if !cb.trim().trim_matches('/').is_empty() => {
+                        Ok(format!("{}/", cb.trim().trim_matches('/')))
+                    }
+                    _ => {
+                        tracing::warn!(
+                            "{} did not report a codebase; using {DEFAULT_CODEBASE}",
+                            response.path
+                        );
+                        Ok(DEFAULT_CODEBASE.into())
+                    }
+                }
+            }
+            Err(e @ PsaError::Transport { .. }) => Err(e),
+            Err(e) => {
+                tracing::warn!("codebase discovery failed ({e}); using {DEFAULT_CODEBASE}");
+                Ok(DEFAULT_CODEBASE.into())
+            }
+        }
+    }
+
+    /// The API base, `{host}/{codebase}apis/3.0/`, for messages.
+    pub fn base_label(&self, codebase: &str) -> String {
+        self.join(&[codebase.trim_end_matches('/'), "apis", "3.0", ""])
+            .to_string()
+    }
+
+    fn url_for(&self, target: &Target, codebase: &str) -> Url {
+        match target {
+            Target::CompanyInfo => self.join(&["login", "companyinfo", &self.company]),
+            Target::Api { path, query } => {
+                let mut segments = vec![codebase.trim_end_matches('/'), "apis", "3.0"];
+                segments.extend(path.split('/').filter(|s| !s.is_empty()));
+                let mut url = self.join(&segments);
+                if !query.is_empty() {
+                    let q = query
+                        .iter()
+                        .map(|(k, v)| format!("{k}={}", encode_query_value(v)))
+                        .collect::<Vec<_>>()
+                        .join("&");
+                    url.set_query(Some(&q));
+                }
+                url
+            }
+            Target::Absolute(url) => url.clone(),
+        }
+    }
+
+    /// Sends a request with retries; on a 404 from the API, rediscovers the codebase once.
+    pub async fn execute(&self, request: &Request<'_>) -> Result<Response, PsaError> {
+        let codebase = match request.target {
+            Target::CompanyInfo => String::new(),
+            _ => self.codebase().await?,
+        };
+        match self.execute_inner(request, &codebase).await {
+            Err(PsaError::NotFound { .. })
+                if matches!(request.target, Target::Api { .. })
+                    && self.rediscover(&codebase).await? =>
+            {
+                let codebase = self.codebase().await?;
+                self.execute_inner(request, &codebase).await
+            }
+            other => other,
+        }
+    }
+
+    async fn execute_inner(
+        &self,
+        request: &Request<'_>,
+        codebase: &str,
+    ) -> Result<Response, PsaError> {
+        let url = self.url_for(&request.target, codebase);
+        let method = request.method.to_string();
+        let path = url.path().to_string();
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let mut builder = self
+                .http
+                .request(request.method.clone(), url.clone())
+                .headers(self.headers.clone())
+                .timeout(self.retry.timeout);
+            if !matches!(request.target, Target::CompanyInfo) {
+                builder = builder.header(reqwest::header::AUTHORIZATION, self.auth.clone());
+            }
+            if let Some(body) = &request.body {
+                builder = builder
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(body.to_string());
+            }
+            let outcome = {
+                let _permit = self.limit.acquire().await.expect("semaphore never closed");
+                match builder.send().await {
+                    Ok(response) => {
+                        let status = response.status();
+                        let headers = response.headers().clone();
+                        response
+                            .bytes()
+                            .await
+                            .map(|body| (status, headers, body.to_vec()))
+                    }
+                    Err(e) => Err(e),
+                }
+            };
+            let (status, headers, body) = match outcome {
+                Ok(parts) => parts,
+                Err(e) => {
+                    let retry = request.repeat == Repeat::Idempotent
+                        && attempt < self.retry.max_attempts
+                        && !e.is_builder();
+                    let message = self.redactor.redact(&error_chain(&e));
+                    if retry {
+                        let delay = self.retry.backoff(attempt);
+                        tracing::debug!(%method, %path, attempt, ?delay, "{message}; retrying");
+                        tokio::time::sleep(delay).await;
+                        continue;
+                    }
+                    return Err(PsaError::Transport {
+                        method,
+                        path,
+                        host: self.host_label(),
+                        attempts: attempt,
+                        message,
+                    });
+                }
+            };
+            if status.is_success() {
+                let next = headers
+                    .get_all(reqwest::header::LINK)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .find_map(next_link)
+                    .and_then(|link| self.rebase(&url, &link));
+                return Ok(Response {
+                    body,
+                    next,
+                    method: request.method.clone(),
+                    path,
+                });
+            }
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                if attempt >= self.retry.max_attempts {
+                    return Err(PsaError::RateLimited {
+                        method,
+                        path,
+                        attempts: attempt,
+                    });
+                }
+                let delay = retry_after(&headers)
+                    .map(|d| d.min(self.retry.max_retry_after))
+                    .unwrap_or_else(|| self.retry.backoff(attempt));
+                tracing::info!(%method, %path, ?delay, "ConnectWise asked to slow down (429)");
+                tokio::time::sleep(delay).await;
+                continue;
+            }
+            if status.is_server_error()
+                && request.repeat == Repeat::Idempotent
+                && attempt < self.retry.max_attempts
+            {
+                let delay = self.retry.backoff(attempt);
+                tracing::debug!(%method, %path, status = status.as_u16(), attempt, ?delay, "retrying");
+                tokio::time::sleep(delay).await;
+                continue;
+            }
+            return Err(self.status_error(request, status, &body, method, path, codebase, attempt));
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn status_error(
+        &self,
+        request: &Request<'_>,
+        status: StatusCode,
+        body: &[u8],
+        method: String,
+        path: String,
+        codebase: &str,
+        attempts: u32,
+    ) -> PsaError {
+        let message = self.error_message(body);
+        let detail = if body.iter().all(u8::is_ascii_whitespace) {
+            String::new()
+        } else {
+            format!(" — ConnectWise said: {message}")
+        };
+        match status {
+            StatusCode::UNAUTHORIZED => PsaError::Unauthorized {
+                method,
+                path,
+                company: self.company.clone(),
+                detail,
+            },
+            StatusCode::FORBIDDEN => PsaError::Forbidden {
+                method,
+                path,
+                action: if request.method == Method::GET {
+                    format!("read {}", request.what)
+                } else {
+                    format!("change {}", request.what)
+                },
+                detail,
+            },
+            StatusCode::NOT_FOUND => PsaError::NotFound {
+                method,
+                path,
+                what: request.what.to_string(),
+                base: if codebase.is_empty() {
+                    self.host.to_string()
+                } else {
+                    self.base_label(codebase)
+                },
+            },
+            s if s.is_server_error() => PsaError::Server {
+                method,
+                path,
+                status: s.as_u16(),
+                attempts,
+                message,
+            },
+            s => PsaError::Rejected {
+                method,
+                path,
+                status: s.as_u16(),
+                message,
+            },
+        }
+    }
+
+    /// `message` and each `errors[].message` (with field) from a ConnectWise error body, or an
+    /// excerpt of the body. Always redacted.
+    fn error_message(&self, body: &[u8]) -> String {
+        match serde_json::from_slice::<ErrorBody>(body) {
+            Ok(parsed) if parsed.message.is_some() || !parsed.errors.is_empty() => {
+                let mut parts = Vec::new();
+                if let Some(m) = parsed.message {
+                    parts.push(m);
+                }
+                for e in parsed.errors {
+                    let text = match (e.field, e.message) {
+                        (Some(f), Some(m)) => format!("{f}: {m}"),
+                        (None, Some(m)) => m,
+                        (Some(f), None) => format!("{f}: {}", e.code.unwrap_or_default()),
+                        (None, None) => e.code.unwrap_or_default(),
+                    };
+                    if !text.is_empty() {
+                        parts.push(text);
+                    }
+                }
+                self.redactor.redact(&parts.join("; "))
+            }
+            _ => self.redactor.excerpt(body),
+        }
+    }
+
+    /// A `Link` target on our own host. A link to another origin is rebased (path and query) so
+    /// the credentials never leave for a host the settings do not name.
+    fn rebase(&self, current: &Url, link: &str) -> Option<Url> {
+        let parsed = current.join(link).ok()?;
+        if parsed.origin() == self.host.origin() {
+            return Some(parsed);
+        }
+        let mut url = self.host.clone();
+        url.set_path(parsed.path());
+        url.set_query(parsed.query());
+        tracing::debug!(link, "rebased a paging link onto the configured host");
+        Some(url)
+    }
+
+    /// GETs every page of a listing, following `Link: <…>; rel="next"`.
+    pub async fn list_all<T: DeserializeOwned>(
+        &self,
+        path: String,
+        query: Vec<(&'static str, String)>,
+        what: &str,
+    ) -> Result<Vec<T>, PsaError> {
+        let mut target = Target::Api { path, query };
+        let mut items = Vec::new();
+        let mut seen = HashSet::new();
+        for _ in 0..MAX_PAGES {
+            let response = self
+                .execute(&Request {
+                    method: Method::GET,
+                    target,
+                    body: None,
+                    repeat: Repeat::Idempotent,
+                    what,
+                })
+                .await?;
+            let page: Vec<T> = response.json(&self.redactor)?;
+            let empty = page.is_empty();
+            items.extend(page);
+            match response.next {
+                Some(next) if !empty && seen.insert(next.to_string()) => {
+                    target = Target::Absolute(next);
+                }
+                _ => return Ok(items),
+            }
+        }
+        Ok(items)
+    }
+
+    pub async fn send_json<T: DeserializeOwned>(
+        &self,
+        request: Request<'_>,
+    ) -> Result<T, PsaError> {
+        let response = self.execute(&request).await?;
+        response.json(&self.redactor)
+    }
+}
+
+/// The URL of the `rel="next"` entry in a `Link` header value.
+pub(crate) fn next_link(header: &str) -> Option<String> {
+    let mut rest = header;
+    while let Some(open) = rest.find('<') {
+        let after = &rest[open + 1..];
+        let close = after.find('>')?;
+        let url = &after[..close];
+        let params_end = after[close + 1..]
+            .find('<')
+            .map_or(after.len(), |i| close + 1 + i);
+        let params = &after[close + 1..params_end];
+        let is_next = params.split(';').any(|p| {
+            let p = p.trim().trim_end_matches(',').trim();
+            p.strip_prefix("rel=")
+                .map(|v| v.trim_matches('"').split_whitespace().any(|r| r == "next"))
+                .unwrap_or(false)
+        });
+        if is_next {
+            return Some(url.trim().to_string());
+        }
+        rest = &after[params_end..];
+    }
+    None
+}
+
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    let seconds: f64 = value.trim().parse().ok()?;
+    (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds.min(86_400.0)))
+}
+
+fn error_chain(e: &reqwest::Error) -> String {
+    let mut parts = vec![if e.is_timeout() {
+        "timed out".to_string()
+    } else if e.is_connect() {
+        "connection failed".to_string()
+    } else {
+        e.to_string()
+    }];
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !parts.contains(&text) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
+}
+
+/// Percent-encodes a query value, leaving only RFC 3986 unreserved characters (so a space is
+/// `%20`, never `+`).
+pub(crate) fn encode_query_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() * 3 / 2);
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_next_link_among_others() {
+        let h = r#"<https://h/x?conditions=id in (1,2)&page=2>; rel="next", <https://h/x?page=9>; rel="last""#;
+        assert_eq!(
+            next_link(h).as_deref(),
+            Some("https://h/x?conditions=id in (1,2)&page=2")
+        );
+        assert_eq!(
+            next_link(r#"<https://h/x?page=1>; rel="first", <https://h/x?page=3>; rel=next"#)
+                .as_deref(),
+            Some("https://h/x?page=3")
+        );
+        assert_eq!(next_link(r#"<https://h/x?page=9>; rel="last""#), None);
+        assert_eq!(next_link(""), None);
+    }
+
+    #[test]
+    fn query_values_are_fully_encoded() {
+        assert_eq!(
+            encode_query_value(r#"identifier in ("A b","C")"#),
+            "identifier%20in%20%28%22A%20b%22%2C%22C%22%29"
+        );
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let p = RetryPolicy::default();
+        for attempt in 1..10 {
+            let d = p.backoff(attempt);
+            assert!(d <= p.max_delay, "{d:?}");
+            assert!(d >= (p.base_delay * (1 << (attempt - 1))).min(p.max_delay) / 2);
+        }
+    }
+
+    #[test]
+    fn paging_links_never_leave_the_configured_host() {
+        let host = Url::parse("https://api-na.myconnectwise.net").unwrap();
+        let t = Transport::new(
+            host.clone(),
+            "c".into(),
+            HeaderMap::new(),
+            HeaderValue::from_static("Basic x"),
+            1,
+            Redactor::new(Vec::new()),
+        )
+        .unwrap();
+        let current = host.join("/v4_6_release/apis/3.0/x?page=1").unwrap();
+        assert_eq!(
+            t.rebase(
+                &current,
+                "https://api-na.myconnectwise.net/v4_6_release/apis/3.0/x?page=2"
+            )
+            .unwrap()
+            .as_str(),
+            "https://api-na.myconnectwise.net/v4_6_release/apis/3.0/x?page=2"
+        );
+        assert_eq!(
+            t.rebase(
+                &current,
+                "https://evil.example/v4_6_release/apis/3.0/x?page=3"
+            )
+            .unwrap()
+            .as_str(),
+            "https://api-na.myconnectwise.net/v4_6_release/apis/3.0/x?page=3"
+        );
+        assert_eq!(
+            t.rebase(&current, "/v4_6_release/apis/3.0/x?page=4")
+                .unwrap()
+                .as_str(),
+            "https://api-na.myconnectwise.net/v4_6_release/apis/3.0/x?page=4"
+        );
+    }
+
+    #[test]
+    fn redactor_removes_every_secret() {
+        let r = Redactor::new(vec![
+            SecretString::from("pub-key"),
+            SecretString::from("priv-key"),
+        ]);
+        assert_eq!(
+            r.redact("x pub-key y priv-key"),
+            "x [redacted] y [redacted]"
+        );
+    }
+}

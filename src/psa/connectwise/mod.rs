@@ -1,0 +1,1047 @@
+//! ConnectWise PSA (Manage) REST client.
+//!
+//! Wire behaviour, all under `{host}/{codebase}apis/3.0/` (codebase from
+//! `GET {host}/login/companyinfo/{company}`, default `v4_6_release/`, rediscovered once on a 404):
+//!
+//! - companies: `GET company/companies?conditions=id in (1,2)&pageSize=1000`,
+//!   `…conditions=identifier in ("A","B")…`, and one `…conditions=name = "X"…` per `{name: X}`;
+//! - agreements: `GET finance/agreements?conditions=id in (1001,1002)&pageSize=1000`; agreements
+//!   named by name list their company's agreements, `conditions=company/id in (250)`;
+//! - additions: `GET finance/agreements/{id}/additions?pageSize=1000` per agreement, concurrently;
+//! - every listing follows `Link: <…>; rel="next"`;
+//! - writes: `PATCH finance/agreements/{a}/additions/{id}` with
+//!   `[{"op":"replace","path":"quantity","value":N}]`, or for cancel-and-re-add a `PATCH` of
+//!   `cancelledDate` followed by a `POST finance/agreements/{a}/additions`.
+//!
+//! Headers: `Authorization: Basic base64(company+public:private)`, `clientId`,
+//! `Accept: application/vnd.connectwise.com+json; version=…`, `Content-Type: application/json`
+//! on writes. At most `concurrency` requests are in flight at once.
+
+mod http;
+mod wire;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use reqwest::Method;
+use reqwest::Url;
+use reqwest::header::{ACCEPT, HeaderMap, HeaderName, HeaderValue};
+use secrecy::{ExposeSecret, SecretString};
+use tokio::task::JoinSet;
+
+pub use http::RetryPolicy;
+use http::{DEFAULT_API_VERSION, PAGE_SIZE, Redactor, Repeat, Request, Target, Transport};
+use wire::{Addition, Agreement, Company, IdRef, NewAddition, PatchOp};
+
+use super::{AccessCheck, AppliedChange, CheckKind, CheckOutcome, LineChange, Psa, PsaError};
+use crate::config::{ConnectWiseSettings, Mapping, RecordRef, RefKind, UpdatePolicy};
+use crate::plan::{PsaLine, PsaSnapshot, RecordStatus};
+use crate::quantity::Quantity;
+
+/// Ids per `conditions=id in (…)` request, keeping URLs well under common 8 KB limits.
+const IDS_PER_REQUEST: usize = 100;
+/// Identifiers (up to 30 characters each) per `identifier in (…)` request.
+const IDENTIFIERS_PER_REQUEST: usize = 50;
+
+pub const ENV_PUBLIC_KEY: &str = "UNITSYNC_CW_PUBLIC_KEY";
+pub const ENV_PRIVATE_KEY: &str = "UNITSYNC_CW_PRIVATE_KEY";
+pub const ENV_CLIENT_ID: &str = "UNITSYNC_CW_CLIENT_ID";
+
+/// An API member's keys and the integration's client id. Never printed.
+#[derive(Clone)]
+pub struct Credentials {
+    public_key: SecretString,
+    private_key: SecretString,
+    client_id: SecretString,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Credentials { public_key: [redacted], private_key: [redacted], client_id: [redacted] }")
+    }
+}
+
+impl Credentials {
+    pub fn new(
+        public_key: impl Into<String>,
+        private_key: impl Into<String>,
+        client_id: impl Into<String>,
+    ) -> Credentials {
+        Credentials {
+            public_key: SecretString::from(public_key.into()),
+            private_key: SecretString::from(private_key.into()),
+            client_id: SecretString::from(client_id.into()),
+        }
+    }
+
+    /// Reads `UNITSYNC_CW_PUBLIC_KEY`, `UNITSYNC_CW_PRIVATE_KEY` and `UNITSYNC_CW_CLIENT_ID`.
+    pub fn from_env() -> Result<Credentials, PsaError> {
+        Credentials::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Like [`Credentials::from_env`], reading variables through `lookup`. Empty values count
+    /// as missing.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Credentials, PsaError> {
+        let get = |name: &'static str, hint: &'static str| {
+            lookup(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+                .map(SecretString::from)
+                .ok_or(PsaError::MissingCredential(name, hint))
+        };
+        Ok(Credentials {
+            public_key: get(
+                ENV_PUBLIC_KEY,
+                "set it to the API member's public key (System > Members > API Members > API Keys)",
+            )?,
+            private_key: get(
+                ENV_PRIVATE_KEY,
+                "set it to the API member's private key (shown once when the key is created)",
+            )?,
+            client_id: get(
+                ENV_CLIENT_ID,
+                "set it to the integration's client id (a GUID from developer.connectwise.com/ClientID)",
+            )?,
+        })
+    }
+}
+
+/// Maps the settings' `site` to the API host: `na|eu|au|aus|za.myconnectwise.net` →
+/// `https://api-na.myconnectwise.net` etc.; any other host name gets `https://`; a full URL
+/// (`http://127.0.0.1:8080`, `https://cw.example.com`) is used as it is.
+pub fn api_host(site: &str) -> Result<Url, PsaError> {
+    let trimmed = site.trim();
+    let invalid = |reason: &str| PsaError::InvalidSite {
+        site: site.to_string(),
+        reason: reason.to_string(),
+    };
+    if trimmed.is_empty() {
+        return Err(invalid("it is empty"));
+    }
+    let text = if trimmed.contains("://") {
+        trimmed.trim_end_matches('/').to_string()
+    } else {
+        let host = trimmed.trim_end_matches('/').to_ascii_lowercase();
+        let cloud = ["na", "eu", "au", "aus", "za"]
+            .into_iter()
+            .find(|region| host == format!("{region}.myconnectwise.net"));
+        match cloud {
+            Some(region) => format!("https://api-{region}.myconnectwise.net"),
+            None => format!("https://{host}"),
+        }
+    };
+    let url = Url::parse(&text).map_err(|e| invalid(&e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(invalid(
+            "use a host name such as na.myconnectwise.net or an http(s) URL",
+        ));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid(
+            "put no credentials in the URL; they come from UNITSYNC_CW_* variables",
+        ));
+    }
+    Ok(url)
+}
+
+/// A ConnectWise PSA client. Cheap to clone; clones share the connection pool, the codebase and
+/// the concurrency limit.
+#[derive(Clone)]
+pub struct ConnectWiseClient {
+    transport: Arc<Transport>,
+    client_id_is_guid: bool,
+}
+
+impl fmt::Debug for ConnectWiseClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectWiseClient")
+            .field("host", &self.transport.host.as_str())
+            .field("company", &self.transport.company)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ConnectWiseClient {
+    pub fn new(
+        settings: &ConnectWiseSettings,
+        credentials: Credentials,
+    ) -> Result<ConnectWiseClient, PsaError> {
+        ConnectWiseClient::with_retry_policy(settings, credentials, RetryPolicy::default())
+    }
+
+    pub fn with_retry_policy(
+        settings: &ConnectWiseSettings,
+        credentials: Credentials,
+        retry: RetryPolicy,
+    ) -> Result<ConnectWiseClient, PsaError> {
+        let host = api_host(&settings.site)?;
+        let company = settings.company.trim().to_string();
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!(
+            "{company}+{}:{}",
+            credentials.public_key.expose_secret(),
+            credentials.private_key.expose_secret()
+        ));
+        let header_error = |what: &str| PsaError::InvalidSite {
+            site: settings.site.clone(),
+            reason: format!("the {what} contains characters not allowed in an HTTP header"),
+        };
+        let mut auth = HeaderValue::from_str(&format!("Basic {basic}"))
+            .map_err(|_| header_error("login company or API key"))?;
+        auth.set_sensitive(true);
+        let mut client_id = HeaderValue::from_str(credentials.client_id.expose_secret())
+            .map_err(|_| header_error("client id"))?;
+        client_id.set_sensitive(true);
+        let version = settings
+            .api_version
+            .as_deref()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .unwrap_or(DEFAULT_API_VERSION);
+        let accept = HeaderValue::from_str(&format!(
+            "application/vnd.connectwise.com+json; version={version}"
+        ))
+        .map_err(|_| header_error("api_version"))?;
+        let mut headers = HeaderMap::new();
+        headers.insert(ACCEPT, accept);
+        headers.insert(HeaderName::from_static("clientid"), client_id);
+        headers.insert(
+            reqwest::header::CACHE_CONTROL,
+            HeaderValue::from_static("no-cache"),
+        );
+        let client_id_is_guid = looks_like_guid(credentials.client_id.expose_secret());
+        let redactor = Redactor::new(vec![
+            credentials.private_key.clone(),
+            credentials.public_key.clone(),
+            credentials.client_id.clone(),
+            SecretString::from(basic),
+        ]);
+        let concurrency = usize::from(settings.concurrency.unwrap_or(4).max(1));
+        let mut transport = Transport::new(host, company, headers, auth, concurrency, redactor)?;
+        transport.retry = retry;
+        Ok(ConnectWiseClient {
+            transport: Arc::new(transport),
+            client_id_is_guid,
+        })
+    }
+
+    /// The codebase in use (discovering it if needed), e.g. `v4_6_release/`.
+    pub async fn codebase(&self) -> Result<String, PsaError> {
+        self.transport.codebase().await
+    }
+
+    async fn companies(&self, refs: &CompanyRefs) -> Result<Vec<Company>, PsaError> {
+        let t = &self.transport;
+        let mut found = Vec::new();
+        let ids: Vec<u64> = refs.ids.iter().copied().collect();
+        for chunk in ids.chunks(IDS_PER_REQUEST) {
+            found.extend(
+                t.list_all::<Company>(
+                    "company/companies".into(),
+                    conditions(format!("id in ({})", join_ids(chunk))),
+                    "companies by id",
+                )
+                .await?,
+            );
+        }
+        let identifiers: Vec<&String> = refs.identifiers.iter().collect();
+        for chunk in identifiers.chunks(IDENTIFIERS_PER_REQUEST) {
+            let list = chunk
+                .iter()
+                .map(|s| format!("\"{s}\""))
+                .collect::<Vec<_>>()
+                .join(",");
+            found.extend(
+                t.list_all::<Company>(
+                    "company/companies".into(),
+                    conditions(format!("identifier in ({list})")),
+                    "companies by identifier",
+                )
+                .await?,
+            );
+        }
+        for name in &refs.names {
+            found.extend(
+                t.list_all::<Company>(
+                    "company/companies".into(),
+                    conditions(format!("name = \"{name}\"")),
+                    "companies by name",
+                )
+                .await?,
+            );
+        }
+        Ok(found)
+    }
+
+    async fn agreements_by_id(&self, ids: &BTreeSet<u64>) -> Result<Vec<Agreement>, PsaError> {
+        let ids: Vec<u64> = ids.iter().copied().collect();
+        let mut found = Vec::new();
+        for chunk in ids.chunks(IDS_PER_REQUEST) {
+            found.extend(
+                self.transport
+                    .list_all::<Agreement>(
+                        "finance/agreements".into(),
+                        conditions(format!("id in ({})", join_ids(chunk))),
+                        "agreements by id",
+                    )
+                    .await?,
+            );
+        }
+        Ok(found)
+    }
+
+    async fn agreements_of_companies(
+        &self,
+        company_ids: &BTreeSet<u64>,
+    ) -> Result<Vec<Agreement>, PsaError> {
+        let ids: Vec<u64> = company_ids.iter().copied().collect();
+        let mut found = Vec::new();
+        for chunk in ids.chunks(IDS_PER_REQUEST) {
+            found.extend(
+                self.transport
+                    .list_all::<Agreement>(
+                        "finance/agreements".into(),
+                        conditions(format!("company/id in ({})", join_ids(chunk))),
+                        "agreements of the mapped companies",
+                    )
+                    .await?,
+            );
+        }
+        Ok(found)
+    }
+
+    async fn snapshot_impl(&self, mappings: &[Mapping]) -> Result<PsaSnapshot, PsaError> {
+        let mut company_refs = CompanyRefs::default();
+        let mut agreement_ids = BTreeSet::new();
+        // (mapping's company ref, agreement name) for agreements named by name.
+        let mut named_agreements: Vec<(&RecordRef, &str)> = Vec::new();
+        for mapping in mappings {
+            let id = mapping.effective_id();
+            match mapping.company.kind() {
+                RefKind::Id(n) => {
+                    company_refs.ids.insert(n);
+                }
+                RefKind::Identifier(s) => {
+                    check_quotable(&id, "company identifier", s)?;
+                    company_refs.identifiers.insert(s.trim().to_string());
+                }
+                RefKind::Name(s) => {
+                    check_quotable(&id, "company name", s)?;
+                    company_refs.names.insert(s.trim().to_string());
+                }
+            }
+            match mapping
+                .agreement
+                .as_ref()
+                .or(mapping.contract.as_ref())
+                .map(RecordRef::kind)
+            {
+                Some(RefKind::Id(n)) => {
+                    agreement_ids.insert(n);
+                }
+                Some(RefKind::Identifier(s) | RefKind::Name(s)) => {
+                    named_agreements.push((&mapping.company, s));
+                }
+                None => {}
+            }
+        }
+
+        let (companies, by_id) = tokio::join!(
+            self.companies(&company_refs),
+            self.agreements_by_id(&agreement_ids)
+        );
+        let companies: BTreeMap<u64, Company> = companies?.into_iter().map(|c| (c.id, c)).collect();
+        let mut agreements: BTreeMap<u64, Agreement> =
+            by_id?.into_iter().map(|a| (a.id, a)).collect();
+
+        if !named_agreements.is_empty() {
+            // The companies each name lookup may belong to, and the names wanted per company.
+            let mut wanted: BTreeMap<u64, Vec<&str>> = BTreeMap::new();
+            for (company_ref, name) in &named_agreements {
+                for c in companies
+                    .values()
+                    .filter(|c| company_matches(c, company_ref))
+                {
+                    wanted.entry(c.id).or_default().push(name);
+                }
+            }
+            let company_ids: BTreeSet<u64> = wanted.keys().copied().collect();
+            for a in self.agreements_of_companies(&company_ids).await? {
+                let company_id = a.company.as_ref().and_then(|c| c.id).unwrap_or(0);
+                let name = a.name.as_deref().unwrap_or_default();
+                if wanted
+                    .get(&company_id)
+                    .is_some_and(|names| names.iter().any(|n| same_text(n, name)))
+                {
+                    agreements.insert(a.id, a);
+                }
+            }
+        }
+
+        let mut tasks = JoinSet::new();
+        for &agreement_id in agreements.keys() {
+            let transport = Arc::clone(&self.transport);
+            tasks.spawn(async move {
+                let additions = transport
+                    .list_all::<Addition>(
+                        format!("finance/agreements/{agreement_id}/additions"),
+                        vec![("pageSize", PAGE_SIZE.into())],
+                        &format!("additions of agreement {agreement_id}"),
+                    )
+                    .await?;
+                Ok::<_, PsaError>((agreement_id, additions))
+            });
+        }
+        let mut lines = Vec::new();
+        while let Some(joined) = tasks.join_next().await {
+            let (agreement_id, additions) = joined.map_err(|e| PsaError::Conflict {
+                what: "reading additions".into(),
+                reason: format!("a reader task failed: {e}"),
+            })??;
+            lines.extend(additions.iter().map(|a| a.to_snapshot(agreement_id)));
+        }
+        lines.sort_by_key(|l| (l.contract_id, l.id));
+
+        Ok(PsaSnapshot {
+            companies: companies
+                .into_values()
+                .map(Company::into_snapshot)
+                .collect(),
+            contracts: agreements
+                .into_values()
+                .map(Agreement::into_snapshot)
+                .collect(),
+            lines,
+        })
+    }
+
+    async fn get_addition(
+        &self,
+        agreement_id: u64,
+        addition_id: u64,
+    ) -> Result<Addition, PsaError> {
+        let what = format!("addition {addition_id} on agreement {agreement_id}");
+        self.transport
+            .send_json(Request {
+                method: Method::GET,
+                target: api(format!(
+                    "finance/agreements/{agreement_id}/additions/{addition_id}"
+                )),
+                body: None,
+                repeat: Repeat::Idempotent,
+                what: &what,
+            })
+            .await
+    }
+
+    async fn patch_addition<T: serde::Serialize>(
+        &self,
+        agreement_id: u64,
+        addition_id: u64,
+        field: &'static str,
+        value: T,
+    ) -> Result<Addition, PsaError> {
+        let what = format!("addition {addition_id} on agreement {agreement_id}");
+        let body = serde_json::to_value([PatchOp {
+            op: "replace",
+            path: field,
+            value,
+        }])
+        .expect("a patch serialises");
+        self.transport
+            .send_json(Request {
+                method: Method::PATCH,
+                target: api(format!(
+                    "finance/agreements/{agreement_id}/additions/{addition_id}"
+                )),
+                body: Some(body),
+                repeat: Repeat::Idempotent,
+                what: &what,
+            })
+            .await
+    }
+
+    async fn update_in_place(&self, change: &LineChange) -> Result<AppliedChange, PsaError> {
+        let updated = self
+            .patch_addition(change.contract_id, change.line_id, "quantity", change.to)
+            .await?;
+        if let Some(quantity) = updated.quantity
+            && quantity != change.to
+        {
+            return Err(PsaError::Conflict {
+                what: format!(
+                    "addition {} on agreement {}",
+                    change.line_id, change.contract_id
+                ),
+                reason: format!(
+                    "ConnectWise accepted the update to {} but the addition now holds {quantity}",
+                    change.to
+                ),
+            });
+        }
+        Ok(AppliedChange::UpdatedInPlace {
+            line_id: change.line_id,
+            quantity: change.to,
+        })
+    }
+
+    async fn cancel_and_readd(&self, change: &LineChange) -> Result<AppliedChange, PsaError> {
+        let (agreement_id, old_id) = (change.contract_id, change.line_id);
+        let what = format!("addition {old_id} on agreement {agreement_id}");
+        let old = self.get_addition(agreement_id, old_id).await?;
+        let effective = change.effective.to_string();
+        let resumed = if old.cancelled_on(&effective) {
+            true
+        } else if let Some(date) = old
+            .cancelled_date
+            .as_deref()
+            .filter(|d| !d.trim().is_empty())
+        {
+            return Err(PsaError::Conflict {
+                what,
+                reason: format!(
+                    "it is already cancelled as of {date}; unitsync does not replace a line cancelled by someone else — map the active addition"
+                ),
+            });
+        } else {
+            let found = old.quantity.unwrap_or(Quantity::ZERO);
+            if found != change.from {
+                return Err(PsaError::Stale {
+                    what,
+                    expected: change.from,
+                    found,
+                });
+            }
+            false
+        };
+        let product_id =
+            old.product
+                .as_ref()
+                .and_then(|p| p.id)
+                .ok_or_else(|| PsaError::Conflict {
+                    what: what.clone(),
+                    reason: "it names no product id, so it cannot be re-added".into(),
+                })?;
+        let readd_failed = |source: PsaError| PsaError::ReaddFailed {
+            cancelled: old_id,
+            effective: change.effective,
+            source: Box::new(source),
+        };
+        if resumed {
+            if let Some(existing) = self
+                .find_readded(agreement_id, &old, product_id, change)
+                .await
+                .map_err(readd_failed)?
+            {
+                return Ok(AppliedChange::CancelledAndReadded {
+                    cancelled_line_id: old_id,
+                    new_line_id: existing,
+                    quantity: change.to,
+                    effective: change.effective,
+                    resumed: true,
+                });
+            }
+        } else {
+            self.patch_addition(
+                agreement_id,
+                old_id,
+                "cancelledDate",
+                format!("{effective}T00:00:00Z"),
+            )
+            .await?;
+        }
+
+        let body = serde_json::to_value(NewAddition {
+            product: IdRef { id: product_id },
+            quantity: change.to,
+            unit_price: old.unit_price.clone(),
+            unit_cost: old.unit_cost.clone(),
+            bill_customer: old
+                .bill_customer
+                .clone()
+                .unwrap_or_else(|| "Billable".into()),
+            taxable_flag: old.taxable_flag,
+            description: old.description.clone(),
+            invoice_description: old.invoice_description.clone(),
+            effective_date: format!("{effective}T00:00:00Z"),
+            agreement_id,
+        })
+        .expect("an addition serialises");
+        let post_what = format!("a new addition on agreement {agreement_id}");
+        let mut attempt = 1;
+        loop {
+            let posted: Result<Addition, PsaError> = self
+                .transport
+                .send_json(Request {
+                    method: Method::POST,
+                    target: api(format!("finance/agreements/{agreement_id}/additions")),
+                    body: Some(body.clone()),
+                    repeat: Repeat::Once,
+                    what: &post_what,
+                })
+                .await;
+            match posted {
+                Ok(new) => {
+                    return Ok(AppliedChange::CancelledAndReadded {
+                        cancelled_line_id: old_id,
+                        new_line_id: new.id,
+                        quantity: change.to,
+                        effective: change.effective,
+                        resumed,
+                    });
+                }
+                Err(e) if e.is_transient() && attempt < self.transport.retry.max_attempts => {
+                    tracing::warn!(
+                        "{e}; checking whether the addition was created before retrying"
+                    );
+                    tokio::time::sleep(self.transport.retry.backoff(attempt)).await;
+                    // The POST may have been carried out before the failure: never add twice.
+                    if let Some(existing) = self
+                        .find_readded(agreement_id, &old, product_id, change)
+                        .await
+                        .map_err(readd_failed)?
+                    {
+                        return Ok(AppliedChange::CancelledAndReadded {
+                            cancelled_line_id: old_id,
+                            new_line_id: existing,
+                            quantity: change.to,
+                            effective: change.effective,
+                            resumed,
+                        });
+                    }
+                    attempt += 1;
+                }
+                Err(e) => return Err(readd_failed(e)),
+            }
+        }
+    }
+
+    /// A replacement for `old` that an earlier attempt created: same product, the new quantity,
+    /// starting on the effective date, not cancelled.
+    async fn find_readded(
+        &self,
+        agreement_id: u64,
+        old: &Addition,
+        product_id: u64,
+        change: &LineChange,
+    ) -> Result<Option<u64>, PsaError> {
+        let effective = change.effective.to_string();
+        let additions = self
+            .transport
+            .list_all::<Addition>(
+                format!("finance/agreements/{agreement_id}/additions"),
+                vec![("pageSize", PAGE_SIZE.into())],
+                &format!("additions of agreement {agreement_id}"),
+            )
+            .await?;
+        Ok(additions
+            .iter()
+            .filter(|a| {
+                a.id != old.id
+                    && a.product.as_ref().and_then(|p| p.id) == Some(product_id)
+                    && a.quantity == Some(change.to)
+                    && a.cancelled_date
+                        .as_deref()
+                        .is_none_or(|d| d.trim().is_empty())
+                    && a.effective_date
+                        .as_deref()
+                        .is_some_and(|d| d.trim().starts_with(&effective))
+            })
+            .map(|a| a.id)
+            .max())
+    }
+
+    async fn check_access_impl(&self, mappings: &[Mapping], probe_write: bool) -> Vec<AccessCheck> {
+        let t = &self.transport;
+        let mut checks = Vec::new();
+        let check = |kind, outcome, detail: String| AccessCheck {
+            kind,
+            outcome,
+            detail,
+        };
+        let skip_rest = |checks: &mut Vec<AccessCheck>, reason: &str| {
+            for kind in [
+                CheckKind::Host,
+                CheckKind::Credentials,
+                CheckKind::ClientId,
+                CheckKind::ReadContracts,
+                CheckKind::ReadLines,
+                CheckKind::UpdateLines,
+            ] {
+                if !checks.iter().any(|c: &AccessCheck| c.kind == kind) {
+                    checks.push(AccessCheck {
+                        kind,
+                        outcome: CheckOutcome::Skipped,
+                        detail: reason.to_string(),
+                    });
+                }
+            }
+        };
+
+        match t.codebase().await {
+            Ok(codebase) => checks.push(check(
+                CheckKind::Host,
+                CheckOutcome::Pass,
+                format!("{} answers; API base {}", t.host, t.base_label(&codebase)),
+            )),
+            Err(e) => {
+                checks.push(check(CheckKind::Host, CheckOutcome::Fail, e.to_string()));
+                skip_rest(&mut checks, "the host did not answer");
+                return checks;
+            }
+        }
+
+        let info = t
+            .execute(&Request {
+                method: Method::GET,
+                target: api("system/info".into()),
+                body: None,
+                repeat: Repeat::Idempotent,
+                what: "system info",
+            })
+            .await;
+        match info {
+            Ok(_) => checks.push(check(
+                CheckKind::Credentials,
+                CheckOutcome::Pass,
+                format!("API keys accepted for login company {:?}", t.company),
+            )),
+            Err(PsaError::Forbidden { .. }) => checks.push(check(
+                CheckKind::Credentials,
+                CheckOutcome::Pass,
+                format!(
+                    "API keys accepted for login company {:?} (system info is not permitted, which unitsync does not need)",
+                    t.company
+                ),
+            )),
+            Err(e @ PsaError::Unauthorized { .. }) => {
+                checks.push(check(CheckKind::Credentials, CheckOutcome::Fail, e.to_string()));
+                checks.push(self.client_id_check());
+                skip_rest(&mut checks, "the credentials were rejected");
+                return checks;
+            }
+            Err(e @ PsaError::NotFound { .. }) => checks.push(check(
+                CheckKind::Credentials,
+                CheckOutcome::Warn,
+                format!("could not verify the keys: {e}"),
+            )),
+            Err(e) => {
+                checks.push(check(CheckKind::Credentials, CheckOutcome::Fail, e.to_string()));
+                checks.push(self.client_id_check());
+                skip_rest(&mut checks, "the credential check failed");
+                return checks;
+            }
+        }
+        checks.push(self.client_id_check());
+
+        // Read agreements: the first mapped agreement id, or any one agreement.
+        let probe = mappings
+            .iter()
+            .find_map(|m| match m.agreement.as_ref().map(RecordRef::kind) {
+                Some(RefKind::Id(id)) => Some((id, m)),
+                _ => None,
+            });
+        let mut query = vec![("pageSize", "1".to_string())];
+        if let Some((id, _)) = probe {
+            query.insert(0, ("conditions", format!("id = {id}")));
+        }
+        let agreements = t
+            .send_json::<Vec<Agreement>>(Request {
+                method: Method::GET,
+                target: Target::Api {
+                    path: "finance/agreements".into(),
+                    query,
+                },
+                body: None,
+                repeat: Repeat::Idempotent,
+                what: "agreements",
+            })
+            .await;
+        let agreement = match agreements {
+            Ok(list) => match (list.into_iter().next(), probe) {
+                (Some(a), _) => {
+                    checks.push(check(
+                        CheckKind::ReadContracts,
+                        CheckOutcome::Pass,
+                        format!(
+                            "read agreement {} ({})",
+                            a.id,
+                            a.name.as_deref().unwrap_or("unnamed")
+                        ),
+                    ));
+                    Some(a)
+                }
+                (None, Some((id, m))) => {
+                    checks.push(check(
+                        CheckKind::ReadContracts,
+                        CheckOutcome::Warn,
+                        format!(
+                            "agreements can be read, but agreement {id} of mapping {} was not found",
+                            m.effective_id()
+                        ),
+                    ));
+                    None
+                }
+                (None, None) => {
+                    checks.push(check(
+                        CheckKind::ReadContracts,
+                        CheckOutcome::Pass,
+                        "agreements can be read (there are none)".into(),
+                    ));
+                    None
+                }
+            },
+            Err(e) => {
+                checks.push(check(
+                    CheckKind::ReadContracts,
+                    CheckOutcome::Fail,
+                    e.to_string(),
+                ));
+                skip_rest(&mut checks, "agreements could not be read");
+                return checks;
+            }
+        };
+        let Some(agreement) = agreement else {
+            skip_rest(&mut checks, "no agreement to read additions from");
+            return checks;
+        };
+
+        let additions = t
+            .list_all::<Addition>(
+                format!("finance/agreements/{}/additions", agreement.id),
+                vec![("pageSize", PAGE_SIZE.into())],
+                &format!("additions of agreement {}", agreement.id),
+            )
+            .await;
+        let additions = match additions {
+            Ok(list) => {
+                checks.push(check(
+                    CheckKind::ReadLines,
+                    CheckOutcome::Pass,
+                    format!(
+                        "read {} addition(s) of agreement {}",
+                        list.len(),
+                        agreement.id
+                    ),
+                ));
+                list
+            }
+            Err(e) => {
+                checks.push(check(
+                    CheckKind::ReadLines,
+                    CheckOutcome::Fail,
+                    e.to_string(),
+                ));
+                skip_rest(&mut checks, "additions could not be read");
+                return checks;
+            }
+        };
+
+        if !probe_write {
+            checks.push(check(
+                CheckKind::UpdateLines,
+                CheckOutcome::Skipped,
+                "not probed: the probe writes an addition's current quantity back unchanged (it leaves an audit-trail entry); ask for it explicitly".into(),
+            ));
+            return checks;
+        }
+        // Prefer the mapped addition of the probed agreement; else any active one.
+        let lines: Vec<(PsaLine, &Addition)> = additions
+            .iter()
+            .map(|a| (a.to_snapshot(agreement.id), a))
+            .filter(|(l, _)| l.status == RecordStatus::Active)
+            .collect();
+        let mapped = probe.and_then(|(_, m)| {
+            let wanted = m.addition.as_ref()?;
+            lines.iter().find(|(l, _)| match wanted.kind() {
+                RefKind::Id(id) => l.id == id,
+                RefKind::Identifier(s) => l
+                    .product_identifier
+                    .as_deref()
+                    .is_some_and(|i| same_text(i, s)),
+                RefKind::Name(s) => same_text(&l.product_name, s),
+            })
+        });
+        let Some((line, _)) = mapped.or_else(|| lines.first()) else {
+            checks.push(check(
+                CheckKind::UpdateLines,
+                CheckOutcome::Skipped,
+                format!("agreement {} has no active addition to probe", agreement.id),
+            ));
+            return checks;
+        };
+        match self
+            .patch_addition(agreement.id, line.id, "quantity", line.quantity)
+            .await
+        {
+            Ok(_) => checks.push(check(
+                CheckKind::UpdateLines,
+                CheckOutcome::Pass,
+                format!(
+                    "wrote addition {}'s quantity {} back unchanged",
+                    line.id, line.quantity
+                ),
+            )),
+            Err(e) => checks.push(check(
+                CheckKind::UpdateLines,
+                CheckOutcome::Fail,
+                e.to_string(),
+            )),
+        }
+        checks
+    }
+
+    fn client_id_check(&self) -> AccessCheck {
+        if self.client_id_is_guid {
+            AccessCheck {
+                kind: CheckKind::ClientId,
+                outcome: CheckOutcome::Pass,
+                detail: "set, and sent as the clientId header on every request".into(),
+            }
+        } else {
+            AccessCheck {
+                kind: CheckKind::ClientId,
+                outcome: CheckOutcome::Warn,
+                detail: format!(
+                    "{ENV_CLIENT_ID} does not look like a GUID; register a client id at developer.connectwise.com/ClientID"
+                ),
+            }
+        }
+    }
+}
+
+impl Psa for ConnectWiseClient {
+    async fn snapshot(&self, mappings: &[Mapping]) -> Result<PsaSnapshot, PsaError> {
+        self.snapshot_impl(mappings).await
+    }
+
+    async fn reread_line(&self, contract_id: u64, line_id: u64) -> Result<PsaLine, PsaError> {
+        Ok(self
+            .get_addition(contract_id, line_id)
+            .await?
+            .to_snapshot(contract_id))
+    }
+
+    async fn apply(&self, change: &LineChange) -> Result<AppliedChange, PsaError> {
+        match change.policy {
+            UpdatePolicy::InPlace => self.update_in_place(change).await,
+            UpdatePolicy::CancelAndReadd => self.cancel_and_readd(change).await,
+        }
+    }
+
+    async fn check_access(&self, mappings: &[Mapping], probe_write: bool) -> Vec<AccessCheck> {
+        self.check_access_impl(mappings, probe_write).await
+    }
+}
+
+#[derive(Default)]
+struct CompanyRefs {
+    ids: BTreeSet<u64>,
+    identifiers: BTreeSet<String>,
+    names: BTreeSet<String>,
+}
+
+fn api(path: String) -> Target {
+    Target::Api {
+        path,
+        query: Vec::new(),
+    }
+}
+
+/// The query of a filtered listing: `conditions=…&pageSize=1000`.
+fn conditions(text: String) -> Vec<(&'static str, String)> {
+    vec![("conditions", text), ("pageSize", PAGE_SIZE.into())]
+}
+
+fn join_ids(ids: &[u64]) -> String {
+    ids.iter().map(u64::to_string).collect::<Vec<_>>().join(",")
+}
+
+/// How ConnectWise escapes a `"` inside a quoted condition value is undocumented, so such values
+/// are refused rather than guessed at.
+fn check_quotable(mapping: &str, what: &str, value: &str) -> Result<(), PsaError> {
+    if value.contains('"') || value.contains('\\') {
+        return Err(PsaError::UnsupportedRef {
+            mapping: mapping.to_string(),
+            reason: format!(
+                "the {what} {value:?} contains a quote or backslash, which ConnectWise queries cannot safely express; name the record by id instead"
+            ),
+        });
+    }
+    Ok(())
+}
+
+fn same_text(a: &str, b: &str) -> bool {
+    a.trim().eq_ignore_ascii_case(b.trim())
+}
+
+fn company_matches(company: &Company, reference: &RecordRef) -> bool {
+    match reference.kind() {
+        RefKind::Id(id) => company.id == id,
+        RefKind::Identifier(s) => company
+            .identifier
+            .as_deref()
+            .is_some_and(|i| same_text(i, s)),
+        RefKind::Name(s) => company.name.as_deref().is_some_and(|n| same_text(n, s)),
+    }
+}
+
+fn looks_like_guid(text: &str) -> bool {
+    let t = text.trim().trim_start_matches('{').trim_end_matches('}');
+    let groups: Vec<&str> = t.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cloud_sites_map_to_api_hosts() {
+        for region in ["na", "eu", "au", "aus", "za"] {
+            assert_eq!(
+                api_host(&format!("{region}.myconnectwise.net"))
+                    .unwrap()
+                    .as_str(),
+                format!("https://api-{region}.myconnectwise.net/")
+            );
+        }
+        assert_eq!(
+            api_host("NA.myconnectwise.net/").unwrap().as_str(),
+            "https://api-na.myconnectwise.net/"
+        );
+        assert_eq!(
+            api_host("cw.example.com").unwrap().as_str(),
+            "https://cw.example.com/"
+        );
+        assert_eq!(
+            api_host("http://127.0.0.1:8080/").unwrap().as_str(),
+            "http://127.0.0.1:8080/"
+        );
+        assert!(api_host("").is_err());
+        assert!(api_host("ftp://x").is_err());
+        assert!(api_host("https://u:p@x").is_err());
+    }
+
+    #[test]
+    fn credentials_name_the_missing_variable_and_never_print() {
+        let err =
+            Credentials::from_lookup(|name| (name != ENV_PRIVATE_KEY).then(|| "value".to_string()))
+                .unwrap_err();
+        assert!(err.to_string().contains(ENV_PRIVATE_KEY), "{err}");
+        let creds = Credentials::new("pub-SECRET", "priv-SECRET", "cid-SECRET");
+        assert!(!format!("{creds:?}").contains("SECRET"));
+    }
+
+    #[test]
+    fn guids_are_recognised() {
+        assert!(looks_like_guid("3f2504e0-4f89-11d3-9a0c-0305e82c3301"));
+        assert!(looks_like_guid("{3F2504E0-4F89-11D3-9A0C-0305E82C3301}"));
+        assert!(!looks_like_guid("not-a-guid"));
+    }
+}

@@ -1,0 +1,280 @@
+//! ConnectWise JSON as this client reads and writes it (written from `reference/psa-apis.md`,
+//! section A; deliberately independent of the sandbox's types). Only the fields unitsync uses are
+//! declared; unknown fields are ignored.
+
+use serde::{Deserialize, Serialize};
+
+use crate::plan::{PsaCompany, PsaContract, PsaLine, RecordStatus};
+use crate::quantity::Quantity;
+
+/// `GET /login/companyinfo/{company}`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct CompanyInfo {
+    #[serde(rename = "Codebase", default)]
+    pub codebase: Option<String>,
+}
+
+/// An error body: `{"code","message","errors":[{"code","message","resource","field"}]}`.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct ErrorBody {
+    #[serde(default)]
+    pub message: Option<String>,
+    #[serde(default)]
+    pub errors: Vec<ErrorItem>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct ErrorItem {
+    #[serde(default)]
+    pub code: Option<String>,
+    #[serde(default)]
+    pub message: Option<String>,
+    #[serde(default)]
+    pub field: Option<String>,
+}
+
+/// A reference to another record: `{id, identifier, name}`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub(crate) struct Reference {
+    #[serde(default)]
+    pub id: Option<u64>,
+    #[serde(default)]
+    pub identifier: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct Company {
+    pub id: u64,
+    #[serde(default)]
+    pub identifier: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+impl Company {
+    pub fn into_snapshot(self) -> PsaCompany {
+        PsaCompany {
+            id: self.id,
+            name: self.name.unwrap_or_default(),
+            identifier: self.identifier,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Agreement {
+    pub id: u64,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub company: Option<Reference>,
+    #[serde(default)]
+    pub agreement_status: Option<String>,
+    #[serde(default)]
+    pub cancelled_flag: Option<bool>,
+}
+
+impl Agreement {
+    pub fn into_snapshot(self) -> PsaContract {
+        let status = if self.cancelled_flag == Some(true) {
+            RecordStatus::Cancelled
+        } else {
+            status_from(self.agreement_status.as_deref())
+        };
+        PsaContract {
+            id: self.id,
+            company_id: self.company.and_then(|c| c.id).unwrap_or(0),
+            name: self.name.unwrap_or_default(),
+            status,
+        }
+    }
+}
+
+/// `agreementStatus`: `Active|Cancelled|Expired|Inactive`; absent means active.
+fn status_from(text: Option<&str>) -> RecordStatus {
+    match text.map(|s| s.trim().to_ascii_lowercase()).as_deref() {
+        None | Some("") | Some("active") => RecordStatus::Active,
+        Some("cancelled") | Some("canceled") => RecordStatus::Cancelled,
+        Some("expired") => RecordStatus::Expired,
+        Some(_) => RecordStatus::Inactive,
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Addition {
+    pub id: u64,
+    #[serde(default)]
+    pub product: Option<Reference>,
+    #[serde(default)]
+    pub quantity: Option<Quantity>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub invoice_description: Option<String>,
+    /// Kept as JSON so a price is copied exactly as ConnectWise sent it.
+    #[serde(default)]
+    pub unit_price: Option<serde_json::Value>,
+    #[serde(default)]
+    pub unit_cost: Option<serde_json::Value>,
+    #[serde(default)]
+    pub bill_customer: Option<String>,
+    #[serde(default)]
+    pub taxable_flag: Option<bool>,
+    #[serde(default)]
+    pub effective_date: Option<String>,
+    #[serde(default)]
+    pub cancelled_date: Option<String>,
+    #[serde(default)]
+    pub agreement_status: Option<String>,
+}
+
+impl Addition {
+    /// The addition as a snapshot line.
+    ///
+    /// Any `cancelledDate` makes the line `Cancelled`, including a date still ahead: a line whose
+    /// cancellation is scheduled is being replaced (cancel-and-re-add with a first-of-next-month
+    /// date leaves the old line cancelled in the future and the new one starting then) or is
+    /// ending, and in neither case should unitsync count it or change it. Treating it as active
+    /// would make the old and new line ambiguous until the date passes.
+    pub fn to_snapshot(&self, contract_id: u64) -> PsaLine {
+        let cancelled = self
+            .cancelled_date
+            .as_deref()
+            .is_some_and(|d| !d.trim().is_empty());
+        let status = if cancelled {
+            RecordStatus::Cancelled
+        } else {
+            status_from(self.agreement_status.as_deref())
+        };
+        let product = self.product.clone().unwrap_or_default();
+        let product_name = self
+            .description
+            .clone()
+            .filter(|d| !d.trim().is_empty())
+            .or_else(|| product.name.clone())
+            .or_else(|| product.identifier.clone())
+            .unwrap_or_default();
+        PsaLine {
+            id: self.id,
+            // The agreement it was listed under (or read from), whatever `agreementId` says.
+            contract_id,
+            product_id: product.id.unwrap_or(0),
+            product_identifier: product.identifier,
+            product_name,
+            quantity: self.quantity.unwrap_or(Quantity::ZERO),
+            status,
+        }
+    }
+
+    /// Whether `cancelledDate` is set and falls on `date` (`yyyy-MM-dd…`).
+    pub fn cancelled_on(&self, date: &str) -> bool {
+        self.cancelled_date
+            .as_deref()
+            .is_some_and(|d| d.trim().starts_with(date))
+    }
+}
+
+/// One JSON-patch operation: `{"op":"replace","path":"quantity","value":4}`.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct PatchOp<T: Serialize> {
+    pub op: &'static str,
+    pub path: &'static str,
+    pub value: T,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct IdRef {
+    pub id: u64,
+}
+
+/// The body of `POST /finance/agreements/{id}/additions` when re-adding a line.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct NewAddition {
+    pub product: IdRef,
+    pub quantity: Quantity,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unit_price: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unit_cost: Option<serde_json::Value>,
+    pub bill_customer: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub taxable_flag: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invoice_description: Option<String>,
+    pub effective_date: String,
+    pub agreement_id: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addition(json: serde_json::Value) -> PsaLine {
+        serde_json::from_value::<Addition>(json)
+            .unwrap()
+            .to_snapshot(7)
+    }
+
+    #[test]
+    fn additions_map_to_snapshot_lines() {
+        let line = addition(serde_json::json!({
+            "id": 5, "product": {"id": 9, "identifier": "SP-DESKTOP"}, "quantity": 135.5,
+            "description": "ShadowProtect Desktop", "agreementStatus": "Active"
+        }));
+        assert_eq!(line.contract_id, 7);
+        assert_eq!(line.product_id, 9);
+        assert_eq!(line.product_identifier.as_deref(), Some("SP-DESKTOP"));
+        assert_eq!(line.product_name, "ShadowProtect Desktop");
+        assert_eq!(line.quantity.to_string(), "135.5");
+        assert_eq!(line.status, RecordStatus::Active);
+
+        let cancelled = addition(serde_json::json!({
+            "id": 5, "quantity": 1, "cancelledDate": "2030-01-01T00:00:00Z"
+        }));
+        assert_eq!(cancelled.status, RecordStatus::Cancelled);
+        let expired = addition(serde_json::json!({"id": 5, "agreementStatus": "Expired"}));
+        assert_eq!(expired.status, RecordStatus::Expired);
+        assert_eq!(expired.quantity, Quantity::ZERO);
+    }
+
+    #[test]
+    fn agreements_map_status_and_cancelled_flag() {
+        let a: Agreement = serde_json::from_value(serde_json::json!({
+            "id": 1, "name": "Backup", "company": {"id": 250}, "agreementStatus": "Active",
+            "cancelledFlag": true
+        }))
+        .unwrap();
+        let c = a.into_snapshot();
+        assert_eq!((c.company_id, c.status), (250, RecordStatus::Cancelled));
+    }
+
+    #[test]
+    fn patch_values_are_integers_when_whole() {
+        let op = PatchOp {
+            op: "replace",
+            path: "quantity",
+            value: Quantity::from_units(4),
+        };
+        assert_eq!(
+            serde_json::to_string(&[op]).unwrap(),
+            r#"[{"op":"replace","path":"quantity","value":4}]"#
+        );
+        let half: Quantity = "2.5".parse().unwrap();
+        assert_eq!(
+            serde_json::to_value(PatchOp {
+                op: "replace",
+                path: "quantity",
+                value: half
+            })
+            .unwrap()["value"],
+            serde_json::json!(2.5)
+        );
+    }
+}

@@ -1,0 +1,244 @@
+//! PSA clients behind one small trait.
+//!
+//! A client reads what the mappings name into the plan engine's [`PsaSnapshot`], re-reads single
+//! lines before writing, writes one quantity change at a time, and probes access for `doctor`.
+//! Adding a PSA adds one module here; nothing in `plan/` changes.
+
+use std::future::Future;
+
+use serde::Serialize;
+
+use crate::config::{Mapping, UpdatePolicy};
+use crate::plan::{PsaLine, PsaSnapshot};
+use crate::quantity::Quantity;
+
+pub mod connectwise;
+
+pub use connectwise::{ConnectWiseClient, Credentials, RetryPolicy};
+
+/// A PSA that unitsync can read and write.
+///
+/// The methods return `Send` futures so callers may spawn them on a multi-threaded runtime.
+pub trait Psa {
+    /// Reads the companies, contracts and lines the mappings name — and nothing else.
+    fn snapshot(
+        &self,
+        mappings: &[Mapping],
+    ) -> impl Future<Output = Result<PsaSnapshot, PsaError>> + Send;
+
+    /// Reads one line again, to check it still holds what the plan saw before writing it.
+    fn reread_line(
+        &self,
+        contract_id: u64,
+        line_id: u64,
+    ) -> impl Future<Output = Result<PsaLine, PsaError>> + Send;
+
+    /// Writes one quantity change.
+    fn apply(
+        &self,
+        change: &LineChange,
+    ) -> impl Future<Output = Result<AppliedChange, PsaError>> + Send;
+
+    /// Probes reachability, credentials and permissions for `doctor`. With `probe_write`, the
+    /// write permission is probed by writing a line's current quantity back unchanged.
+    fn check_access(
+        &self,
+        mappings: &[Mapping],
+        probe_write: bool,
+    ) -> impl Future<Output = Vec<AccessCheck>> + Send;
+}
+
+/// One quantity change to write.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LineChange {
+    /// The mapping id, for messages.
+    pub mapping: String,
+    pub contract_id: u64,
+    pub line_id: u64,
+    /// What the plan saw on the line.
+    pub from: Quantity,
+    pub to: Quantity,
+    pub policy: UpdatePolicy,
+    /// For `cancel-and-readd`: the day the old line ends and the new one starts.
+    pub effective: jiff::civil::Date,
+}
+
+/// What a write did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum AppliedChange {
+    /// The line's quantity was changed in place.
+    UpdatedInPlace { line_id: u64, quantity: Quantity },
+    /// The old line was cancelled as of `effective` and a new line added with the new quantity.
+    CancelledAndReadded {
+        cancelled_line_id: u64,
+        new_line_id: u64,
+        quantity: Quantity,
+        effective: jiff::civil::Date,
+        /// The cancellation had been written by an earlier, interrupted run; this run only
+        /// completed it.
+        resumed: bool,
+    },
+}
+
+impl AppliedChange {
+    /// The line that now carries the quantity.
+    pub fn line_id(&self) -> u64 {
+        match self {
+            AppliedChange::UpdatedInPlace { line_id, .. } => *line_id,
+            AppliedChange::CancelledAndReadded { new_line_id, .. } => *new_line_id,
+        }
+    }
+}
+
+/// What `doctor` checks, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CheckKind {
+    /// The host answers; for ConnectWise, the codebase it reports.
+    Host,
+    /// The API keys and login company are accepted.
+    Credentials,
+    /// The client id is present and well-formed.
+    ClientId,
+    ReadContracts,
+    ReadLines,
+    UpdateLines,
+}
+
+impl std::fmt::Display for CheckKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CheckKind::Host => "host reachable",
+            CheckKind::Credentials => "credentials accepted",
+            CheckKind::ClientId => "client id",
+            CheckKind::ReadContracts => "can read agreements",
+            CheckKind::ReadLines => "can read additions",
+            CheckKind::UpdateLines => "can update additions",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckOutcome {
+    Pass,
+    Warn,
+    Fail,
+    /// Not run: an earlier check failed, or there was nothing to probe.
+    Skipped,
+}
+
+/// One `doctor` check's result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AccessCheck {
+    pub kind: CheckKind,
+    pub outcome: CheckOutcome,
+    /// What was found, or what went wrong and what to do.
+    pub detail: String,
+}
+
+/// A failed PSA call. Messages name the request (method and path, never credentials), the
+/// record, and what to do next. Response bodies quoted here have the credentials redacted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PsaError {
+    #[error("environment variable {0} is not set; {1}")]
+    MissingCredential(&'static str, &'static str),
+    #[error("invalid ConnectWise site {site:?}: {reason}")]
+    InvalidSite { site: String, reason: String },
+    #[error("mapping {mapping}: {reason}")]
+    UnsupportedRef { mapping: String, reason: String },
+    #[error(
+        "{method} {path}: credentials rejected: check UNITSYNC_CW_PUBLIC_KEY/PRIVATE_KEY and the login company ({company:?}){detail}"
+    )]
+    Unauthorized {
+        method: String,
+        path: String,
+        company: String,
+        detail: String,
+    },
+    #[error(
+        "{method} {path}: the API member lacks permission to {action}; give its security role Finance > Agreements (Inquire, Edit, Add) and Companies > Company Maintenance (Inquire){detail}"
+    )]
+    Forbidden {
+        method: String,
+        path: String,
+        action: String,
+        detail: String,
+    },
+    #[error(
+        "{method} {path}: {what} not found (HTTP 404); check the id in the mapping. If every request fails like this, check `site` and `company` in unitsync.yaml: ConnectWise answers 404 for a wrong host or codebase (used {base})"
+    )]
+    NotFound {
+        method: String,
+        path: String,
+        what: String,
+        base: String,
+    },
+    #[error("{method} {path}: ConnectWise rejected the request (HTTP {status}): {message}")]
+    Rejected {
+        method: String,
+        path: String,
+        status: u16,
+        message: String,
+    },
+    #[error(
+        "{method} {path}: ConnectWise kept answering 429 Too Many Requests after {attempts} attempts; try again later or lower `concurrency`"
+    )]
+    RateLimited {
+        method: String,
+        path: String,
+        attempts: u32,
+    },
+    #[error("{method} {path}: server error (HTTP {status}) after {attempts} attempt(s): {message}")]
+    Server {
+        method: String,
+        path: String,
+        status: u16,
+        attempts: u32,
+        message: String,
+    },
+    #[error("{method} {path}: could not reach {host} after {attempts} attempt(s): {message}")]
+    Transport {
+        method: String,
+        path: String,
+        host: String,
+        attempts: u32,
+        message: String,
+    },
+    #[error("{method} {path}: unexpected response: {message}")]
+    Decode {
+        method: String,
+        path: String,
+        message: String,
+    },
+    #[error(
+        "{what} holds {found}, not {expected} as planned; someone changed it meanwhile — run plan again"
+    )]
+    Stale {
+        what: String,
+        expected: Quantity,
+        found: Quantity,
+    },
+    #[error("{what}: {reason}")]
+    Conflict { what: String, reason: String },
+    #[error(
+        "addition {cancelled} was cancelled as of {effective} but its replacement could not be added: {source}; add the new addition by hand or run apply again (it resumes)"
+    )]
+    ReaddFailed {
+        cancelled: u64,
+        effective: jiff::civil::Date,
+        source: Box<PsaError>,
+    },
+}
+
+impl PsaError {
+    /// Whether the request may have failed before or after the server acted on it (a server
+    /// error or a lost connection), so a create must be checked before it is repeated.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            PsaError::Server { .. } | PsaError::Transport { .. } | PsaError::RateLimited { .. }
+        )
+    }
+}
