@@ -12,4 +12,5 @@ pub mod config;
 pub mod plan;
 pub mod quantity;
 pub mod render;
+pub mod sandbox;
 pub mod source;
