@@ -72,10 +72,12 @@ pub(crate) struct Store {
     pub products: BTreeMap<i64, SeedProduct>,
     type_ids: BTreeMap<String, i64>,
     next_addition_id: i64,
+    /// `http://127.0.0.1:PORT`, for the `_info` links.
+    base_url: String,
 }
 
 impl Store {
-    pub fn new(seed: Seed) -> Store {
+    pub fn new(seed: Seed, base_url: String) -> Store {
         let mut products: BTreeMap<i64, SeedProduct> =
             seed.products.into_iter().map(|p| (p.id, p)).collect();
         for a in &seed.additions {
@@ -114,6 +116,7 @@ impl Store {
             products,
             type_ids,
             next_addition_id,
+            base_url,
         }
     }
 
@@ -125,7 +128,7 @@ impl Store {
     fn company_ref(&self, id: i64) -> Value {
         match self.companies.get(&id) {
             Some(c) => json!({"id": c.id, "identifier": c.identifier, "name": c.name,
-                "_info": {"company_href": format!("{}/company/companies/{}", self.api_prefix(), c.id)}}),
+                "_info": {"company_href": format!("{}{}/company/companies/{}", self.base_url, self.api_prefix(), c.id)}}),
             None => json!({"id": id}),
         }
     }
@@ -184,7 +187,7 @@ impl Store {
         json!({
             "id": a.id,
             "product": {"id": a.product.id, "identifier": a.product.identifier, "serializedFlag": false,
-                "_info": {"product_href": format!("{}/procurement/catalog/{}", self.api_prefix(), a.product.id)}},
+                "_info": {"product_href": format!("{}{}/procurement/catalog/{}", self.base_url, self.api_prefix(), a.product.id)}},
             "quantity": a.quantity,
             "lessIncluded": a.less_included,
             "unitPrice": a.unit_price,
@@ -294,7 +297,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         )
         .route(
             &at("/finance/agreements/{parent}/additions/{id}"),
-            get(addition).patch(patch_addition),
+            get(addition).patch(patch_addition).delete(delete_addition),
         )
         .route(&at("/procurement/catalog"), get(catalog))
         .route(&at("/procurement/catalog/count"), get(catalog_count))
@@ -500,6 +503,26 @@ async fn api_guard(State(shared): State<Arc<Shared>>, req: Request, next: Next) 
                 "You do not have security permission to edit {path}. Ask your administrator to update the API member's security role."
             ),
         );
+    }
+    if matches!(*req.method(), Method::POST | Method::PATCH | Method::PUT) {
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let essence = content_type
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if essence != "application/json" && !essence.ends_with("+json") {
+            return cw_error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "UnsupportedMediaType",
+                format!("Content-Type {content_type:?} is not supported; send application/json"),
+            );
+        }
     }
     let mut response = next.run(req).await;
     response
@@ -1290,4 +1313,18 @@ async fn create_addition(
     let json = strip_nulls(store.addition_json(&a));
     store.additions.insert(a.id, a);
     (StatusCode::CREATED, Json(json)).into_response()
+}
+
+async fn delete_addition(
+    State(s): State<Arc<Shared>>,
+    Path((parent, id)): Path<(String, String)>,
+) -> Response {
+    let mut store = lock(&s.store);
+    match find_addition(&store, &parent, &id) {
+        Ok((_, id)) => {
+            store.additions.remove(&id);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(r) => r,
+    }
 }

@@ -10,15 +10,46 @@
 //! The wire shapes here are written independently of the client in `crate::psa`, so that tests
 //! against the sandbox check the client against the documented API rather than against itself.
 //!
-//! Behaviour choices (where ConnectWise's documentation is silent):
-//! - Auth is checked first, then `clientId`; both failures answer 401
-//!   `{"code":"Unauthorized","message":…}`.
+//! Behaviour choices (where ConnectWise's documentation is silent or unverified):
+//! - Every REST call checks, in this order: Basic auth `company+publicKey:privateKey` (login
+//!   company case-insensitive, keys exact), then a non-empty `clientId` header (equal to the
+//!   seed's `client_id` when it sets one). Both failures answer 401
+//!   `{"code":"Unauthorized","message":…}`. Then the seed's `deny` paths and `read_only` (any
+//!   POST/PATCH/PUT/DELETE) answer 403 `{"code":"Security","message":"You do not have security
+//!   permission…"}`. Then POST/PATCH/PUT need `Content-Type: application/json` (or `…+json`),
+//!   else 415 `{"code":"UnsupportedMediaType",…}`. `/login/companyinfo/{company}` needs no auth.
+//! - `Accept` is not checked, only recorded; REST responses carry `api-current-version: 2025.8`.
 //! - `pageSize` defaults to 25 and is clamped to 1,000; `page`/`pageSize` that are not whole
-//!   numbers ≥ 1 answer 400. Pages past the end are `[]`. The `Link` header is present only when
-//!   there is more than one page: `first`/`prev` from page 2 on, `next`/`last` before the last page.
-//! - Invalid `conditions`, `orderBy`, unknown fields in them, or `childConditions` answer 400
-//!   `{"code":"InvalidObject","message":…}`.
-//! - Null fields are left out of responses, as ConnectWise does.
+//!   numbers ≥ 1 answer 400. Pages past the end are `[]`. The `Link` header (absolute URLs built
+//!   from the `Host` header, other query parameters kept) is present only when there is more
+//!   than one page: `first` and `prev` from page 2 on, `next` and `last` before the last page.
+//!   With `pagination-type: forward-only`, `pageId` means "ids above", and `Link` has only `next`.
+//! - Records are ordered by id unless `orderBy` (`field [asc|desc], …`) says otherwise; `fields`
+//!   keeps only the named (nested) fields.
+//! - `conditions`: see [`conditions`]. Invalid text, unknown fields, bad `orderBy`, and any
+//!   `childConditions`/`customFieldConditions` answer 400 `{"code":"InvalidObject","message":
+//!   "Invalid conditions …"}`. `x != value` does not match records where `x` is null (SQL
+//!   semantics); `x = null` / `x != null` test for absence. Inside strings `\"` escapes a quote.
+//! - PATCH takes `[{"op":"replace"|"add"|"remove","path":"quantity","value":4}, …]` (path with or
+//!   without a leading `/`, any case) for `quantity`, `lessIncluded`, `unitPrice`, `unitCost`,
+//!   `billCustomer`, `taxableFlag`, `effectiveDate`, `cancelledDate`, `description`,
+//!   `invoiceDescription`, `serialNumber` and `product` (`{"id":N}` or `{"identifier":"…"}`).
+//!   All operations apply or none do. Failures answer 400 `{"code":"InvalidObject","message":
+//!   "addition object is invalid","errors":[{"code":"InvalidValue"|"InvalidField"|
+//!   "ReadOnlyField"|"NullValue"|"MaxLengthField"|"NotFound","message":…,"resource":"addition",
+//!   "field":…}]}`, or `{"code":"InvalidObject","message":…}` for a malformed body or operation.
+//!   Success answers 200 with the whole addition. Datetimes are normalized to
+//!   `YYYY-MM-DDTHH:MM:SSZ`; a date alone means midnight UTC.
+//! - POST of an addition needs `product` and `billCustomer` (400 `NullValue` otherwise);
+//!   quantity defaults to 1, prices to the catalog item's. It answers 201 with the object.
+//!   DELETE answers 204.
+//! - Unknown records answer 404 `{"code":"NotFound","message":…}`; an addition asked for under
+//!   another agreement is unknown. Ids that are not positive numbers answer 400.
+//! - Null fields are left out of responses, as ConnectWise does; numbers such as `quantity` are
+//!   JSON floats (`3.0`, `120.25`).
+//! - Injected 429s (with `Retry-After`) and 5xx bodies are `{"code":"TooManyRequests"|
+//!   "InternalServerError","message":…}`. Fault counters count every request, including
+//!   `/login/companyinfo` and requests that would fail auth, unless narrowed by method or path.
 
 pub mod conditions;
 mod connectwise;
@@ -238,7 +269,7 @@ fn prepare(
     seed.check()
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
     let shared = Arc::new(Shared {
-        store: Mutex::new(Store::new(seed)),
+        store: Mutex::new(Store::new(seed, format!("http://{addr}"))),
         faults: Mutex::new(FaultState { faults }),
         log: Mutex::new(Vec::new()),
         addr,

@@ -816,7 +816,7 @@ async fn post_creates_an_addition() {
     assert_eq!(
         body["product"],
         json!({"id": 302, "identifier": "SP-SERVER", "serializedFlag": false,
-        "_info": {"product_href": "/v4_6_release/apis/3.0/procurement/catalog/302"}})
+        "_info": {"product_href": format!("{}procurement/catalog/302", api.api)}})
     );
     assert_eq!(body["quantity"], 1.0);
     assert_eq!(body["unitPrice"], 55.0);
@@ -842,6 +842,34 @@ async fn post_creates_an_addition() {
         assert_eq!(body["errors"][0]["field"], field);
         assert_eq!(body["errors"][0]["code"], "NullValue");
     }
+    // Writes must be JSON.
+    let r = api
+        .req(
+            reqwest::Method::PATCH,
+            "finance/agreements/1005/additions/1",
+        )
+        .body(r#"[{"op":"replace","path":"quantity","value":4}]"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"code": "UnsupportedMediaType", "message": "Content-Type \"\" is not supported; send application/json"})
+    );
+
+    // DELETE removes a line.
+    let r = api
+        .req(
+            reqwest::Method::DELETE,
+            &format!("finance/agreements/1005/additions/{id}"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert!(sandbox.addition(id).is_none());
+
     let r = api
         .req(reqwest::Method::POST, "finance/agreements/1005/additions")
         .json(&json!({"product": {"id": 999}, "billCustomer": "Billable"}))
