@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::{CommandError, Outcome};
-use crate::sandbox::{Faults, Sandbox, Seed, demo_seed};
+use crate::sandbox::{DEMO_SEED_YAML, Faults, Sandbox, Seed, demo_seed};
 
 #[derive(Debug, Args)]
 pub struct SandboxArgs {
@@ -39,9 +39,16 @@ pub struct SandboxArgs {
     /// Print the state of the additions on exit.
     #[arg(long)]
     pub dump_on_exit: bool,
+    /// Print the built-in demo seed (a starting point for --seed) and exit.
+    #[arg(long, conflicts_with = "seed")]
+    pub print_seed: bool,
 }
 
 pub fn run(args: &SandboxArgs) -> Result<Outcome, CommandError> {
+    if args.print_seed {
+        print!("{DEMO_SEED_YAML}");
+        return Ok(Outcome::Done);
+    }
     let seed = match &args.seed {
         Some(path) => Seed::load(path).map_err(|e| CommandError::user(e.to_string()))?,
         None => demo_seed(),

@@ -1177,4 +1177,13 @@ fn background_sandbox_serves_synchronous_callers_and_the_cli_runs() {
     child.kill().unwrap();
     child.wait().unwrap();
     assert_eq!(body["Codebase"], "v4_6_release/");
+
+    // --print-seed writes the demo seed, which --seed reads back.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_unitsync"))
+        .args(["sandbox", "--print-seed"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(Seed::from_yaml(&text).unwrap(), demo_seed());
 }
