@@ -14,4 +14,5 @@ pub mod plan;
 pub mod psa;
 pub mod quantity;
 pub mod render;
+pub mod sandbox;
 pub mod source;

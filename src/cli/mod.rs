@@ -2,6 +2,7 @@
 //! results into exit codes.
 
 mod error;
+mod sandbox;
 mod schema;
 mod validate;
 
@@ -42,6 +43,8 @@ pub enum Command {
     Validate,
     /// Write the JSON Schemas of the billing repo's files.
     Schema(schema::SchemaArgs),
+    /// Serve a ConnectWise-compatible API on 127.0.0.1 with demo (or your) data, until Ctrl-C.
+    Sandbox(sandbox::SandboxArgs),
 }
 
 /// How a successful run ended; errors are [`CommandError`]s.
@@ -57,6 +60,7 @@ pub fn run(cli: Cli) -> Result<Outcome, CommandError> {
     match cli.command {
         Command::Validate => validate::run(&cli.global),
         Command::Schema(args) => schema::run(&cli.global, &args),
+        Command::Sandbox(args) => sandbox::run(&args),
     }
 }
 

@@ -2,4 +2,5 @@
 
 mod connectwise_client;
 mod render;
+mod sandbox;
 mod sources;
