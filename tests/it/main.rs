@@ -1,6 +1,7 @@
 //! The one integration-test binary (one link instead of one per file).
 
 mod connectwise_client;
+mod connectwise_e2e;
 mod render;
 mod sandbox;
 mod sources;

@@ -1,0 +1,1210 @@
+//! The real ConnectWise client against the real ConnectWise sandbox on 127.0.0.1.
+//!
+//! The two were written independently from `reference/psa-apis.md` section A and share no wire
+//! types, so these tests check that both read the documented API the same way: the exact requests
+//! the client sends (as the sandbox recorded them), what it makes of the answers, and what the
+//! sandbox holds afterwards.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use unitsync::config::{ConnectWiseSettings, Mapping, UpdatePolicy};
+use unitsync::plan::{
+    Action, DesiredFrom, LineError, Plan, PlanInput, PsaSnapshot, RecordStatus, UnitKind,
+    UnmappedUsage, UsageRecord, plan,
+};
+use unitsync::psa::{
+    AccessCheck, AppliedChange, CheckKind, CheckOutcome, ConnectWiseClient, Credentials,
+    LineChange, Psa, PsaError, RetryPolicy,
+};
+use unitsync::quantity::Quantity;
+use unitsync::sandbox::{
+    Faults, RecordedRequest, Sandbox, SandboxHandle, Seed, SeedAddition, SeedAgreement,
+    SeedCompany, SeedLogin, SeedProductRef, demo_seed,
+};
+
+const API: &str = "/v4_6_release/apis/3.0";
+const ACCEPT: &str = "application/vnd.connectwise.com+json; version=2025.8";
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+fn q(text: &str) -> Quantity {
+    text.parse().unwrap()
+}
+
+fn api(path: &str) -> String {
+    format!("{API}/{path}")
+}
+
+fn settings(sandbox: &SandboxHandle) -> ConnectWiseSettings {
+    ConnectWiseSettings {
+        site: sandbox.base_url(),
+        company: "computech".into(),
+        api_version: None,
+        update: UpdatePolicy::InPlace,
+        effective: Default::default(),
+        concurrency: None,
+    }
+}
+
+/// Short backoffs so retries do not slow the suite; `Retry-After` is still honoured in full.
+fn fast_retry() -> RetryPolicy {
+    RetryPolicy {
+        timeout: Duration::from_secs(10),
+        max_attempts: 4,
+        base_delay: Duration::from_millis(10),
+        max_delay: Duration::from_millis(40),
+        max_retry_after: Duration::from_secs(60),
+    }
+}
+
+fn login_credentials(login: &SeedLogin) -> Credentials {
+    Credentials::new(
+        login.public_key.clone(),
+        login.private_key.clone(),
+        login.client_id.clone().unwrap_or_default(),
+    )
+}
+
+fn client_with(sandbox: &SandboxHandle, credentials: Credentials) -> ConnectWiseClient {
+    ConnectWiseClient::with_retry_policy(&settings(sandbox), credentials, fast_retry()).unwrap()
+}
+
+fn client(sandbox: &SandboxHandle) -> ConnectWiseClient {
+    client_with(sandbox, login_credentials(&sandbox.login()))
+}
+
+async fn demo() -> SandboxHandle {
+    Sandbox::start(demo_seed(), Faults::none()).await.unwrap()
+}
+
+fn mapping(value: Value) -> Mapping {
+    serde_json::from_value(value).unwrap()
+}
+
+/// The guide's three mappings.
+fn story_mappings() -> Vec<Mapping> {
+    vec![
+        mapping(json!({
+            "account": "Bob's Dentistry", "license_type": "ShadowProtect Desktop",
+            "company": "BobsDentistry", "agreement": 1001, "addition": "SP-DESKTOP"
+        })),
+        mapping(json!({
+            "account": "Angry Fox Co", "license_type": "ShadowProtect Server",
+            "company": "AngryFox", "agreement": 1002, "addition": "SP-SERVER"
+        })),
+        mapping(json!({
+            "account": "DigitalTorch Inc", "license_type": "Cloud Premium GB",
+            "company": "DigitalTorch", "agreement": 1003, "addition": "CLOUD-GB"
+        })),
+    ]
+}
+
+fn usage(records: &[(&str, &str, &str, UnitKind)]) -> Vec<UsageRecord> {
+    records
+        .iter()
+        .map(|(account, license_type, units, kind)| UsageRecord {
+            account: (*account).into(),
+            license_type: (*license_type).into(),
+            units: q(units),
+            kind: *kind,
+        })
+        .collect()
+}
+
+fn story_usage() -> Vec<UsageRecord> {
+    usage(&[
+        (
+            "Bob's Dentistry",
+            "ShadowProtect Desktop",
+            "4",
+            UnitKind::Count,
+        ),
+        ("Angry Fox Co", "ShadowProtect Server", "2", UnitKind::Count),
+        (
+            "DigitalTorch Inc",
+            "Cloud Premium GB",
+            "135.5",
+            UnitKind::Decimal,
+        ),
+        ("Slate Gravel", "ShadowProtect Desktop", "3", UnitKind::Count),
+    ])
+}
+
+fn plan_of(
+    mappings: &[Mapping],
+    usage: &[UsageRecord],
+    snapshot: &PsaSnapshot,
+    policy: UpdatePolicy,
+) -> Plan {
+    let empty = BTreeMap::new();
+    plan(PlanInput {
+        mappings,
+        usage,
+        psa: snapshot,
+        approved: &empty,
+        last_applied: &empty,
+        desired: DesiredFrom::Vendor,
+        default_update: policy,
+    })
+}
+
+/// The changes a plan's updates ask for.
+fn changes(plan: &Plan, effective: jiff::civil::Date) -> Vec<LineChange> {
+    plan.lines
+        .iter()
+        .filter_map(|line| match line.action {
+            Action::Update { from, to } => Some(LineChange {
+                mapping: line.mapping.clone(),
+                contract_id: line.target.contract_id.unwrap(),
+                line_id: line.target.line_id.unwrap(),
+                from,
+                to,
+                policy: line.update,
+                effective,
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+fn bobs_change(policy: UpdatePolicy, from: &str, to: &str) -> LineChange {
+    LineChange {
+        mapping: "bobs-dentistry/shadowprotect-desktop".into(),
+        contract_id: 1001,
+        line_id: 5001,
+        from: q(from),
+        to: q(to),
+        policy,
+        effective: jiff::civil::date(2026, 12, 1),
+    }
+}
+
+/// (method, path, decoded `conditions`, `pageSize`) of a recorded request.
+type Summary = (String, String, Option<String>, Option<String>);
+
+fn summary(r: &RecordedRequest) -> Summary {
+    (
+        r.method.clone(),
+        r.path.clone(),
+        r.query_param("conditions").map(str::to_string),
+        r.query_param("pageSize").map(str::to_string),
+    )
+}
+
+fn get(path: &str, conditions: Option<&str>, page_size: Option<&str>) -> Summary {
+    (
+        "GET".into(),
+        path.into(),
+        conditions.map(str::to_string),
+        page_size.map(str::to_string),
+    )
+}
+
+/// Asserts a REST request carries the login, the client id and the pinned version.
+fn assert_authenticated(r: &RecordedRequest, login: &SeedLogin) {
+    let user = format!("computech+{}", login.public_key);
+    assert_eq!(
+        r.auth_user.as_deref(),
+        Some(user.as_str()),
+        "{} {}",
+        r.method,
+        r.path
+    );
+    assert_eq!(r.header("clientid"), login.client_id.as_deref(), "{}", r.path);
+    assert_eq!(r.header("accept"), Some(ACCEPT), "{}", r.path);
+}
+
+fn outcomes(checks: &[AccessCheck]) -> Vec<(CheckKind, CheckOutcome)> {
+    checks.iter().map(|c| (c.kind, c.outcome)).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. The guide's story
+
+#[tokio::test]
+async fn the_guides_story_plans_and_applies_in_place() {
+    let sandbox = demo().await;
+    let login = sandbox.login();
+    let client = client(&sandbox);
+    let mappings = story_mappings();
+    let usage = story_usage();
+
+    let snapshot = client.snapshot(&mappings).await.unwrap();
+    let requests = sandbox.requests();
+    assert_eq!(requests.len(), 6, "{requests:#?}");
+    // Discovery first, without credentials.
+    assert_eq!(
+        summary(&requests[0]),
+        get("/login/companyinfo/computech", None, None)
+    );
+    assert_eq!(requests[0].auth_user, None);
+    // Companies and agreements side by side, then the three additions listings side by side.
+    let mut lookups: Vec<Summary> = requests[1..3].iter().map(summary).collect();
+    lookups.sort();
+    assert_eq!(
+        lookups,
+        [
+            get(
+                &api("company/companies"),
+                Some(r#"identifier in ("AngryFox","BobsDentistry","DigitalTorch")"#),
+                Some("1000")
+            ),
+            get(
+                &api("finance/agreements"),
+                Some("id in (1001,1002,1003)"),
+                Some("1000")
+            ),
+        ]
+    );
+    let mut listings: Vec<Summary> = requests[3..].iter().map(summary).collect();
+    listings.sort();
+    assert_eq!(
+        listings,
+        [1001, 1002, 1003]
+            .map(|id| get(
+                &api(&format!("finance/agreements/{id}/additions")),
+                None,
+                Some("1000")
+            ))
+            .to_vec()
+    );
+    for r in &requests[1..] {
+        assert_authenticated(r, &login);
+        assert_eq!(r.query.len(), r.query_param("conditions").map_or(1, |_| 2));
+        assert_eq!(r.status, 200);
+    }
+
+    let lines: Vec<(u64, u64, Option<&str>, RecordStatus, Quantity)> = snapshot
+        .lines
+        .iter()
+        .map(|l| {
+            (
+                l.contract_id,
+                l.id,
+                l.product_identifier.as_deref(),
+                l.status,
+                l.quantity,
+            )
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            (1001, 5001, Some("SP-DESKTOP"), RecordStatus::Active, q("3")),
+            (
+                1001,
+                5002,
+                Some("SP-DESKTOP"),
+                RecordStatus::Cancelled,
+                q("2")
+            ),
+            (1002, 5003, Some("SP-SERVER"), RecordStatus::Active, q("2")),
+            (
+                1002,
+                5004,
+                Some("SP-DESKTOP"),
+                RecordStatus::Cancelled,
+                q("5")
+            ),
+            (1003, 5005, Some("CLOUD-GB"), RecordStatus::Active, q("120.25")),
+        ]
+    );
+    assert_eq!(snapshot.lines[0].product_id, 301);
+    assert_eq!(snapshot.lines[0].product_name, "ShadowProtect Desktop");
+
+    let first = plan_of(&mappings, &usage, &snapshot, UpdatePolicy::InPlace);
+    let actions: Vec<(&str, &Action)> = first
+        .lines
+        .iter()
+        .map(|l| (l.mapping.as_str(), &l.action))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("angry-fox-co/shadowprotect-server", &Action::InSync),
+            (
+                "bobs-dentistry/shadowprotect-desktop",
+                &Action::Update {
+                    from: q("3"),
+                    to: q("4")
+                }
+            ),
+            (
+                "digitaltorch-inc/cloud-premium-gb",
+                &Action::Update {
+                    from: q("120.25"),
+                    to: q("135.5")
+                }
+            ),
+        ]
+    );
+    assert_eq!(
+        first.unmapped,
+        [UnmappedUsage {
+            account: "Slate Gravel".into(),
+            license_type: "ShadowProtect Desktop".into(),
+            units: q("3"),
+            kind: UnitKind::Count,
+        }]
+    );
+    let s = first.summary();
+    assert_eq!((s.to_update, s.in_sync, s.unmapped, s.errors), (2, 1, 1, 0));
+
+    sandbox.clear_requests();
+    let todo = changes(&first, jiff::civil::date(2026, 12, 1));
+    let mut applied = Vec::new();
+    for change in &todo {
+        applied.push(client.apply(change).await.unwrap());
+    }
+    assert_eq!(
+        applied,
+        [
+            AppliedChange::UpdatedInPlace {
+                line_id: 5001,
+                quantity: q("4")
+            },
+            AppliedChange::UpdatedInPlace {
+                line_id: 5005,
+                quantity: q("135.5")
+            },
+        ]
+    );
+    let writes = sandbox.requests();
+    let seen: Vec<(String, String, Option<Value>, u16)> = writes
+        .iter()
+        .map(|r| (r.method.clone(), r.path.clone(), r.body.clone(), r.status))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (
+                "PATCH".to_string(),
+                api("finance/agreements/1001/additions/5001"),
+                Some(json!([{"op": "replace", "path": "quantity", "value": 4}])),
+                200
+            ),
+            (
+                "PATCH".to_string(),
+                api("finance/agreements/1003/additions/5005"),
+                Some(json!([{"op": "replace", "path": "quantity", "value": 135.5}])),
+                200
+            ),
+        ]
+    );
+    assert_eq!(
+        writes[0].body_text.as_deref(),
+        Some(r#"[{"op":"replace","path":"quantity","value":4}]"#)
+    );
+    for r in &writes {
+        assert_authenticated(r, &login);
+        assert_eq!(r.header("content-type"), Some("application/json"));
+        assert!(r.query.is_empty());
+    }
+    assert_eq!(sandbox.addition(5001).unwrap().quantity, 4.0);
+    assert_eq!(sandbox.addition(5005).unwrap().quantity, 135.5);
+    assert_eq!(sandbox.addition(5003).unwrap().quantity, 2.0);
+
+    let again = plan_of(
+        &mappings,
+        &usage,
+        &client.snapshot(&mappings).await.unwrap(),
+        UpdatePolicy::InPlace,
+    );
+    assert_eq!(again.summary().to_update, 0, "{again:#?}");
+    assert_eq!(again.summary().in_sync, 3);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. Cancel and re-add
+
+#[tokio::test]
+async fn cancel_and_readd_ends_the_old_addition_and_adds_a_copy_once() {
+    let mut seed = demo_seed();
+    let old = seed.additions.iter_mut().find(|a| a.id == 5001).unwrap();
+    // Non-default values, so a copy that drops them shows.
+    old.taxable_flag = true;
+    old.bill_customer = "NoCharge".into();
+    old.invoice_description = Some("Desktop backup, per machine".into());
+    let sandbox = Sandbox::start(seed, Faults::none()).await.unwrap();
+    let client = client(&sandbox);
+    let before = sandbox.addition(5001).unwrap();
+
+    let change = bobs_change(UpdatePolicy::CancelAndReadd, "3", "4");
+    let applied = client.apply(&change).await.unwrap();
+    let new_id = applied.line_id();
+    assert_eq!(
+        applied,
+        AppliedChange::CancelledAndReadded {
+            cancelled_line_id: 5001,
+            new_line_id: new_id,
+            quantity: q("4"),
+            effective: jiff::civil::date(2026, 12, 1),
+            resumed: false,
+        }
+    );
+    let requests: Vec<(String, String, u16)> = sandbox
+        .requests()
+        .iter()
+        .map(|r| (r.method.clone(), r.path.clone(), r.status))
+        .collect();
+    assert_eq!(
+        requests,
+        [
+            ("GET".into(), "/login/companyinfo/computech".into(), 200),
+            (
+                "GET".into(),
+                api("finance/agreements/1001/additions/5001"),
+                200
+            ),
+            (
+                "PATCH".into(),
+                api("finance/agreements/1001/additions/5001"),
+                200
+            ),
+            ("POST".into(), api("finance/agreements/1001/additions"), 201),
+        ]
+    );
+    let recorded = sandbox.requests();
+    assert_eq!(
+        recorded[2].body,
+        Some(json!([{"op": "replace", "path": "cancelledDate", "value": "2026-12-01T00:00:00Z"}]))
+    );
+
+    let old = sandbox.addition(5001).unwrap();
+    assert_eq!(old.cancelled_date.as_deref(), Some("2026-12-01T00:00:00Z"));
+    assert_eq!(old.quantity, 3.0);
+    let new = sandbox.addition(new_id as i64).unwrap();
+    assert_eq!(new.agreement, 1001);
+    assert_eq!(new.product.id, before.product.id);
+    assert_eq!(new.product.identifier, "SP-DESKTOP");
+    assert_eq!(new.quantity, 4.0);
+    assert_eq!(new.unit_price, before.unit_price);
+    assert_eq!(new.unit_cost, before.unit_cost);
+    assert_eq!(new.bill_customer, "NoCharge");
+    assert!(new.taxable_flag);
+    assert_eq!(
+        new.invoice_description.as_deref(),
+        Some("Desktop backup, per machine")
+    );
+    assert_eq!(new.effective_date.as_deref(), Some("2026-12-01T00:00:00Z"));
+    assert_eq!(new.cancelled_date, None);
+
+    // The same change again (a rerun after an interruption) finds the copy and adds nothing.
+    let count = sandbox.additions().len();
+    sandbox.clear_requests();
+    let rerun = client.apply(&change).await.unwrap();
+    assert_eq!(
+        rerun,
+        AppliedChange::CancelledAndReadded {
+            cancelled_line_id: 5001,
+            new_line_id: new_id,
+            quantity: q("4"),
+            effective: jiff::civil::date(2026, 12, 1),
+            resumed: true,
+        }
+    );
+    assert_eq!(sandbox.additions().len(), count);
+    assert!(
+        sandbox
+            .requests()
+            .iter()
+            .all(|r| r.method == "GET" && r.status == 200),
+        "{:#?}",
+        sandbox.requests()
+    );
+
+    // Planning again sees one active desktop line on 1001: the new one, in sync.
+    let mappings = story_mappings();
+    let snapshot = client.snapshot(&mappings).await.unwrap();
+    let active: Vec<(u64, Quantity)> = snapshot
+        .lines
+        .iter()
+        .filter(|l| l.contract_id == 1001 && l.status == RecordStatus::Active)
+        .map(|l| (l.id, l.quantity))
+        .collect();
+    assert_eq!(active, [(new_id, q("4"))]);
+    let again = plan_of(
+        &mappings,
+        &story_usage(),
+        &snapshot,
+        UpdatePolicy::CancelAndReadd,
+    );
+    let bob = &again.lines[1];
+    assert_eq!(bob.mapping, "bobs-dentistry/shadowprotect-desktop");
+    assert_eq!(bob.action, Action::InSync);
+    assert_eq!(bob.target.line_id, Some(new_id));
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. Paging
+
+#[tokio::test]
+async fn a_long_additions_listing_is_followed_through_link_headers() {
+    let mut seed = Seed {
+        login: demo_seed().login,
+        codebase: "v4_6_release/".into(),
+        companies: vec![SeedCompany {
+            id: 700,
+            identifier: "BigCo".into(),
+            name: "Big Co".into(),
+            status: "Active".into(),
+            deleted_flag: false,
+        }],
+        agreements: vec![SeedAgreement {
+            id: 2001,
+            name: "Everything".into(),
+            company: 700,
+            agreement_type: "Managed Backup".into(),
+            agreement_status: "Active".into(),
+            ..SeedAgreement::default()
+        }],
+        ..Seed::default()
+    };
+    for i in 1..=2345i64 {
+        seed.additions.push(SeedAddition {
+            id: 100_000 + i,
+            agreement: 2001,
+            product: SeedProductRef {
+                id: 10_000 + i,
+                identifier: format!("P-{i:04}"),
+                description: None,
+            },
+            quantity: i as f64,
+            bill_customer: "Billable".into(),
+            ..SeedAddition::default()
+        });
+    }
+    let sandbox = Sandbox::start(seed, Faults::none()).await.unwrap();
+    let mappings = vec![mapping(json!({
+        "account": "Big Co", "license_type": "Last product",
+        "company": "BigCo", "agreement": 2001, "addition": "P-2345"
+    }))];
+    let snapshot = client(&sandbox).snapshot(&mappings).await.unwrap();
+    assert_eq!(snapshot.lines.len(), 2345);
+
+    let pages: Vec<(Vec<(String, String)>, usize)> = sandbox
+        .requests()
+        .iter()
+        .filter(|r| r.path == api("finance/agreements/2001/additions"))
+        .map(|r| (r.query.clone(), r.status as usize))
+        .collect();
+    let page = |extra: Option<&str>| {
+        let mut query = vec![("pageSize".to_string(), "1000".to_string())];
+        if let Some(p) = extra {
+            query.push(("page".into(), p.into()));
+        }
+        (query, 200)
+    };
+    assert_eq!(pages, [page(None), page(Some("2")), page(Some("3"))]);
+    assert_eq!(sandbox.requests().len(), 6);
+
+    let plan = plan_of(
+        &mappings,
+        &usage(&[("Big Co", "Last product", "2346", UnitKind::Count)]),
+        &snapshot,
+        UpdatePolicy::InPlace,
+    );
+    assert_eq!(plan.lines[0].target.line_id, Some(102_345));
+    assert_eq!(
+        plan.lines[0].action,
+        Action::Update {
+            from: q("2345"),
+            to: q("2346")
+        }
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. Faults
+
+#[tokio::test]
+async fn rate_limits_are_waited_out() {
+    let sandbox = Sandbox::start(demo_seed(), Faults::none().rate_limit(2, 1))
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let snapshot = client(&sandbox).snapshot(&story_mappings()).await.unwrap();
+    let elapsed = started.elapsed();
+    assert_eq!(snapshot.lines.len(), 5);
+    // Discovery is the first request: it meets both 429s, one after the other.
+    assert!(elapsed >= Duration::from_secs(2), "{elapsed:?}");
+    let requests = sandbox.requests();
+    let first: Vec<(String, u16)> = requests[..3]
+        .iter()
+        .map(|r| (r.path.clone(), r.status))
+        .collect();
+    assert_eq!(
+        first,
+        [
+            ("/login/companyinfo/computech".to_string(), 429),
+            ("/login/companyinfo/computech".to_string(), 429),
+            ("/login/companyinfo/computech".to_string(), 200),
+        ]
+    );
+    assert_eq!(requests.len(), 8);
+    assert!(requests[3..].iter().all(|r| r.status == 200));
+
+    // Once the codebase is known, the two concurrent lookups each meet one 429 and retry once.
+    let client = client(&sandbox);
+    client.codebase().await.unwrap();
+    sandbox.clear_requests();
+    sandbox.set_faults(Faults::none().rate_limit(2, 1));
+    let started = Instant::now();
+    client.snapshot(&story_mappings()).await.unwrap();
+    let elapsed = started.elapsed();
+    assert!(elapsed >= Duration::from_secs(1), "{elapsed:?}");
+    assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
+    let mut statuses: Vec<(String, u16)> = sandbox
+        .requests()
+        .iter()
+        .map(|r| (r.path.clone(), r.status))
+        .collect();
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [
+            (api("company/companies"), 200),
+            (api("company/companies"), 429),
+            (api("finance/agreements"), 200),
+            (api("finance/agreements"), 429),
+            (api("finance/agreements/1001/additions"), 200),
+            (api("finance/agreements/1002/additions"), 200),
+            (api("finance/agreements/1003/additions"), 200),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn server_errors_on_patch_are_retried_up_to_the_limit() {
+    let sandbox = demo().await;
+    let client = client(&sandbox);
+    client.codebase().await.unwrap();
+
+    sandbox.set_faults(Faults::none().server_errors(3, 503).only_method("PATCH"));
+    sandbox.clear_requests();
+    let applied = client
+        .apply(&bobs_change(UpdatePolicy::InPlace, "3", "4"))
+        .await
+        .unwrap();
+    assert_eq!(applied.line_id(), 5001);
+    let statuses: Vec<(String, u16)> = sandbox
+        .requests()
+        .iter()
+        .map(|r| (r.method.clone(), r.status))
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            ("PATCH".to_string(), 503),
+            ("PATCH".to_string(), 503),
+            ("PATCH".to_string(), 503),
+            ("PATCH".to_string(), 200),
+        ]
+    );
+    assert_eq!(sandbox.addition(5001).unwrap().quantity, 4.0);
+
+    sandbox.set_faults(Faults::none().server_errors(5, 503).only_method("PATCH"));
+    sandbox.clear_requests();
+    let err = client
+        .apply(&bobs_change(UpdatePolicy::InPlace, "4", "5"))
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        PsaError::Server {
+            status: 503,
+            attempts: 4,
+            ..
+        }
+    ));
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "PATCH {}: server error (HTTP 503) after 4 attempt(s): An unexpected error occurred (injected by the sandbox)",
+            api("finance/agreements/1001/additions/5001")
+        )
+    );
+    assert_eq!(sandbox.requests().len(), 4);
+    assert_eq!(sandbox.addition(5001).unwrap().quantity, 4.0);
+}
+
+#[tokio::test]
+async fn dropped_connections_are_retried() {
+    let sandbox = Sandbox::start(demo_seed(), Faults::none().drop_connections(2))
+        .await
+        .unwrap();
+    let snapshot = client(&sandbox).snapshot(&story_mappings()).await.unwrap();
+    assert_eq!(snapshot.lines.len(), 5);
+    assert_eq!(sandbox.faults().dropped_connections, 0);
+    // The dropped connections never got as far as a request; the log holds the usual six.
+    let requests = sandbox.requests();
+    assert_eq!(requests.len(), 6);
+    assert!(requests.iter().all(|r| r.status == 200));
+}
+
+#[tokio::test]
+async fn latency_does_not_break_anything() {
+    let sandbox = Sandbox::start(
+        demo_seed(),
+        Faults::none().with_latency(Duration::from_millis(20)),
+    )
+    .await
+    .unwrap();
+    let client = client(&sandbox);
+    let mappings = story_mappings();
+    let usage = story_usage();
+    let first = plan_of(
+        &mappings,
+        &usage,
+        &client.snapshot(&mappings).await.unwrap(),
+        UpdatePolicy::InPlace,
+    );
+    for change in changes(&first, jiff::civil::date(2026, 12, 1)) {
+        client.apply(&change).await.unwrap();
+    }
+    let again = plan_of(
+        &mappings,
+        &usage,
+        &client.snapshot(&mappings).await.unwrap(),
+        UpdatePolicy::InPlace,
+    );
+    assert_eq!(again.summary().in_sync, 3);
+    assert!(sandbox.requests().iter().all(|r| r.status < 300));
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. Auth and bad targets
+
+#[tokio::test]
+async fn a_wrong_private_key_is_reported_as_rejected_credentials() {
+    let sandbox = demo().await;
+    let login = sandbox.login();
+    let client = client_with(
+        &sandbox,
+        Credentials::new(
+            login.public_key.clone(),
+            "not-the-key",
+            login.client_id.clone().unwrap(),
+        ),
+    );
+    let err = client.reread_line(1001, 5001).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "GET {}: credentials rejected: check UNITSYNC_CW_PUBLIC_KEY/PRIVATE_KEY and the login company (\"computech\") — ConnectWise said: Authentication failed: the company, public key or private key is wrong",
+            api("finance/agreements/1001/additions/5001")
+        )
+    );
+    let err = client.snapshot(&story_mappings()).await.unwrap_err();
+    assert!(matches!(err, PsaError::Unauthorized { .. }), "{err:?}");
+    // A 401 is not retried.
+    assert!(
+        sandbox
+            .requests()
+            .iter()
+            .filter(|r| r.status == 401)
+            .count()
+            <= 3
+    );
+}
+
+#[tokio::test]
+async fn a_missing_or_unknown_client_id_is_rejected() {
+    let sandbox = demo().await;
+    let login = sandbox.login();
+    let path = api("finance/agreements/1001/additions/5001");
+
+    let missing = client_with(
+        &sandbox,
+        Credentials::new(login.public_key.clone(), login.private_key.clone(), ""),
+    );
+    let err = missing.reread_line(1001, 5001).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "GET {path}: credentials rejected: check UNITSYNC_CW_PUBLIC_KEY/PRIVATE_KEY and the login company (\"computech\") — ConnectWise said: A clientId header is required; register one at https://developer.connectwise.com/ClientID"
+        )
+    );
+
+    let unknown = client_with(
+        &sandbox,
+        Credentials::new(
+            login.public_key.clone(),
+            login.private_key.clone(),
+            "00000000-0000-0000-0000-000000000000",
+        ),
+    );
+    let err = unknown.reread_line(1001, 5001).await.unwrap_err();
+    // The server quotes the client id back; the client redacts it.
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "GET {path}: credentials rejected: check UNITSYNC_CW_PUBLIC_KEY/PRIVATE_KEY and the login company (\"computech\") — ConnectWise said: clientId [redacted] is not registered"
+        )
+    );
+}
+
+#[tokio::test]
+async fn a_read_only_member_cannot_patch() {
+    let sandbox = demo().await;
+    sandbox.set_login(SeedLogin {
+        read_only: true,
+        ..sandbox.login()
+    });
+    let client = client(&sandbox);
+    // Reading still works.
+    assert_eq!(client.reread_line(1001, 5001).await.unwrap().quantity, q("3"));
+    sandbox.clear_requests();
+    let err = client
+        .apply(&bobs_change(UpdatePolicy::InPlace, "3", "4"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, PsaError::Forbidden { .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "PATCH {}: the API member lacks permission to change addition 5001 on agreement 1001; give its security role Finance > Agreements (Inquire, Edit, Add) and Companies > Company Maintenance (Inquire) — ConnectWise said: You do not have security permission to edit finance/agreements/1001/additions/5001. Ask your administrator to update the API member's security role.",
+            api("finance/agreements/1001/additions/5001")
+        )
+    );
+    // Not retried, nothing changed.
+    assert_eq!(sandbox.requests().len(), 1);
+    assert_eq!(sandbox.requests()[0].status, 403);
+    assert_eq!(sandbox.addition(5001).unwrap().quantity, 3.0);
+}
+
+#[tokio::test]
+async fn unknown_and_cancelled_agreements_are_plan_errors() {
+    let sandbox = demo().await;
+    let mappings = vec![
+        mapping(json!({
+            "account": "Bob's Dentistry", "license_type": "ShadowProtect Desktop",
+            "company": "BobsDentistry", "agreement": 9999, "addition": "SP-DESKTOP"
+        })),
+        mapping(json!({
+            "account": "Bob's Dentistry", "license_type": "ShadowProtect Old",
+            "company": "BobsDentistry", "agreement": 1004, "addition": "SP-DESKTOP"
+        })),
+    ];
+    let snapshot = client(&sandbox).snapshot(&mappings).await.unwrap();
+    let conditions: Vec<Option<String>> = sandbox
+        .requests()
+        .iter()
+        .filter(|r| r.path == api("finance/agreements"))
+        .map(|r| r.query_param("conditions").map(str::to_string))
+        .collect();
+    assert_eq!(conditions, [Some("id in (1004,9999)".to_string())]);
+    assert_eq!(
+        snapshot.contracts.iter().map(|c| c.id).collect::<Vec<_>>(),
+        [1004]
+    );
+    assert_eq!(snapshot.contracts[0].status, RecordStatus::Cancelled);
+
+    let plan = plan_of(
+        &mappings,
+        &usage(&[
+            (
+                "Bob's Dentistry",
+                "ShadowProtect Desktop",
+                "4",
+                UnitKind::Count,
+            ),
+            ("Bob's Dentistry", "ShadowProtect Old", "1", UnitKind::Count),
+        ]),
+        &snapshot,
+        UpdatePolicy::InPlace,
+    );
+    let actions: Vec<(&str, &Action)> = plan
+        .lines
+        .iter()
+        .map(|l| (l.mapping.as_str(), &l.action))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            (
+                "bobs-dentistry/shadowprotect-desktop",
+                &Action::Error {
+                    reason: LineError::NotFound {
+                        what: "agreement id 9999 of BobsDentistry".into()
+                    }
+                }
+            ),
+            (
+                "bobs-dentistry/shadowprotect-old",
+                &Action::Error {
+                    reason: LineError::NotActive {
+                        what: "agreement 1004 (Managed Backup 2023)".into(),
+                        status: "cancelled".into()
+                    }
+                }
+            ),
+        ]
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. Secrets
+
+const SECRET_PUBLIC: &str = "PUBKEY-S3CR3T-1234";
+const SECRET_PRIVATE: &str = "PRIVKEY-S3CR3T-5678";
+const SECRET_CLIENT_ID: &str = "7c9e6679-7425-40de-944b-e07fc1f90ae7";
+const WRONG_PRIVATE: &str = "PRIVKEY-S3CR3T-WRONG";
+const WRONG_CLIENT_ID: &str = "CLIENTID-S3CR3T-9999";
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn secrets_never_appear_in_errors_logs_or_debug_output() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    // The test runtime is single-threaded, so every task logs to this subscriber.
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let mut seed = demo_seed();
+    seed.login.public_key = SECRET_PUBLIC.into();
+    seed.login.private_key = SECRET_PRIVATE.into();
+    seed.login.client_id = Some(SECRET_CLIENT_ID.into());
+    let sandbox = Sandbox::start(seed, Faults::none()).await.unwrap();
+    let mappings = story_mappings();
+    let credentials = Credentials::new(SECRET_PUBLIC, SECRET_PRIVATE, SECRET_CLIENT_ID);
+    let good = client_with(&sandbox, credentials.clone());
+    let mut texts = vec![format!("{credentials:?}"), format!("{good:?}")];
+
+    // A full cycle: snapshot, plan, apply (in place and cancel-and-readd), doctor.
+    let snapshot = good.snapshot(&mappings).await.unwrap();
+    let plan = plan_of(&mappings, &story_usage(), &snapshot, UpdatePolicy::InPlace);
+    let todo = changes(&plan, jiff::civil::date(2026, 12, 1));
+    assert_eq!(todo.len(), 2);
+    good.apply(&todo[0]).await.unwrap();
+    good.apply(&LineChange {
+        policy: UpdatePolicy::CancelAndReadd,
+        ..todo[1].clone()
+    })
+    .await
+    .unwrap();
+    texts.extend(
+        good.check_access(&mappings, true)
+            .await
+            .iter()
+            .map(|c| format!("{c:?} {}", c.detail)),
+    );
+
+    // And every kind of failure.
+    let mut errors = Vec::new();
+    let wrong_key = client_with(
+        &sandbox,
+        Credentials::new(SECRET_PUBLIC, WRONG_PRIVATE, SECRET_CLIENT_ID),
+    );
+    errors.push(wrong_key.snapshot(&mappings).await.unwrap_err());
+    texts.extend(
+        wrong_key
+            .check_access(&mappings, true)
+            .await
+            .iter()
+            .map(|c| format!("{c:?}")),
+    );
+    let wrong_client = client_with(
+        &sandbox,
+        Credentials::new(SECRET_PUBLIC, SECRET_PRIVATE, WRONG_CLIENT_ID),
+    );
+    errors.push(wrong_client.reread_line(1001, 5001).await.unwrap_err());
+    errors.push(good.reread_line(1001, 424_242).await.unwrap_err());
+    sandbox.set_faults(Faults::none().server_errors(4, 500));
+    errors.push(good.reread_line(1001, 5001).await.unwrap_err());
+    sandbox.set_faults(Faults::none().rate_limit(4, 0));
+    errors.push(good.reread_line(1001, 5001).await.unwrap_err());
+    sandbox.set_faults(Faults::none());
+    sandbox.set_login(SeedLogin {
+        read_only: true,
+        ..sandbox.login()
+    });
+    errors.push(
+        good.apply(&bobs_change(UpdatePolicy::InPlace, "4", "5"))
+            .await
+            .unwrap_err(),
+    );
+    texts.extend(
+        good.check_access(&mappings, true)
+            .await
+            .iter()
+            .map(|c| format!("{c:?}")),
+    );
+    let kinds: Vec<&str> = errors
+        .iter()
+        .map(|e| match e {
+            PsaError::Unauthorized { .. } => "unauthorized",
+            PsaError::NotFound { .. } => "not-found",
+            PsaError::Server { .. } => "server",
+            PsaError::RateLimited { .. } => "rate-limited",
+            PsaError::Forbidden { .. } => "forbidden",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "unauthorized",
+            "unauthorized",
+            "not-found",
+            "server",
+            "rate-limited",
+            "forbidden"
+        ]
+    );
+    for e in &errors {
+        texts.push(e.to_string());
+        texts.push(format!("{e:?}"));
+    }
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(!logs.is_empty(), "the subscriber captured nothing");
+    texts.push(logs);
+
+    let basic = |private: &str| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD
+            .encode(format!("computech+{SECRET_PUBLIC}:{private}"))
+    };
+    let secrets = [
+        SECRET_PUBLIC.to_string(),
+        SECRET_PRIVATE.to_string(),
+        SECRET_CLIENT_ID.to_string(),
+        WRONG_PRIVATE.to_string(),
+        WRONG_CLIENT_ID.to_string(),
+        basic(SECRET_PRIVATE),
+        basic(WRONG_PRIVATE),
+    ];
+    for text in &texts {
+        for secret in &secrets {
+            assert!(!text.contains(secret.as_str()), "{secret} in: {text}");
+        }
+        assert!(!text.contains("S3CR3T"), "{text}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. doctor
+
+#[tokio::test]
+async fn doctor_passes_every_check_for_the_demo_login() {
+    let sandbox = demo().await;
+    let checks = client(&sandbox)
+        .check_access(&story_mappings(), true)
+        .await;
+    assert_eq!(
+        outcomes(&checks),
+        [
+            (CheckKind::Host, CheckOutcome::Pass),
+            (CheckKind::Credentials, CheckOutcome::Pass),
+            (CheckKind::ClientId, CheckOutcome::Pass),
+            (CheckKind::ReadContracts, CheckOutcome::Pass),
+            (CheckKind::ReadLines, CheckOutcome::Pass),
+            (CheckKind::UpdateLines, CheckOutcome::Pass),
+        ],
+        "{checks:#?}"
+    );
+    assert_eq!(checks[3].detail, "read agreement 1001 (Managed Backup)");
+    assert_eq!(checks[4].detail, "read 2 addition(s) of agreement 1001");
+    assert_eq!(
+        checks[5].detail,
+        "wrote addition 5001's quantity 3 back unchanged"
+    );
+    // The probe wrote the mapped addition's own quantity back.
+    let patches: Vec<(String, Option<Value>)> = sandbox
+        .requests()
+        .iter()
+        .filter(|r| r.method != "GET")
+        .map(|r| (r.method.clone() + " " + &r.path, r.body.clone()))
+        .collect();
+    assert_eq!(
+        patches,
+        [(
+            format!("PATCH {}", api("finance/agreements/1001/additions/5001")),
+            Some(json!([{"op": "replace", "path": "quantity", "value": 3}]))
+        )]
+    );
+    assert_eq!(sandbox.addition(5001).unwrap().quantity, 3.0);
+}
+
+#[tokio::test]
+async fn doctor_names_the_failing_check() {
+    let sandbox = demo().await;
+    sandbox.set_login(SeedLogin {
+        read_only: true,
+        ..sandbox.login()
+    });
+    let checks = client(&sandbox)
+        .check_access(&story_mappings(), true)
+        .await;
+    assert_eq!(
+        outcomes(&checks),
+        [
+            (CheckKind::Host, CheckOutcome::Pass),
+            (CheckKind::Credentials, CheckOutcome::Pass),
+            (CheckKind::ClientId, CheckOutcome::Pass),
+            (CheckKind::ReadContracts, CheckOutcome::Pass),
+            (CheckKind::ReadLines, CheckOutcome::Pass),
+            (CheckKind::UpdateLines, CheckOutcome::Fail),
+        ],
+        "{checks:#?}"
+    );
+    assert!(
+        checks[5].detail.contains("lacks permission"),
+        "{}",
+        checks[5].detail
+    );
+    assert_eq!(sandbox.addition(5001).unwrap().quantity, 3.0);
+
+    let login = SeedLogin {
+        read_only: false,
+        ..sandbox.login()
+    };
+    sandbox.set_login(login.clone());
+    let wrong = client_with(
+        &sandbox,
+        Credentials::new(
+            login.public_key.clone(),
+            "wrong",
+            login.client_id.clone().unwrap(),
+        ),
+    );
+    let checks = wrong.check_access(&story_mappings(), true).await;
+    assert_eq!(
+        outcomes(&checks),
+        [
+            (CheckKind::Host, CheckOutcome::Pass),
+            (CheckKind::Credentials, CheckOutcome::Fail),
+            (CheckKind::ClientId, CheckOutcome::Pass),
+            (CheckKind::ReadContracts, CheckOutcome::Skipped),
+            (CheckKind::ReadLines, CheckOutcome::Skipped),
+            (CheckKind::UpdateLines, CheckOutcome::Skipped),
+        ],
+        "{checks:#?}"
+    );
+    assert!(
+        checks[1].detail.contains("credentials rejected"),
+        "{}",
+        checks[1].detail
+    );
+}
