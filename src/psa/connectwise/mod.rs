@@ -557,6 +557,7 @@ impl ConnectWiseClient {
             quantity: change.to,
             unit_price: old.unit_price.clone(),
             unit_cost: old.unit_cost.clone(),
+            less_included: old.less_included.clone(),
             bill_customer: old
                 .bill_customer
                 .clone()

@@ -120,6 +120,9 @@ pub(crate) struct Addition {
     pub unit_price: Option<serde_json::Value>,
     #[serde(default)]
     pub unit_cost: Option<serde_json::Value>,
+    /// Units the agreement includes free of charge; a re-added copy must keep them.
+    #[serde(default)]
+    pub less_included: Option<serde_json::Value>,
     #[serde(default)]
     pub bill_customer: Option<String>,
     #[serde(default)]
@@ -201,6 +204,8 @@ pub(crate) struct NewAddition {
     pub unit_price: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unit_cost: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub less_included: Option<serde_json::Value>,
     pub bill_customer: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub taxable_flag: Option<bool>,
