@@ -1208,3 +1208,217 @@ async fn doctor_names_the_failing_check() {
         checks[1].detail
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// More of the API surface: lookups by name, paging with conditions, POST failures, codebases
+
+#[tokio::test]
+async fn names_resolve_through_the_sandbox_and_repeated_names_are_ambiguous() {
+    let sandbox = demo().await;
+    let mappings = vec![
+        mapping(json!({
+            "account": "Angry Fox Co", "license_type": "ShadowProtect Server",
+            "company": {"name": "Angry Fox Co"}, "agreement": {"name": "Managed Backup"},
+            "addition": {"name": "ShadowProtect Server"}
+        })),
+        mapping(json!({
+            "account": "Bob's Dentistry", "license_type": "ShadowProtect Desktop",
+            "company": {"name": "Bob's Dentistry"}, "agreement": 1001, "addition": "SP-DESKTOP"
+        })),
+    ];
+    let snapshot = client(&sandbox).snapshot(&mappings).await.unwrap();
+    let mut lookups: Vec<Summary> = sandbox.requests()[1..].iter().map(summary).collect();
+    lookups.sort();
+    assert_eq!(
+        lookups,
+        [
+            get(
+                &api("company/companies"),
+                Some(r#"name = "Angry Fox Co""#),
+                Some("1000")
+            ),
+            get(
+                &api("company/companies"),
+                Some(r#"name = "Bob's Dentistry""#),
+                Some("1000")
+            ),
+            get(
+                &api("finance/agreements"),
+                Some("company/id in (251)"),
+                Some("1000")
+            ),
+            get(&api("finance/agreements"), Some("id in (1001)"), Some("1000")),
+            get(
+                &api("finance/agreements/1001/additions"),
+                None,
+                Some("1000")
+            ),
+            get(
+                &api("finance/agreements/1002/additions"),
+                None,
+                Some("1000")
+            ),
+        ]
+    );
+    let plan = plan_of(&mappings, &story_usage(), &snapshot, UpdatePolicy::InPlace);
+    assert_eq!(plan.lines[0].mapping, "angry-fox-co/shadowprotect-server");
+    assert_eq!(plan.lines[0].action, Action::InSync);
+    assert_eq!(plan.lines[0].target.line_id, Some(5003));
+    assert_eq!(
+        plan.lines[1].action,
+        Action::Error {
+            reason: LineError::Ambiguous {
+                what: "company name \"Bob's Dentistry\"".into(),
+                candidates: vec![
+                    "BobsDentistry (id 250)".into(),
+                    "BobsDentistryOld (id 298)".into()
+                ],
+            }
+        }
+    );
+}
+
+#[tokio::test]
+async fn paging_links_keep_the_conditions() {
+    let mut seed = demo_seed();
+    for i in 1..=1500i64 {
+        seed.agreements.push(SeedAgreement {
+            id: 20_000 + i,
+            name: format!("Agreement {i:04}"),
+            company: 251,
+            agreement_type: "Managed Backup".into(),
+            agreement_status: "Active".into(),
+            ..SeedAgreement::default()
+        });
+    }
+    seed.additions.push(SeedAddition {
+        id: 8000,
+        agreement: 21_500,
+        product: SeedProductRef {
+            id: 302,
+            identifier: "SP-SERVER".into(),
+            description: None,
+        },
+        quantity: 7.0,
+        bill_customer: "Billable".into(),
+        ..SeedAddition::default()
+    });
+    let sandbox = Sandbox::start(seed, Faults::none()).await.unwrap();
+    let mappings = vec![mapping(json!({
+        "account": "Angry Fox Co", "license_type": "Last agreement",
+        "company": "AngryFox", "agreement": {"name": "Agreement 1500"}, "addition": "SP-SERVER"
+    }))];
+    let snapshot = client(&sandbox).snapshot(&mappings).await.unwrap();
+    let pages: Vec<Vec<(String, String)>> = sandbox
+        .requests()
+        .iter()
+        .filter(|r| r.path == api("finance/agreements"))
+        .map(|r| r.query.clone())
+        .collect();
+    let page = |n: Option<&str>| {
+        let mut query = vec![
+            ("conditions".to_string(), "company/id in (251)".to_string()),
+            ("pageSize".to_string(), "1000".to_string()),
+        ];
+        if let Some(n) = n {
+            query.push(("page".into(), n.into()));
+        }
+        query
+    };
+    assert_eq!(pages, [page(None), page(Some("2"))]);
+    let plan = plan_of(
+        &mappings,
+        &usage(&[("Angry Fox Co", "Last agreement", "7", UnitKind::Count)]),
+        &snapshot,
+        UpdatePolicy::InPlace,
+    );
+    assert_eq!(plan.lines[0].action, Action::InSync, "{plan:#?}");
+    assert_eq!(plan.lines[0].target.line_id, Some(8000));
+}
+
+#[tokio::test]
+async fn a_readd_post_that_fails_is_checked_and_repeated_but_never_doubled() {
+    let sandbox = demo().await;
+    let client = client(&sandbox);
+    client.codebase().await.unwrap();
+    let count = sandbox.additions().len();
+    sandbox.set_faults(Faults::none().server_errors(2, 503).only_method("POST"));
+    sandbox.clear_requests();
+    let applied = client
+        .apply(&bobs_change(UpdatePolicy::CancelAndReadd, "3", "4"))
+        .await
+        .unwrap();
+    assert_eq!(sandbox.additions().len(), count + 1);
+    let seen: Vec<(String, String, u16)> = sandbox
+        .requests()
+        .iter()
+        .map(|r| (r.method.clone(), r.path.clone(), r.status))
+        .collect();
+    let listing = (
+        "GET".to_string(),
+        api("finance/agreements/1001/additions"),
+        200,
+    );
+    let post = |status| {
+        (
+            "POST".to_string(),
+            api("finance/agreements/1001/additions"),
+            status,
+        )
+    };
+    assert_eq!(
+        seen,
+        [
+            (
+                "GET".into(),
+                api("finance/agreements/1001/additions/5001"),
+                200
+            ),
+            (
+                "PATCH".into(),
+                api("finance/agreements/1001/additions/5001"),
+                200
+            ),
+            post(503),
+            listing.clone(),
+            post(503),
+            listing,
+            post(201),
+        ]
+    );
+    let new = sandbox.addition(applied.line_id() as i64).unwrap();
+    assert_eq!((new.product.id, new.quantity), (301, 4.0));
+}
+
+#[tokio::test]
+async fn cancel_and_readd_keeps_the_included_units() {
+    let mut seed = demo_seed();
+    let old = seed.additions.iter_mut().find(|a| a.id == 5001).unwrap();
+    old.less_included = 1.0;
+    let sandbox = Sandbox::start(seed, Faults::none()).await.unwrap();
+    let applied = client(&sandbox)
+        .apply(&bobs_change(UpdatePolicy::CancelAndReadd, "3", "4"))
+        .await
+        .unwrap();
+    let new = sandbox.addition(applied.line_id() as i64).unwrap();
+    assert_eq!(new.quantity, 4.0);
+    // One unit is included in the agreement: the copy must not start billing it.
+    assert_eq!(new.less_included, 1.0);
+}
+
+#[tokio::test]
+async fn another_codebase_is_discovered() {
+    let mut seed = demo_seed();
+    seed.codebase = "v2025_1/".into();
+    let sandbox = Sandbox::start(seed, Faults::none()).await.unwrap();
+    let client = client(&sandbox);
+    assert_eq!(client.codebase().await.unwrap(), "v2025_1/");
+    assert_eq!(
+        client.reread_line(1001, 5001).await.unwrap().quantity,
+        q("3")
+    );
+    assert_eq!(
+        sandbox.requests().last().unwrap().path,
+        "/v2025_1/apis/3.0/finance/agreements/1001/additions/5001"
+    );
+}
