@@ -131,7 +131,12 @@ fn story_usage() -> Vec<UsageRecord> {
             "135.5",
             UnitKind::Decimal,
         ),
-        ("Slate Gravel", "ShadowProtect Desktop", "3", UnitKind::Count),
+        (
+            "Slate Gravel",
+            "ShadowProtect Desktop",
+            "3",
+            UnitKind::Count,
+        ),
     ])
 }
 
@@ -215,7 +220,12 @@ fn assert_authenticated(r: &RecordedRequest, login: &SeedLogin) {
         r.method,
         r.path
     );
-    assert_eq!(r.header("clientid"), login.client_id.as_deref(), "{}", r.path);
+    assert_eq!(
+        r.header("clientid"),
+        login.client_id.as_deref(),
+        "{}",
+        r.path
+    );
     assert_eq!(r.header("accept"), Some(ACCEPT), "{}", r.path);
 }
 
@@ -311,7 +321,13 @@ async fn the_guides_story_plans_and_applies_in_place() {
                 RecordStatus::Cancelled,
                 q("5")
             ),
-            (1003, 5005, Some("CLOUD-GB"), RecordStatus::Active, q("120.25")),
+            (
+                1003,
+                5005,
+                Some("CLOUD-GB"),
+                RecordStatus::Active,
+                q("120.25")
+            ),
         ]
     );
     assert_eq!(snapshot.lines[0].product_id, 301);
@@ -858,7 +874,10 @@ async fn a_read_only_member_cannot_patch() {
     });
     let client = client(&sandbox);
     // Reading still works.
-    assert_eq!(client.reread_line(1001, 5001).await.unwrap().quantity, q("3"));
+    assert_eq!(
+        client.reread_line(1001, 5001).await.unwrap().quantity,
+        q("3")
+    );
     sandbox.clear_requests();
     let err = client
         .apply(&bobs_change(UpdatePolicy::InPlace, "3", "4"))
@@ -1109,9 +1128,7 @@ async fn secrets_never_appear_in_errors_logs_or_debug_output() {
 #[tokio::test]
 async fn doctor_passes_every_check_for_the_demo_login() {
     let sandbox = demo().await;
-    let checks = client(&sandbox)
-        .check_access(&story_mappings(), true)
-        .await;
+    let checks = client(&sandbox).check_access(&story_mappings(), true).await;
     assert_eq!(
         outcomes(&checks),
         [
@@ -1154,9 +1171,7 @@ async fn doctor_names_the_failing_check() {
         read_only: true,
         ..sandbox.login()
     });
-    let checks = client(&sandbox)
-        .check_access(&story_mappings(), true)
-        .await;
+    let checks = client(&sandbox).check_access(&story_mappings(), true).await;
     assert_eq!(
         outcomes(&checks),
         [
@@ -1247,7 +1262,11 @@ async fn names_resolve_through_the_sandbox_and_repeated_names_are_ambiguous() {
                 Some("company/id in (251)"),
                 Some("1000")
             ),
-            get(&api("finance/agreements"), Some("id in (1001)"), Some("1000")),
+            get(
+                &api("finance/agreements"),
+                Some("id in (1001)"),
+                Some("1000")
+            ),
             get(
                 &api("finance/agreements/1001/additions"),
                 None,
