@@ -1228,7 +1228,7 @@ async fn patch_addition(
         }
     }
     updated.last_updated = Some(now());
-    updated.updated_by = Some(store.login.public_key.clone());
+    updated.updated_by = Some(store.login.member_identifier().to_string());
     let json = strip_nulls(store.addition_json(&updated));
     store.additions.insert(id, updated);
     Json(json).into_response()
@@ -1308,7 +1308,7 @@ async fn create_addition(
         }
     }
     a.last_updated = Some(now());
-    a.updated_by = Some(store.login.public_key.clone());
+    a.updated_by = Some(store.login.member_identifier().to_string());
     store.next_addition_id += 1;
     let json = strip_nulls(store.addition_json(&a));
     store.additions.insert(a.id, a);

@@ -43,6 +43,8 @@
 //! - POST of an addition needs `product` and `billCustomer` (400 `NullValue` otherwise);
 //!   quantity defaults to 1, prices to the catalog item's. It answers 201 with the object.
 //!   DELETE answers 204.
+//! - Additions changed through the API carry the API member's identifier (`login.member`,
+//!   default `APIMember`) in `_info.updatedBy`, as ConnectWise names the member, never its keys.
 //! - Unknown records answer 404 `{"code":"NotFound","message":…}`; an addition asked for under
 //!   another agreement is unknown. Ids that are not positive numbers answer 400.
 //! - Null fields are left out of responses, as ConnectWise does; numbers such as `quantity` are
@@ -65,8 +67,8 @@ use serde::Serialize;
 
 pub use connectwise::{API_VERSION, DEFAULT_PAGE_SIZE, LOGGED_HEADERS, MAX_PAGE_SIZE};
 pub use seed::{
-    DEFAULT_CODEBASE, Seed, SeedAddition, SeedAgreement, SeedCompany, SeedError, SeedLogin,
-    SeedProduct, SeedProductRef,
+    DEFAULT_API_MEMBER, DEFAULT_CODEBASE, Seed, SeedAddition, SeedAgreement, SeedCompany,
+    SeedError, SeedLogin, SeedProduct, SeedProductRef,
 };
 
 use connectwise::{FaultState, Shared, Store, lock};

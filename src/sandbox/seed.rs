@@ -38,6 +38,16 @@ fn default_codebase() -> String {
     DEFAULT_CODEBASE.to_string()
 }
 
+impl SeedLogin {
+    /// The identifier that records changed by this member show as `_info.updatedBy`.
+    pub fn member_identifier(&self) -> &str {
+        self.member.as_deref().unwrap_or(DEFAULT_API_MEMBER)
+    }
+}
+
+/// The member identifier in `_info.updatedBy` when the login names none.
+pub const DEFAULT_API_MEMBER: &str = "APIMember";
+
 /// The API member's credentials and what it may do.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -49,6 +59,11 @@ pub struct SeedLogin {
     pub company_name: Option<String>,
     pub public_key: String,
     pub private_key: String,
+    /// The API member's identifier (System > Members > API Members), which records it changes
+    /// carry as `_info.updatedBy`; defaults to [`DEFAULT_API_MEMBER`]. The keys are credentials
+    /// and never appear in a record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member: Option<String>,
     /// The `clientId` header value every API call must carry. When absent, any non-empty
     /// `clientId` is accepted (a missing one is still refused).
     #[serde(default, skip_serializing_if = "Option::is_none")]

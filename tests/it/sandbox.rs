@@ -696,7 +696,7 @@ async fn patch_changes_the_quantity_and_returns_the_whole_addition() {
     assert_eq!(body["product"]["identifier"], "SP-DESKTOP");
     assert_eq!(body["agreementId"], 1001);
     assert_eq!(body["unitPrice"], 12.5);
-    assert_eq!(body["_info"]["updatedBy"], "sandboxPublicKey");
+    assert_eq!(body["_info"]["updatedBy"], "APIMember");
     assert_eq!(sandbox.addition(5001).unwrap().quantity, 4.0);
     let (_, again) = api
         .list("finance/agreements/1001/additions/5001", &[])
