@@ -1096,6 +1096,9 @@ async fn secrets_never_appear_in_errors_logs_or_debug_output() {
         texts.push(e.to_string());
         texts.push(format!("{e:?}"));
     }
+    // What the PSA now holds about the writes (ConnectWise's `_info.updatedBy` names the API
+    // member, never its key), as any later read would see it.
+    texts.push(format!("{:?}", sandbox.additions()));
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     assert!(!logs.is_empty(), "the subscriber captured nothing");
     texts.push(logs);
