@@ -1444,3 +1444,216 @@ async fn another_codebase_is_discovered() {
         "/v2025_1/apis/3.0/finance/agreements/1001/additions/5001"
     );
 }
+
+#[tokio::test]
+async fn an_unknown_addition_is_not_found_after_one_rediscovery() {
+    let sandbox = demo().await;
+    let client = client(&sandbox);
+    client.codebase().await.unwrap();
+    sandbox.clear_requests();
+    let err = client.reread_line(1001, 424_242).await.unwrap_err();
+    let path = api("finance/agreements/1001/additions/424242");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "GET {path}: addition 424242 on agreement 1001 not found (HTTP 404); check the id in the mapping. If every request fails like this, check `site` and `company` in unitsync.yaml: ConnectWise answers 404 for a wrong host or codebase (used {}{API}/)",
+            sandbox.base_url()
+        )
+    );
+    let seen: Vec<(String, u16)> = sandbox
+        .requests()
+        .iter()
+        .map(|r| (r.path.clone(), r.status))
+        .collect();
+    // The codebase is checked again (it can change on hosted ConnectWise); it did not, so the
+    // request is not repeated.
+    assert_eq!(
+        seen,
+        [(path, 404), ("/login/companyinfo/computech".into(), 200)]
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_login_company_is_rejected_credentials() {
+    let sandbox = demo().await;
+    let client = ConnectWiseClient::with_retry_policy(
+        &ConnectWiseSettings {
+            company: "nosuchco".into(),
+            ..settings(&sandbox)
+        },
+        login_credentials(&sandbox.login()),
+        fast_retry(),
+    )
+    .unwrap();
+    // companyinfo does not know the company; the client falls back to the usual codebase and
+    // the API then refuses the login.
+    assert_eq!(client.codebase().await.unwrap(), "v4_6_release/");
+    let err = client.reread_line(1001, 5001).await.unwrap_err();
+    assert!(matches!(err, PsaError::Unauthorized { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains("the login company (\"nosuchco\")"),
+        "{err}"
+    );
+    let seen: Vec<(String, Option<String>, u16)> = sandbox
+        .requests()
+        .iter()
+        .map(|r| (r.path.clone(), r.auth_user.clone(), r.status))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("/login/companyinfo/nosuchco".into(), None, 404),
+            (
+                api("finance/agreements/1001/additions/5001"),
+                Some("nosuchco+sandboxPublicKey".into()),
+                401
+            ),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_host_fails_the_first_doctor_check() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let site = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let client = ConnectWiseClient::with_retry_policy(
+        &ConnectWiseSettings {
+            site,
+            company: "computech".into(),
+            api_version: None,
+            update: UpdatePolicy::InPlace,
+            effective: Default::default(),
+            concurrency: None,
+        },
+        Credentials::new("p", "k", "5e4b6a4c-0d2c-4b8e-9a53-5a4b1c0ffee1"),
+        fast_retry(),
+    )
+    .unwrap();
+    let checks = client.check_access(&story_mappings(), true).await;
+    assert_eq!(
+        outcomes(&checks),
+        [
+            (CheckKind::Host, CheckOutcome::Fail),
+            (CheckKind::Credentials, CheckOutcome::Skipped),
+            (CheckKind::ClientId, CheckOutcome::Skipped),
+            (CheckKind::ReadContracts, CheckOutcome::Skipped),
+            (CheckKind::ReadLines, CheckOutcome::Skipped),
+            (CheckKind::UpdateLines, CheckOutcome::Skipped),
+        ]
+    );
+    assert!(
+        checks[0]
+            .detail
+            .starts_with("GET /login/companyinfo/computech: could not reach 127.0.0.1:"),
+        "{}",
+        checks[0].detail
+    );
+    assert!(checks[0].detail.contains("after 4 attempt(s)"));
+}
+
+#[tokio::test]
+async fn cancel_and_readd_refuses_stale_and_foreign_lines_and_resumes_its_own() {
+    let sandbox = demo().await;
+    let client = client(&sandbox);
+    let change = bobs_change(UpdatePolicy::CancelAndReadd, "3", "4");
+
+    // Someone set 5 by hand since the plan.
+    let original = sandbox.addition(5001).unwrap();
+    sandbox.put_addition(SeedAddition {
+        quantity: 5.0,
+        ..original.clone()
+    });
+    let err = client.apply(&change).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "addition 5001 on agreement 1001 holds 5, not 3 as planned; someone changed it meanwhile — run plan again"
+    );
+    assert!(sandbox.requests().iter().all(|r| r.method == "GET"));
+
+    // Someone cancelled it on another date.
+    sandbox.put_addition(SeedAddition {
+        cancelled_date: Some("2026-11-15T00:00:00Z".into()),
+        ..original.clone()
+    });
+    let err = client.apply(&change).await.unwrap_err();
+    assert!(matches!(err, PsaError::Conflict { .. }), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("already cancelled as of 2026-11-15T00:00:00Z"),
+        "{err}"
+    );
+
+    // An earlier run cancelled it on the effective date and stopped before adding the copy.
+    sandbox.put_addition(SeedAddition {
+        cancelled_date: Some("2026-12-01T00:00:00Z".into()),
+        ..original
+    });
+    sandbox.clear_requests();
+    let count = sandbox.additions().len();
+    let applied = client.apply(&change).await.unwrap();
+    assert!(
+        matches!(
+            applied,
+            AppliedChange::CancelledAndReadded { resumed: true, .. }
+        ),
+        "{applied:?}"
+    );
+    assert_eq!(sandbox.additions().len(), count + 1);
+    let methods: Vec<String> = sandbox
+        .requests()
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert_eq!(
+        methods,
+        [
+            format!("GET {}", api("finance/agreements/1001/additions/5001")),
+            format!("GET {}", api("finance/agreements/1001/additions")),
+            format!("POST {}", api("finance/agreements/1001/additions")),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_rate_limited_patch_waits_and_succeeds() {
+    let sandbox = demo().await;
+    let client = client(&sandbox);
+    client.codebase().await.unwrap();
+    sandbox.set_faults(Faults::none().rate_limit(1, 1).only_method("PATCH"));
+    sandbox.clear_requests();
+    let started = Instant::now();
+    client
+        .apply(&bobs_change(UpdatePolicy::InPlace, "3", "4"))
+        .await
+        .unwrap();
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    let statuses: Vec<u16> = sandbox.requests().iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [429, 200]);
+    assert_eq!(sandbox.addition(5001).unwrap().quantity, 4.0);
+}
+
+#[tokio::test]
+async fn doctor_without_the_write_probe_writes_nothing() {
+    let sandbox = demo().await;
+    let checks = client(&sandbox)
+        .check_access(&story_mappings(), false)
+        .await;
+    assert_eq!(checks[5].kind, CheckKind::UpdateLines);
+    assert_eq!(checks[5].outcome, CheckOutcome::Skipped);
+    assert!(checks[..5].iter().all(|c| c.outcome == CheckOutcome::Pass));
+    let requests: Vec<String> = sandbox
+        .requests()
+        .iter()
+        .map(|r| format!("{} {} {:?}", r.method, r.path, r.query_param("conditions")))
+        .collect();
+    assert_eq!(
+        requests,
+        [
+            "GET /login/companyinfo/computech None".to_string(),
+            format!("GET {} None", api("system/info")),
+            format!("GET {} Some(\"id = 1001\")", api("finance/agreements")),
+            format!("GET {} None", api("finance/agreements/1001/additions")),
+        ]
+    );
+}
