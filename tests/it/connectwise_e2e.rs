@@ -1657,3 +1657,31 @@ async fn doctor_without_the_write_probe_writes_nothing() {
         ]
     );
 }
+
+#[tokio::test]
+async fn a_member_that_cannot_read_companies_gets_a_permission_error() {
+    let sandbox = demo().await;
+    sandbox.set_login(SeedLogin {
+        deny: vec!["company/companies".into()],
+        ..sandbox.login()
+    });
+    let client = client(&sandbox);
+    let err = client.snapshot(&story_mappings()).await.unwrap_err();
+    assert!(matches!(err, PsaError::Forbidden { .. }), "{err:?}");
+    assert!(
+        err.to_string().starts_with(&format!(
+            "GET {}: the API member lacks permission to read companies by identifier;",
+            api("company/companies")
+        )),
+        "{err}"
+    );
+    // Not retried: a 403 will not change.
+    assert_eq!(
+        sandbox
+            .requests()
+            .iter()
+            .filter(|r| r.status == 403)
+            .count(),
+        1
+    );
+}
