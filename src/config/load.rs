@@ -1,0 +1,646 @@
+//! Reading a billing repo: every file through YAML → schema → typed model → meaning, collecting
+//! every problem in one pass.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+
+use super::diagnostic::{Diagnostic, Pos, summary};
+use super::humanize::{quote, schema_diagnostics, suggest};
+use super::schema::FileKind;
+use super::yaml::{self, YamlDoc, push_segment};
+use super::{
+    LOCK_FILE, Lock, MAPPINGS_DIR, MAPPINGS_FILE, Mapping, MappingsFile, PsaKind, RecordRef,
+    SETTINGS_FILE, Settings, SourceSettings,
+};
+
+/// A billing repo that passed every check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BillingRepo {
+    pub root: PathBuf,
+    pub settings: Settings,
+    /// All mappings, in file order (`mappings.yaml`, or `mappings/*.yaml` sorted by name).
+    pub mappings: Vec<Mapping>,
+    /// Where each entry of `mappings` was written, same order.
+    pub mapping_sources: Vec<MappingSource>,
+    /// `units.lock.yaml`, or an empty lock when the file does not exist yet.
+    pub lock: Lock,
+}
+
+/// Where a mapping was written, for messages about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MappingSource {
+    /// Relative to the billing repo root, such as `mappings.yaml` or `mappings/acme.yaml`.
+    pub file: PathBuf,
+    /// Index in that file's `mappings:` list (0-based).
+    pub index: usize,
+    /// Where the mapping starts.
+    pub pos: Pos,
+}
+
+impl fmt::Display for MappingSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.file.display(), self.pos)
+    }
+}
+
+impl BillingRepo {
+    /// The mapping with this effective id.
+    pub fn mapping(&self, id: &str) -> Option<&Mapping> {
+        self.mappings.iter().find(|m| m.effective_id() == id)
+    }
+}
+
+/// The billing repo had problems; [`fmt::Display`] lists them all, then a summary line.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct LoadError {
+    pub root: PathBuf,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for d in &self.diagnostics {
+            writeln!(f, "{d}")?;
+        }
+        write!(
+            f,
+            "{} in billing repo {}",
+            summary(&self.diagnostics),
+            self.root.display()
+        )
+    }
+}
+
+/// Loads the billing repo at `root`, or fails with every problem found (warnings alone do not
+/// fail it).
+pub fn load(root: &Path) -> Result<BillingRepo, LoadError> {
+    match check(root) {
+        (Some(repo), _) => Ok(repo),
+        (None, diagnostics) => Err(LoadError {
+            root: root.to_path_buf(),
+            diagnostics,
+        }),
+    }
+}
+
+/// Checks every file of the billing repo at `root` and reports all problems, sorted by file and
+/// position. The repo is returned when there are no errors (there may be warnings).
+pub fn check(root: &Path) -> (Option<BillingRepo>, Vec<Diagnostic>) {
+    let mut checker = Checker {
+        root,
+        diagnostics: Vec::new(),
+        files: Vec::new(),
+    };
+    let repo = checker.run();
+    let Checker {
+        mut diagnostics,
+        files,
+        ..
+    } = checker;
+    diagnostics.sort_by_key(|d| {
+        let file = files
+            .iter()
+            .position(|f| *f == d.file)
+            .unwrap_or(usize::MAX);
+        (file, d.line, d.column)
+    });
+    let failed = diagnostics.iter().any(Diagnostic::is_error);
+    (if failed { None } else { repo }, diagnostics)
+}
+
+struct Checker<'a> {
+    root: &'a Path,
+    diagnostics: Vec<Diagnostic>,
+    /// Files in the order their diagnostics are listed.
+    files: Vec<PathBuf>,
+}
+
+/// One parsed file: its positions and, when it passed the schema, its typed value.
+struct Loaded<T> {
+    file: PathBuf,
+    doc: YamlDoc,
+    value: Option<T>,
+}
+
+/// A mapping with where it came from.
+struct Placed<'a> {
+    mapping: &'a Mapping,
+    file: &'a Path,
+    doc: &'a YamlDoc,
+    index: usize,
+}
+
+impl Placed<'_> {
+    fn pointer(&self) -> String {
+        format!("/mappings/{}", self.index)
+    }
+    fn pos(&self) -> Pos {
+        self.doc.value_pos(&self.pointer())
+    }
+    fn name(&self) -> String {
+        format!("mapping {}", self.index + 1)
+    }
+    fn at(&self) -> String {
+        format!("{}:{}", self.file.display(), self.pos())
+    }
+    fn has(&self, field: &str) -> bool {
+        self.doc.has(&push_segment(&self.pointer(), field))
+    }
+    fn key_pos(&self, field: &str) -> Pos {
+        self.doc.key_pos(&push_segment(&self.pointer(), field))
+    }
+}
+
+impl Checker<'_> {
+    fn error(&mut self, file: &Path, pos: Pos, message: impl Into<String>) -> &mut Diagnostic {
+        self.diagnostics.push(Diagnostic::error(file, pos, message));
+        self.diagnostics.last_mut().expect("just pushed")
+    }
+
+    fn run(&mut self) -> Option<BillingRepo> {
+        // Settings.
+        let settings_file = PathBuf::from(SETTINGS_FILE);
+        self.files.push(settings_file.clone());
+        let settings: Option<Loaded<Settings>> = if self.root.join(SETTINGS_FILE).is_file() {
+            self.load_file(&settings_file, FileKind::Settings)
+        } else {
+            self.error(
+                &settings_file,
+                Pos::START,
+                format!("no {SETTINGS_FILE} in {}", self.root.display()),
+            )
+            .hint = Some(
+                "a billing repo needs unitsync.yaml (psa, source, schedule…); see examples/billing-repo/"
+                    .into(),
+            );
+            None
+        };
+
+        // Mappings: mappings.yaml or mappings/*.yaml.
+        let single = self.root.join(MAPPINGS_FILE);
+        let dir = self.root.join(MAPPINGS_DIR);
+        let mut mapping_files = Vec::new();
+        if single.is_file() {
+            mapping_files.push(PathBuf::from(MAPPINGS_FILE));
+        }
+        if dir.is_dir() {
+            if single.is_file() {
+                self.error(
+                    Path::new(MAPPINGS_FILE),
+                    Pos::START,
+                    format!("both {MAPPINGS_FILE} and {MAPPINGS_DIR}/ exist; keep only one"),
+                )
+                .hint = Some(format!(
+                    "move the mappings from {MAPPINGS_FILE} into a file under {MAPPINGS_DIR}/, or delete {MAPPINGS_DIR}/"
+                ));
+            }
+            match std::fs::read_dir(&dir) {
+                Ok(entries) => {
+                    let mut names: Vec<String> = entries
+                        .filter_map(Result::ok)
+                        .filter(|e| e.path().is_file())
+                        .filter_map(|e| e.file_name().into_string().ok())
+                        .filter(|n| n.ends_with(".yaml") || n.ends_with(".yml"))
+                        .collect();
+                    names.sort();
+                    mapping_files.extend(names.iter().map(|n| Path::new(MAPPINGS_DIR).join(n)));
+                }
+                Err(e) => {
+                    self.error(
+                        Path::new(MAPPINGS_DIR),
+                        Pos::START,
+                        format!("cannot read: {e}"),
+                    );
+                }
+            }
+        }
+        self.files.extend(mapping_files.iter().cloned());
+        let mut mappings_ok = true;
+        let mut loaded_mappings: Vec<Loaded<MappingsFile>> = Vec::new();
+        for file in &mapping_files {
+            match self.load_file::<MappingsFile>(file, FileKind::Mappings) {
+                Some(l) => {
+                    mappings_ok &= l.value.is_some();
+                    loaded_mappings.push(l);
+                }
+                None => mappings_ok = false,
+            }
+        }
+
+        // Lock.
+        let lock_file = PathBuf::from(LOCK_FILE);
+        self.files.push(lock_file.clone());
+        let lock: Option<Loaded<Lock>> = if self.root.join(LOCK_FILE).is_file() {
+            self.load_file(&lock_file, FileKind::Lock)
+        } else {
+            Some(Loaded {
+                file: lock_file,
+                doc: yaml::parse(Path::new(LOCK_FILE), "{}")
+                    .0
+                    .expect("empty mapping parses"),
+                value: Some(Lock::default()),
+            })
+        };
+
+        // Meaning.
+        let psa = settings
+            .as_ref()
+            .and_then(|s| s.value.as_ref())
+            .map(|s| s.psa.kind());
+        if let Some(Loaded {
+            file,
+            doc,
+            value: Some(s),
+        }) = &settings
+        {
+            self.check_settings(file, doc, s);
+        }
+        let placed: Vec<Placed<'_>> = loaded_mappings
+            .iter()
+            .filter_map(|l| l.value.as_ref().map(|v| (l, v)))
+            .flat_map(|(l, v)| {
+                v.mappings
+                    .iter()
+                    .enumerate()
+                    .map(move |(index, mapping)| Placed {
+                        mapping,
+                        file: &l.file,
+                        doc: &l.doc,
+                        index,
+                    })
+            })
+            .collect();
+        if let Some(psa) = psa {
+            for m in &placed {
+                self.check_targets(m, psa);
+            }
+        }
+        self.check_ids_and_lines(&placed);
+        if mappings_ok
+            && let Some(Loaded {
+                file,
+                doc,
+                value: Some(lock),
+            }) = &lock
+        {
+            let ids: Vec<String> = placed.iter().map(|m| m.mapping.effective_id()).collect();
+            self.check_lock(file, doc, lock, &ids);
+        }
+
+        let settings = settings?.value?;
+        let lock = lock?.value?;
+        if !mappings_ok {
+            return None;
+        }
+        Some(BillingRepo {
+            root: self.root.to_path_buf(),
+            settings,
+            mappings: placed.iter().map(|m| m.mapping.clone()).collect(),
+            mapping_sources: placed
+                .iter()
+                .map(|m| MappingSource {
+                    file: m.file.to_path_buf(),
+                    index: m.index,
+                    pos: m.pos(),
+                })
+                .collect(),
+            lock,
+        })
+    }
+
+    /// YAML, then schema, then the typed model. `None` when the YAML itself is unreadable.
+    fn load_file<T: DeserializeOwned>(&mut self, file: &Path, kind: FileKind) -> Option<Loaded<T>> {
+        let text = match std::fs::read_to_string(self.root.join(file)) {
+            Ok(text) => text,
+            Err(e) => {
+                self.error(file, Pos::START, format!("cannot read: {e}"));
+                return None;
+            }
+        };
+        let (doc, diagnostics) = yaml::parse(file, &text);
+        let yaml_errors = !diagnostics.is_empty();
+        self.diagnostics.extend(diagnostics);
+        let doc = doc?;
+        let schema = kind.schema();
+        let validator = match jsonschema::validator_for(schema.as_value()) {
+            Ok(v) => v,
+            Err(e) => {
+                self.error(file, Pos::START, format!("internal error: bad schema: {e}"));
+                return None;
+            }
+        };
+        let schema_errors = schema_diagnostics(
+            file,
+            &doc,
+            schema.as_value(),
+            validator.iter_errors(&doc.value),
+        );
+        let failed = yaml_errors || !schema_errors.is_empty();
+        self.diagnostics.extend(schema_errors);
+        let value = if failed {
+            None
+        } else {
+            match serde_json::from_value::<T>(doc.value.clone()) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    self.error(file, Pos::START, e.to_string());
+                    None
+                }
+            }
+        };
+        Some(Loaded {
+            file: file.to_path_buf(),
+            doc,
+            value,
+        })
+    }
+
+    fn check_settings(&mut self, file: &Path, doc: &YamlDoc, settings: &Settings) {
+        if let Some(schedule) = &settings.schedule {
+            if let Err(e) = jiff::tz::TimeZone::get(&schedule.timezone) {
+                let names: Vec<String> = jiff::tz::db()
+                    .available()
+                    .map(|n| n.as_str().to_string())
+                    .collect();
+                let mut message = format!(
+                    "schedule.timezone: unknown time zone {}",
+                    quote(&schedule.timezone)
+                );
+                match suggest(&schedule.timezone, names.iter().map(String::as_str)) {
+                    Some(s) => message.push_str(&format!("; did you mean {}?", quote(s))),
+                    None => tracing::debug!("time zone lookup: {e}"),
+                }
+                self.error(file, doc.value_pos("/schedule/timezone"), message)
+                    .hint = Some(
+                    "use an IANA time zone name, such as America/Los_Angeles, Europe/London or UTC"
+                        .into(),
+                );
+            }
+            for (field, text) in [("refresh", &schedule.refresh), ("sync", &schedule.sync)] {
+                if let Some(text) = text
+                    && let Err(problem) = check_schedule_times(text)
+                {
+                    self.error(
+                        file,
+                        doc.value_pos(&format!("/schedule/{field}")),
+                        format!("schedule.{field}: {}: {problem}", quote(text)),
+                    );
+                }
+            }
+        }
+        if let SourceSettings::Http(http) = &settings.source {
+            let (present, missing, hint) = match (&http.auth_header, &http.auth_env) {
+                (Some(_), None) => (
+                    "auth_header",
+                    "auth_env",
+                    "set auth_env to the name of the environment variable that holds the header's value, or remove auth_header",
+                ),
+                (None, Some(_)) => (
+                    "auth_env",
+                    "auth_header",
+                    "set auth_header to the header that carries the credential, such as Authorization or X-Api-Key, or remove auth_env",
+                ),
+                _ => return,
+            };
+            self.error(
+                file,
+                doc.key_pos(&format!("/source/http/{present}")),
+                format!("source.http: {present} is set but {missing} is not"),
+            )
+            .hint = Some(hint.into());
+        }
+    }
+
+    /// A mapping names its PSA line in the words of the repo's PSA.
+    fn check_targets(&mut self, m: &Placed<'_>, psa: PsaKind) {
+        let mapping = m.mapping;
+        // (own field, its value, the other PSA's field for the same thing, its value)
+        let roles = match psa {
+            PsaKind::ConnectWise => [
+                (
+                    "agreement",
+                    &mapping.agreement,
+                    "contract",
+                    &mapping.contract,
+                ),
+                ("addition", &mapping.addition, "service", &mapping.service),
+            ],
+            PsaKind::Autotask => [
+                (
+                    "contract",
+                    &mapping.contract,
+                    "agreement",
+                    &mapping.agreement,
+                ),
+                ("service", &mapping.service, "addition", &mapping.addition),
+            ],
+        };
+        let (psa_key, other_psa) = match psa {
+            PsaKind::ConnectWise => ("connectwise", "Autotask"),
+            PsaKind::Autotask => ("autotask", "ConnectWise"),
+        };
+        for (own, own_value, foreign, foreign_value) in roles {
+            if foreign_value.is_some() {
+                let hint = match psa {
+                    PsaKind::ConnectWise => format!(
+                        "ConnectWise calls an Autotask contract an agreement and a contract service an addition: rename {foreign}: to {own}: (with the ConnectWise {own}'s id or identifier)"
+                    ),
+                    PsaKind::Autotask => format!(
+                        "Autotask calls a ConnectWise agreement a contract and an addition a contract service: rename {foreign}: to {own}: (with the Autotask {own}'s id)"
+                    ),
+                };
+                self.error(
+                    m.file,
+                    m.key_pos(foreign),
+                    format!(
+                        "{} uses {}, an {other_psa} field, but psa is {psa_key}",
+                        m.name(),
+                        quote(foreign)
+                    ),
+                )
+                .hint = Some(hint);
+            } else if own_value.is_none() {
+                let hint = match own {
+                    "agreement" => format!(
+                        "add agreement: with the id of the ConnectWise agreement that bills {}",
+                        quote(&mapping.account)
+                    ),
+                    "addition" => format!(
+                        "add addition: with the product identifier of the agreement's addition that bills {} (or {{ id: N }})",
+                        quote(&mapping.license_type)
+                    ),
+                    "contract" => format!(
+                        "add contract: with the id of the Autotask contract that bills {}",
+                        quote(&mapping.account)
+                    ),
+                    _ => format!(
+                        "add service: with the id of the contract service that bills {}",
+                        quote(&mapping.license_type)
+                    ),
+                };
+                self.error(
+                    m.file,
+                    m.pos(),
+                    format!("{} has no {}", m.name(), quote(own)),
+                )
+                .hint = Some(hint);
+            }
+        }
+    }
+
+    fn check_ids_and_lines(&mut self, placed: &[Placed<'_>]) {
+        let mut ids: HashMap<String, usize> = HashMap::new();
+        type Line<'r> = (
+            &'r RecordRef,
+            &'static str,
+            &'r RecordRef,
+            &'static str,
+            &'r RecordRef,
+        );
+        let mut lines: HashMap<Line<'_>, usize> = HashMap::new();
+        for (i, m) in placed.iter().enumerate() {
+            let id = m.mapping.effective_id();
+            if let Some(&first) = ids.get(&id) {
+                let first = &placed[first];
+                let explicit = m.has("id");
+                let pos = if explicit {
+                    m.doc.value_pos(&push_segment(&m.pointer(), "id"))
+                } else {
+                    m.pos()
+                };
+                let hint = if explicit {
+                    "mapping ids must be unique; choose another id".to_string()
+                } else {
+                    "the id is derived from account and license_type; give one of the two mappings an explicit id:".to_string()
+                };
+                self.error(
+                    m.file,
+                    pos,
+                    format!(
+                        "{}: mapping id {} is already used by {} ({})",
+                        m.name(),
+                        quote(&id),
+                        first.name(),
+                        first.at()
+                    ),
+                )
+                .hint = Some(hint);
+            } else {
+                ids.insert(id, i);
+            }
+            let mapping = m.mapping;
+            let line = match (
+                &mapping.agreement,
+                &mapping.addition,
+                &mapping.contract,
+                &mapping.service,
+            ) {
+                (Some(a), Some(b), _, _) => Some((&mapping.company, "agreement", a, "addition", b)),
+                (_, _, Some(a), Some(b)) => Some((&mapping.company, "contract", a, "service", b)),
+                _ => None,
+            };
+            if let Some(line) = line {
+                if let Some(&first) = lines.get(&line) {
+                    let first = &placed[first];
+                    let (company, ka, a, kb, b) = line;
+                    self.error(
+                        m.file,
+                        m.pos(),
+                        format!(
+                            "{} bills the same PSA line as {} ({}): company {company}, {ka} {a}, {kb} {b}",
+                            m.name(),
+                            first.name(),
+                            first.at()
+                        ),
+                    )
+                    .hint = Some(
+                        "a PSA line can follow only one vendor count; remove one of the mappings or point it at another line".into(),
+                    );
+                } else {
+                    lines.insert(line, i);
+                }
+            }
+        }
+    }
+
+    fn check_lock(&mut self, file: &Path, doc: &YamlDoc, lock: &Lock, ids: &[String]) {
+        let units: &BTreeMap<_, _> = &lock.units;
+        for id in units.keys() {
+            if ids.contains(id) {
+                continue;
+            }
+            let pointer = push_segment("/units", id);
+            let mut message = format!("lock entry {} matches no mapping", quote(id));
+            if let Some(s) = suggest(id, ids.iter().map(String::as_str)) {
+                message.push_str(&format!("; did you mean {}?", quote(s)));
+            }
+            self.error(file, doc.key_pos(&pointer), message).hint = Some(
+                "delete the line, or fix the id to match a mapping's id (shown by `unitsync validate` on the mapping)"
+                    .into(),
+            );
+        }
+    }
+}
+
+/// Checks the numbers in a schedule the schema's pattern already accepted the shape of.
+fn check_schedule_times(text: &str) -> Result<(), String> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let (day, time) = match words.as_slice() {
+        ["daily", "at", time] => (None, *time),
+        ["monthly", "on", "day", day, "at", time] => (Some(*day), *time),
+        _ => return Ok(()),
+    };
+    if let Some(day) = day {
+        let d: u32 = day.parse().map_err(|_| format!("{day} is not a day"))?;
+        if !(1..=31).contains(&d) {
+            return Err(format!("day {d} does not exist; days run from 1 to 31"));
+        }
+    }
+    let (h, m) = time.split_once(':').ok_or("expected HH:MM")?;
+    let h: u32 = h.parse().map_err(|_| "expected HH:MM".to_string())?;
+    let m: u32 = m.parse().map_err(|_| "expected HH:MM".to_string())?;
+    if h > 23 {
+        return Err(format!("hour {h} does not exist; hours run from 00 to 23"));
+    }
+    if m > 59 {
+        return Err(format!(
+            "minute {m} does not exist; minutes run from 00 to 59"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedule_times() {
+        assert!(check_schedule_times("daily at 02:00").is_ok());
+        assert!(check_schedule_times("monthly on day 31 at 23:59").is_ok());
+        assert!(check_schedule_times("on-merge").is_ok());
+        assert!(
+            check_schedule_times("daily at 25:00")
+                .unwrap_err()
+                .contains("hour 25")
+        );
+        assert!(
+            check_schedule_times("daily at 1:60")
+                .unwrap_err()
+                .contains("minute 60")
+        );
+        assert!(
+            check_schedule_times("monthly on day 0 at 1:00")
+                .unwrap_err()
+                .contains("day 0")
+        );
+        assert!(
+            check_schedule_times("monthly on day 32 at 1:00")
+                .unwrap_err()
+                .contains("day 32")
+        );
+    }
+}
