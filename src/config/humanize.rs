@@ -168,7 +168,7 @@ pub(crate) fn schema_diagnostics<'a>(
     doc: &YamlDoc,
     schema: &Value,
     errors: impl Iterator<Item = ValidationError<'a>>,
-) -> Vec<Diagnostic> {
+) -> (Vec<Diagnostic>, Vec<String>) {
     let mut problems = Vec::new();
     for err in errors {
         humanize(&err, schema, &mut problems);
@@ -186,6 +186,7 @@ pub(crate) fn schema_diagnostics<'a>(
         Some(m) => !suggested.contains(&(p.pointer.clone(), m.clone())),
         None => true,
     });
+    let pointers = problems.iter().map(|p| p.pointer.clone()).collect();
     let mut out: Vec<Diagnostic> = problems
         .into_iter()
         .map(|p| {
@@ -198,7 +199,7 @@ pub(crate) fn schema_diagnostics<'a>(
         })
         .collect();
     out.dedup();
-    out
+    (out, pointers)
 }
 
 /// The subschema at a canonical schema location (`/$defs/Mapping/properties/id`).
@@ -248,6 +249,24 @@ fn choice_keys(branches: &[Value]) -> Option<Vec<String>> {
 
 fn depth(pointer: &str) -> usize {
     pointer.matches('/').count()
+}
+
+/// A branch that failed only because the value has another type altogether (a string where it
+/// wants a number or a mapping), as opposed to one of the right type with something wrong inside.
+fn type_mismatch(errors: &[ValidationError<'_>], here: &str) -> bool {
+    !errors.is_empty()
+        && errors.iter().all(|e| {
+            e.instance_path().as_str() == here
+                && match e.kind() {
+                    ValidationErrorKind::Type { .. } => true,
+                    ValidationErrorKind::AnyOf { context }
+                    | ValidationErrorKind::OneOfNotValid { context } => context
+                        .iter()
+                        .filter(|b| !is_null_branch(b))
+                        .all(|b| type_mismatch(b, here)),
+                    _ => false,
+                }
+        })
 }
 
 fn is_null_branch(errors: &[ValidationError<'_>]) -> bool {
@@ -460,9 +479,10 @@ fn combinator(
                 let unknown: Vec<&String> = map.keys().filter(|k| !keys.contains(k)).collect();
                 let known: Vec<&String> = map.keys().filter(|k| keys.contains(k)).collect();
                 for key in &unknown {
+                    let within = context(pointer).map_or(String::new(), |c| format!(" in {c}"));
                     let mut p = Problem::new(
                         &push_segment(pointer, key),
-                        subject(&format!("unknown key {}", quote(key))),
+                        format!("unknown key {}{within}", quote(key)),
                     );
                     p.at_key = true;
                     match suggest(key, keys.iter().map(String::as_str)) {
@@ -508,6 +528,16 @@ fn combinator(
             }
         }
         out.extend(problems);
+        return;
+    }
+    let fitting: Vec<_> = live
+        .iter()
+        .filter(|(_, b)| !type_mismatch(b, pointer))
+        .collect();
+    if let [(_, only)] = fitting.as_slice() {
+        for e in only.iter() {
+            humanize(e, schema, out);
+        }
         return;
     }
     if let [(_, only)] = live.as_slice() {

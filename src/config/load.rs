@@ -12,8 +12,8 @@ use super::humanize::{quote, schema_diagnostics, suggest};
 use super::schema::FileKind;
 use super::yaml::{self, YamlDoc, push_segment};
 use super::{
-    LOCK_FILE, Lock, MAPPINGS_DIR, MAPPINGS_FILE, Mapping, MappingsFile, PsaKind, RecordRef,
-    SETTINGS_FILE, Settings, SourceSettings,
+    LOCK_FILE, Lock, MAPPINGS_DIR, MAPPINGS_FILE, Mapping, MappingsFile, PsaKind, PsaSettings,
+    RecordRef, SETTINGS_FILE, Settings, SourceSettings,
 };
 
 /// A billing repo that passed every check.
@@ -123,7 +123,28 @@ struct Loaded<T> {
     file: PathBuf,
     doc: YamlDoc,
     value: Option<T>,
+    /// JSON Pointers the schema found problems at.
+    bad: Vec<String>,
 }
+
+impl<T> Loaded<T> {
+    /// The part of the file at `pointer` as a `P`, when it is there and passed the schema.
+    fn part<P: DeserializeOwned>(&self, pointer: &str) -> Option<P> {
+        let inside = format!("{pointer}/");
+        if self
+            .bad
+            .iter()
+            .any(|b| b == pointer || b.starts_with(&inside))
+        {
+            return None;
+        }
+        let value = self.doc.value.pointer(pointer)?;
+        serde_json::from_value(value.clone()).ok()
+    }
+}
+
+/// The mappings of one file that passed the schema, with their index in the file.
+type Items = Vec<(usize, Mapping)>;
 
 /// A mapping with where it came from.
 struct Placed<'a> {
@@ -170,10 +191,10 @@ impl Checker<'_> {
             self.error(
                 &settings_file,
                 Pos::START,
-                format!("no {SETTINGS_FILE} in {}", self.root.display()),
+                "file not found: every billing repo has one",
             )
             .hint = Some(
-                "a billing repo needs unitsync.yaml (psa, source, schedule…); see examples/billing-repo/"
+                "run unitsync in the billing repo or pass -C DIR; to start one, copy examples/billing-repo/unitsync.yaml"
                     .into(),
             );
             None
@@ -242,35 +263,50 @@ impl Checker<'_> {
                     .0
                     .expect("empty mapping parses"),
                 value: Some(Lock::default()),
+                bad: Vec::new(),
             })
         };
 
-        // Meaning.
+        // Meaning. Parts of a file that passed the schema are checked even when other parts did
+        // not, so that one run reports everything.
         let psa = settings
             .as_ref()
-            .and_then(|s| s.value.as_ref())
-            .map(|s| s.psa.kind());
-        if let Some(Loaded {
-            file,
-            doc,
-            value: Some(s),
-        }) = &settings
-        {
-            self.check_settings(file, doc, s);
+            .and_then(|s| s.part::<PsaSettings>("/psa"))
+            .map(|p| p.kind());
+        if let Some(s) = &settings {
+            self.check_settings(s);
         }
-        let placed: Vec<Placed<'_>> = loaded_mappings
+        let items: Vec<(&Loaded<MappingsFile>, Items)> = loaded_mappings
             .iter()
-            .filter_map(|l| l.value.as_ref().map(|v| (l, v)))
-            .flat_map(|(l, v)| {
-                v.mappings
-                    .iter()
-                    .enumerate()
-                    .map(move |(index, mapping)| Placed {
-                        mapping,
-                        file: &l.file,
-                        doc: &l.doc,
-                        index,
-                    })
+            .map(|l| {
+                let items = match &l.value {
+                    Some(v) => v.mappings.iter().cloned().enumerate().collect(),
+                    None => {
+                        let n = l
+                            .doc
+                            .value
+                            .get("mappings")
+                            .and_then(|m| m.as_array())
+                            .map_or(0, Vec::len);
+                        (0..n)
+                            .filter_map(|i| {
+                                l.part::<Mapping>(&format!("/mappings/{i}")).map(|m| (i, m))
+                            })
+                            .collect()
+                    }
+                };
+                (l, items)
+            })
+            .collect();
+        let placed: Vec<Placed<'_>> = items
+            .iter()
+            .flat_map(|(l, items)| {
+                items.iter().map(move |(index, mapping)| Placed {
+                    mapping,
+                    file: &l.file,
+                    doc: &l.doc,
+                    index: *index,
+                })
             })
             .collect();
         if let Some(psa) = psa {
@@ -280,14 +316,14 @@ impl Checker<'_> {
         }
         self.check_ids_and_lines(&placed);
         if mappings_ok
-            && let Some(Loaded {
-                file,
-                doc,
-                value: Some(lock),
-            }) = &lock
+            && let Some(
+                l @ Loaded {
+                    value: Some(lock), ..
+                },
+            ) = &lock
         {
             let ids: Vec<String> = placed.iter().map(|m| m.mapping.effective_id()).collect();
-            self.check_lock(file, doc, lock, &ids);
+            self.check_lock(&l.file, &l.doc, lock, &ids);
         }
 
         let settings = settings?.value?;
@@ -320,8 +356,9 @@ impl Checker<'_> {
                 return None;
             }
         };
+        // Duplicate keys are reported here; the document keeps each key's first value, so the
+        // rest of the file can still be checked.
         let (doc, diagnostics) = yaml::parse(file, &text);
-        let yaml_errors = !diagnostics.is_empty();
         self.diagnostics.extend(diagnostics);
         let doc = doc?;
         let schema = kind.schema();
@@ -332,13 +369,13 @@ impl Checker<'_> {
                 return None;
             }
         };
-        let schema_errors = schema_diagnostics(
+        let (schema_errors, bad) = schema_diagnostics(
             file,
             &doc,
             schema.as_value(),
             validator.iter_errors(&doc.value),
         );
-        let failed = yaml_errors || !schema_errors.is_empty();
+        let failed = !schema_errors.is_empty();
         self.diagnostics.extend(schema_errors);
         let value = if failed {
             None
@@ -355,43 +392,43 @@ impl Checker<'_> {
             file: file.to_path_buf(),
             doc,
             value,
+            bad,
         })
     }
 
-    fn check_settings(&mut self, file: &Path, doc: &YamlDoc, settings: &Settings) {
-        if let Some(schedule) = &settings.schedule {
-            if let Err(e) = jiff::tz::TimeZone::get(&schedule.timezone) {
-                let names: Vec<String> = jiff::tz::db()
-                    .available()
-                    .map(|n| n.as_str().to_string())
-                    .collect();
-                let mut message = format!(
-                    "schedule.timezone: unknown time zone {}",
-                    quote(&schedule.timezone)
-                );
-                match suggest(&schedule.timezone, names.iter().map(String::as_str)) {
-                    Some(s) => message.push_str(&format!("; did you mean {}?", quote(s))),
-                    None => tracing::debug!("time zone lookup: {e}"),
-                }
-                self.error(file, doc.value_pos("/schedule/timezone"), message)
-                    .hint = Some(
-                    "use an IANA time zone name, such as America/Los_Angeles, Europe/London or UTC"
-                        .into(),
-                );
+    fn check_settings(&mut self, settings: &Loaded<Settings>) {
+        let (file, doc) = (settings.file.as_path(), &settings.doc);
+        if let Some(timezone) = settings.part::<String>("/schedule/timezone")
+            && let Err(e) = jiff::tz::TimeZone::get(&timezone)
+        {
+            let names: Vec<String> = jiff::tz::db()
+                .available()
+                .map(|n| n.as_str().to_string())
+                .collect();
+            let mut message = format!("schedule.timezone: unknown time zone {}", quote(&timezone));
+            match suggest(&timezone, names.iter().map(String::as_str)) {
+                Some(s) => message.push_str(&format!("; did you mean {}?", quote(s))),
+                None => tracing::debug!("time zone lookup: {e}"),
             }
-            for (field, text) in [("refresh", &schedule.refresh), ("sync", &schedule.sync)] {
-                if let Some(text) = text
-                    && let Err(problem) = check_schedule_times(text)
-                {
-                    self.error(
-                        file,
-                        doc.value_pos(&format!("/schedule/{field}")),
-                        format!("schedule.{field}: {}: {problem}", quote(text)),
-                    );
-                }
+            self.error(file, doc.value_pos("/schedule/timezone"), message)
+                .hint = Some(
+                "use an IANA time zone name, such as America/Los_Angeles, Europe/London or UTC"
+                    .into(),
+            );
+        }
+        for field in ["refresh", "sync"] {
+            let pointer = format!("/schedule/{field}");
+            if let Some(text) = settings.part::<String>(&pointer)
+                && let Err(problem) = check_schedule_times(&text)
+            {
+                self.error(
+                    file,
+                    doc.value_pos(&pointer),
+                    format!("schedule.{field}: {}: {problem}", quote(&text)),
+                );
             }
         }
-        if let SourceSettings::Http(http) = &settings.source {
+        if let Some(SourceSettings::Http(http)) = settings.part::<SourceSettings>("/source") {
             let (present, missing, hint) = match (&http.auth_header, &http.auth_env) {
                 (Some(_), None) => (
                     "auth_header",
@@ -417,6 +454,30 @@ impl Checker<'_> {
     /// A mapping names its PSA line in the words of the repo's PSA.
     fn check_targets(&mut self, m: &Placed<'_>, psa: PsaKind) {
         let mapping = m.mapping;
+        for field in ["company", "agreement", "addition", "contract", "service"] {
+            let pointer = push_segment(&m.pointer(), field);
+            if m.doc.has_leading_zeros(&pointer)
+                && let Some(text) = m.doc.value.pointer(&pointer).and_then(|v| v.as_str())
+            {
+                let number = text.trim_start_matches(['+', '-']).trim_start_matches('0');
+                let number = if number.is_empty() { "0" } else { number };
+                self.diagnostics.push(
+                    Diagnostic::warning(
+                        m.file,
+                        m.doc.value_pos(&pointer),
+                        format!(
+                            "{field} in {}: {text} is read as the identifier {}, not the id {number}",
+                            m.name(),
+                            quote(text)
+                        ),
+                    )
+                    .with_hint(format!(
+                        "write {number} for an id, or quote {} if it really is an identifier",
+                        quote(text)
+                    )),
+                );
+            }
+        }
         // (own field, its value, the other PSA's field for the same thing, its value)
         let roles = match psa {
             PsaKind::ConnectWise => [
@@ -439,8 +500,8 @@ impl Checker<'_> {
             ],
         };
         let (psa_key, other_psa) = match psa {
-            PsaKind::ConnectWise => ("connectwise", "Autotask"),
-            PsaKind::Autotask => ("autotask", "ConnectWise"),
+            PsaKind::ConnectWise => ("connectwise", "an Autotask"),
+            PsaKind::Autotask => ("autotask", "a ConnectWise"),
         };
         for (own, own_value, foreign, foreign_value) in roles {
             if foreign_value.is_some() {
@@ -456,7 +517,7 @@ impl Checker<'_> {
                     m.file,
                     m.key_pos(foreign),
                     format!(
-                        "{} uses {}, an {other_psa} field, but psa is {psa_key}",
+                        "{} uses {}, {other_psa} field, but psa is {psa_key}",
                         m.name(),
                         quote(foreign)
                     ),
@@ -520,8 +581,7 @@ impl Checker<'_> {
                     m.file,
                     pos,
                     format!(
-                        "{}: mapping id {} is already used by {} ({})",
-                        m.name(),
+                        "duplicate mapping id {}: {} at {} has it too",
                         quote(&id),
                         first.name(),
                         first.at()
@@ -578,7 +638,7 @@ impl Checker<'_> {
                 message.push_str(&format!("; did you mean {}?", quote(s)));
             }
             self.error(file, doc.key_pos(&pointer), message).hint = Some(
-                "delete the line, or fix the id to match a mapping's id (shown by `unitsync validate` on the mapping)"
+                "delete the line, or correct the id: a mapping's id is its id: or is made from account and license_type, such as bobs-dentistry/shadowprotect-desktop"
                     .into(),
             );
         }

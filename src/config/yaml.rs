@@ -6,10 +6,10 @@
 //! checks can point at the exact spot in the file. That pass also finds duplicate keys, reporting
 //! each with where the key first appeared.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-use serde_saphyr::granit_parser::{Event, Parser, Span};
+use serde_saphyr::granit_parser::{Event, Parser, ScalarStyle, Span};
 
 use super::diagnostic::{Diagnostic, Pos};
 use super::humanize::{context, quote};
@@ -26,6 +26,9 @@ pub(crate) struct NodePos {
 pub(crate) struct YamlDoc {
     pub value: serde_json::Value,
     positions: HashMap<String, NodePos>,
+    /// Plain scalars that look like numbers with leading zeros (`0042`), which YAML 1.2 reads as
+    /// text here: a likely surprise where an id was meant.
+    leading_zeros: HashSet<String>,
 }
 
 impl YamlDoc {
@@ -52,6 +55,11 @@ impl YamlDoc {
     pub fn key_pos(&self, pointer: &str) -> Pos {
         self.nearest(pointer)
             .map_or(Pos::START, |n| n.key.unwrap_or(n.value))
+    }
+
+    /// Whether the node at `pointer` is a plain scalar such as `0042` that was read as text.
+    pub fn has_leading_zeros(&self, pointer: &str) -> bool {
+        self.leading_zeros.contains(pointer)
     }
 
     /// Whether the file spells out a node at `pointer`.
@@ -105,6 +113,7 @@ enum Frame {
 pub(crate) fn parse(file: &Path, text: &str) -> (Option<YamlDoc>, Vec<Diagnostic>) {
     let mut diagnostics = Vec::new();
     let mut positions: HashMap<String, NodePos> = HashMap::new();
+    let mut leading_zeros = HashSet::new();
     let mut stack: Vec<Frame> = Vec::new();
     for next in Parser::new_from_str(text) {
         let (event, span) = match next {
@@ -185,6 +194,11 @@ pub(crate) fn parse(file: &Path, text: &str) -> (Option<YamlDoc>, Vec<Diagnostic
                 positions
                     .entry(pointer.clone())
                     .or_insert(NodePos { key, value: here });
+                if let Event::Scalar(text, ScalarStyle::Plain, ..) = &event
+                    && looks_like_leading_zero_number(text)
+                {
+                    leading_zeros.insert(pointer.clone());
+                }
                 match event {
                     Event::MappingStart(..) => stack.push(Frame::Map {
                         pointer,
@@ -229,7 +243,19 @@ pub(crate) fn parse(file: &Path, text: &str) -> (Option<YamlDoc>, Vec<Diagnostic
         serde_json::Value::Null => serde_json::Value::Object(Default::default()),
         other => other,
     };
-    (Some(YamlDoc { value, positions }), diagnostics)
+    (
+        Some(YamlDoc {
+            value,
+            positions,
+            leading_zeros,
+        }),
+        diagnostics,
+    )
+}
+
+fn looks_like_leading_zero_number(text: &str) -> bool {
+    let digits = text.trim_start_matches(['+', '-']);
+    digits.len() > 1 && digits.starts_with('0') && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
 fn in_context(pointer: &str) -> String {
