@@ -1,7 +1,7 @@
 //! Reading a billing repo: every file through YAML → schema → typed model → meaning, collecting
 //! every problem in one pass.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -164,8 +164,14 @@ impl Placed<'_> {
     fn name(&self) -> String {
         format!("mapping {}", self.index + 1)
     }
+    /// `file:line:column` of the mapping (of its `id:` when it has one).
     fn at(&self) -> String {
-        format!("{}:{}", self.file.display(), self.pos())
+        let pos = if self.has("id") {
+            self.doc.value_pos(&push_segment(&self.pointer(), "id"))
+        } else {
+            self.pos()
+        };
+        format!("{}:{pos}", self.file.display())
     }
     fn has(&self, field: &str) -> bool {
         self.doc.has(&push_segment(&self.pointer(), field))
@@ -315,15 +321,16 @@ impl Checker<'_> {
             }
         }
         self.check_ids_and_lines(&placed);
-        if mappings_ok
-            && let Some(
-                l @ Loaded {
-                    value: Some(lock), ..
-                },
-            ) = &lock
+        if let Some(
+            l @ Loaded {
+                value: Some(lock), ..
+            },
+        ) = &lock
         {
-            let ids: Vec<String> = placed.iter().map(|m| m.mapping.effective_id()).collect();
-            self.check_lock(&l.file, &l.doc, lock, &ids);
+            // Unknown ids only mean something when every mapping could be read.
+            let ids: Option<Vec<String>> =
+                mappings_ok.then(|| placed.iter().map(|m| m.mapping.effective_id()).collect());
+            self.check_lock(&l.file, &l.doc, lock, ids.as_deref());
         }
 
         let settings = settings?.value?;
@@ -428,7 +435,44 @@ impl Checker<'_> {
                 );
             }
         }
-        if let Some(SourceSettings::Http(http)) = settings.part::<SourceSettings>("/source") {
+        if let Some(repository) = settings.part::<String>("/github/repository") {
+            let parts: Vec<&str> = repository.split('/').collect();
+            if parts.len() != 2 || parts.iter().any(|p| p.trim().is_empty()) {
+                self.error(
+                    file,
+                    doc.value_pos("/github/repository"),
+                    format!(
+                        "github.repository: {} is not owner/name",
+                        quote(&repository)
+                    ),
+                )
+                .hint = Some(
+                    "write the GitHub repository as owner/name, such as computech/billing".into(),
+                );
+            }
+        }
+        let source = settings.part::<SourceSettings>("/source");
+        let local = match &source {
+            Some(SourceSettings::Csv(csv)) => Some(("csv", &csv.path)),
+            Some(SourceSettings::Json(json)) => Some(("json", &json.path)),
+            _ => None,
+        };
+        if let Some((kind, path)) = local
+            && !self.root.join(path).is_file()
+        {
+            let pointer = format!("/source/{kind}/path");
+            self.diagnostics.push(
+                Diagnostic::warning(
+                    file,
+                    doc.value_pos(&pointer),
+                    format!("source.{kind}.path: {} does not exist", quote(path)),
+                )
+                .with_hint(
+                    "the path is relative to the billing repo; fine if an earlier step writes the file before unitsync runs",
+                ),
+            );
+        }
+        if let Some(SourceSettings::Http(http)) = source {
             let (present, missing, hint) = match (&http.auth_header, &http.auth_env) {
                 (Some(_), None) => (
                     "auth_header",
@@ -626,13 +670,21 @@ impl Checker<'_> {
         }
     }
 
-    fn check_lock(&mut self, file: &Path, doc: &YamlDoc, lock: &Lock, ids: &[String]) {
-        let units: &BTreeMap<_, _> = &lock.units;
-        for id in units.keys() {
+    fn check_lock(&mut self, file: &Path, doc: &YamlDoc, lock: &Lock, ids: Option<&[String]>) {
+        for (id, units) in &lock.units {
+            let pointer = push_segment("/units", id);
+            if units.is_negative() {
+                self.error(
+                    file,
+                    doc.value_pos(&pointer),
+                    format!("lock entry {}: {units} is negative", quote(id)),
+                )
+                .hint = Some("unit counts are 0 or more".into());
+            }
+            let Some(ids) = ids else { continue };
             if ids.contains(id) {
                 continue;
             }
-            let pointer = push_segment("/units", id);
             let mut message = format!("lock entry {} matches no mapping", quote(id));
             if let Some(s) = suggest(id, ids.iter().map(String::as_str)) {
                 message.push_str(&format!("; did you mean {}?", quote(s)));
