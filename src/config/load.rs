@@ -12,8 +12,8 @@ use super::humanize::{quote, schema_diagnostics, suggest};
 use super::schema::FileKind;
 use super::yaml::{self, YamlDoc, push_segment};
 use super::{
-    LOCK_FILE, Lock, MAPPINGS_DIR, MAPPINGS_FILE, Mapping, MappingsFile, PsaKind, PsaSettings,
-    RecordRef, SETTINGS_FILE, Settings, SourceSettings,
+    LOCK_FILE, Lock, MAPPINGS_DIR, MAPPINGS_FILE, Mapping, MappingsFile, PsaKind, RefKind,
+    SETTINGS_FILE, Settings, SourceSettings,
 };
 
 /// A billing repo that passed every check.
@@ -197,7 +197,11 @@ impl Checker<'_> {
             self.error(
                 &settings_file,
                 Pos::START,
-                "file not found: every billing repo has one",
+                if self.root.is_dir() {
+                    "file not found: every billing repo has one".to_string()
+                } else {
+                    format!("file not found: {} is not a directory", self.root.display())
+                },
             )
             .hint = Some(
                 "run unitsync in the billing repo or pass -C DIR; to start one, copy examples/billing-repo/unitsync.yaml"
@@ -275,10 +279,15 @@ impl Checker<'_> {
 
         // Meaning. Parts of a file that passed the schema are checked even when other parts did
         // not, so that one run reports everything.
+        // The PSA is known from its key even when its settings have problems.
         let psa = settings
             .as_ref()
-            .and_then(|s| s.part::<PsaSettings>("/psa"))
-            .map(|p| p.kind());
+            .and_then(|s| s.doc.value.get("psa")?.as_object())
+            .and_then(|psa| match psa.keys().collect::<Vec<_>>().as_slice() {
+                [key] if *key == "connectwise" => Some(PsaKind::ConnectWise),
+                [key] if *key == "autotask" => Some(PsaKind::Autotask),
+                _ => None,
+            });
         if let Some(s) = &settings {
             self.check_settings(s);
         }
@@ -358,6 +367,11 @@ impl Checker<'_> {
     fn load_file<T: DeserializeOwned>(&mut self, file: &Path, kind: FileKind) -> Option<Loaded<T>> {
         let text = match std::fs::read_to_string(self.root.join(file)) {
             Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                self.error(file, Pos::START, "not UTF-8 text").hint =
+                    Some("save the file as UTF-8".into());
+                return None;
+            }
             Err(e) => {
                 self.error(file, Pos::START, format!("cannot read: {e}"));
                 return None;
@@ -598,12 +612,14 @@ impl Checker<'_> {
 
     fn check_ids_and_lines(&mut self, placed: &[Placed<'_>]) {
         let mut ids: HashMap<String, usize> = HashMap::new();
+        // A PSA line, compared by what the references mean: `SP-DESKTOP` and
+        // `{ identifier: SP-DESKTOP }` name the same record.
         type Line<'r> = (
-            &'r RecordRef,
+            RefKind<'r>,
             &'static str,
-            &'r RecordRef,
+            RefKind<'r>,
             &'static str,
-            &'r RecordRef,
+            RefKind<'r>,
         );
         let mut lines: HashMap<Line<'_>, usize> = HashMap::new();
         for (i, m) in placed.iter().enumerate() {
@@ -646,10 +662,10 @@ impl Checker<'_> {
                 (_, _, Some(a), Some(b)) => Some((&mapping.company, "contract", a, "service", b)),
                 _ => None,
             };
-            if let Some(line) = line {
-                if let Some(&first) = lines.get(&line) {
+            if let Some((company, ka, a, kb, b)) = line {
+                let key = (company.kind(), ka, a.kind(), kb, b.kind());
+                if let Some(&first) = lines.get(&key) {
                     let first = &placed[first];
-                    let (company, ka, a, kb, b) = line;
                     self.error(
                         m.file,
                         m.pos(),
@@ -664,7 +680,7 @@ impl Checker<'_> {
                         "a PSA line can follow only one vendor count; remove one of the mappings or point it at another line".into(),
                     );
                 } else {
-                    lines.insert(line, i);
+                    lines.insert(key, i);
                 }
             }
         }
