@@ -3,9 +3,15 @@
 //! Loading is strict (YAML 1.2 booleans, no duplicate keys, no unknown keys) and every problem is
 //! reported with the file, line and column it comes from.
 
+pub mod diagnostic;
+mod humanize;
+mod load;
 mod model;
 pub mod schema;
+mod yaml;
 
+pub use diagnostic::{Diagnostic, Pos, Severity};
+pub use load::{BillingRepo, LoadError, MappingSource, check, load};
 pub use model::*;
 
 /// File names inside a billing repo.

@@ -407,8 +407,10 @@ pub struct Mapping {
     #[schemars(regex(pattern = r"^[a-z0-9][a-z0-9._/-]*$"))]
     pub id: Option<String>,
     /// The vendor's account name, exactly as the source reports it.
+    #[schemars(length(min = 1))]
     pub account: String,
     /// The vendor's licence type (product), exactly as the source reports it.
+    #[schemars(length(min = 1))]
     pub license_type: String,
     /// The PSA company: identifier (string), id (number), or `{ name: ... }`.
     pub company: RecordRef,

@@ -5,3 +5,4 @@ mod connectwise_e2e;
 mod render;
 mod sandbox;
 mod sources;
+mod validate;

@@ -1,0 +1,774 @@
+//! Reading a billing repo: every file through YAML → schema → typed model → meaning, collecting
+//! every problem in one pass.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+
+use super::diagnostic::{Diagnostic, Pos, summary};
+use super::humanize::{quote, schema_diagnostics, suggest};
+use super::schema::FileKind;
+use super::yaml::{self, YamlDoc, push_segment};
+use super::{
+    LOCK_FILE, Lock, MAPPINGS_DIR, MAPPINGS_FILE, Mapping, MappingsFile, PsaKind, RefKind,
+    SETTINGS_FILE, Settings, SourceSettings,
+};
+
+/// A billing repo that passed every check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BillingRepo {
+    pub root: PathBuf,
+    pub settings: Settings,
+    /// All mappings, in file order (`mappings.yaml`, or `mappings/*.yaml` sorted by name).
+    pub mappings: Vec<Mapping>,
+    /// Where each entry of `mappings` was written, same order.
+    pub mapping_sources: Vec<MappingSource>,
+    /// `units.lock.yaml`, or an empty lock when the file does not exist yet.
+    pub lock: Lock,
+}
+
+/// Where a mapping was written, for messages about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MappingSource {
+    /// Relative to the billing repo root, such as `mappings.yaml` or `mappings/acme.yaml`.
+    pub file: PathBuf,
+    /// Index in that file's `mappings:` list (0-based).
+    pub index: usize,
+    /// Where the mapping starts.
+    pub pos: Pos,
+}
+
+impl fmt::Display for MappingSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.file.display(), self.pos)
+    }
+}
+
+impl BillingRepo {
+    /// The mapping with this effective id.
+    pub fn mapping(&self, id: &str) -> Option<&Mapping> {
+        self.mappings.iter().find(|m| m.effective_id() == id)
+    }
+}
+
+/// The billing repo had problems; [`fmt::Display`] lists them all, then a summary line.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct LoadError {
+    pub root: PathBuf,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for d in &self.diagnostics {
+            writeln!(f, "{d}")?;
+        }
+        write!(
+            f,
+            "{} in billing repo {}",
+            summary(&self.diagnostics),
+            self.root.display()
+        )
+    }
+}
+
+/// Loads the billing repo at `root`, or fails with every problem found (warnings alone do not
+/// fail it).
+pub fn load(root: &Path) -> Result<BillingRepo, LoadError> {
+    match check(root) {
+        (Some(repo), _) => Ok(repo),
+        (None, diagnostics) => Err(LoadError {
+            root: root.to_path_buf(),
+            diagnostics,
+        }),
+    }
+}
+
+/// Checks every file of the billing repo at `root` and reports all problems, sorted by file and
+/// position. The repo is returned when there are no errors (there may be warnings).
+pub fn check(root: &Path) -> (Option<BillingRepo>, Vec<Diagnostic>) {
+    let mut checker = Checker {
+        root,
+        diagnostics: Vec::new(),
+        files: Vec::new(),
+    };
+    let repo = checker.run();
+    let Checker {
+        mut diagnostics,
+        files,
+        ..
+    } = checker;
+    diagnostics.sort_by_key(|d| {
+        let file = files
+            .iter()
+            .position(|f| *f == d.file)
+            .unwrap_or(usize::MAX);
+        (file, d.line, d.column)
+    });
+    let failed = diagnostics.iter().any(Diagnostic::is_error);
+    (if failed { None } else { repo }, diagnostics)
+}
+
+struct Checker<'a> {
+    root: &'a Path,
+    diagnostics: Vec<Diagnostic>,
+    /// Files in the order their diagnostics are listed.
+    files: Vec<PathBuf>,
+}
+
+/// One parsed file: its positions and, when it passed the schema, its typed value.
+struct Loaded<T> {
+    file: PathBuf,
+    doc: YamlDoc,
+    value: Option<T>,
+    /// JSON Pointers the schema found problems at.
+    bad: Vec<String>,
+}
+
+impl<T> Loaded<T> {
+    /// The part of the file at `pointer` as a `P`, when it is there and passed the schema.
+    fn part<P: DeserializeOwned>(&self, pointer: &str) -> Option<P> {
+        let inside = format!("{pointer}/");
+        if self
+            .bad
+            .iter()
+            .any(|b| b == pointer || b.starts_with(&inside))
+        {
+            return None;
+        }
+        let value = self.doc.value.pointer(pointer)?;
+        serde_json::from_value(value.clone()).ok()
+    }
+}
+
+/// The mappings of one file that passed the schema, with their index in the file.
+type Items = Vec<(usize, Mapping)>;
+
+/// A mapping with where it came from.
+struct Placed<'a> {
+    mapping: &'a Mapping,
+    file: &'a Path,
+    doc: &'a YamlDoc,
+    index: usize,
+}
+
+impl Placed<'_> {
+    fn pointer(&self) -> String {
+        format!("/mappings/{}", self.index)
+    }
+    fn pos(&self) -> Pos {
+        self.doc.value_pos(&self.pointer())
+    }
+    fn name(&self) -> String {
+        format!("mapping {}", self.index + 1)
+    }
+    /// `file:line:column` of the mapping (of its `id:` when it has one).
+    fn at(&self) -> String {
+        let pos = if self.has("id") {
+            self.doc.value_pos(&push_segment(&self.pointer(), "id"))
+        } else {
+            self.pos()
+        };
+        format!("{}:{pos}", self.file.display())
+    }
+    fn has(&self, field: &str) -> bool {
+        self.doc.has(&push_segment(&self.pointer(), field))
+    }
+    fn key_pos(&self, field: &str) -> Pos {
+        self.doc.key_pos(&push_segment(&self.pointer(), field))
+    }
+}
+
+impl Checker<'_> {
+    fn error(&mut self, file: &Path, pos: Pos, message: impl Into<String>) -> &mut Diagnostic {
+        self.diagnostics.push(Diagnostic::error(file, pos, message));
+        self.diagnostics.last_mut().expect("just pushed")
+    }
+
+    fn run(&mut self) -> Option<BillingRepo> {
+        // Settings.
+        let settings_file = PathBuf::from(SETTINGS_FILE);
+        self.files.push(settings_file.clone());
+        let settings: Option<Loaded<Settings>> = if self.root.join(SETTINGS_FILE).is_file() {
+            self.load_file(&settings_file, FileKind::Settings)
+        } else {
+            self.error(
+                &settings_file,
+                Pos::START,
+                if self.root.is_dir() {
+                    "file not found: every billing repo has one".to_string()
+                } else {
+                    format!("file not found: {} is not a directory", self.root.display())
+                },
+            )
+            .hint = Some(
+                "run unitsync in the billing repo or pass -C DIR; to start one, copy examples/billing-repo/unitsync.yaml"
+                    .into(),
+            );
+            None
+        };
+
+        // Mappings: mappings.yaml or mappings/*.yaml.
+        let single = self.root.join(MAPPINGS_FILE);
+        let dir = self.root.join(MAPPINGS_DIR);
+        let mut mapping_files = Vec::new();
+        if single.is_file() {
+            mapping_files.push(PathBuf::from(MAPPINGS_FILE));
+        }
+        if dir.is_dir() {
+            if single.is_file() {
+                self.error(
+                    Path::new(MAPPINGS_FILE),
+                    Pos::START,
+                    format!("both {MAPPINGS_FILE} and {MAPPINGS_DIR}/ exist; keep only one"),
+                )
+                .hint = Some(format!(
+                    "move the mappings from {MAPPINGS_FILE} into a file under {MAPPINGS_DIR}/, or delete {MAPPINGS_DIR}/"
+                ));
+            }
+            match std::fs::read_dir(&dir) {
+                Ok(entries) => {
+                    let mut names: Vec<String> = entries
+                        .filter_map(Result::ok)
+                        .filter(|e| e.path().is_file())
+                        .filter_map(|e| e.file_name().into_string().ok())
+                        .filter(|n| n.ends_with(".yaml") || n.ends_with(".yml"))
+                        .collect();
+                    names.sort();
+                    mapping_files.extend(names.iter().map(|n| Path::new(MAPPINGS_DIR).join(n)));
+                }
+                Err(e) => {
+                    self.error(
+                        Path::new(MAPPINGS_DIR),
+                        Pos::START,
+                        format!("cannot read: {e}"),
+                    );
+                }
+            }
+        }
+        self.files.extend(mapping_files.iter().cloned());
+        let mut mappings_ok = true;
+        let mut loaded_mappings: Vec<Loaded<MappingsFile>> = Vec::new();
+        for file in &mapping_files {
+            match self.load_file::<MappingsFile>(file, FileKind::Mappings) {
+                Some(l) => {
+                    mappings_ok &= l.value.is_some();
+                    loaded_mappings.push(l);
+                }
+                None => mappings_ok = false,
+            }
+        }
+
+        // Lock.
+        let lock_file = PathBuf::from(LOCK_FILE);
+        self.files.push(lock_file.clone());
+        let lock: Option<Loaded<Lock>> = if self.root.join(LOCK_FILE).is_file() {
+            self.load_file(&lock_file, FileKind::Lock)
+        } else {
+            Some(Loaded {
+                file: lock_file,
+                doc: yaml::parse(Path::new(LOCK_FILE), "{}")
+                    .0
+                    .expect("empty mapping parses"),
+                value: Some(Lock::default()),
+                bad: Vec::new(),
+            })
+        };
+
+        // Meaning. Parts of a file that passed the schema are checked even when other parts did
+        // not, so that one run reports everything.
+        // The PSA is known from its key even when its settings have problems.
+        let psa = settings
+            .as_ref()
+            .and_then(|s| s.doc.value.get("psa")?.as_object())
+            .and_then(|psa| match psa.keys().collect::<Vec<_>>().as_slice() {
+                [key] if *key == "connectwise" => Some(PsaKind::ConnectWise),
+                [key] if *key == "autotask" => Some(PsaKind::Autotask),
+                _ => None,
+            });
+        if let Some(s) = &settings {
+            self.check_settings(s);
+        }
+        let items: Vec<(&Loaded<MappingsFile>, Items)> = loaded_mappings
+            .iter()
+            .map(|l| {
+                let items = match &l.value {
+                    Some(v) => v.mappings.iter().cloned().enumerate().collect(),
+                    None => {
+                        let n = l
+                            .doc
+                            .value
+                            .get("mappings")
+                            .and_then(|m| m.as_array())
+                            .map_or(0, Vec::len);
+                        (0..n)
+                            .filter_map(|i| {
+                                l.part::<Mapping>(&format!("/mappings/{i}")).map(|m| (i, m))
+                            })
+                            .collect()
+                    }
+                };
+                (l, items)
+            })
+            .collect();
+        let placed: Vec<Placed<'_>> = items
+            .iter()
+            .flat_map(|(l, items)| {
+                items.iter().map(move |(index, mapping)| Placed {
+                    mapping,
+                    file: &l.file,
+                    doc: &l.doc,
+                    index: *index,
+                })
+            })
+            .collect();
+        if let Some(psa) = psa {
+            for m in &placed {
+                self.check_targets(m, psa);
+            }
+        }
+        self.check_ids_and_lines(&placed);
+        if let Some(
+            l @ Loaded {
+                value: Some(lock), ..
+            },
+        ) = &lock
+        {
+            // Unknown ids only mean something when every mapping could be read.
+            let ids: Option<Vec<String>> =
+                mappings_ok.then(|| placed.iter().map(|m| m.mapping.effective_id()).collect());
+            self.check_lock(&l.file, &l.doc, lock, ids.as_deref());
+        }
+
+        let settings = settings?.value?;
+        let lock = lock?.value?;
+        if !mappings_ok {
+            return None;
+        }
+        Some(BillingRepo {
+            root: self.root.to_path_buf(),
+            settings,
+            mappings: placed.iter().map(|m| m.mapping.clone()).collect(),
+            mapping_sources: placed
+                .iter()
+                .map(|m| MappingSource {
+                    file: m.file.to_path_buf(),
+                    index: m.index,
+                    pos: m.pos(),
+                })
+                .collect(),
+            lock,
+        })
+    }
+
+    /// YAML, then schema, then the typed model. `None` when the YAML itself is unreadable.
+    fn load_file<T: DeserializeOwned>(&mut self, file: &Path, kind: FileKind) -> Option<Loaded<T>> {
+        let text = match std::fs::read_to_string(self.root.join(file)) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                self.error(file, Pos::START, "not UTF-8 text").hint =
+                    Some("save the file as UTF-8".into());
+                return None;
+            }
+            Err(e) => {
+                self.error(file, Pos::START, format!("cannot read: {e}"));
+                return None;
+            }
+        };
+        // Duplicate keys are reported here; the document keeps each key's first value, so the
+        // rest of the file can still be checked.
+        let (doc, diagnostics) = yaml::parse(file, &text);
+        self.diagnostics.extend(diagnostics);
+        let doc = doc?;
+        let schema = kind.schema();
+        let validator = match jsonschema::validator_for(schema.as_value()) {
+            Ok(v) => v,
+            Err(e) => {
+                self.error(file, Pos::START, format!("internal error: bad schema: {e}"));
+                return None;
+            }
+        };
+        let (schema_errors, bad) = schema_diagnostics(
+            file,
+            &doc,
+            schema.as_value(),
+            validator.iter_errors(&doc.value),
+        );
+        let failed = !schema_errors.is_empty();
+        self.diagnostics.extend(schema_errors);
+        let value = if failed {
+            None
+        } else {
+            match serde_json::from_value::<T>(doc.value.clone()) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    self.error(file, Pos::START, e.to_string());
+                    None
+                }
+            }
+        };
+        Some(Loaded {
+            file: file.to_path_buf(),
+            doc,
+            value,
+            bad,
+        })
+    }
+
+    fn check_settings(&mut self, settings: &Loaded<Settings>) {
+        let (file, doc) = (settings.file.as_path(), &settings.doc);
+        if let Some(timezone) = settings.part::<String>("/schedule/timezone")
+            && let Err(e) = jiff::tz::TimeZone::get(&timezone)
+        {
+            let names: Vec<String> = jiff::tz::db()
+                .available()
+                .map(|n| n.as_str().to_string())
+                .collect();
+            let mut message = format!("schedule.timezone: unknown time zone {}", quote(&timezone));
+            match suggest(&timezone, names.iter().map(String::as_str)) {
+                Some(s) => message.push_str(&format!("; did you mean {}?", quote(s))),
+                None => tracing::debug!("time zone lookup: {e}"),
+            }
+            self.error(file, doc.value_pos("/schedule/timezone"), message)
+                .hint = Some(
+                "use an IANA time zone name, such as America/Los_Angeles, Europe/London or UTC"
+                    .into(),
+            );
+        }
+        for field in ["refresh", "sync"] {
+            let pointer = format!("/schedule/{field}");
+            if let Some(text) = settings.part::<String>(&pointer)
+                && let Err(problem) = check_schedule_times(&text)
+            {
+                self.error(
+                    file,
+                    doc.value_pos(&pointer),
+                    format!("schedule.{field}: {}: {problem}", quote(&text)),
+                );
+            }
+        }
+        if let Some(repository) = settings.part::<String>("/github/repository") {
+            let parts: Vec<&str> = repository.split('/').collect();
+            if parts.len() != 2 || parts.iter().any(|p| p.trim().is_empty()) {
+                self.error(
+                    file,
+                    doc.value_pos("/github/repository"),
+                    format!(
+                        "github.repository: {} is not owner/name",
+                        quote(&repository)
+                    ),
+                )
+                .hint = Some(
+                    "write the GitHub repository as owner/name, such as computech/billing".into(),
+                );
+            }
+        }
+        let source = settings.part::<SourceSettings>("/source");
+        let local = match &source {
+            Some(SourceSettings::Csv(csv)) => Some(("csv", &csv.path)),
+            Some(SourceSettings::Json(json)) => Some(("json", &json.path)),
+            _ => None,
+        };
+        if let Some((kind, path)) = local
+            && !self.root.join(path).is_file()
+        {
+            let pointer = format!("/source/{kind}/path");
+            self.diagnostics.push(
+                Diagnostic::warning(
+                    file,
+                    doc.value_pos(&pointer),
+                    format!("source.{kind}.path: {} does not exist", quote(path)),
+                )
+                .with_hint(
+                    "the path is relative to the billing repo; fine if an earlier step writes the file before unitsync runs",
+                ),
+            );
+        }
+        if let Some(SourceSettings::Http(http)) = source {
+            let (present, missing, hint) = match (&http.auth_header, &http.auth_env) {
+                (Some(_), None) => (
+                    "auth_header",
+                    "auth_env",
+                    "set auth_env to the name of the environment variable that holds the header's value, or remove auth_header",
+                ),
+                (None, Some(_)) => (
+                    "auth_env",
+                    "auth_header",
+                    "set auth_header to the header that carries the credential, such as Authorization or X-Api-Key, or remove auth_env",
+                ),
+                _ => return,
+            };
+            self.error(
+                file,
+                doc.key_pos(&format!("/source/http/{present}")),
+                format!("source.http: {present} is set but {missing} is not"),
+            )
+            .hint = Some(hint.into());
+        }
+    }
+
+    /// A mapping names its PSA line in the words of the repo's PSA.
+    fn check_targets(&mut self, m: &Placed<'_>, psa: PsaKind) {
+        let mapping = m.mapping;
+        for field in ["company", "agreement", "addition", "contract", "service"] {
+            let pointer = push_segment(&m.pointer(), field);
+            if m.doc.has_leading_zeros(&pointer)
+                && let Some(text) = m.doc.value.pointer(&pointer).and_then(|v| v.as_str())
+            {
+                let number = text.trim_start_matches(['+', '-']).trim_start_matches('0');
+                let number = if number.is_empty() { "0" } else { number };
+                self.diagnostics.push(
+                    Diagnostic::warning(
+                        m.file,
+                        m.doc.value_pos(&pointer),
+                        format!(
+                            "{field} in {}: {text} is read as the identifier {}, not the id {number}",
+                            m.name(),
+                            quote(text)
+                        ),
+                    )
+                    .with_hint(format!(
+                        "write {number} for an id, or quote {} if it really is an identifier",
+                        quote(text)
+                    )),
+                );
+            }
+        }
+        // (own field, its value, the other PSA's field for the same thing, its value)
+        let roles = match psa {
+            PsaKind::ConnectWise => [
+                (
+                    "agreement",
+                    &mapping.agreement,
+                    "contract",
+                    &mapping.contract,
+                ),
+                ("addition", &mapping.addition, "service", &mapping.service),
+            ],
+            PsaKind::Autotask => [
+                (
+                    "contract",
+                    &mapping.contract,
+                    "agreement",
+                    &mapping.agreement,
+                ),
+                ("service", &mapping.service, "addition", &mapping.addition),
+            ],
+        };
+        let (psa_key, other_psa) = match psa {
+            PsaKind::ConnectWise => ("connectwise", "an Autotask"),
+            PsaKind::Autotask => ("autotask", "a ConnectWise"),
+        };
+        for (own, own_value, foreign, foreign_value) in roles {
+            if foreign_value.is_some() {
+                let hint = match psa {
+                    PsaKind::ConnectWise => format!(
+                        "ConnectWise calls an Autotask contract an agreement and a contract service an addition: rename {foreign}: to {own}: (with the ConnectWise {own}'s id or identifier)"
+                    ),
+                    PsaKind::Autotask => format!(
+                        "Autotask calls a ConnectWise agreement a contract and an addition a contract service: rename {foreign}: to {own}: (with the Autotask {own}'s id)"
+                    ),
+                };
+                self.error(
+                    m.file,
+                    m.key_pos(foreign),
+                    format!(
+                        "{} uses {}, {other_psa} field, but psa is {psa_key}",
+                        m.name(),
+                        quote(foreign)
+                    ),
+                )
+                .hint = Some(hint);
+            } else if own_value.is_none() {
+                let hint = match own {
+                    "agreement" => format!(
+                        "add agreement: with the id of the ConnectWise agreement that bills {}",
+                        quote(&mapping.account)
+                    ),
+                    "addition" => format!(
+                        "add addition: with the product identifier of the agreement's addition that bills {} (or {{ id: N }})",
+                        quote(&mapping.license_type)
+                    ),
+                    "contract" => format!(
+                        "add contract: with the id of the Autotask contract that bills {}",
+                        quote(&mapping.account)
+                    ),
+                    _ => format!(
+                        "add service: with the id of the contract service that bills {}",
+                        quote(&mapping.license_type)
+                    ),
+                };
+                self.error(
+                    m.file,
+                    m.pos(),
+                    format!("{} has no {}", m.name(), quote(own)),
+                )
+                .hint = Some(hint);
+            }
+        }
+    }
+
+    fn check_ids_and_lines(&mut self, placed: &[Placed<'_>]) {
+        let mut ids: HashMap<String, usize> = HashMap::new();
+        // A PSA line, compared by what the references mean: `SP-DESKTOP` and
+        // `{ identifier: SP-DESKTOP }` name the same record.
+        type Line<'r> = (
+            RefKind<'r>,
+            &'static str,
+            RefKind<'r>,
+            &'static str,
+            RefKind<'r>,
+        );
+        let mut lines: HashMap<Line<'_>, usize> = HashMap::new();
+        for (i, m) in placed.iter().enumerate() {
+            let id = m.mapping.effective_id();
+            if let Some(&first) = ids.get(&id) {
+                let first = &placed[first];
+                let explicit = m.has("id");
+                let pos = if explicit {
+                    m.doc.value_pos(&push_segment(&m.pointer(), "id"))
+                } else {
+                    m.pos()
+                };
+                let hint = if explicit {
+                    "mapping ids must be unique; choose another id".to_string()
+                } else {
+                    "the id is derived from account and license_type; give one of the two mappings an explicit id:".to_string()
+                };
+                self.error(
+                    m.file,
+                    pos,
+                    format!(
+                        "duplicate mapping id {}: {} at {} has it too",
+                        quote(&id),
+                        first.name(),
+                        first.at()
+                    ),
+                )
+                .hint = Some(hint);
+            } else {
+                ids.insert(id, i);
+            }
+            let mapping = m.mapping;
+            let line = match (
+                &mapping.agreement,
+                &mapping.addition,
+                &mapping.contract,
+                &mapping.service,
+            ) {
+                (Some(a), Some(b), _, _) => Some((&mapping.company, "agreement", a, "addition", b)),
+                (_, _, Some(a), Some(b)) => Some((&mapping.company, "contract", a, "service", b)),
+                _ => None,
+            };
+            if let Some((company, ka, a, kb, b)) = line {
+                let key = (company.kind(), ka, a.kind(), kb, b.kind());
+                if let Some(&first) = lines.get(&key) {
+                    let first = &placed[first];
+                    self.error(
+                        m.file,
+                        m.pos(),
+                        format!(
+                            "{} bills the same PSA line as {} ({}): company {company}, {ka} {a}, {kb} {b}",
+                            m.name(),
+                            first.name(),
+                            first.at()
+                        ),
+                    )
+                    .hint = Some(
+                        "a PSA line can follow only one vendor count; remove one of the mappings or point it at another line".into(),
+                    );
+                } else {
+                    lines.insert(key, i);
+                }
+            }
+        }
+    }
+
+    fn check_lock(&mut self, file: &Path, doc: &YamlDoc, lock: &Lock, ids: Option<&[String]>) {
+        for (id, units) in &lock.units {
+            let pointer = push_segment("/units", id);
+            if units.is_negative() {
+                self.error(
+                    file,
+                    doc.value_pos(&pointer),
+                    format!("lock entry {}: {units} is negative", quote(id)),
+                )
+                .hint = Some("unit counts are 0 or more".into());
+            }
+            let Some(ids) = ids else { continue };
+            if ids.contains(id) {
+                continue;
+            }
+            let mut message = format!("lock entry {} matches no mapping", quote(id));
+            if let Some(s) = suggest(id, ids.iter().map(String::as_str)) {
+                message.push_str(&format!("; did you mean {}?", quote(s)));
+            }
+            self.error(file, doc.key_pos(&pointer), message).hint = Some(
+                "delete the line, or correct the id: a mapping's id is its id: or is made from account and license_type, such as bobs-dentistry/shadowprotect-desktop"
+                    .into(),
+            );
+        }
+    }
+}
+
+/// Checks the numbers in a schedule the schema's pattern already accepted the shape of.
+fn check_schedule_times(text: &str) -> Result<(), String> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let (day, time) = match words.as_slice() {
+        ["daily", "at", time] => (None, *time),
+        ["monthly", "on", "day", day, "at", time] => (Some(*day), *time),
+        _ => return Ok(()),
+    };
+    if let Some(day) = day {
+        let d: u32 = day.parse().map_err(|_| format!("{day} is not a day"))?;
+        if !(1..=31).contains(&d) {
+            return Err(format!("day {d} does not exist; days run from 1 to 31"));
+        }
+    }
+    let (h, m) = time.split_once(':').ok_or("expected HH:MM")?;
+    let h: u32 = h.parse().map_err(|_| "expected HH:MM".to_string())?;
+    let m: u32 = m.parse().map_err(|_| "expected HH:MM".to_string())?;
+    if h > 23 {
+        return Err(format!("hour {h} does not exist; hours run from 00 to 23"));
+    }
+    if m > 59 {
+        return Err(format!(
+            "minute {m} does not exist; minutes run from 00 to 59"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedule_times() {
+        assert!(check_schedule_times("daily at 02:00").is_ok());
+        assert!(check_schedule_times("monthly on day 31 at 23:59").is_ok());
+        assert!(check_schedule_times("on-merge").is_ok());
+        assert!(
+            check_schedule_times("daily at 25:00")
+                .unwrap_err()
+                .contains("hour 25")
+        );
+        assert!(
+            check_schedule_times("daily at 1:60")
+                .unwrap_err()
+                .contains("minute 60")
+        );
+        assert!(
+            check_schedule_times("monthly on day 0 at 1:00")
+                .unwrap_err()
+                .contains("day 0")
+        );
+        assert!(
+            check_schedule_times("monthly on day 32 at 1:00")
+                .unwrap_err()
+                .contains("day 32")
+        );
+    }
+}
