@@ -13,4 +13,5 @@ pub mod history;
 pub mod plan;
 pub mod quantity;
 pub mod render;
+pub mod schedule;
 pub mod source;
