@@ -1,6 +1,7 @@
 //! The command line: clap definitions, one module per command, and the one place that turns
 //! results into exit codes.
 
+mod due;
 mod error;
 mod schema;
 mod validate;
@@ -42,6 +43,9 @@ pub enum Command {
     Validate,
     /// Write the JSON Schemas of the billing repo's files.
     Schema(schema::SchemaArgs),
+    /// Is a scheduled refresh or sync due now? Exit 0 when due, 3 when not, 1 on error; for an
+    /// hourly trigger: `unitsync due sync && unitsync apply`.
+    Due(due::DueArgs),
 }
 
 /// How a successful run ended; errors are [`CommandError`]s.
@@ -51,21 +55,26 @@ pub enum Outcome {
     Done,
     /// `--detailed-exitcode`: the plan has changes.
     Changes,
+    /// `due`: no scheduled run is due now.
+    NotDue,
 }
 
 pub fn run(cli: Cli) -> Result<Outcome, CommandError> {
     match cli.command {
         Command::Validate => validate::run(&cli.global),
         Command::Schema(args) => schema::run(&cli.global, &args),
+        Command::Due(args) => due::run(&cli.global, &args),
     }
 }
 
-/// Exit codes, in one place: 0 success (no changes), 1 error, 2 changes present with
-/// `--detailed-exitcode` (as Terraform does).
+/// Exit codes, in one place: 0 success (no changes; for `due`, due), 1 error, 2 changes present
+/// with `--detailed-exitcode` (as Terraform does), 3 `due`: not due (so `unitsync due sync &&
+/// unitsync apply` runs apply only when due, and scripts can tell "not due" from an error).
 pub fn exit_code(result: Result<Outcome, CommandError>) -> ExitCode {
     match result {
         Ok(Outcome::Done) => ExitCode::SUCCESS,
         Ok(Outcome::Changes) => ExitCode::from(2),
+        Ok(Outcome::NotDue) => ExitCode::from(3),
         Err(err) => {
             err.report();
             ExitCode::from(err.exit_code())
