@@ -181,11 +181,13 @@ fn resolve(tz: &TimeZone, date: Date, hour: u8, minute: u8) -> Option<Timestamp>
     match tz.to_ambiguous_timestamp(dt).offset() {
         AmbiguousOffset::Unambiguous { offset } => offset.to_timestamp(dt).ok(),
         AmbiguousOffset::Fold { before, .. } => before.to_timestamp(dt).ok(),
-        AmbiguousOffset::Gap { before, .. } => {
-            // With the offset in force before the gap, the wall time lands past the transition;
-            // the transition itself is the first instant after the gap.
-            let past_gap = before.to_timestamp(dt).ok()?;
-            tz.preceding(past_gap)
+        AmbiguousOffset::Gap { after, .. } => {
+            // Read with the offset in force after the gap, the wall time lands strictly before
+            // the transition (it is earlier than the gap's end); the transition itself is the
+            // first instant after the gap. (`preceding` from the other side would miss a wall time
+            // right at the gap's start, such as 02:00, which lands exactly on the transition.)
+            let before_gap = after.to_timestamp(dt).ok()?;
+            tz.following(before_gap)
                 .next()
                 .map(|transition| transition.timestamp())
         }

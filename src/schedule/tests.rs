@@ -317,6 +317,28 @@ fn spring_forward_gap_runs_at_the_first_instant_after_the_gap() {
         previous_occurrence(daily(2, 30), &la, at("2026-03-08T01:59-08:00")),
         Some(at("2026-03-07T02:30-08:00"))
     );
+    // A wall time right at the gap's start, and one just before its end.
+    assert_eq!(
+        previous_occurrence(daily(2, 0), &la, at("2026-03-08T12:00-07:00")),
+        Some(at("2026-03-08T03:00-07:00"))
+    );
+    assert_eq!(
+        previous_occurrence(daily(2, 59), &la, at("2026-03-08T12:00-07:00")),
+        Some(at("2026-03-08T03:00-07:00"))
+    );
+    assert_eq!(
+        previous_occurrence(daily(3, 0), &la, at("2026-03-08T12:00-07:00")),
+        Some(at("2026-03-08T03:00-07:00"))
+    );
+    assert_eq!(
+        previous_occurrence(daily(1, 59), &la, at("2026-03-08T12:00-07:00")),
+        Some(at("2026-03-08T01:59-08:00"))
+    );
+    // Monthly on the change day too.
+    assert_eq!(
+        previous_occurrence(monthly(8, 2, 0), &la, at("2026-03-20T00:00-07:00")),
+        Some(at("2026-03-08T03:00-07:00"))
+    );
     // Hourly triggers at :05 over three days: once a day, the change day at 03:05 PDT.
     let runs = simulate(
         daily(2, 30),
@@ -418,10 +440,23 @@ fn australia_sydney_southern_hemisphere() {
         runs,
         [at("2026-04-05T02:45+11:00"), at("2026-04-06T02:45+10:00")]
     );
-    // 2026-10-04: DST starts, 02:00 AEST → 03:00 AEDT; 02:30 does not exist.
+    // 2026-10-04: DST starts, 02:00 AEST → 03:00 AEDT; 02:00 to 02:59 do not exist.
+    for minute in [0, 30] {
+        assert_eq!(
+            previous_occurrence(daily(2, minute), &sydney, at("2026-10-04T12:00+11:00")),
+            Some(at("2026-10-04T03:00+11:00"))
+        );
+    }
+    let runs = simulate(
+        daily(2, 0),
+        &sydney,
+        at("2026-10-03T12:15+10:00"),
+        48,
+        Some(at("2026-10-03T02:15+10:00")),
+    );
     assert_eq!(
-        previous_occurrence(daily(2, 30), &sydney, at("2026-10-04T12:00+11:00")),
-        Some(at("2026-10-04T03:00+11:00"))
+        runs,
+        [at("2026-10-04T03:15+11:00"), at("2026-10-05T02:15+11:00")]
     );
     // Monthly in summer time, shown with the zone's abbreviation.
     let due = is_due(
