@@ -668,3 +668,104 @@ fn a_broken_marker_says_how_to_fix_it() {
         "{message}"
     );
 }
+
+// ---- properties, over zones with odd rules ----
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const ZONES: &[&str] = &[
+        "UTC",
+        "America/Los_Angeles",
+        "America/St_Johns",
+        "Europe/London",
+        "Australia/Sydney",
+        "Australia/Lord_Howe",
+        "Asia/Kolkata",
+        "Pacific/Apia",
+        "America/Santiago",
+    ];
+
+    fn cadence() -> impl Strategy<Value = Cadence> {
+        prop_oneof![
+            (0u8..24, 0u8..60).prop_map(|(hour, minute)| Cadence::Daily { hour, minute }),
+            (1u8..=31, 0u8..24, 0u8..60).prop_map(|(day, hour, minute)| Cadence::Monthly {
+                day,
+                hour,
+                minute
+            }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// previous ≤ now < next, with nothing scheduled in between; and the instant chosen is
+        /// on the right day, at the scheduled wall time unless that fell in a gap.
+        #[test]
+        fn occurrences_bracket_now(
+            cadence in cadence(),
+            zone in 0..ZONES.len(),
+            // 2000-01-01 to 2040-01-01
+            second in 946_684_800i64..2_208_988_800,
+        ) {
+            let tz = TimeZone::get(ZONES[zone]).unwrap();
+            let now = Timestamp::from_second(second).unwrap();
+            let previous = previous_occurrence(cadence, &tz, now).unwrap();
+            let next = next_occurrence(cadence, &tz, now).unwrap();
+            prop_assert!(previous <= now && now < next, "{previous} {now} {next}");
+            prop_assert_eq!(next_occurrence(cadence, &tz, previous), Some(next));
+            prop_assert_eq!(previous_occurrence(cadence, &tz, next), Some(next));
+
+            let local = previous.to_zoned_datetime(tz.clone());
+            let (hour, minute) = match cadence {
+                Cadence::Daily { hour, minute } => (hour, minute),
+                Cadence::Monthly { day, hour, minute } => {
+                    let expected = (day as i8).min(local.days_in_month());
+                    // A gap resolves to its end, which is the same day but for a skipped day.
+                    prop_assert!(
+                        local.day() == expected || local.day() == expected + 1,
+                        "{local} for {cadence}"
+                    );
+                    (hour, minute)
+                }
+                Cadence::OnMerge => unreachable!(),
+            };
+            let wall = (local.hour() as u8, local.minute() as u8);
+            if wall != (hour, minute) {
+                // Only a gap moves the wall time, and only to the instant the clocks jumped.
+                let transition = tz.preceding(previous.checked_add(jiff::SignedDuration::from_nanos(1)).unwrap()).next().unwrap();
+                prop_assert_eq!(transition.timestamp(), previous, "{} for {}", local, cadence);
+            }
+        }
+
+        /// An hourly trigger, however late within the hour, runs once per scheduled instant.
+        #[test]
+        fn hourly_trigger_runs_once_per_occurrence(
+            cadence in cadence(),
+            zone in 0..ZONES.len(),
+            start in 946_684_800i64..2_208_988_800,
+            late_minutes in 0i64..60,
+        ) {
+            let tz = TimeZone::get(ZONES[zone]).unwrap();
+            // Triggers on the hour (UTC) plus `late_minutes`, for ten days.
+            let start = Timestamp::from_second(start - start.rem_euclid(3600) + late_minutes * 60).unwrap();
+            let last = previous_occurrence(cadence, &tz, start);
+            let runs = simulate(cadence, &tz, start, 240, last);
+            let end = start.checked_add(jiff::SignedDuration::from_hours(239)).unwrap();
+            // The scheduled instants in (start, end].
+            let mut expected = 0;
+            let mut t = start;
+            while let Some(next) = next_occurrence(cadence, &tz, t) {
+                if next > end {
+                    break;
+                }
+                expected += 1;
+                t = next;
+            }
+            prop_assert_eq!(runs.len(), expected, "{:?} {}", runs, cadence);
+        }
+    }
+}
