@@ -15,4 +15,5 @@ pub mod psa;
 pub mod quantity;
 pub mod render;
 pub mod sandbox;
+pub mod schedule;
 pub mod source;

@@ -1,6 +1,7 @@
 //! The command line: clap definitions, one module per command, and the one place that turns
 //! results into exit codes.
 
+mod due;
 mod error;
 mod sandbox;
 mod schema;
@@ -45,6 +46,9 @@ pub enum Command {
     Schema(schema::SchemaArgs),
     /// Serve a ConnectWise-compatible API on 127.0.0.1 with demo (or your) data, until Ctrl-C.
     Sandbox(sandbox::SandboxArgs),
+    /// Is a scheduled refresh or sync due now? Exit 0 when due, 3 when not, 1 on error; for an
+    /// hourly trigger: `unitsync due sync && unitsync apply`.
+    Due(due::DueArgs),
 }
 
 /// How a successful run ended; errors are [`CommandError`]s.
@@ -54,6 +58,8 @@ pub enum Outcome {
     Done,
     /// `--detailed-exitcode`: the plan has changes.
     Changes,
+    /// `due`: no scheduled run is due now.
+    NotDue,
 }
 
 pub fn run(cli: Cli) -> Result<Outcome, CommandError> {
@@ -61,15 +67,18 @@ pub fn run(cli: Cli) -> Result<Outcome, CommandError> {
         Command::Validate => validate::run(&cli.global),
         Command::Schema(args) => schema::run(&cli.global, &args),
         Command::Sandbox(args) => sandbox::run(&args),
+        Command::Due(args) => due::run(&cli.global, &args),
     }
 }
 
-/// Exit codes, in one place: 0 success (no changes), 1 error, 2 changes present with
-/// `--detailed-exitcode` (as Terraform does).
+/// Exit codes, in one place: 0 success (no changes; for `due`, due), 1 error, 2 changes present
+/// with `--detailed-exitcode` (as Terraform does), 3 `due`: not due (so `unitsync due sync &&
+/// unitsync apply` runs apply only when due, and scripts can tell "not due" from an error).
 pub fn exit_code(result: Result<Outcome, CommandError>) -> ExitCode {
     match result {
         Ok(Outcome::Done) => ExitCode::SUCCESS,
         Ok(Outcome::Changes) => ExitCode::from(2),
+        Ok(Outcome::NotDue) => ExitCode::from(3),
         Err(err) => {
             err.report();
             ExitCode::from(err.exit_code())

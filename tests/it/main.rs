@@ -4,5 +4,6 @@ mod connectwise_client;
 mod connectwise_e2e;
 mod render;
 mod sandbox;
+mod schedule;
 mod sources;
 mod validate;
