@@ -1,11 +1,16 @@
 //! The command line: clap definitions, one module per command, and the one place that turns
 //! results into exit codes.
 
+mod apply;
+mod demo;
+mod doctor;
 mod due;
 mod error;
+mod plan;
 mod sandbox;
 mod schema;
 mod validate;
+mod workflow;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -42,6 +47,14 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Check the billing repo's files: YAML syntax, schema, and meaning. Reports every problem.
     Validate,
+    /// Show what would change: vendor counts against the PSA, per mapping.
+    Plan(plan::PlanArgs),
+    /// Show the plan, ask for confirmation, set the PSA, record history, and re-read the PSA.
+    Apply(apply::ApplyArgs),
+    /// Run the user guide's story end to end against the embedded ConnectWise sandbox.
+    Demo(demo::DemoArgs),
+    /// Check the PSA host, credentials, client id and permissions. One line per check.
+    Doctor(doctor::DoctorArgs),
     /// Write the JSON Schemas of the billing repo's files.
     Schema(schema::SchemaArgs),
     /// Serve a ConnectWise-compatible API on 127.0.0.1 with demo (or your) data, until Ctrl-C.
@@ -66,6 +79,10 @@ pub fn run(cli: Cli) -> Result<Outcome, CommandError> {
     match cli.command {
         Command::Validate => validate::run(&cli.global),
         Command::Schema(args) => schema::run(&cli.global, &args),
+        Command::Plan(args) => plan::run(&cli.global, &args),
+        Command::Apply(args) => apply::run(&cli.global, &args),
+        Command::Doctor(args) => doctor::run(&cli.global, &args),
+        Command::Demo(args) => demo::run(&cli.global, &args),
         Command::Sandbox(args) => sandbox::run(&args),
         Command::Due(args) => due::run(&cli.global, &args),
     }

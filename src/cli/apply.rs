@@ -1,0 +1,261 @@
+//! `unitsync apply`: show the plan, confirm, write the PSA, record history, re-read to show
+//! convergence.
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::workflow::{Planned, connect, load_repo, make_plan, runtime};
+use super::{CommandError, GlobalArgs, Outcome};
+use crate::apply::{ApplyOptions, effective_date, execute};
+use crate::config::{BillingRepo, EffectiveDate, PsaSettings};
+use crate::history::{HistoryLine, HistoryRecord, LineOutcome};
+use crate::plan::{Action, DesiredFrom, LineError, Plan};
+use crate::psa::Psa;
+use crate::render;
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// Apply without asking for confirmation.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Apply exactly this saved plan (from `plan --out`), refusing lines whose PSA value changed
+    /// since it was made.
+    #[arg(long, value_name = "FILE")]
+    pub plan: Option<PathBuf>,
+    /// Also show lines that are already in sync.
+    #[arg(long)]
+    pub all: bool,
+    /// Apply the counts approved in units.lock.yaml instead of the vendor's counts.
+    #[arg(long)]
+    pub from_lock: bool,
+}
+
+pub fn run(global: &GlobalArgs, args: &ApplyArgs) -> Result<Outcome, CommandError> {
+    let repo = load_repo(&global.dir)?;
+    let psa = connect(&repo)?;
+    let desired = if args.from_lock {
+        DesiredFrom::Lock
+    } else {
+        DesiredFrom::Vendor
+    };
+    let saved = match &args.plan {
+        Some(path) => Some(read_saved_plan(path)?),
+        None => None,
+    };
+    runtime()?.block_on(apply_interactive(
+        &repo,
+        &psa,
+        desired,
+        saved,
+        args,
+        &mut std::io::stdin().lock(),
+    ))
+}
+
+fn read_saved_plan(path: &PathBuf) -> Result<Plan, CommandError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CommandError::user(format!("cannot read {}: {e}", path.display())))?;
+    render::parse_json(&text).map_err(|e| {
+        CommandError::user(format!("{}: {e}", path.display()))
+            .hinted("make the plan file with `unitsync plan --out FILE`")
+    })
+}
+
+/// The whole local apply, with the confirmation answer read from `answers`.
+pub async fn apply_interactive<P: Psa + Sync>(
+    repo: &BillingRepo,
+    psa: &P,
+    desired: DesiredFrom,
+    saved: Option<Plan>,
+    args: &ApplyArgs,
+    answers: &mut dyn BufRead,
+) -> Result<Outcome, CommandError> {
+    let started = jiff::Timestamp::now();
+    let Planned { plan, .. } = make_plan(repo, psa, desired).await?;
+    let plan = match saved {
+        Some(saved) => saved.refuse_stale(&plan),
+        None => plan,
+    };
+    print!(
+        "{}",
+        render::table(
+            &plan,
+            &render::TableOptions {
+                all: args.all,
+                color: render::use_color(),
+            },
+        )
+    );
+    let updates = plan.lines.iter().filter(|l| l.action.is_update()).count();
+    let stale = stale_lines(&plan);
+    if updates == 0 {
+        if !stale.is_empty() {
+            write_history(repo, started, stale)?;
+        }
+        println!("\nNothing to apply.");
+        return super::plan::outcome(&plan, false);
+    }
+    if !args.yes && !confirm(updates, psa_name(repo), answers)? {
+        return Err(CommandError::user("apply cancelled; nothing was changed"));
+    }
+
+    let options = ApplyOptions {
+        effective: effective_date(effective_policy(repo), today(repo)),
+        concurrency: 4,
+    };
+    let mut lines = execute(psa, &plan, &options).await;
+    lines.extend(stale);
+    let path = write_history(repo, started, lines.clone())?;
+    println!();
+    for line in &lines {
+        match line.outcome {
+            LineOutcome::Applied => {
+                println!("applied  {}: {} → {}", line.mapping, line.from, line.to)
+            }
+            LineOutcome::Failed | LineOutcome::Stale => println!(
+                "{:<8} {}: {} → {}: {}",
+                if line.outcome == LineOutcome::Failed {
+                    "FAILED"
+                } else {
+                    "STALE"
+                },
+                line.mapping,
+                line.from,
+                line.to,
+                line.reason.as_deref().unwrap_or("")
+            ),
+        }
+    }
+    println!("Recorded in {}.", path.display());
+
+    // Re-read the PSA: the proof that it now holds what was approved.
+    let after = make_plan(repo, psa, desired).await?.plan;
+    println!("\nPSA after apply:");
+    let mut unconverged = 0;
+    for line in lines.iter().filter(|l| l.outcome == LineOutcome::Applied) {
+        let now = after
+            .lines
+            .iter()
+            .find(|l| l.mapping == line.mapping)
+            .and_then(|l| l.psa);
+        let ok = now == Some(line.to);
+        unconverged += usize::from(!ok);
+        println!(
+            "  {} {}: {}",
+            if ok { "ok" } else { "!!" },
+            line.mapping,
+            now.map_or_else(|| "not found".to_string(), |q| q.to_string())
+        );
+    }
+    println!("{}", after.summary());
+
+    let failed = lines
+        .iter()
+        .filter(|l| l.outcome != LineOutcome::Applied)
+        .count();
+    if failed > 0 || unconverged > 0 {
+        return Err(CommandError::external(format!(
+            "{failed} line(s) were not applied and {unconverged} did not read back as written"
+        ))
+        .hinted("see the reasons above; run apply again to retry what failed (applied lines are not written twice)"));
+    }
+    super::plan::outcome(&plan, false)
+}
+
+/// Saved-plan lines refused as stale become history lines too, so the record shows every line
+/// the person approved and what became of it.
+fn stale_lines(plan: &Plan) -> Vec<HistoryLine> {
+    plan.lines
+        .iter()
+        .filter_map(|line| match &line.action {
+            Action::Error {
+                reason: reason @ LineError::Stale { planned, .. },
+            } => Some(HistoryLine {
+                mapping: line.mapping.clone(),
+                account: line.account.clone(),
+                license_type: line.license_type.clone(),
+                company: line.target.company.clone(),
+                contract: line.target.contract_id,
+                line: line.target.line_id,
+                product: line.target.product.clone(),
+                from: planned.parse().unwrap_or_default(),
+                to: line.vendor.or(line.approved).unwrap_or_default(),
+                outcome: LineOutcome::Stale,
+                new_line: None,
+                reason: Some(reason.to_string()),
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+fn write_history(
+    repo: &BillingRepo,
+    started: jiff::Timestamp,
+    lines: Vec<HistoryLine>,
+) -> Result<PathBuf, CommandError> {
+    let record = HistoryRecord {
+        run: started
+            .round(jiff::Unit::Second)
+            .unwrap_or(started)
+            .to_string(),
+        commit: None,
+        pull_request: None,
+        approved_by: Some(format!(
+            "local:{}",
+            std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+        )),
+        lines,
+    };
+    record.write(&repo.root).map_err(|e| {
+        CommandError::external(e.to_string())
+            .hinted("the PSA was changed; keep this output as the record")
+    })
+}
+
+fn confirm(updates: usize, psa: &str, answers: &mut dyn BufRead) -> Result<bool, CommandError> {
+    print!(
+        "\nApply {updates} change{} to {psa}? Only 'yes' will be accepted: ",
+        if updates == 1 { "" } else { "s" }
+    );
+    let _ = std::io::stdout().flush();
+    let mut answer = String::new();
+    let read = answers
+        .read_line(&mut answer)
+        .map_err(|e| CommandError::user(format!("cannot read the confirmation: {e}")))?;
+    if read == 0 {
+        println!();
+        return Err(
+            CommandError::user("no confirmation given; nothing was changed")
+                .hinted("answer 'yes' at the prompt, or pass --yes"),
+        );
+    }
+    Ok(answer.trim() == "yes")
+}
+
+fn psa_name(repo: &BillingRepo) -> &'static str {
+    match repo.settings.psa {
+        PsaSettings::Connectwise(_) => "ConnectWise PSA",
+        PsaSettings::Autotask(_) => "Autotask PSA",
+    }
+}
+
+fn effective_policy(repo: &BillingRepo) -> EffectiveDate {
+    match &repo.settings.psa {
+        PsaSettings::Connectwise(cw) => cw.effective,
+        PsaSettings::Autotask(at) => at.effective,
+    }
+}
+
+/// Today in the schedule's time zone (the MSP's billing day), else the machine's.
+fn today(repo: &BillingRepo) -> jiff::civil::Date {
+    let tz = repo
+        .settings
+        .schedule
+        .as_ref()
+        .and_then(|s| jiff::tz::TimeZone::get(&s.timezone).ok())
+        .unwrap_or_else(jiff::tz::TimeZone::system);
+    jiff::Timestamp::now().to_zoned_datetime(tz).date()
+}

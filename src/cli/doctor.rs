@@ -1,0 +1,52 @@
+//! `unitsync doctor`: can this billing repo reach its PSA with the permissions it needs?
+
+use clap::Args;
+
+use super::workflow::{connect, load_repo, runtime};
+use super::{CommandError, GlobalArgs, Outcome};
+use crate::psa::{CheckOutcome, Psa};
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Skip the write probe (which writes one mapped line's current quantity back unchanged).
+    #[arg(long)]
+    pub no_write_probe: bool,
+}
+
+pub fn run(global: &GlobalArgs, args: &DoctorArgs) -> Result<Outcome, CommandError> {
+    let repo = load_repo(&global.dir)?;
+    println!("[pass] billing repo: {} mappings", repo.mappings.len());
+    let psa = match connect(&repo) {
+        Ok(psa) => psa,
+        Err(e) => {
+            println!("[FAIL] credentials: {}", e.message);
+            for hint in &e.hints {
+                println!("       hint: {hint}");
+            }
+            return Err(CommandError::user("doctor found 1 problem"));
+        }
+    };
+    let checks = runtime()?.block_on(psa.check_access(&repo.mappings, !args.no_write_probe));
+    let mut failures = 0;
+    for check in &checks {
+        let tag = match check.outcome {
+            CheckOutcome::Pass => "[pass]",
+            CheckOutcome::Warn => "[warn]",
+            CheckOutcome::Fail => {
+                failures += 1;
+                "[FAIL]"
+            }
+            CheckOutcome::Skipped => "[skip]",
+        };
+        println!("{tag} {}: {}", check.kind, check.detail);
+    }
+    if failures > 0 {
+        Err(CommandError::user(format!(
+            "doctor found {failures} problem{}",
+            if failures == 1 { "" } else { "s" }
+        )))
+    } else {
+        println!("All checks passed.");
+        Ok(Outcome::Done)
+    }
+}

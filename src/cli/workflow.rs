@@ -1,0 +1,110 @@
+//! The steps `plan`, `apply` and `demo` share: load the billing repo, connect to its PSA, read the
+//! vendor and the PSA side by side, and hand both to the pure plan engine.
+
+use std::path::Path;
+
+use crate::config::{BillingRepo, PsaSettings, load};
+use crate::history;
+use crate::plan::{self, DesiredFrom, Plan, PlanInput, PsaSnapshot};
+use crate::psa::{ConnectWiseClient, Credentials, Psa, PsaError};
+use crate::source::{self, SourceError};
+
+use super::CommandError;
+
+/// Loads and checks the billing repo; every problem is printed before the command fails.
+pub fn load_repo(dir: &Path) -> Result<BillingRepo, CommandError> {
+    load(dir).map_err(|e| {
+        eprintln!("{e}");
+        CommandError::user("the billing repo has errors")
+            .hinted("fix them (see `unitsync validate`) and run again")
+            .reported()
+    })
+}
+
+/// The PSA client the settings name, with credentials from the environment.
+pub fn connect(repo: &BillingRepo) -> Result<ConnectWiseClient, CommandError> {
+    match &repo.settings.psa {
+        PsaSettings::Connectwise(settings) => {
+            let credentials = Credentials::from_env().map_err(psa_error)?;
+            ConnectWiseClient::new(settings, credentials).map_err(psa_error)
+        }
+        PsaSettings::Autotask(_) => Err(CommandError::user(
+            "Autotask PSA is not supported by this version of unitsync yet",
+        )
+        .hinted("use `psa: connectwise` or a newer unitsync")),
+    }
+}
+
+pub fn psa_error(e: PsaError) -> CommandError {
+    match e {
+        PsaError::MissingCredential(..)
+        | PsaError::InvalidSite { .. }
+        | PsaError::UnsupportedRef { .. } => CommandError::user(e.to_string()),
+        other => CommandError::external(other.to_string()),
+    }
+}
+
+pub fn source_error(e: SourceError) -> CommandError {
+    if e.is_external() {
+        CommandError::external(format!("vendor source: {e}"))
+    } else {
+        CommandError::user(format!("vendor source: {e}"))
+    }
+}
+
+/// A plan and the snapshot it was made from.
+pub struct Planned {
+    pub plan: Plan,
+    pub snapshot: PsaSnapshot,
+}
+
+/// Reads the vendor counts and the PSA at the same time, then plans.
+pub async fn make_plan<P: Psa + Sync>(
+    repo: &BillingRepo,
+    psa: &P,
+    desired: DesiredFrom,
+) -> Result<Planned, CommandError> {
+    let (usage, snapshot) = tokio::join!(
+        source::fetch_usage(&repo.settings.source, &repo.root),
+        psa.snapshot(&repo.mappings)
+    );
+    let usage = usage.map_err(source_error)?;
+    let snapshot = snapshot.map_err(psa_error)?;
+    tracing::info!(
+        records = usage.len(),
+        companies = snapshot.companies.len(),
+        contracts = snapshot.contracts.len(),
+        lines = snapshot.lines.len(),
+        "read vendor usage and PSA snapshot"
+    );
+    let records = history::read_all(&repo.root).map_err(|e| {
+        CommandError::user(e.to_string()).hinted("history records must stay as unitsync wrote them")
+    })?;
+    let last_applied = history::last_applied(&records);
+    let plan = plan::plan(PlanInput {
+        mappings: &repo.mappings,
+        usage: &usage,
+        psa: &snapshot,
+        approved: &repo.lock.units,
+        last_applied: &last_applied,
+        desired,
+        default_update: default_update(repo),
+    });
+    Ok(Planned { plan, snapshot })
+}
+
+fn default_update(repo: &BillingRepo) -> crate::config::UpdatePolicy {
+    match &repo.settings.psa {
+        PsaSettings::Connectwise(cw) => cw.update,
+        PsaSettings::Autotask(_) => crate::config::UpdatePolicy::InPlace,
+    }
+}
+
+/// A Tokio runtime for one command. Commands are short-lived; a current-thread runtime would
+/// serialise the bounded-concurrency reads, so this uses the multi-threaded one.
+pub fn runtime() -> Result<tokio::runtime::Runtime, CommandError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CommandError::internal(format!("cannot start the async runtime: {e}")))
+}
