@@ -84,7 +84,10 @@ fn total_usage(records: &[UsageRecord]) -> UsageTotals {
 
 /// Lookup tables over the snapshot, built once per plan.
 struct SnapshotIndex<'a> {
-    companies: &'a [PsaCompany],
+    companies_by_id: HashMap<u64, &'a PsaCompany>,
+    /// Keyed by [`text_key`] of the identifier / name, since lookups ignore case and padding.
+    companies_by_identifier: HashMap<String, Vec<&'a PsaCompany>>,
+    companies_by_name: HashMap<String, Vec<&'a PsaCompany>>,
     contracts_by_company: HashMap<u64, Vec<&'a PsaContract>>,
     contracts_by_id: HashMap<u64, &'a PsaContract>,
     lines_by_contract: HashMap<u64, Vec<&'a PsaLine>>,
@@ -92,6 +95,25 @@ struct SnapshotIndex<'a> {
 
 impl<'a> SnapshotIndex<'a> {
     fn new(snapshot: &'a PsaSnapshot) -> Self {
+        let mut companies_by_id = HashMap::new();
+        let mut companies_by_identifier: HashMap<String, Vec<&PsaCompany>> = HashMap::new();
+        let mut companies_by_name: HashMap<String, Vec<&PsaCompany>> = HashMap::new();
+        for company in &snapshot.companies {
+            // An adapter may list a company twice (found by id and by identifier); once is enough.
+            if companies_by_id.insert(company.id, company).is_some() {
+                continue;
+            }
+            if let Some(identifier) = &company.identifier {
+                companies_by_identifier
+                    .entry(text_key(identifier))
+                    .or_default()
+                    .push(company);
+            }
+            companies_by_name
+                .entry(text_key(&company.name))
+                .or_default()
+                .push(company);
+        }
         let mut contracts_by_company: HashMap<u64, Vec<&PsaContract>> = HashMap::new();
         let mut contracts_by_id = HashMap::new();
         for contract in &snapshot.contracts {
@@ -109,12 +131,19 @@ impl<'a> SnapshotIndex<'a> {
                 .push(line);
         }
         SnapshotIndex {
-            companies: &snapshot.companies,
+            companies_by_id,
+            companies_by_identifier,
+            companies_by_name,
             contracts_by_company,
             contracts_by_id,
             lines_by_contract,
         }
     }
+}
+
+/// How identifiers and names are compared: trimmed, ASCII case ignored (what [`same_text`] does).
+fn text_key(text: &str) -> String {
+    text.trim().to_ascii_lowercase()
 }
 
 fn same_text(a: &str, b: &str) -> bool {
@@ -250,15 +279,19 @@ fn resolve<'a>(
         RefKind::Id(id) => format!("company {id}"),
     };
     let company_what = || format!("company {company_ref}");
-    let companies: Vec<&PsaCompany> = psa
-        .companies
-        .iter()
-        .filter(|c| match company_ref.kind() {
-            RefKind::Id(id) => c.id == id,
-            RefKind::Identifier(s) => c.identifier.as_deref().is_some_and(|i| same_text(i, s)),
-            RefKind::Name(s) => same_text(&c.name, s),
-        })
-        .collect();
+    let companies: Vec<&PsaCompany> = match company_ref.kind() {
+        RefKind::Id(id) => psa.companies_by_id.get(&id).copied().into_iter().collect(),
+        RefKind::Identifier(s) => psa
+            .companies_by_identifier
+            .get(&text_key(s))
+            .cloned()
+            .unwrap_or_default(),
+        RefKind::Name(s) => psa
+            .companies_by_name
+            .get(&text_key(s))
+            .cloned()
+            .unwrap_or_default(),
+    };
     let company = exactly_one(company_what, companies, company_label, |c| c.id)?;
     target.company_id = Some(company.id);
     target.company = company_label(company);
