@@ -294,7 +294,11 @@ fn pull_body(
         tail.push_str(&format!("\n{}\n", render::escape_markdown(note)));
     }
     tail.push('\n');
-    tail.push_str(&ProposalMarker::new(lock_changes(current, proposed)).to_comment());
+    // The marker gets at most half of the body; the rendered plan shrinks to fit the rest.
+    tail.push_str(
+        &ProposalMarker::new(lock_changes(current, proposed))
+            .to_comment_within(GITHUB_COMMENT_LIMIT / 2),
+    );
     tail.push('\n');
     let room = GITHUB_COMMENT_LIMIT.saturating_sub(head.chars().count() + tail.chars().count());
     let markdown = render::markdown(
@@ -337,4 +341,66 @@ async fn propose_automatic<P: Psa + Sync>(
         approved_by: Some("automatic".to_string()),
     };
     apply_merged(&approved, psa, checkout, approval, false, files).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::UpdatePolicy;
+    use crate::plan::{Action, PlanLine, ResolvedTarget};
+    use crate::quantity::Quantity;
+
+    #[test]
+    fn a_huge_proposal_still_fits_a_pull_request_body_with_its_marker() {
+        let q = |n: usize| -> Quantity { n.to_string().parse().unwrap() };
+        let lines: Vec<PlanLine> = (0..5_000)
+            .map(|i| PlanLine {
+                mapping: format!("customer-{i:05}/cloud-backup-premium-storage"),
+                account: format!("Customer number {i} with a long company name"),
+                license_type: "Cloud Backup Premium Storage".into(),
+                target: ResolvedTarget::default(),
+                vendor: Some(q(i + 1)),
+                approved: Some(q(i)),
+                psa: Some(q(i)),
+                last_applied: None,
+                update: UpdatePolicy::InPlace,
+                action: Action::Propose {
+                    from: Some(q(i)),
+                    to: q(i + 1),
+                },
+            })
+            .collect();
+        let plan = Plan {
+            desired: DesiredFrom::Lock,
+            lines,
+            unmapped: vec![],
+        };
+        let current = Lock::default();
+        let proposed = plan.proposed_lock(&current);
+        let diff = render::lock_diff("", &render::lock_text(&proposed), "units.lock.yaml");
+        let foreign = vec![ForeignCommit {
+            sha: "0123456789abcdef".into(),
+            author: "Jane".into(),
+            summary: "edit".into(),
+        }];
+        let body = pull_body(
+            &plan,
+            &diff,
+            &current,
+            &proposed,
+            &BranchState::Edited(foreign),
+            Some("held back"),
+        );
+        assert!(
+            body.chars().count() <= GITHUB_COMMENT_LIMIT,
+            "{}",
+            body.len()
+        );
+        assert!(body.contains("Plan: 0 to update (+0 / -0 units), 5000 to propose"));
+        assert!(body.contains("commits unitsync did not make"));
+        // The marker is there; too many values for one body, so it says it is partial.
+        let marker = ProposalMarker::find(&body).expect("marker");
+        assert!(marker.truncated);
+        assert!(marker.units.len() > 100, "{}", marker.units.len());
+    }
 }

@@ -91,6 +91,10 @@ pub struct ProposalMarker {
     pub format_version: u32,
     /// Proposed units per mapping id: only the values that differ from the default branch's lock.
     pub units: BTreeMap<String, Quantity>,
+    /// Set when not every proposed value fitted in the pull-request body; `units` then holds
+    /// the first ones by id.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
 }
 
 impl ProposalMarker {
@@ -98,7 +102,38 @@ impl ProposalMarker {
         ProposalMarker {
             format_version: 1,
             units,
+            truncated: false,
         }
+    }
+
+    /// [`to_comment`](Self::to_comment) in at most `max_chars` characters: when the whole marker
+    /// is longer, entries are dropped from the end (by id) and `truncated` is set.
+    pub fn to_comment_within(&self, max_chars: usize) -> String {
+        let comment = self.to_comment();
+        if comment.chars().count() <= max_chars {
+            return comment;
+        }
+        let mut fitted = ProposalMarker {
+            truncated: true,
+            units: BTreeMap::new(),
+            ..self.clone()
+        };
+        let mut used = fitted.to_comment().chars().count();
+        for (id, units) in &self.units {
+            // `"id":value,` with escaping: measure the entry as it will be written.
+            let entry = serde_json::to_string(&BTreeMap::from([(id, units)]))
+                .expect("markers serialise")
+                .replace('>', "\\u003e")
+                .replace("--", "-\\u002d")
+                .chars()
+                .count();
+            if used + entry > max_chars {
+                break;
+            }
+            used += entry;
+            fitted.units.insert(id.clone(), *units);
+        }
+        fitted.to_comment()
     }
 
     /// The marker as an HTML comment on one line. `>` is escaped inside the JSON so no mapping
@@ -139,5 +174,18 @@ mod tests {
         let body = format!("## Plan\n\ntext\n\n{comment}\n");
         assert_eq!(ProposalMarker::find(&body), Some(marker));
         assert_eq!(ProposalMarker::find("no marker here"), None);
+
+        let big = ProposalMarker::new(
+            (0..1000)
+                .map(|i| (format!("customer-{i:04}/backup"), "7".parse().unwrap()))
+                .collect(),
+        );
+        let comment = big.to_comment_within(2_000);
+        assert!(comment.chars().count() <= 2_000, "{}", comment.len());
+        let read = ProposalMarker::find(&comment).unwrap();
+        assert!(read.truncated);
+        assert!(read.units.len() > 50 && read.units.len() < 1000);
+        assert!(read.units.keys().all(|k| big.units.contains_key(k)));
+        assert_eq!(big.to_comment_within(usize::MAX), big.to_comment());
     }
 }

@@ -1027,3 +1027,39 @@ fn apply_gitops_refuses_off_the_default_branch() {
     assert!(stderr.contains("not the default branch main"), "{stderr}");
     assert_eq!(world.patches(), 0);
 }
+
+#[test]
+fn drift_is_reported_and_skipped_unless_forced() {
+    let world = World::new("manual");
+    world.ok(&["propose"]);
+    world.merge(1);
+    world.ok(&["apply", "--gitops"]);
+    let records = world.remote_history().len();
+
+    // Someone sets Bob's line to 7 by hand in ConnectWise.
+    let mut bob = world.sandbox.addition(5001).unwrap();
+    bob.quantity = 7.0;
+    world.sandbox.put_addition(bob);
+    world.sandbox.clear_requests();
+
+    let out = world.ok(&["apply", "--gitops"]);
+    assert!(
+        out.contains("skipped  bobs-dentistry/shadowprotect-desktop: the PSA holds 7, but unitsync last wrote 4"),
+        "{out}"
+    );
+    assert!(out.contains("--force"), "{out}");
+    assert_eq!(world.patches(), 0);
+    assert_eq!(world.quantity(5001), 7.0);
+    assert_eq!(world.remote_history().len(), records);
+
+    let out = world.ok(&["apply", "--gitops", "--force"]);
+    assert!(
+        out.contains("applied  bobs-dentistry/shadowprotect-desktop: 7 → 4"),
+        "{out}"
+    );
+    assert_eq!(world.patches(), 1);
+    assert_eq!(world.quantity(5001), 4.0);
+    let history = world.remote_history();
+    assert_eq!(history.len(), records + 1);
+    assert_eq!(summary(&history[records]), [line(BOB, "7", "4", None)]);
+}
