@@ -109,8 +109,9 @@ pub fn proposal_branch(repo: &BillingRepo) -> String {
 
 /// Commits `files` on top of the checked-out default branch and pushes the commit there. When
 /// the push is refused because the branch moved (someone else pushed), fetches and makes the same
-/// commit again on the new tip — the files are new history records (and, for automatic approval,
-/// the lock), so this never conflicts with what others push — up to [`PUSH_ATTEMPTS`] times.
+/// commit again on the new tip — history records are new files, so this never conflicts with
+/// what others push (a changed file, such as the lock under automatic approval, is only written
+/// if nobody else changed it meanwhile) — up to [`PUSH_ATTEMPTS`] times.
 /// Afterwards the checkout is at the pushed commit. Returns it and the attempts it took.
 pub fn commit_and_push(
     checkout: &Checkout,
@@ -118,7 +119,8 @@ pub fn commit_and_push(
     message: &str,
 ) -> Result<(Oid, u32), CommandError> {
     let git = &checkout.git;
-    let mut parent = git.head_commit().map_err(git_error)?;
+    let original = git.head_commit().map_err(git_error)?;
+    let mut parent = original;
     for attempt in 1..=PUSH_ATTEMPTS {
         let commit = git
             .commit_files(parent, files, message)
@@ -135,12 +137,24 @@ pub fn commit_and_push(
                     checkout.base
                 );
                 git.fetch().map_err(git_error)?;
-                parent = git.remote_branch(&checkout.base).ok_or_else(|| {
+                let tip = git.remote_branch(&checkout.base).ok_or_else(|| {
                     CommandError::external(format!(
                         "origin/{} disappeared while recording history",
                         checkout.base
                     ))
                 })?;
+                // History files are new; a file that is not (the lock, under automatic
+                // approval) must not have been changed by the push that got in first.
+                for (path, _) in files {
+                    if !git.same_file(original, tip, path).map_err(git_error)? {
+                        return Err(CommandError::external(format!(
+                            "{path} was changed on {} while unitsync was recording; not overwriting it",
+                            checkout.base
+                        ))
+                        .hinted("the PSA was changed and the record is in history/ in this checkout; pull, then commit and push it by hand"));
+                    }
+                }
+                parent = tip;
             }
         }
     }
