@@ -180,7 +180,17 @@ impl GitHub {
 fn api_error(operation: &str, e: octocrab::Error) -> ReviewError {
     let message = match &e {
         octocrab::Error::GitHub { source, .. } => {
-            format!("{} (HTTP {})", source.message, source.status_code)
+            let status = source.status_code.as_u16();
+            let hint = match status {
+                401 => "; check GITHUB_TOKEN",
+                403 | 404 => {
+                    "; check the repository name and that the token may write contents and pull requests \
+                     (in an Action: `permissions: { contents: write, pull-requests: write }` and the setting \
+                     \"Allow GitHub Actions to create and approve pull requests\")"
+                }
+                _ => "",
+            };
+            format!("{} (HTTP {status}){hint}", source.message)
         }
         other => other.to_string(),
     };

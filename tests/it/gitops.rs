@@ -433,15 +433,23 @@ impl World {
     }
 
     fn unitsync(&self, args: &[&str]) -> Output {
+        self.unitsync_with_token(args, Some(TOKEN))
+    }
+
+    fn unitsync_with_token(&self, args: &[&str], token: Option<&str>) -> Output {
         let login = self.sandbox.login();
-        let out = Command::new(env!("CARGO_BIN_EXE_unitsync"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_unitsync"));
+        command.env_remove("GITHUB_TOKEN");
+        if let Some(token) = token {
+            command.env("GITHUB_TOKEN", token);
+        }
+        let out = command
             .arg("-C")
             .arg(&self.work)
             .args(args)
             .env_remove("GITHUB_REPOSITORY")
             .env_remove("RUST_LOG")
             .env("GITHUB_API_URL", &self.github.url)
-            .env("GITHUB_TOKEN", TOKEN)
             .env("UNITSYNC_CW_PUBLIC_KEY", &login.public_key)
             .env("UNITSYNC_CW_PRIVATE_KEY", &login.private_key)
             .env("UNITSYNC_CW_CLIENT_ID", login.client_id.unwrap_or_default())
@@ -456,6 +464,9 @@ impl World {
             String::from_utf8_lossy(&out.stderr)
         );
         assert!(!text.contains(TOKEN), "the token leaked: {text}");
+        if let Some(token) = token {
+            assert!(!text.contains(token), "the token leaked: {text}");
+        }
         out
     }
 
@@ -1062,4 +1073,26 @@ fn drift_is_reported_and_skipped_unless_forced() {
     let history = world.remote_history();
     assert_eq!(history.len(), records + 1);
     assert_eq!(summary(&history[records]), [line(BOB, "7", "4", None)]);
+}
+
+#[test]
+fn github_credentials_are_required_and_never_printed() {
+    let world = World::new("manual");
+    let out = world.unitsync_with_token(&["propose"], None);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("GITHUB_TOKEN is not set"), "{stderr}");
+    assert!(world.github.calls().is_empty());
+
+    let wrong = "ghp_wrongtoken9876543210";
+    let out = world.unitsync_with_token(&["propose"], Some(wrong));
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("Bad credentials (HTTP 401)"), "{stderr}");
+    assert_eq!(world.github.state.lock().unwrap().bad_auth, 1);
+    assert!(
+        world.remote_git(&["branch", "--list", BRANCH]).is_empty(),
+        "nothing pushed"
+    );
+    assert_eq!(world.patches(), 0);
 }
