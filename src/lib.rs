@@ -15,6 +15,7 @@ pub mod plan;
 pub mod psa;
 pub mod quantity;
 pub mod render;
+pub mod review;
 pub mod sandbox;
 pub mod schedule;
 pub mod source;

@@ -91,6 +91,73 @@ pub fn history_line(
     }
 }
 
+/// The reason recorded for a line an interrupted run wrote but did not record.
+pub const FOUND_APPLIED: &str = "found applied; an earlier run was interrupted before recording it";
+/// The reason recorded for an approved line found at its value with no earlier record.
+pub const FOUND_BASELINE: &str =
+    "found at the approved value; no earlier record of this line, recorded as the starting point";
+
+/// History lines for approved values the PSA already holds but history does not: the PSA line
+/// equals the approved value while the value last recorded as applied differs (or there is none).
+///
+/// This is how a run killed after writing some lines but before committing its history is
+/// completed by the next run: those lines plan as in sync (so they are never written twice),
+/// and this records them as applied.
+pub fn found_applied(plan: &Plan) -> Vec<HistoryLine> {
+    plan.lines
+        .iter()
+        .filter_map(|line| {
+            let (Some(approved), Some(psa)) = (line.approved, line.psa) else {
+                return None;
+            };
+            // In sync, or in sync with a newer vendor count waiting to be proposed.
+            let settled = matches!(line.action, Action::InSync | Action::Propose { .. });
+            if !settled || psa != approved || line.last_applied == Some(approved) {
+                return None;
+            }
+            Some(HistoryLine {
+                mapping: line.mapping.clone(),
+                account: line.account.clone(),
+                license_type: line.license_type.clone(),
+                company: line.target.company.clone(),
+                contract: line.target.contract_id,
+                line: line.target.line_id,
+                product: line.target.product.clone(),
+                from: line.last_applied.unwrap_or(approved),
+                to: approved,
+                outcome: LineOutcome::Applied,
+                new_line: None,
+                reason: Some(
+                    if line.last_applied.is_some() {
+                        FOUND_APPLIED
+                    } else {
+                        FOUND_BASELINE
+                    }
+                    .to_string(),
+                ),
+            })
+        })
+        .collect()
+}
+
+/// `plan` with every drifted line that has an approved value turned into an update from what the
+/// PSA holds to the approved value: `apply --force`, for when the approved value is right and the
+/// hand edit in the PSA is not.
+pub fn force_drift(plan: &Plan) -> Plan {
+    let mut forced = plan.clone();
+    for line in &mut forced.lines {
+        if let (Action::Drift { psa, .. }, Some(approved)) = (&line.action, line.approved)
+            && *psa != approved
+        {
+            line.action = Action::Update {
+                from: *psa,
+                to: approved,
+            };
+        }
+    }
+    forced
+}
+
 /// The day a change takes effect under `policy`, seen from `today`.
 pub fn effective_date(
     policy: crate::config::EffectiveDate,
@@ -102,5 +169,127 @@ pub fn effective_date(
             .first_of_month()
             .checked_add(jiff::Span::new().months(1))
             .unwrap_or(today),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::UpdatePolicy;
+    use crate::plan::{DesiredFrom, ResolvedTarget};
+
+    fn q(s: &str) -> Quantity {
+        s.parse().unwrap()
+    }
+
+    fn line(
+        id: &str,
+        approved: Option<&str>,
+        psa: &str,
+        last: Option<&str>,
+        action: Action,
+    ) -> PlanLine {
+        PlanLine {
+            mapping: id.into(),
+            account: "A".into(),
+            license_type: "L".into(),
+            target: ResolvedTarget {
+                contract_id: Some(1),
+                line_id: Some(2),
+                ..ResolvedTarget::default()
+            },
+            vendor: None,
+            approved: approved.map(q),
+            psa: Some(q(psa)),
+            last_applied: last.map(q),
+            update: UpdatePolicy::InPlace,
+            action,
+        }
+    }
+
+    fn plan(lines: Vec<PlanLine>) -> Plan {
+        Plan {
+            desired: DesiredFrom::Lock,
+            lines,
+            unmapped: vec![],
+        }
+    }
+
+    #[test]
+    fn lines_written_but_not_recorded_are_found_applied_once() {
+        let plan = plan(vec![
+            // Interrupted: the PSA holds the approved 4, history still says 3.
+            line("interrupted", Some("4"), "4", Some("3"), Action::InSync),
+            // Same, and the vendor has moved on since (a proposal is pending).
+            line(
+                "interrupted-moved",
+                Some("4"),
+                "4",
+                Some("3"),
+                Action::Propose {
+                    from: Some(q("4")),
+                    to: q("5"),
+                },
+            ),
+            // Recorded already: nothing to add.
+            line("recorded", Some("4"), "4", Some("4"), Action::InSync),
+            // Never recorded: the starting point.
+            line("baseline", Some("2"), "2", None, Action::InSync),
+            // Not approved (a reviewer deleted the line): left alone.
+            line("unapproved", None, "2", None, Action::InSync),
+            // Still to do: not found applied.
+            line(
+                "pending",
+                Some("5"),
+                "3",
+                Some("3"),
+                Action::Update {
+                    from: q("3"),
+                    to: q("5"),
+                },
+            ),
+        ]);
+        let found = found_applied(&plan);
+        let summary: Vec<(&str, String, String, &str)> = found
+            .iter()
+            .map(|l| {
+                (
+                    l.mapping.as_str(),
+                    l.from.to_string(),
+                    l.to.to_string(),
+                    l.reason.as_deref().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("interrupted", "3".into(), "4".into(), FOUND_APPLIED),
+                ("interrupted-moved", "3".into(), "4".into(), FOUND_APPLIED),
+                ("baseline", "2".into(), "2".into(), FOUND_BASELINE),
+            ]
+        );
+        assert!(found.iter().all(|l| l.outcome == LineOutcome::Applied));
+    }
+
+    #[test]
+    fn force_turns_drift_into_updates_to_the_approved_value() {
+        let drift = Action::Drift {
+            last_applied: q("4"),
+            psa: q("6"),
+        };
+        let plan = plan(vec![
+            line("approved", Some("4"), "6", Some("4"), drift.clone()),
+            line("unapproved", None, "6", Some("4"), drift.clone()),
+        ]);
+        let forced = force_drift(&plan);
+        assert_eq!(
+            forced.lines[0].action,
+            Action::Update {
+                from: q("6"),
+                to: q("4")
+            }
+        );
+        assert_eq!(forced.lines[1].action, drift);
     }
 }

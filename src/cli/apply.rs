@@ -30,11 +30,22 @@ pub struct ApplyArgs {
     /// Apply the counts approved in units.lock.yaml instead of the vendor's counts.
     #[arg(long)]
     pub from_lock: bool,
+    /// GitOps: apply the units.lock.yaml merged on the default branch (HEAD must be it), record
+    /// the pull request and its approver, and commit and push the history record. No prompt.
+    #[arg(long, conflicts_with_all = ["plan", "from_lock"])]
+    pub gitops: bool,
+    /// With --gitops: also set lines the PSA changed by hand since unitsync last wrote them
+    /// (drift) to the approved value; without it they are reported and skipped.
+    #[arg(long, requires = "gitops")]
+    pub force: bool,
 }
 
 pub fn run(global: &GlobalArgs, args: &ApplyArgs) -> Result<Outcome, CommandError> {
     let repo = load_repo(&global.dir)?;
     let psa = connect(&repo)?;
+    if args.gitops {
+        return runtime()?.block_on(super::gitops::apply_gitops(&repo, &psa, args.force));
+    }
     let desired = if args.from_lock {
         DesiredFrom::Lock
     } else {
@@ -109,25 +120,7 @@ pub async fn apply_interactive<P: Psa + Sync>(
     lines.extend(stale);
     let path = write_history(repo, started, lines.clone())?;
     println!();
-    for line in &lines {
-        match line.outcome {
-            LineOutcome::Applied => {
-                println!("applied  {}: {} → {}", line.mapping, line.from, line.to)
-            }
-            LineOutcome::Failed | LineOutcome::Stale => println!(
-                "{:<8} {}: {} → {}: {}",
-                if line.outcome == LineOutcome::Failed {
-                    "FAILED"
-                } else {
-                    "STALE"
-                },
-                line.mapping,
-                line.from,
-                line.to,
-                line.reason.as_deref().unwrap_or("")
-            ),
-        }
-    }
+    print_outcomes(&lines);
     println!("Recorded in {}.", path.display());
 
     // Re-read the PSA: the proof that it now holds what was approved.
@@ -162,6 +155,33 @@ pub async fn apply_interactive<P: Psa + Sync>(
         .hinted("see the reasons above; run apply again to retry what failed (applied lines are not written twice)"));
     }
     super::plan::outcome(&plan, false)
+}
+
+/// One line per history line: `applied  id: 3 → 4`, or FAILED/STALE with the reason.
+pub(super) fn print_outcomes(lines: &[HistoryLine]) {
+    for line in lines {
+        match line.outcome {
+            LineOutcome::Applied => match &line.reason {
+                Some(reason) => println!(
+                    "applied  {}: {} → {} ({reason})",
+                    line.mapping, line.from, line.to
+                ),
+                None => println!("applied  {}: {} → {}", line.mapping, line.from, line.to),
+            },
+            LineOutcome::Failed | LineOutcome::Stale => println!(
+                "{:<8} {}: {} → {}: {}",
+                if line.outcome == LineOutcome::Failed {
+                    "FAILED"
+                } else {
+                    "STALE"
+                },
+                line.mapping,
+                line.from,
+                line.to,
+                line.reason.as_deref().unwrap_or("")
+            ),
+        }
+    }
 }
 
 /// Saved-plan lines refused as stale become history lines too, so the record shows every line
@@ -250,7 +270,7 @@ fn effective_policy(repo: &BillingRepo) -> EffectiveDate {
 }
 
 /// Today in the schedule's time zone (the MSP's billing day), else the machine's.
-fn today(repo: &BillingRepo) -> jiff::civil::Date {
+pub(super) fn today(repo: &BillingRepo) -> jiff::civil::Date {
     let tz = repo
         .settings
         .schedule

@@ -103,6 +103,8 @@ async fn demo(args: &DemoArgs) -> Result<Outcome, CommandError> {
         plan: None,
         all: true,
         from_lock: false,
+        gitops: false,
+        force: false,
     };
     let outcome = apply_interactive(
         &repo,

@@ -6,7 +6,9 @@ mod demo;
 mod doctor;
 mod due;
 mod error;
+mod gitops;
 mod plan;
+mod propose;
 mod sandbox;
 mod schema;
 mod validate;
@@ -49,6 +51,10 @@ pub enum Command {
     Validate,
     /// Show what would change: vendor counts against the PSA, per mapping.
     Plan(plan::PlanArgs),
+    /// Write the vendor's counts into units.lock.yaml on the proposal branch and open or update
+    /// its one pull request (with `approval: automatic`: apply them and commit to the default
+    /// branch instead).
+    Propose(propose::ProposeArgs),
     /// Show the plan, ask for confirmation, set the PSA, record history, and re-read the PSA.
     Apply(apply::ApplyArgs),
     /// Run the user guide's story end to end against the embedded ConnectWise sandbox.
@@ -80,6 +86,7 @@ pub fn run(cli: Cli) -> Result<Outcome, CommandError> {
         Command::Validate => validate::run(&cli.global),
         Command::Schema(args) => schema::run(&cli.global, &args),
         Command::Plan(args) => plan::run(&cli.global, &args),
+        Command::Propose(args) => propose::run(&cli.global, &args),
         Command::Apply(args) => apply::run(&cli.global, &args),
         Command::Doctor(args) => doctor::run(&cli.global, &args),
         Command::Demo(args) => demo::run(&cli.global, &args),

@@ -5,9 +5,11 @@
 
 mod engine;
 mod model;
+mod proposal;
 
 pub use engine::plan;
 pub use model::*;
+pub use proposal::{drop_rejected, lock_change_count, lock_changes};
 
 #[cfg(test)]
 mod tests;

@@ -2,6 +2,7 @@
 
 mod connectwise_client;
 mod connectwise_e2e;
+mod gitops;
 mod render;
 mod sandbox;
 mod schedule;

@@ -1,0 +1,350 @@
+//! The GitOps side shared by `propose` and `apply --gitops`: the checkout, GitHub, and applying
+//! the lock merged on the default branch with its history committed and pushed.
+
+use std::path::{Path, PathBuf};
+
+use git2::Oid;
+
+use super::workflow::make_plan;
+use super::{CommandError, Outcome};
+use crate::apply::{ApplyOptions, effective_date, execute, force_drift, found_applied};
+use crate::config::{BillingRepo, EffectiveDate, PsaSettings};
+use crate::history::{HistoryRecord, LineOutcome};
+use crate::plan::{Action, DesiredFrom};
+use crate::psa::Psa;
+use crate::render;
+use crate::review::git::{GitError, GitRepo, Push};
+use crate::review::{GitHub, GitHubConfig, ReviewError};
+
+/// How many times a history commit is rebuilt on a moved default branch before giving up.
+pub const PUSH_ATTEMPTS: u32 = 5;
+
+/// The billing repo's git checkout and its default branch.
+pub struct Checkout {
+    pub git: GitRepo,
+    /// The default branch (`main`).
+    pub base: String,
+    /// The billing repo's folder inside the git repository (`""` at the top).
+    prefix: PathBuf,
+}
+
+impl Checkout {
+    pub fn open(repo: &BillingRepo) -> Result<Checkout, CommandError> {
+        let git = GitRepo::open(&repo.root).map_err(|e| {
+            git_error(e)
+                .hinted("propose and apply --gitops work in a git clone of the billing repo")
+        })?;
+        let base = git.default_branch().map_err(git_error)?;
+        let root = std::fs::canonicalize(&repo.root).unwrap_or_else(|_| repo.root.clone());
+        let workdir =
+            std::fs::canonicalize(git.workdir()).unwrap_or_else(|_| git.workdir().to_path_buf());
+        let prefix = root
+            .strip_prefix(&workdir)
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        Ok(Checkout { git, base, prefix })
+    }
+
+    /// A billing-repo-relative path as a path inside the git repository, `/`-separated.
+    pub fn repo_path(&self, relative: &Path) -> String {
+        self.prefix
+            .join(relative)
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join("/")
+    }
+
+    /// Refuses to run unless HEAD is the default branch and tracked files are unchanged: what is
+    /// applied must be exactly what was merged.
+    pub fn require_default_branch(&self) -> Result<(), CommandError> {
+        match self.git.head_branch() {
+            Some(head) if head == self.base => {}
+            head => {
+                return Err(CommandError::user(format!(
+                    "HEAD is {}, not the default branch {}; only merged counts are applied",
+                    head.map_or_else(|| "detached".to_string(), |h| format!("branch {h}")),
+                    self.base
+                ))
+                .hinted(format!("`git switch {}` and run again", self.base)));
+            }
+        }
+        if self.git.has_uncommitted_changes().map_err(git_error)? {
+            return Err(CommandError::user(
+                "the checkout has uncommitted changes; only committed counts are applied",
+            )
+            .hinted("commit or stash them, then run again"));
+        }
+        Ok(())
+    }
+}
+
+pub fn git_error(e: GitError) -> CommandError {
+    CommandError::external(e.to_string())
+}
+
+pub fn review_error(e: ReviewError) -> CommandError {
+    match e {
+        ReviewError::Config(message) => CommandError::user(message),
+        other => CommandError::external(other.to_string()),
+    }
+}
+
+/// The GitHub client, when `GITHUB_TOKEN` is set.
+pub fn github(repo: &BillingRepo) -> Result<Option<GitHub>, CommandError> {
+    match GitHubConfig::from_env(repo.settings.github.as_ref()).map_err(review_error)? {
+        Some(config) => GitHub::new(&config).map(Some).map_err(review_error),
+        None => Ok(None),
+    }
+}
+
+/// The proposal branch: `github.branch`, default `unitsync/pending`.
+pub fn proposal_branch(repo: &BillingRepo) -> String {
+    repo.settings
+        .github
+        .as_ref()
+        .map(|g| g.branch.clone())
+        .unwrap_or_else(|| "unitsync/pending".to_string())
+}
+
+/// Commits `files` on top of the checked-out default branch and pushes the commit there. When
+/// the push is refused because the branch moved (someone else pushed), fetches and makes the same
+/// commit again on the new tip — history records are new files, so this never conflicts with
+/// what others push (a changed file, such as the lock under automatic approval, is only written
+/// if nobody else changed it meanwhile) — up to [`PUSH_ATTEMPTS`] times.
+/// Afterwards the checkout is at the pushed commit. Returns it and the attempts it took.
+pub fn commit_and_push(
+    checkout: &Checkout,
+    files: &[(String, Vec<u8>)],
+    message: &str,
+) -> Result<(Oid, u32), CommandError> {
+    let git = &checkout.git;
+    let original = git.head_commit().map_err(git_error)?;
+    let mut parent = original;
+    for attempt in 1..=PUSH_ATTEMPTS {
+        let commit = git
+            .commit_files(parent, files, message)
+            .map_err(git_error)?;
+        match git.push(commit, &checkout.base, None).map_err(git_error)? {
+            Push::Pushed => {
+                git.reset_hard(commit).map_err(git_error)?;
+                return Ok((commit, attempt));
+            }
+            Push::Rejected(why) => {
+                tracing::warn!(attempt, %why, "push refused; fetching and committing again on the new tip");
+                println!(
+                    "{} moved on the remote while recording (attempt {attempt}); committing again on top of it.",
+                    checkout.base
+                );
+                git.fetch().map_err(git_error)?;
+                let tip = git.remote_branch(&checkout.base).ok_or_else(|| {
+                    CommandError::external(format!(
+                        "origin/{} disappeared while recording history",
+                        checkout.base
+                    ))
+                })?;
+                // History files are new; a file that is not (the lock, under automatic
+                // approval) must not have been changed by the push that got in first.
+                for (path, _) in files {
+                    if !git.same_file(original, tip, path).map_err(git_error)? {
+                        return Err(CommandError::external(format!(
+                            "{path} was changed on {} while unitsync was recording; not overwriting it",
+                            checkout.base
+                        ))
+                        .hinted("the PSA was changed and the record is in history/ in this checkout; pull, then commit and push it by hand"));
+                    }
+                }
+                parent = tip;
+            }
+        }
+    }
+    Err(CommandError::external(format!(
+        "could not push the history commit to {} after {PUSH_ATTEMPTS} attempts: the branch keeps moving",
+        checkout.base
+    ))
+    .hinted("the PSA was changed and the record is in history/ in this checkout; commit and push it by hand"))
+}
+
+/// Who approved what `apply --gitops` applies.
+#[derive(Debug, Clone, Default)]
+pub struct Approval {
+    pub commit: Option<String>,
+    pub pull_request: Option<u64>,
+    pub approved_by: Option<String>,
+}
+
+/// Applies the lock in `repo` (merged on the default branch), records every line's outcome in a
+/// history record, and commits it (with `extra_files`, such as the lock for automatic approval)
+/// to the default branch. Drifted lines are skipped unless `force`.
+pub async fn apply_merged<P: Psa + Sync>(
+    repo: &BillingRepo,
+    psa: &P,
+    checkout: &Checkout,
+    approval: Approval,
+    force: bool,
+    extra_files: Vec<(String, Vec<u8>)>,
+) -> Result<Outcome, CommandError> {
+    let started = jiff::Timestamp::now();
+    let planned = make_plan(repo, psa, DesiredFrom::Lock).await?.plan;
+    let plan = if force {
+        force_drift(&planned)
+    } else {
+        planned
+    };
+    print!(
+        "{}",
+        render::table(
+            &plan,
+            &render::TableOptions {
+                all: false,
+                color: render::use_color(),
+            },
+        )
+    );
+    let drifted: Vec<_> = plan
+        .lines
+        .iter()
+        .filter(|l| matches!(l.action, Action::Drift { .. }))
+        .collect();
+    for line in &drifted {
+        if let Action::Drift { last_applied, psa } = line.action {
+            println!(
+                "skipped  {}: the PSA holds {psa}, but unitsync last wrote {last_applied}; someone changed it by hand \
+                 (run `unitsync apply --gitops --force` to set it to the approved {})",
+                line.mapping,
+                line.approved
+                    .map_or_else(|| "value".to_string(), |q| q.to_string())
+            );
+        }
+    }
+
+    let options = ApplyOptions {
+        effective: effective_date(effective_policy(repo), super::apply::today(repo)),
+        concurrency: 4,
+    };
+    let mut lines = execute(psa, &plan, &options).await;
+    lines.extend(found_applied(&plan));
+    if lines.is_empty() && extra_files.is_empty() {
+        println!("\nNothing to apply.");
+        return super::plan::outcome(&plan, false);
+    }
+
+    let mut files = extra_files;
+    let applied = lines
+        .iter()
+        .filter(|l| l.outcome == LineOutcome::Applied)
+        .count();
+    let mut history_path = None;
+    if !lines.is_empty() {
+        let record = HistoryRecord {
+            run: started
+                .round(jiff::Unit::Second)
+                .unwrap_or(started)
+                .to_string(),
+            commit: approval.commit.clone(),
+            pull_request: approval.pull_request,
+            approved_by: approval.approved_by.clone(),
+            lines: lines.clone(),
+        };
+        let path = record.write(&repo.root).map_err(|e| {
+            CommandError::external(e.to_string())
+                .hinted("the PSA was changed; keep this output as the record")
+        })?;
+        files.push((checkout.repo_path(&path), record.to_yaml().into_bytes()));
+        history_path = Some(path);
+    }
+    let mut message = format!(
+        "unitsync: apply {applied} unit change{}",
+        if applied == 1 { "" } else { "s" }
+    );
+    if let Some(number) = approval.pull_request {
+        message.push_str(&format!(" from #{number}"));
+    }
+    message.push_str("\n\n");
+    if let Some(commit) = &approval.commit {
+        message.push_str(&format!("Applied-commit: {commit}\n"));
+    }
+    if let Some(by) = &approval.approved_by {
+        message.push_str(&format!("Approved-by: {by}\n"));
+    }
+    let (commit, attempts) = commit_and_push(checkout, &files, &message)?;
+
+    println!();
+    super::apply::print_outcomes(&lines);
+    if let Some(path) = history_path {
+        println!(
+            "Recorded in {} and pushed to {} ({}{}).",
+            path.display(),
+            checkout.base,
+            &commit.to_string()[..7],
+            if attempts > 1 {
+                format!(", after {attempts} attempts")
+            } else {
+                String::new()
+            }
+        );
+    }
+    let failed = lines
+        .iter()
+        .filter(|l| l.outcome != LineOutcome::Applied)
+        .count();
+    if failed > 0 {
+        return Err(CommandError::external(format!(
+            "{failed} line(s) were not applied"
+        ))
+        .hinted("see the reasons above; the next apply retries them (applied lines are not written twice)"));
+    }
+    super::plan::outcome(&plan, false)
+}
+
+fn effective_policy(repo: &BillingRepo) -> EffectiveDate {
+    match &repo.settings.psa {
+        PsaSettings::Connectwise(cw) => cw.effective,
+        PsaSettings::Autotask(at) => at.effective,
+    }
+}
+
+/// `apply --gitops`: the lock merged on the default branch, approved by whoever merged it.
+pub async fn apply_gitops<P: Psa + Sync>(
+    repo: &BillingRepo,
+    psa: &P,
+    force: bool,
+) -> Result<Outcome, CommandError> {
+    let checkout = Checkout::open(repo)?;
+    checkout.require_default_branch()?;
+    let sha = checkout.git.head_commit().map_err(git_error)?.to_string();
+    let mut approval = Approval {
+        commit: Some(sha.clone()),
+        ..Approval::default()
+    };
+    match github(repo)? {
+        Some(github) => {
+            use crate::review::Review;
+            match github.pull_for_commit(&sha).await.map_err(review_error)? {
+                Some(pull) => {
+                    println!(
+                        "Applying {} as merged in #{}{}.",
+                        &sha[..7],
+                        pull.number,
+                        pull.merged_by
+                            .as_deref()
+                            .map_or_else(String::new, |by| format!(" by {by}"))
+                    );
+                    approval.pull_request = Some(pull.number);
+                    approval.approved_by = pull.merged_by;
+                }
+                None => println!(
+                    "Applying {} ({}; no merged pull request found for it).",
+                    &sha[..7],
+                    checkout.base
+                ),
+            }
+        }
+        None => println!(
+            "Applying {} ({}); GITHUB_TOKEN is not set, so the record names no pull request or approver.",
+            &sha[..7],
+            checkout.base
+        ),
+    }
+    apply_merged(repo, psa, &checkout, approval, force, Vec::new()).await
+}

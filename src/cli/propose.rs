@@ -1,0 +1,406 @@
+//! `unitsync propose`: write the vendor's counts into `units.lock.yaml` on the proposal branch and
+//! open or update the one pull request that asks for their approval.
+//!
+//! - Idempotent: the same data gives the same commit content, so a second run pushes nothing and
+//!   opens nothing.
+//! - Never force-pushes over a reviewer: when the open pull request's branch has commits unitsync
+//!   did not make, the branch is left alone and only the pull request's body is updated, with a
+//!   note saying so. (A branch left over from a merged or closed pull request is replaced, with
+//!   `--force-with-lease` so nothing unseen is lost.)
+//! - A rejection sticks: values proposed by the latest pull request closed without merging are
+//!   not proposed again until the vendor's count moves to something else.
+//! - `approval: automatic` skips the pull request: the new lock and the history of applying it
+//!   are committed straight to the default branch.
+
+use clap::Args;
+
+use super::gitops::{
+    Approval, Checkout, apply_merged, git_error, github, proposal_branch, review_error,
+};
+use super::workflow::{connect, load_repo, make_plan, runtime};
+use super::{CommandError, GlobalArgs, Outcome};
+use crate::config::{self, BillingRepo, Lock};
+use crate::plan::{DesiredFrom, Plan, drop_rejected, lock_change_count, lock_changes};
+use crate::psa::Psa;
+use crate::render::{self, GITHUB_COMMENT_LIMIT, MarkdownOptions};
+use crate::review::git::{ForeignCommit, Push};
+use crate::review::{ProposalMarker, PullRequest, Review};
+
+#[derive(Debug, Args)]
+pub struct ProposeArgs {}
+
+pub fn run(global: &GlobalArgs, _args: &ProposeArgs) -> Result<Outcome, CommandError> {
+    let repo = load_repo(&global.dir)?;
+    let psa = connect(&repo)?;
+    runtime()?.block_on(async {
+        let checkout = Checkout::open(&repo)?;
+        if repo.settings.approval == config::Approval::Automatic {
+            return propose_automatic(&repo, &psa, &checkout).await;
+        }
+        let github = github(&repo)?.ok_or_else(|| {
+            CommandError::user("GITHUB_TOKEN is not set; propose opens a pull request on GitHub")
+                .hinted("in a GitHub Action pass `GITHUB_TOKEN: ${{ secrets.GITHUB_TOKEN }}`; locally, `unitsync plan` shows the same changes")
+        })?;
+        propose(&repo, &psa, &checkout, &github).await
+    })
+}
+
+/// What happened to the proposal branch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BranchState {
+    Created,
+    Updated,
+    Unchanged,
+    /// A reviewer's commits are on it; left alone.
+    Edited(Vec<ForeignCommit>),
+}
+
+/// `propose` with manual approval, through `review`.
+pub async fn propose<P: Psa + Sync, R: Review + Sync>(
+    repo: &BillingRepo,
+    psa: &P,
+    checkout: &Checkout,
+    review: &R,
+) -> Result<Outcome, CommandError> {
+    let git = &checkout.git;
+    let base = &checkout.base;
+    let branch = proposal_branch(repo);
+    let lock_path = checkout.repo_path(std::path::Path::new(config::LOCK_FILE));
+
+    git.fetch().map_err(git_error)?;
+    let base_head = git
+        .remote_branch(base)
+        .ok_or_else(|| CommandError::external(format!("the remote has no branch {base}")))?;
+    let base_lock_text = git.read_file(base_head, &lock_path).map_err(git_error)?;
+    let local_lock_text = std::fs::read_to_string(repo.root.join(config::LOCK_FILE)).ok();
+    if base_lock_text != local_lock_text {
+        return Err(CommandError::user(format!(
+            "units.lock.yaml in this checkout differs from the one on origin/{base}"
+        ))
+        .hinted(format!(
+            "`git pull` on {base} first: proposals are made against the default branch"
+        )));
+    }
+
+    let plan = make_plan(repo, psa, DesiredFrom::Lock).await?.plan;
+    let wanted = plan.proposed_lock(&repo.lock);
+
+    let open = review.open_pull(&branch).await.map_err(review_error)?;
+    let closed = review
+        .last_closed_unmerged(&branch)
+        .await
+        .map_err(review_error)?;
+    let rejected = closed
+        .as_ref()
+        .and_then(|p| ProposalMarker::find(&p.body))
+        .map(|m| m.units)
+        .unwrap_or_default();
+    let (proposed, held_back) = drop_rejected(&repo.lock, &wanted, &rejected);
+    let held_note = held_back_note(&held_back, closed.as_ref());
+    if let Some(note) = &held_note {
+        println!("{note}");
+    }
+
+    if proposed == repo.lock {
+        println!("{}", plan.summary());
+        match &open {
+            Some(pr) => println!(
+                "Nothing to propose: units.lock.yaml on {base} already holds these counts (pull request #{} is still open).",
+                pr.number
+            ),
+            None => println!(
+                "Nothing to propose: units.lock.yaml on {base} already holds these counts."
+            ),
+        }
+        return Ok(Outcome::Done);
+    }
+
+    let count = lock_change_count(&repo.lock, &proposed);
+    let title = format!(
+        "unitsync: propose {count} unit change{}",
+        if count == 1 { "" } else { "s" }
+    );
+    let new_text = render::lock_text(&proposed);
+    let diff = render::lock_diff(
+        base_lock_text.as_deref().unwrap_or(""),
+        &new_text,
+        config::LOCK_FILE,
+    );
+
+    // The branch: made from the default branch with the new lock, unless a reviewer is on it.
+    let state = match git.remote_branch(&branch) {
+        None => {
+            let commit = git
+                .commit_files(
+                    base_head,
+                    &[(lock_path.clone(), new_text.clone().into_bytes())],
+                    &title,
+                )
+                .map_err(git_error)?;
+            push(checkout, commit, &branch, None)?;
+            BranchState::Created
+        }
+        Some(tip) => {
+            let foreign = git.foreign_commits(tip, base_head).map_err(git_error)?;
+            let current = git.parent(tip).map_err(git_error)? == Some(base_head)
+                && git
+                    .read_file(tip, &lock_path)
+                    .map_err(git_error)?
+                    .as_deref()
+                    == Some(new_text.as_str());
+            if !foreign.is_empty() && open.is_some() {
+                BranchState::Edited(foreign)
+            } else if current && foreign.is_empty() {
+                BranchState::Unchanged
+            } else {
+                let commit = git
+                    .commit_files(
+                        base_head,
+                        &[(lock_path.clone(), new_text.clone().into_bytes())],
+                        &title,
+                    )
+                    .map_err(git_error)?;
+                push(checkout, commit, &branch, Some(tip))?;
+                BranchState::Updated
+            }
+        }
+    };
+
+    let body = pull_body(
+        &plan,
+        &diff,
+        &repo.lock,
+        &proposed,
+        &state,
+        held_note.as_deref(),
+    );
+    let edited = matches!(state, BranchState::Edited(_));
+    let (pull, pull_changed) = match &open {
+        // The title describes the branch; once a reviewer owns it, keep theirs.
+        Some(pr) if pr.body == body && (edited || pr.title == title) => (pr.clone(), false),
+        Some(pr) => {
+            let title = if edited {
+                pr.title.as_str()
+            } else {
+                title.as_str()
+            };
+            let updated = review
+                .update_pull(pr.number, title, &body)
+                .await
+                .map_err(review_error)?;
+            (updated, true)
+        }
+        None => {
+            let created = review
+                .create_pull(&branch, base, &title, &body)
+                .await
+                .map_err(review_error)?;
+            (created, true)
+        }
+    };
+
+    println!("{}", plan.summary());
+    let link = pull
+        .html_url
+        .as_deref()
+        .map_or_else(String::new, |u| format!(" {u}"));
+    match &state {
+        BranchState::Edited(foreign) => println!(
+            "{branch} has {} commit{} unitsync did not make (a reviewer edited it): left the branch alone and \
+             did not force-push; {} the description of #{}{link}.",
+            foreign.len(),
+            if foreign.len() == 1 { "" } else { "s" },
+            if pull_changed {
+                "updated only"
+            } else {
+                "nothing to change in"
+            },
+            pull.number
+        ),
+        BranchState::Unchanged if !pull_changed => println!(
+            "Already proposed: {branch} and #{} are up to date; nothing pushed.{link}",
+            pull.number
+        ),
+        _ if open.is_some() => println!("Updated {branch} and #{}: {title}{link}", pull.number),
+        _ => println!("Opened #{}: {title}{link}", pull.number),
+    }
+    Ok(Outcome::Done)
+}
+
+fn push(
+    checkout: &Checkout,
+    commit: git2::Oid,
+    branch: &str,
+    expected: Option<git2::Oid>,
+) -> Result<(), CommandError> {
+    match checkout
+        .git
+        .push(commit, branch, Some(expected))
+        .map_err(git_error)?
+    {
+        Push::Pushed => Ok(()),
+        Push::Rejected(why) => Err(CommandError::external(format!(
+            "{branch} changed on the remote while proposing; nothing was overwritten: {why}"
+        ))
+        .hinted("run propose again")),
+    }
+}
+
+fn held_back_note(held_back: &[String], closed: Option<&PullRequest>) -> Option<String> {
+    let closed = closed?;
+    if held_back.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "Not proposed again (rejected when #{} was closed without merging; proposed again when the vendor's count changes): {}",
+        closed.number,
+        held_back.join(", ")
+    ))
+}
+
+/// The pull-request body: notes, the plan with the lock diff, and the hidden marker; at most
+/// GitHub's 65,536 characters.
+fn pull_body(
+    plan: &Plan,
+    diff: &str,
+    current: &Lock,
+    proposed: &Lock,
+    state: &BranchState,
+    held_note: Option<&str>,
+) -> String {
+    let mut head = String::new();
+    if let BranchState::Edited(foreign) = state {
+        head.push_str(
+            "> [!NOTE]\n> This branch has commits unitsync did not make, so unitsync leaves it alone and does not \
+             force-push over them. Merging applies the lock **as it is on the branch**. The plan below is what \
+             unitsync would propose now; to get a fresh proposal instead, close this pull request and delete the branch.\n>\n",
+        );
+        for c in foreign.iter().take(10) {
+            head.push_str(&format!(
+                "> - `{}` {} — {}\n",
+                &c.sha[..7.min(c.sha.len())],
+                render::escape_markdown(&c.author),
+                render::escape_markdown(&c.summary)
+            ));
+        }
+        head.push('\n');
+    }
+    let mut tail = String::from(
+        "\n\n---\nMerging this pull request approves the counts in `units.lock.yaml`; `unitsync apply --gitops` then \
+         sets them in the PSA and records who approved them. Change a value to approve another count; delete a line \
+         to leave that PSA line alone this time; close the pull request to reject these values.\n",
+    );
+    if let Some(note) = held_note {
+        tail.push_str(&format!("\n{}\n", render::escape_markdown(note)));
+    }
+    tail.push('\n');
+    // The marker gets at most half of the body; the rendered plan shrinks to fit the rest.
+    tail.push_str(
+        &ProposalMarker::new(lock_changes(current, proposed))
+            .to_comment_within(GITHUB_COMMENT_LIMIT / 2),
+    );
+    tail.push('\n');
+    let room = GITHUB_COMMENT_LIMIT.saturating_sub(head.chars().count() + tail.chars().count());
+    let markdown = render::markdown(
+        plan,
+        &MarkdownOptions {
+            lock_diff: Some(diff.to_string()),
+            max_len: room,
+        },
+    );
+    format!("{head}{markdown}{tail}")
+}
+
+/// `approval: automatic`: no pull request. The new lock and the history of applying it go
+/// straight to the default branch in one commit.
+async fn propose_automatic<P: Psa + Sync>(
+    repo: &BillingRepo,
+    psa: &P,
+    checkout: &Checkout,
+) -> Result<Outcome, CommandError> {
+    checkout.require_default_branch()?;
+    let plan = make_plan(repo, psa, DesiredFrom::Lock).await?.plan;
+    let proposed = plan.proposed_lock(&repo.lock);
+    let mut files = Vec::new();
+    let mut approved = repo.clone();
+    if proposed != repo.lock {
+        let count = lock_change_count(&repo.lock, &proposed);
+        println!(
+            "approval: automatic — approving {count} unit change{} without a pull request.",
+            if count == 1 { "" } else { "s" }
+        );
+        files.push((
+            checkout.repo_path(std::path::Path::new(config::LOCK_FILE)),
+            render::lock_text(&proposed).into_bytes(),
+        ));
+        approved.lock = proposed;
+    }
+    let approval = Approval {
+        commit: Some(checkout.git.head_commit().map_err(git_error)?.to_string()),
+        pull_request: None,
+        approved_by: Some("automatic".to_string()),
+    };
+    apply_merged(&approved, psa, checkout, approval, false, files).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::UpdatePolicy;
+    use crate::plan::{Action, PlanLine, ResolvedTarget};
+    use crate::quantity::Quantity;
+
+    #[test]
+    fn a_huge_proposal_still_fits_a_pull_request_body_with_its_marker() {
+        let q = |n: usize| -> Quantity { n.to_string().parse().unwrap() };
+        let lines: Vec<PlanLine> = (0..5_000)
+            .map(|i| PlanLine {
+                mapping: format!("customer-{i:05}/cloud-backup-premium-storage"),
+                account: format!("Customer number {i} with a long company name"),
+                license_type: "Cloud Backup Premium Storage".into(),
+                target: ResolvedTarget::default(),
+                vendor: Some(q(i + 1)),
+                approved: Some(q(i)),
+                psa: Some(q(i)),
+                last_applied: None,
+                update: UpdatePolicy::InPlace,
+                action: Action::Propose {
+                    from: Some(q(i)),
+                    to: q(i + 1),
+                },
+            })
+            .collect();
+        let plan = Plan {
+            desired: DesiredFrom::Lock,
+            lines,
+            unmapped: vec![],
+        };
+        let current = Lock::default();
+        let proposed = plan.proposed_lock(&current);
+        let diff = render::lock_diff("", &render::lock_text(&proposed), "units.lock.yaml");
+        let foreign = vec![ForeignCommit {
+            sha: "0123456789abcdef".into(),
+            author: "Jane".into(),
+            summary: "edit".into(),
+        }];
+        let body = pull_body(
+            &plan,
+            &diff,
+            &current,
+            &proposed,
+            &BranchState::Edited(foreign),
+            Some("held back"),
+        );
+        assert!(
+            body.chars().count() <= GITHUB_COMMENT_LIMIT,
+            "{}",
+            body.len()
+        );
+        assert!(body.contains("Plan: 0 to update (+0 / -0 units), 5000 to propose"));
+        assert!(body.contains("commits unitsync did not make"));
+        // The marker is there; too many values for one body, so it says it is partial.
+        let marker = ProposalMarker::find(&body).expect("marker");
+        assert!(marker.truncated);
+        assert!(marker.units.len() > 100, "{}", marker.units.len());
+    }
+}

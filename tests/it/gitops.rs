@@ -1,0 +1,1098 @@
+//! The GitOps loop end to end: the `unitsync` binary against the ConnectWise sandbox, real git
+//! repositories (a bare remote and clones in a temp dir) and a fake GitHub API (axum, on
+//! 127.0.0.1) that records every call so the tests can assert exactly what was asked.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Arc, Mutex};
+
+use axum::Json;
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::get;
+use serde_json::{Value, json};
+use unitsync::history::{HistoryRecord, LineOutcome, read_all};
+use unitsync::review::MARKER_START;
+use unitsync::sandbox::{Faults, Sandbox, SandboxHandle, demo_seed};
+
+const REPOSITORY: &str = "computech/billing";
+const TOKEN: &str = "ghp_testtoken0123456789";
+const BRANCH: &str = "unitsync/pending";
+const BOB: &str = "bobs-dentistry/shadowprotect-desktop";
+const FOX: &str = "angry-fox-co/shadowprotect-server";
+const TORCH: &str = "digitaltorch-inc/cloud-premium-gb";
+
+// ---------------------------------------------------------------------------------------------
+// A fake GitHub
+
+#[derive(Debug, Clone, PartialEq)]
+struct Call {
+    method: String,
+    path: String,
+    query: BTreeMap<String, String>,
+    body: Value,
+}
+
+#[derive(Debug, Clone)]
+struct FakePull {
+    number: u64,
+    title: String,
+    body: String,
+    head: String,
+    base: String,
+    open: bool,
+    merged_by: Option<String>,
+    merge_commit_sha: Option<String>,
+    /// Larger is more recently updated.
+    updated: u64,
+}
+
+impl FakePull {
+    fn json(&self) -> Value {
+        json!({
+            "number": self.number,
+            "title": self.title,
+            "body": self.body,
+            "state": if self.open { "open" } else { "closed" },
+            "html_url": format!("https://github.com/{REPOSITORY}/pull/{}", self.number),
+            "head": { "ref": self.head, "sha": "0000000", "label": format!("computech:{}", self.head) },
+            "base": { "ref": self.base, "sha": "0000000" },
+            "merged_at": self.merged_by.as_ref().map(|_| "2026-11-25T10:00:00Z"),
+            "merge_commit_sha": self.merge_commit_sha,
+            "merged_by": self.merged_by.as_ref().map(|login| json!({ "login": login })),
+        })
+    }
+}
+
+#[derive(Default)]
+struct GhState {
+    pulls: Vec<FakePull>,
+    calls: Vec<Call>,
+    tick: u64,
+    bad_auth: usize,
+}
+
+type Gh = Arc<Mutex<GhState>>;
+
+struct FakeGitHub {
+    url: String,
+    state: Gh,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+impl FakeGitHub {
+    fn start() -> FakeGitHub {
+        let state: Gh = Arc::default();
+        let app = axum::Router::new()
+            .route(
+                "/repos/{owner}/{repo}/pulls",
+                get(list_pulls).post(create_pull),
+            )
+            .route(
+                "/repos/{owner}/{repo}/pulls/{number}",
+                get(read_pull).patch(update_pull),
+            )
+            .route(
+                "/repos/{owner}/{repo}/commits/{sha}/pulls",
+                get(commit_pulls),
+            )
+            .with_state(state.clone());
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                let _ = axum::serve(listener, app)
+                    .with_graceful_shutdown(async {
+                        let _ = rx.await;
+                    })
+                    .await;
+            });
+        });
+        FakeGitHub {
+            url,
+            state,
+            _shutdown: tx,
+        }
+    }
+
+    fn calls(&self) -> Vec<Call> {
+        self.state.lock().unwrap().calls.clone()
+    }
+
+    /// (method, path) of every call, cleared afterwards.
+    fn take_calls(&self) -> Vec<Call> {
+        std::mem::take(&mut self.state.lock().unwrap().calls)
+    }
+
+    fn pulls(&self) -> Vec<FakePull> {
+        self.state.lock().unwrap().pulls.clone()
+    }
+
+    /// The reviewer merges pull request `number` as `by`; `sha` is the merge commit.
+    fn merge(&self, number: u64, by: &str, sha: &str) {
+        let mut state = self.state.lock().unwrap();
+        state.tick += 1;
+        let tick = state.tick;
+        let pull = state.pulls.iter_mut().find(|p| p.number == number).unwrap();
+        pull.open = false;
+        pull.merged_by = Some(by.into());
+        pull.merge_commit_sha = Some(sha.into());
+        pull.updated = tick;
+    }
+
+    fn close(&self, number: u64) {
+        let mut state = self.state.lock().unwrap();
+        state.tick += 1;
+        let tick = state.tick;
+        let pull = state.pulls.iter_mut().find(|p| p.number == number).unwrap();
+        pull.open = false;
+        pull.updated = tick;
+    }
+}
+
+fn record(
+    state: &Gh,
+    method: &str,
+    headers: &HeaderMap,
+    path: String,
+    query: BTreeMap<String, String>,
+    body: Value,
+) -> Result<(), (StatusCode, Json<Value>)> {
+    let mut s = state.lock().unwrap();
+    s.calls.push(Call {
+        method: method.into(),
+        path,
+        query,
+        body,
+    });
+    let auth = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if auth != format!("Bearer {TOKEN}") {
+        s.bad_auth += 1;
+        return Err((
+            StatusCode::UNAUTHORIZED,
+            Json(json!({ "message": "Bad credentials" })),
+        ));
+    }
+    Ok(())
+}
+
+type Reply = Result<Json<Value>, (StatusCode, Json<Value>)>;
+
+async fn list_pulls(
+    State(state): State<Gh>,
+    UrlPath((owner, repo)): UrlPath<(String, String)>,
+    Query(query): Query<BTreeMap<String, String>>,
+    headers: HeaderMap,
+) -> Reply {
+    let path = format!("/repos/{owner}/{repo}/pulls");
+    record(&state, "GET", &headers, path, query.clone(), Value::Null)?;
+    let s = state.lock().unwrap();
+    let wanted_state = query.get("state").map(String::as_str).unwrap_or("open");
+    let head = query.get("head").cloned().unwrap_or_default();
+    let mut pulls: Vec<&FakePull> = s
+        .pulls
+        .iter()
+        .filter(|p| match wanted_state {
+            "open" => p.open,
+            "closed" => !p.open,
+            _ => true,
+        })
+        .filter(|p| head.is_empty() || head == format!("{owner}:{}", p.head))
+        .collect();
+    pulls.sort_by_key(|p| std::cmp::Reverse(p.updated));
+    Ok(Json(Value::Array(pulls.iter().map(|p| p.json()).collect())))
+}
+
+async fn create_pull(
+    State(state): State<Gh>,
+    UrlPath((owner, repo)): UrlPath<(String, String)>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Reply {
+    let path = format!("/repos/{owner}/{repo}/pulls");
+    record(
+        &state,
+        "POST",
+        &headers,
+        path,
+        BTreeMap::new(),
+        body.clone(),
+    )?;
+    let mut s = state.lock().unwrap();
+    let head = body["head"].as_str().unwrap_or_default().to_string();
+    if s.pulls.iter().any(|p| p.open && p.head == head) {
+        return Err((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(
+                json!({ "message": format!("A pull request already exists for {owner}:{head}.") }),
+            ),
+        ));
+    }
+    s.tick += 1;
+    let pull = FakePull {
+        number: s.pulls.len() as u64 + 1,
+        title: body["title"].as_str().unwrap_or_default().into(),
+        body: body["body"].as_str().unwrap_or_default().into(),
+        head,
+        base: body["base"].as_str().unwrap_or_default().into(),
+        open: true,
+        merged_by: None,
+        merge_commit_sha: None,
+        updated: s.tick,
+    };
+    let reply = pull.json();
+    s.pulls.push(pull);
+    Ok(Json(reply))
+}
+
+async fn read_pull(
+    State(state): State<Gh>,
+    UrlPath((owner, repo, number)): UrlPath<(String, String, u64)>,
+    headers: HeaderMap,
+) -> Reply {
+    let path = format!("/repos/{owner}/{repo}/pulls/{number}");
+    record(&state, "GET", &headers, path, BTreeMap::new(), Value::Null)?;
+    let s = state.lock().unwrap();
+    match s.pulls.iter().find(|p| p.number == number) {
+        Some(p) => Ok(Json(p.json())),
+        None => Err((
+            StatusCode::NOT_FOUND,
+            Json(json!({ "message": "Not Found" })),
+        )),
+    }
+}
+
+async fn update_pull(
+    State(state): State<Gh>,
+    UrlPath((owner, repo, number)): UrlPath<(String, String, u64)>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Reply {
+    let path = format!("/repos/{owner}/{repo}/pulls/{number}");
+    record(
+        &state,
+        "PATCH",
+        &headers,
+        path,
+        BTreeMap::new(),
+        body.clone(),
+    )?;
+    let mut s = state.lock().unwrap();
+    s.tick += 1;
+    let tick = s.tick;
+    let Some(pull) = s.pulls.iter_mut().find(|p| p.number == number) else {
+        return Err((
+            StatusCode::NOT_FOUND,
+            Json(json!({ "message": "Not Found" })),
+        ));
+    };
+    if let Some(title) = body["title"].as_str() {
+        pull.title = title.into();
+    }
+    if let Some(text) = body["body"].as_str() {
+        pull.body = text.into();
+    }
+    pull.updated = tick;
+    Ok(Json(pull.json()))
+}
+
+async fn commit_pulls(
+    State(state): State<Gh>,
+    UrlPath((owner, repo, sha)): UrlPath<(String, String, String)>,
+    headers: HeaderMap,
+) -> Reply {
+    let path = format!("/repos/{owner}/{repo}/commits/{sha}/pulls");
+    record(&state, "GET", &headers, path, BTreeMap::new(), Value::Null)?;
+    let s = state.lock().unwrap();
+    // The "simple" pull-request objects of this endpoint carry no merged_by.
+    let pulls = s
+        .pulls
+        .iter()
+        .filter(|p| p.merge_commit_sha.as_deref() == Some(sha.as_str()))
+        .map(|p| {
+            let mut v = p.json();
+            v.as_object_mut().unwrap().remove("merged_by");
+            v
+        })
+        .collect();
+    Ok(Json(Value::Array(pulls)))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Git repositories and the binary
+
+fn git_in(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_AUTHOR_NAME", "Jane Reviewer")
+        .env("GIT_AUTHOR_EMAIL", "jdoe@computech.example")
+        .env("GIT_COMMITTER_NAME", "Jane Reviewer")
+        .env("GIT_COMMITTER_EMAIL", "jdoe@computech.example")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?} in {}: {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+const MAPPINGS: &str = include_str!("../../examples/billing-repo/mappings.yaml");
+
+/// `units.lock.yaml` as unitsync writes it.
+fn lock_yaml(entries: &[(&str, &str)]) -> String {
+    unitsync::render::lock_text(&unitsync::config::Lock {
+        units: entries
+            .iter()
+            .map(|(id, units)| ((*id).to_string(), units.parse().unwrap()))
+            .collect(),
+    })
+}
+
+fn usage_csv(bob: &str, torch: &str) -> String {
+    format!(
+        "account,license_type,units,unit\nBob's Dentistry,ShadowProtect Desktop,{bob},\n\
+         Angry Fox Co,ShadowProtect Server,2,\nDigitalTorch Inc,Cloud Premium GB,{torch},GB\n\
+         Slate Gravel,ShadowProtect Desktop,3,\n"
+    )
+}
+
+/// A billing repo on a bare remote, a clone where unitsync runs, a reviewer's clone, the
+/// ConnectWise sandbox and the fake GitHub.
+struct World {
+    dir: tempfile::TempDir,
+    remote: PathBuf,
+    work: PathBuf,
+    reviewer: PathBuf,
+    sandbox: SandboxHandle,
+    github: FakeGitHub,
+}
+
+impl World {
+    fn new(approval: &str) -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let sandbox = Sandbox::start_in_background(
+            demo_seed(),
+            Faults::none(),
+            "127.0.0.1:0".parse().unwrap(),
+        )
+        .unwrap();
+        let github = FakeGitHub::start();
+        let remote = dir.path().join("billing.git");
+        let work = dir.path().join("work");
+        let reviewer = dir.path().join("reviewer");
+        git_in(
+            dir.path(),
+            &["init", "--quiet", "--bare", "-b", "main", "billing.git"],
+        );
+        git_in(dir.path(), &["clone", "--quiet", "billing.git", "reviewer"]);
+        let settings = format!(
+            "psa:\n  connectwise:\n    site: {}\n    company: computech\n    update: in-place\n\
+             source:\n  csv:\n    path: usage.csv\napproval: {approval}\n\
+             github:\n  repository: {REPOSITORY}\n",
+            sandbox.base_url()
+        );
+        std::fs::write(reviewer.join("unitsync.yaml"), settings).unwrap();
+        std::fs::write(reviewer.join("mappings.yaml"), MAPPINGS).unwrap();
+        std::fs::write(reviewer.join("usage.csv"), usage_csv("4", "135.5")).unwrap();
+        // The approved counts are what the PSA bills today.
+        std::fs::write(
+            reviewer.join("units.lock.yaml"),
+            lock_yaml(&[(BOB, "3"), (FOX, "2"), (TORCH, "120.25")]),
+        )
+        .unwrap();
+        git_in(&reviewer, &["add", "."]);
+        git_in(&reviewer, &["commit", "--quiet", "-m", "billing repo"]);
+        git_in(&reviewer, &["push", "--quiet", "origin", "main"]);
+        git_in(dir.path(), &["clone", "--quiet", "billing.git", "work"]);
+        World {
+            dir,
+            remote,
+            work,
+            reviewer,
+            sandbox,
+            github,
+        }
+    }
+
+    fn unitsync(&self, args: &[&str]) -> Output {
+        self.unitsync_with_token(args, Some(TOKEN))
+    }
+
+    fn unitsync_with_token(&self, args: &[&str], token: Option<&str>) -> Output {
+        let login = self.sandbox.login();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_unitsync"));
+        command.env_remove("GITHUB_TOKEN");
+        if let Some(token) = token {
+            command.env("GITHUB_TOKEN", token);
+        }
+        let out = command
+            .arg("-C")
+            .arg(&self.work)
+            .args(args)
+            .env_remove("GITHUB_REPOSITORY")
+            .env_remove("RUST_LOG")
+            .env("GITHUB_API_URL", &self.github.url)
+            .env("UNITSYNC_CW_PUBLIC_KEY", &login.public_key)
+            .env("UNITSYNC_CW_PRIVATE_KEY", &login.private_key)
+            .env("UNITSYNC_CW_CLIENT_ID", login.client_id.unwrap_or_default())
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!text.contains(TOKEN), "the token leaked: {text}");
+        if let Some(token) = token {
+            assert!(!text.contains(token), "the token leaked: {text}");
+        }
+        out
+    }
+
+    /// Runs unitsync and expects success; returns stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.unitsync(args);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "unitsync {args:?} failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    }
+
+    fn remote_git(&self, args: &[&str]) -> String {
+        let mut all = vec!["--git-dir", self.remote.to_str().unwrap()];
+        all.extend_from_slice(args);
+        let out = Command::new("git")
+            .args(&all)
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "git {all:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    fn remote_sha(&self, branch: &str) -> String {
+        self.remote_git(&["rev-parse", &format!("refs/heads/{branch}")])
+    }
+
+    fn remote_file(&self, rev: &str, path: &str) -> String {
+        self.remote_git(&["show", &format!("{rev}:{path}")])
+    }
+
+    /// The reviewer merges pull request `number`: the default branch fast-forwards to the
+    /// proposal branch on the remote, and GitHub records who merged it.
+    fn merge(&self, number: u64) -> String {
+        let sha = self.remote_sha(BRANCH);
+        self.remote_git(&["update-ref", "refs/heads/main", &sha]);
+        self.github.merge(number, "jdoe", &sha);
+        git_in(&self.work, &["pull", "--quiet", "--ff-only"]);
+        sha
+    }
+
+    /// Someone commits `files` to the default branch; the unitsync clone pulls it if `pull`.
+    fn commit_main(&self, files: &[(&str, &str)], message: &str, pull: bool) {
+        git_in(&self.reviewer, &["checkout", "--quiet", "main"]);
+        git_in(
+            &self.reviewer,
+            &["pull", "--quiet", "--ff-only", "origin", "main"],
+        );
+        for (path, text) in files {
+            std::fs::write(self.reviewer.join(path), text).unwrap();
+        }
+        git_in(&self.reviewer, &["add", "."]);
+        git_in(&self.reviewer, &["commit", "--quiet", "-m", message]);
+        git_in(&self.reviewer, &["push", "--quiet", "origin", "main"]);
+        if pull {
+            git_in(&self.work, &["pull", "--quiet", "--ff-only"]);
+        }
+    }
+
+    fn patches(&self) -> usize {
+        self.sandbox
+            .requests()
+            .iter()
+            .filter(|r| r.method == "PATCH")
+            .count()
+    }
+
+    fn quantity(&self, addition: i64) -> f64 {
+        self.sandbox.addition(addition).unwrap().quantity
+    }
+
+    /// The history records on the remote's default branch, read from a fresh clone.
+    fn remote_history(&self) -> Vec<HistoryRecord> {
+        let check = self
+            .dir
+            .path()
+            .join(format!("check-{}", self.remote_sha("main")));
+        if !check.exists() {
+            git_in(
+                self.dir.path(),
+                &[
+                    "clone",
+                    "--quiet",
+                    self.remote.to_str().unwrap(),
+                    check.to_str().unwrap(),
+                ],
+            );
+        }
+        read_all(&check)
+            .unwrap()
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect()
+    }
+}
+
+fn paths(calls: &[Call]) -> Vec<(String, String)> {
+    calls
+        .iter()
+        .map(|c| (c.method.clone(), c.path.clone()))
+        .collect()
+}
+
+fn list_query(state: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("direction".to_string(), "desc".to_string()),
+        ("head".to_string(), format!("computech:{BRANCH}")),
+        ("per_page".to_string(), "30".to_string()),
+        ("sort".to_string(), "updated".to_string()),
+        ("state".to_string(), state.to_string()),
+    ])
+}
+
+const PULLS: &str = "/repos/computech/billing/pulls";
+
+/// The two look-ups every manual propose starts with.
+fn assert_lookups(calls: &[Call]) {
+    assert_eq!(calls[0].method, "GET");
+    assert_eq!(calls[0].path, PULLS);
+    assert_eq!(calls[0].query, list_query("open"));
+    assert_eq!(calls[1].method, "GET");
+    assert_eq!(calls[1].path, PULLS);
+    assert_eq!(calls[1].query, list_query("closed"));
+}
+
+fn summary(record: &HistoryRecord) -> Vec<(String, String, String, LineOutcome, Option<String>)> {
+    record
+        .lines
+        .iter()
+        .map(|l| {
+            (
+                l.mapping.clone(),
+                l.from.to_string(),
+                l.to.to_string(),
+                l.outcome,
+                l.reason.clone(),
+            )
+        })
+        .collect()
+}
+
+fn line(
+    id: &str,
+    from: &str,
+    to: &str,
+    reason: Option<&str>,
+) -> (String, String, String, LineOutcome, Option<String>) {
+    (
+        id.into(),
+        from.into(),
+        to.into(),
+        LineOutcome::Applied,
+        reason.map(str::to_string),
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// The tests
+
+#[test]
+fn the_whole_loop_propose_merge_apply() {
+    let world = World::new("manual");
+    let main_before = world.remote_sha("main");
+
+    // propose: one branch, one pull request.
+    let out = world.ok(&["propose"]);
+    assert!(
+        out.contains("Opened #1: unitsync: propose 2 unit changes"),
+        "{out}"
+    );
+    let calls = world.github.take_calls();
+    assert_eq!(
+        paths(&calls),
+        [
+            ("GET".into(), PULLS.into()),
+            ("GET".into(), PULLS.into()),
+            ("POST".into(), PULLS.into()),
+        ]
+    );
+    assert_lookups(&calls);
+    let create = &calls[2].body;
+    assert_eq!(create["title"], "unitsync: propose 2 unit changes");
+    assert_eq!(create["head"], BRANCH);
+    assert_eq!(create["base"], "main");
+    let body = create["body"].as_str().unwrap();
+    assert!(
+        body.contains(
+            "Plan: 0 to update (+0 / -0 units), 2 to propose, 1 in sync, 1 unmapped, 0 errors."
+        ),
+        "{body}"
+    );
+    assert!(body.contains("```diff"), "{body}");
+    assert!(
+        body.contains(&format!(
+            "-  {BOB}: 3\n-  {TORCH}: 120.25\n+  {BOB}: 4\n+  {TORCH}: 135.5\n"
+        )),
+        "{body}"
+    );
+    assert!(
+        body.contains("Slate Gravel"),
+        "unmapped accounts are listed: {body}"
+    );
+    assert!(body.contains(&format!(
+        "{MARKER_START}{{\"format_version\":1,\"units\":{{\"{BOB}\":4,\"{TORCH}\":135.5}}}} -->"
+    )));
+    assert!(body.chars().count() <= 65_536);
+
+    // The branch: one unitsync commit on top of main, changing only the lock.
+    let tip = world.remote_sha(BRANCH);
+    assert_eq!(
+        world.remote_git(&["rev-parse", &format!("{tip}^")]),
+        main_before
+    );
+    assert_eq!(
+        world.remote_git(&["log", "-1", "--format=%an <%ae>|%s", &tip]),
+        "unitsync <unitsync@users.noreply.github.com>|unitsync: propose 2 unit changes"
+    );
+    assert_eq!(
+        world.remote_git(&["diff", "--name-only", &main_before, &tip]),
+        "units.lock.yaml"
+    );
+    let lock = world.remote_file(BRANCH, "units.lock.yaml");
+    assert!(
+        lock.ends_with(&format!("units:\n  {FOX}: 2\n  {BOB}: 4\n  {TORCH}: 135.5")),
+        "{lock}"
+    );
+    assert_eq!(world.patches(), 0, "propose never writes the PSA");
+
+    // propose again: the same data, so no commit and no new pull request.
+    let out = world.ok(&["propose"]);
+    assert!(out.contains("Already proposed"), "{out}");
+    let calls = world.github.take_calls();
+    assert_eq!(calls.len(), 2, "{calls:#?}");
+    assert_lookups(&calls);
+    assert_eq!(world.remote_sha(BRANCH), tip);
+    assert_eq!(world.github.pulls().len(), 1);
+
+    // The reviewer merges; apply sets the PSA and records who approved.
+    let merged = world.merge(1);
+    let out = world.ok(&["apply", "--gitops"]);
+    assert!(out.contains("merged in #1 by jdoe"), "{out}");
+    assert_eq!(
+        paths(&world.github.take_calls()),
+        [
+            (
+                "GET".into(),
+                format!("/repos/computech/billing/commits/{merged}/pulls")
+            ),
+            ("GET".into(), format!("{PULLS}/1")),
+        ]
+    );
+    assert_eq!(world.patches(), 2);
+    assert_eq!(world.quantity(5001), 4.0);
+    assert_eq!(world.quantity(5005), 135.5);
+    assert_eq!(world.quantity(5003), 2.0);
+
+    let history = world.remote_history();
+    assert_eq!(history.len(), 1);
+    let record = &history[0];
+    assert_eq!(record.commit.as_deref(), Some(merged.as_str()));
+    assert_eq!(record.pull_request, Some(1));
+    assert_eq!(record.approved_by.as_deref(), Some("jdoe"));
+    assert_eq!(
+        summary(record),
+        [
+            line(BOB, "3", "4", None),
+            line(TORCH, "120.25", "135.5", None),
+            line(FOX, "2", "2", Some(unitsync::apply::FOUND_BASELINE)),
+        ]
+    );
+    // The history commit sits on the merge, and the checkout is at it.
+    let main_after = world.remote_sha("main");
+    assert_eq!(
+        world.remote_git(&["rev-parse", &format!("{main_after}^")]),
+        merged
+    );
+    assert_eq!(git_in(&world.work, &["rev-parse", "HEAD"]), main_after);
+    assert_eq!(git_in(&world.work, &["status", "--porcelain"]), "");
+
+    // Nothing left: propose has nothing to do, apply writes nothing.
+    let out = world.ok(&["propose"]);
+    assert!(out.contains("Nothing to propose"), "{out}");
+    assert_eq!(world.github.take_calls().len(), 2);
+    let out = world.ok(&["apply", "--gitops"]);
+    assert!(out.contains("Nothing to apply"), "{out}");
+    assert_eq!(world.patches(), 2);
+    assert_eq!(world.remote_sha("main"), main_after);
+    assert_eq!(world.github.state.lock().unwrap().bad_auth, 0);
+}
+
+#[test]
+fn reviewer_edits_are_applied_exactly_and_never_overwritten() {
+    let world = World::new("manual");
+    world.ok(&["propose"]);
+    world.github.take_calls();
+
+    // The reviewer approves 5 instead of 4 for Bob and deletes DigitalTorch's line.
+    git_in(&world.reviewer, &["fetch", "--quiet", "origin"]);
+    git_in(
+        &world.reviewer,
+        &[
+            "checkout",
+            "--quiet",
+            "-b",
+            "edit",
+            &format!("origin/{BRANCH}"),
+        ],
+    );
+    let lock = std::fs::read_to_string(world.reviewer.join("units.lock.yaml")).unwrap();
+    let edited = lock
+        .replace(&format!("  {BOB}: 4\n"), &format!("  {BOB}: 5\n"))
+        .replace(&format!("  {TORCH}: 135.5\n"), "");
+    assert_ne!(edited, lock);
+    std::fs::write(world.reviewer.join("units.lock.yaml"), &edited).unwrap();
+    git_in(
+        &world.reviewer,
+        &[
+            "commit",
+            "--quiet",
+            "-am",
+            "approve 5 for Bob; not DigitalTorch",
+        ],
+    );
+    git_in(
+        &world.reviewer,
+        &["push", "--quiet", "origin", &format!("HEAD:{BRANCH}")],
+    );
+    let reviewed = world.remote_sha(BRANCH);
+
+    // propose leaves the branch alone and only notes it in the pull request.
+    let out = world.ok(&["propose"]);
+    assert!(out.contains("left the branch alone"), "{out}");
+    let calls = world.github.take_calls();
+    assert_eq!(calls.len(), 3, "{calls:#?}");
+    assert_lookups(&calls);
+    assert_eq!(
+        (calls[2].method.as_str(), calls[2].path.as_str()),
+        ("PATCH", "/repos/computech/billing/pulls/1")
+    );
+    let body = calls[2].body["body"].as_str().unwrap();
+    assert!(body.contains("commits unitsync did not make"), "{body}");
+    assert!(body.contains("approve 5 for Bob"), "{body}");
+    assert_eq!(calls[2].body["title"], "unitsync: propose 2 unit changes");
+    assert_eq!(
+        world.remote_sha(BRANCH),
+        reviewed,
+        "no force-push over the reviewer"
+    );
+    // Once noted, a rerun changes nothing.
+    world.ok(&["propose"]);
+    assert_eq!(world.github.take_calls().len(), 2);
+    assert_eq!(world.remote_sha(BRANCH), reviewed);
+
+    // Merged as edited: Bob gets exactly 5, DigitalTorch is left alone.
+    world.merge(1);
+    world.ok(&["apply", "--gitops"]);
+    assert_eq!(world.quantity(5001), 5.0);
+    assert_eq!(world.quantity(5005), 120.25);
+    assert_eq!(world.patches(), 1);
+    let history = world.remote_history();
+    assert_eq!(
+        summary(&history[0]),
+        [
+            line(BOB, "3", "5", None),
+            line(FOX, "2", "2", Some(unitsync::apply::FOUND_BASELINE)),
+        ]
+    );
+}
+
+#[test]
+fn a_closed_pull_request_is_not_proposed_again_until_the_vendor_count_changes() {
+    let world = World::new("manual");
+    world.ok(&["propose"]);
+    world.github.take_calls();
+    world.github.close(1);
+
+    let out = world.ok(&["propose"]);
+    assert!(out.contains("Nothing to propose"), "{out}");
+    assert!(
+        out.contains("rejected when #1 was closed without merging"),
+        "{out}"
+    );
+    let calls = world.github.take_calls();
+    assert_eq!(calls.len(), 2, "only the look-ups: {calls:#?}");
+    assert_lookups(&calls);
+
+    // Bob buys a fifth desktop: that is proposed; DigitalTorch's rejected 135.5 is not.
+    world.commit_main(
+        &[("usage.csv", &usage_csv("5", "135.5"))],
+        "vendor export",
+        true,
+    );
+    let out = world.ok(&["propose"]);
+    assert!(
+        out.contains("Opened #2: unitsync: propose 1 unit change"),
+        "{out}"
+    );
+    let calls = world.github.take_calls();
+    assert_eq!(calls.len(), 3);
+    assert_eq!(calls[2].method, "POST");
+    let body = calls[2].body["body"].as_str().unwrap();
+    assert!(body.contains(&format!("{{\"{BOB}\":5}}")), "{body}");
+    let lock = world.remote_file(BRANCH, "units.lock.yaml");
+    assert!(lock.contains(&format!("  {BOB}: 5\n")), "{lock}");
+    assert!(lock.contains(&format!("  {TORCH}: 120.25")), "{lock}");
+    // The leftover branch of #1 was replaced on top of the new main.
+    assert_eq!(
+        world.remote_git(&["rev-parse", &format!("{}^", world.remote_sha(BRANCH))]),
+        world.remote_sha("main")
+    );
+}
+
+#[test]
+fn the_history_push_is_retried_when_the_default_branch_moved() {
+    let world = World::new("manual");
+    world.ok(&["propose"]);
+    let merged = world.merge(1);
+    // Someone pushes to main after the checkout was made: the first push is not a fast-forward.
+    world.commit_main(&[("README.md", "# billing\n")], "readme", false);
+    let readme = world.remote_sha("main");
+
+    let out = world.ok(&["apply", "--gitops"]);
+    assert!(out.contains("attempt 1"), "{out}");
+    assert!(out.contains("after 2 attempts"), "{out}");
+    let main = world.remote_sha("main");
+    assert_eq!(
+        world.remote_git(&["rev-parse", &format!("{main}^")]),
+        readme
+    );
+    assert_eq!(world.remote_file("main", "README.md"), "# billing");
+    let history = world.remote_history();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].commit.as_deref(), Some(merged.as_str()));
+    assert_eq!(
+        world.patches(),
+        2,
+        "the PSA is written once, whatever the pushes do"
+    );
+    assert_eq!(git_in(&world.work, &["rev-parse", "HEAD"]), main);
+}
+
+#[test]
+fn an_interrupted_apply_is_completed_without_writing_a_line_twice() {
+    let world = World::new("manual");
+    world.ok(&["propose"]);
+    world.merge(1);
+    world.ok(&["apply", "--gitops"]);
+
+    // Next month: Bob 6, DigitalTorch 140. Proposed and merged.
+    world.commit_main(
+        &[("usage.csv", &usage_csv("6", "140"))],
+        "vendor export",
+        true,
+    );
+    world.ok(&["propose"]);
+    world.merge(2);
+
+    // An apply that died after writing Bob's line, before committing history.
+    let login = world.sandbox.login();
+    let settings = unitsync::config::ConnectWiseSettings {
+        site: world.sandbox.base_url(),
+        company: "computech".into(),
+        api_version: None,
+        update: unitsync::config::UpdatePolicy::InPlace,
+        effective: Default::default(),
+        concurrency: None,
+    };
+    let client = unitsync::psa::ConnectWiseClient::new(
+        &settings,
+        unitsync::psa::Credentials::new(
+            login.public_key.clone(),
+            login.private_key.clone(),
+            login.client_id.clone().unwrap_or_default(),
+        ),
+    )
+    .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime
+        .block_on(unitsync::psa::Psa::apply(
+            &client,
+            &unitsync::psa::LineChange {
+                mapping: BOB.into(),
+                contract_id: 1001,
+                line_id: 5001,
+                from: "4".parse().unwrap(),
+                to: "6".parse().unwrap(),
+                policy: unitsync::config::UpdatePolicy::InPlace,
+                effective: jiff::civil::date(2026, 12, 1),
+            },
+        ))
+        .unwrap();
+    world.sandbox.clear_requests();
+
+    let out = world.ok(&["apply", "--gitops"]);
+    assert!(out.contains("found applied"), "{out}");
+    assert_eq!(world.patches(), 1, "only DigitalTorch is written");
+    assert_eq!(world.quantity(5001), 6.0);
+    assert_eq!(world.quantity(5005), 140.0);
+    let history = world.remote_history();
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[1].pull_request, Some(2));
+    assert_eq!(
+        summary(&history[1]),
+        [
+            line(TORCH, "135.5", "140", None),
+            line(BOB, "4", "6", Some(unitsync::apply::FOUND_APPLIED)),
+        ]
+    );
+
+    // And again: nothing written, nothing recorded.
+    world.sandbox.clear_requests();
+    let out = world.ok(&["apply", "--gitops"]);
+    assert!(out.contains("Nothing to apply"), "{out}");
+    assert_eq!(world.patches(), 0);
+    assert_eq!(world.remote_history().len(), 2);
+}
+
+#[test]
+fn automatic_approval_applies_and_commits_without_a_pull_request() {
+    let world = World::new("automatic");
+    let before = world.remote_sha("main");
+    let out = world.ok(&["propose"]);
+    assert!(out.contains("approval: automatic"), "{out}");
+    assert!(world.github.calls().is_empty(), "no GitHub calls");
+    assert_eq!(world.patches(), 2);
+    assert_eq!(world.quantity(5001), 4.0);
+    assert_eq!(world.quantity(5005), 135.5);
+
+    let main = world.remote_sha("main");
+    assert_eq!(
+        world.remote_git(&["rev-parse", &format!("{main}^")]),
+        before
+    );
+    let changed = world.remote_git(&["diff", "--name-only", &before, &main]);
+    assert!(changed.starts_with("history/"), "{changed}");
+    assert!(changed.ends_with("units.lock.yaml"), "{changed}");
+    let lock = world.remote_file("main", "units.lock.yaml");
+    assert!(lock.contains(&format!("  {BOB}: 4\n")), "{lock}");
+    let history = world.remote_history();
+    assert_eq!(history[0].approved_by.as_deref(), Some("automatic"));
+    assert_eq!(history[0].pull_request, None);
+    assert!(world.remote_git(&["branch", "--list", BRANCH]).is_empty());
+
+    // Again: nothing to do.
+    let out = world.ok(&["propose"]);
+    assert!(out.contains("Nothing to apply"), "{out}");
+    assert_eq!(world.remote_sha("main"), main);
+    assert_eq!(world.patches(), 2);
+}
+
+#[test]
+fn apply_gitops_refuses_off_the_default_branch() {
+    let world = World::new("manual");
+    git_in(&world.work, &["checkout", "--quiet", "-b", "feature"]);
+    let out = world.unitsync(&["apply", "--gitops"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("not the default branch main"), "{stderr}");
+    assert_eq!(world.patches(), 0);
+}
+
+#[test]
+fn drift_is_reported_and_skipped_unless_forced() {
+    let world = World::new("manual");
+    world.ok(&["propose"]);
+    world.merge(1);
+    world.ok(&["apply", "--gitops"]);
+    let records = world.remote_history().len();
+
+    // Someone sets Bob's line to 7 by hand in ConnectWise.
+    let mut bob = world.sandbox.addition(5001).unwrap();
+    bob.quantity = 7.0;
+    world.sandbox.put_addition(bob);
+    world.sandbox.clear_requests();
+
+    let out = world.ok(&["apply", "--gitops"]);
+    assert!(
+        out.contains("skipped  bobs-dentistry/shadowprotect-desktop: the PSA holds 7, but unitsync last wrote 4"),
+        "{out}"
+    );
+    assert!(out.contains("--force"), "{out}");
+    assert_eq!(world.patches(), 0);
+    assert_eq!(world.quantity(5001), 7.0);
+    assert_eq!(world.remote_history().len(), records);
+
+    let out = world.ok(&["apply", "--gitops", "--force"]);
+    assert!(
+        out.contains("applied  bobs-dentistry/shadowprotect-desktop: 7 → 4"),
+        "{out}"
+    );
+    assert_eq!(world.patches(), 1);
+    assert_eq!(world.quantity(5001), 4.0);
+    let history = world.remote_history();
+    assert_eq!(history.len(), records + 1);
+    assert_eq!(summary(&history[records]), [line(BOB, "7", "4", None)]);
+}
+
+#[test]
+fn github_credentials_are_required_and_never_printed() {
+    let world = World::new("manual");
+    let out = world.unitsync_with_token(&["propose"], None);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("GITHUB_TOKEN is not set"), "{stderr}");
+    assert!(world.github.calls().is_empty());
+
+    let wrong = "ghp_wrongtoken9876543210";
+    let out = world.unitsync_with_token(&["propose"], Some(wrong));
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("Bad credentials (HTTP 401)"), "{stderr}");
+    assert_eq!(world.github.state.lock().unwrap().bad_auth, 1);
+    assert!(
+        world.remote_git(&["branch", "--list", BRANCH]).is_empty(),
+        "nothing pushed"
+    );
+    assert_eq!(world.patches(), 0);
+}
