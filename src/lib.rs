@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod apply;
+pub mod ci_env;
 pub mod cli;
 pub mod config;
 pub mod history;
