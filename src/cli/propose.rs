@@ -83,6 +83,7 @@ pub async fn propose<P: Psa + Sync, R: Review + Sync>(
     }
 
     let plan = make_plan(repo, psa, DesiredFrom::Lock).await?.plan;
+    super::plan::publish_to_github(&plan)?;
     let wanted = plan.proposed_lock(&repo.lock);
 
     let open = review.open_pull(&branch).await.map_err(review_error)?;
@@ -199,6 +200,8 @@ pub async fn propose<P: Psa + Sync, R: Review + Sync>(
         }
     };
 
+    crate::ci_env::set_output("pr-number", &pull.number.to_string())
+        .map_err(|e| CommandError::user(e.to_string()))?;
     println!("{}", plan.summary());
     let link = pull
         .html_url
