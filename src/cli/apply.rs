@@ -181,7 +181,13 @@ fn stale_lines(plan: &Plan) -> Vec<HistoryLine> {
                 line: line.target.line_id,
                 product: line.target.product.clone(),
                 from: planned.parse().unwrap_or_default(),
-                to: line.vendor.or(line.approved).unwrap_or_default(),
+                // The count the plan was heading for: the approved one for a plan made from
+                // the lock, else the vendor's (the stale error no longer carries the update).
+                to: match plan.desired {
+                    DesiredFrom::Lock => line.approved,
+                    DesiredFrom::Vendor => line.vendor,
+                }
+                .unwrap_or_default(),
                 outcome: LineOutcome::Stale,
                 new_line: None,
                 reason: Some(reason.to_string()),

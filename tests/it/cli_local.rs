@@ -1056,3 +1056,50 @@ fn a_negative_vendor_count_names_the_file_and_row() {
     }
     assert_eq!(env.writes(), vec![]);
 }
+
+#[test]
+fn a_stale_line_of_a_saved_lock_plan_records_the_approved_count_it_was_refused() {
+    let env = Env::new();
+    edit(
+        &env.repo.join("units.lock.yaml"),
+        "bobs-dentistry/shadowprotect-desktop: 3",
+        "bobs-dentistry/shadowprotect-desktop: 5",
+    );
+    let plan_file = env.temp.path().join("plan.json");
+    let out = env.run(&["plan", "--from-lock", "--out", plan_file.to_str().unwrap()]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stdout.contains("update 3 → 5 (+2)"),
+        "the approved 5, not the vendor's 4: {}",
+        out.stdout
+    );
+
+    env.hand_edit(5001, 6.0);
+    let out = env.run(&[
+        "apply",
+        "--from-lock",
+        "--plan",
+        plan_file.to_str().unwrap(),
+        "--yes",
+    ]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stdout.contains(
+            "STALE    bobs-dentistry/shadowprotect-desktop: 3 → 5: the saved plan saw 3 units"
+        ),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(write_calls(&env), [patch("1003/additions/5005", "135.5")]);
+    let history = normalized_history(&env);
+    assert_eq!(history.len(), 1);
+    let bob = history[0]
+        .1
+        .split("- mapping: ")
+        .find(|l| l.starts_with("bobs-dentistry/"))
+        .unwrap();
+    assert!(
+        bob.contains("  from: 3\n  to: 5\n  outcome: stale\n"),
+        "{bob}"
+    );
+}
