@@ -92,7 +92,19 @@ pub async fn apply_interactive<P: Psa + Sync>(
     let stale = stale_lines(&plan);
     if updates == 0 {
         if !stale.is_empty() {
-            write_history(repo, started, stale)?;
+            // Every change of the saved plan was refused: say so, and where it is recorded,
+            // rather than "nothing to apply" and a hint about fixing mappings.
+            let path = write_history(repo, started, stale.clone())?;
+            println!();
+            print_outcomes(&stale);
+            println!("Recorded in {}.", path.display());
+            return Err(CommandError::user(format!(
+                "{} line{} of the saved plan {} refused because the PSA changed since the plan was made; nothing was applied",
+                stale.len(),
+                if stale.len() == 1 { "" } else { "s" },
+                if stale.len() == 1 { "was" } else { "were" },
+            ))
+            .hinted("run `unitsync plan` again to see the PSA as it is now, and apply a new plan"));
         }
         println!("\nNothing to apply.");
         return super::plan::outcome(&plan, false);
@@ -109,25 +121,7 @@ pub async fn apply_interactive<P: Psa + Sync>(
     lines.extend(stale);
     let path = write_history(repo, started, lines.clone())?;
     println!();
-    for line in &lines {
-        match line.outcome {
-            LineOutcome::Applied => {
-                println!("applied  {}: {} → {}", line.mapping, line.from, line.to)
-            }
-            LineOutcome::Failed | LineOutcome::Stale => println!(
-                "{:<8} {}: {} → {}: {}",
-                if line.outcome == LineOutcome::Failed {
-                    "FAILED"
-                } else {
-                    "STALE"
-                },
-                line.mapping,
-                line.from,
-                line.to,
-                line.reason.as_deref().unwrap_or("")
-            ),
-        }
-    }
+    print_outcomes(&lines);
     println!("Recorded in {}.", path.display());
 
     // Re-read the PSA: the proof that it now holds what was approved.
@@ -162,6 +156,29 @@ pub async fn apply_interactive<P: Psa + Sync>(
         .hinted("see the reasons above; run apply again to retry what failed (applied lines are not written twice)"));
     }
     super::plan::outcome(&plan, false)
+}
+
+/// One line per applied, failed or stale line.
+fn print_outcomes(lines: &[HistoryLine]) {
+    for line in lines {
+        match line.outcome {
+            LineOutcome::Applied => {
+                println!("applied  {}: {} → {}", line.mapping, line.from, line.to)
+            }
+            LineOutcome::Failed | LineOutcome::Stale => println!(
+                "{:<8} {}: {} → {}: {}",
+                if line.outcome == LineOutcome::Failed {
+                    "FAILED"
+                } else {
+                    "STALE"
+                },
+                line.mapping,
+                line.from,
+                line.to,
+                line.reason.as_deref().unwrap_or("")
+            ),
+        }
+    }
 }
 
 /// Saved-plan lines refused as stale become history lines too, so the record shows every line

@@ -225,7 +225,7 @@ fn settings() -> insta::Settings {
     let mut settings = insta::Settings::clone_current();
     settings.add_filter(r"127\.0\.0\.1:\d+", "127.0.0.1:[PORT]");
     settings.add_filter(
-        r"history/\d{4}/\d{2}/\d{4}-\d{2}-\d{2}T\d{6}Z\.yaml",
+        r"history/\d{4}/\d{2}/\d{4}-\d{2}-\d{2}T\d{6}Z(-\d+)?\.yaml",
         "history/[YYYY]/[MM]/[RUN].yaml",
     );
     settings.add_filter(
@@ -1101,5 +1101,55 @@ fn a_stale_line_of_a_saved_lock_plan_records_the_approved_count_it_was_refused()
     assert!(
         bob.contains("  from: 3\n  to: 5\n  outcome: stale\n"),
         "{bob}"
+    );
+}
+
+#[test]
+fn a_saved_plan_whose_every_line_is_stale_applies_nothing_and_says_so() {
+    let env = Env::new();
+    let plan_file = env.temp.path().join("plan.json");
+    let out = env.run(&["plan", "--out", plan_file.to_str().unwrap()]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    env.hand_edit(5001, 6.0);
+    env.hand_edit(5005, 100.0);
+    env.sandbox.clear_requests();
+    let out = env.run(&["apply", "--plan", plan_file.to_str().unwrap(), "--yes"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let _guard = settings().bind_to_scope();
+    insta::assert_snapshot!(out.stdout, @r"
+    MAPPING                               COMPANY        AGREEMENT       PRODUCT     VENDOR  APPROVED     PSA  ACTION
+    bobs-dentistry/shadowprotect-desktop  BobsDentistry  Managed Backup  SP-DESKTOP       4         3       3  error: the saved plan saw 3 units on this PSA line, but it now holds 6; someone changed it since the plan was made — run plan again
+    digitaltorch-inc/cloud-premium-gb     DigitalTorch   Cloud Backup    CLOUD-GB     135.5     135.5  120.25  error: the saved plan saw 120.25 units on this PSA line, but it now holds 100; someone changed it since the plan was made — run plan again
+    1 line in sync not shown (plan --all shows it).
+
+    Unmapped vendor accounts (not billed until mapped):
+    ACCOUNT       LICENCE TYPE           UNITS
+    Slate Gravel  ShadowProtect Desktop      3
+
+    Plan: 0 to update (+0 / -0 units), 1 in sync, 1 unmapped, 2 errors.
+
+    STALE    bobs-dentistry/shadowprotect-desktop: 3 → 4: the saved plan saw 3 units on this PSA line, but it now holds 6; someone changed it since the plan was made — run plan again
+    STALE    digitaltorch-inc/cloud-premium-gb: 120.25 → 135.5: the saved plan saw 120.25 units on this PSA line, but it now holds 100; someone changed it since the plan was made — run plan again
+    Recorded in history/[YYYY]/[MM]/[RUN].yaml.
+    ");
+    assert_eq!(
+        out.stderr,
+        "error: 2 lines of the saved plan were refused because the PSA changed since the plan \
+         was made; nothing was applied\n\
+         hint: run `unitsync plan` again to see the PSA as it is now, and apply a new plan\n"
+    );
+    assert_eq!(env.writes(), vec![]);
+    assert_eq!(env.quantities(), [(5001, 6.0), (5003, 2.0), (5005, 100.0)]);
+    let history = normalized_history(&env);
+    assert_eq!(history.len(), 1);
+    assert_eq!(
+        history[0].1.matches("  outcome: stale\n").count(),
+        2,
+        "{}",
+        history[0].1
+    );
+    assert!(
+        out.stdout
+            .contains(&format!("Recorded in {}.\n", history[0].0))
     );
 }
