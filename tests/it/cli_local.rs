@@ -1153,3 +1153,63 @@ fn a_saved_plan_whose_every_line_is_stale_applies_nothing_and_says_so() {
             .contains(&format!("Recorded in {}.\n", history[0].0))
     );
 }
+
+#[test]
+fn a_line_the_psa_keeps_refusing_fails_alone_and_is_recorded_as_failed() {
+    let env = Env::new();
+    env.sandbox.set_faults(
+        Faults::none()
+            .server_errors(100, 500)
+            .only_method("PATCH")
+            .only_path_containing("/additions/5005"),
+    );
+    let out = env.run(&["apply", "--yes"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let _guard = settings().bind_to_scope();
+    insta::assert_snapshot!(out.stdout, @r"
+    MAPPING                               COMPANY        AGREEMENT       PRODUCT     VENDOR  APPROVED     PSA  ACTION
+    bobs-dentistry/shadowprotect-desktop  BobsDentistry  Managed Backup  SP-DESKTOP       4         3       3  update 3 → 4 (+1)
+    digitaltorch-inc/cloud-premium-gb     DigitalTorch   Cloud Backup    CLOUD-GB     135.5     135.5  120.25  update 120.25 → 135.5 (+15.25)
+    1 line in sync not shown (plan --all shows it).
+
+    Unmapped vendor accounts (not billed until mapped):
+    ACCOUNT       LICENCE TYPE           UNITS
+    Slate Gravel  ShadowProtect Desktop      3
+
+    Plan: 2 to update (+16.25 / -0 units), 1 in sync, 1 unmapped, 0 errors.
+
+    applied  bobs-dentistry/shadowprotect-desktop: 3 → 4
+    FAILED   digitaltorch-inc/cloud-premium-gb: 120.25 → 135.5: PATCH /v4_6_release/apis/3.0/finance/agreements/1003/additions/5005: server error (HTTP 500) after 4 attempt(s): An unexpected error occurred (injected by the sandbox)
+    Recorded in history/[YYYY]/[MM]/[RUN].yaml.
+
+    PSA after apply:
+      ok bobs-dentistry/shadowprotect-desktop: 4
+    Plan: 1 to update (+15.25 / -0 units), 2 in sync, 1 unmapped, 0 errors.
+    ");
+    assert_eq!(
+        out.stderr,
+        "error: 1 line(s) were not applied and 0 did not read back as written\n\
+         hint: see the reasons above; run apply again to retry what failed (applied lines are \
+         not written twice)\n"
+    );
+    assert_eq!(env.quantities(), [(5001, 4.0), (5003, 2.0), (5005, 120.25)]);
+    let history = normalized_history(&env);
+    assert!(
+        history[0].1.ends_with(
+            "  from: 120.25\n  to: 135.5\n  outcome: failed\n  reason: \"PATCH \
+             /v4_6_release/apis/3.0/finance/agreements/1003/additions/5005: server error (HTTP \
+             500) after 4 attempt(s): An unexpected error occurred (injected by the sandbox)\"\n"
+        ),
+        "{}",
+        history[0].1
+    );
+
+    // The PSA recovers: the next run writes only the failed line.
+    env.sandbox.set_faults(Faults::none());
+    env.sandbox.clear_requests();
+    let out = env.run(&["apply", "--yes"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(write_calls(&env), [patch("1003/additions/5005", "135.5")]);
+    assert_eq!(env.quantities(), [(5001, 4.0), (5003, 2.0), (5005, 135.5)]);
+    assert_eq!(env.history().len(), 2);
+}
