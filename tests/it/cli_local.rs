@@ -958,14 +958,19 @@ fn secrets_never_appear_in_output_or_history() {
         env.run(&["plan", "--format", "json"]),
         env.run(&["-vv", "apply", "--yes"]),
         env.run(&["-vv", "doctor"]),
+        env.run(&["-vvv", "plan"]),
     ];
     assert_eq!(
         runs.iter().map(|r| r.code).collect::<Vec<_>>(),
-        [Some(0), Some(0), Some(0), Some(0)],
+        [Some(0), Some(0), Some(0), Some(0), Some(0)],
         "{runs:?}"
     );
     env.set_cred("UNITSYNC_CW_PRIVATE_KEY", Some(WRONG_PRIVATE));
-    let failed = [env.run(&["-vv", "plan"]), env.run(&["-vv", "doctor"])];
+    let failed = [
+        env.run(&["-vvv", "plan"]),
+        env.run(&["-vv", "apply", "--yes"]),
+        env.run(&["-vv", "doctor"]),
+    ];
     for run in &failed {
         assert_eq!(run.code, Some(1), "{run:?}");
         assert!(
@@ -977,7 +982,16 @@ fn secrets_never_appear_in_output_or_history() {
     runs.extend(failed);
     let history = env.history();
     assert_eq!(history.len(), 1);
-    for secret in [PUBLIC, PRIVATE, WRONG_PRIVATE] {
+    // Also the Basic auth header values, which carry the keys in base64.
+    let encoded: Vec<String> = [PRIVATE, WRONG_PRIVATE]
+        .iter()
+        .map(|key| {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD.encode(format!("computech+{PUBLIC}:{key}"))
+        })
+        .collect();
+    let secrets = [PUBLIC, PRIVATE, WRONG_PRIVATE, &encoded[0], &encoded[1]];
+    for secret in secrets {
         for run in &runs {
             assert!(
                 !run.stdout.contains(secret),
