@@ -14,7 +14,16 @@ pub struct DoctorArgs {
 }
 
 pub fn run(global: &GlobalArgs, args: &DoctorArgs) -> Result<Outcome, CommandError> {
-    let repo = load_repo(&global.dir)?;
+    let repo = match load_repo(&global.dir) {
+        Ok(repo) => repo,
+        Err(e) => {
+            // The problems are on stderr already; keep doctor's one line per check.
+            println!(
+                "[FAIL] billing repo: has errors (listed above); `unitsync validate` checks it"
+            );
+            return Err(e);
+        }
+    };
     println!("[pass] billing repo: {} mappings", repo.mappings.len());
     let psa = match connect(&repo) {
         Ok(psa) => psa,

@@ -1227,3 +1227,22 @@ fn a_line_the_psa_keeps_refusing_fails_alone_and_is_recorded_as_failed() {
     assert_eq!(env.quantities(), [(5001, 4.0), (5003, 2.0), (5005, 135.5)]);
     assert_eq!(env.history().len(), 2);
 }
+
+#[test]
+fn doctor_with_a_broken_billing_repo_fails_its_first_check() {
+    let env = Env::new();
+    std::fs::write(env.repo.join("unitsync.yaml"), "psa: [\n").unwrap();
+    let out = env.run(&["doctor"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert_eq!(
+        out.stdout,
+        "[FAIL] billing repo: has errors (listed above); `unitsync validate` checks it\n"
+    );
+    assert_eq!(
+        out.stderr
+            .replace(&env.repo.display().to_string(), "[REPO]"),
+        "unitsync.yaml:1:6: error: invalid YAML: unclosed bracket '['\n\
+         1 error in 1 file in billing repo [REPO]\n"
+    );
+    assert_eq!(env.sandbox.requests(), vec![]);
+}
