@@ -1229,6 +1229,44 @@ fn a_line_the_psa_keeps_refusing_fails_alone_and_is_recorded_as_failed() {
 }
 
 #[test]
+fn apply_with_a_broken_mapping_applies_the_other_lines_and_exits_1() {
+    let env = Env::new();
+    edit(
+        &env.repo.join("mappings.yaml"),
+        "agreement: 1002",
+        "agreement: 9999",
+    );
+    let out = env.run_with_stdin(&["apply"], Some("yes\n"));
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stdout.contains(
+            "applied  bobs-dentistry/shadowprotect-desktop: 3 → 4\n\
+             applied  digitaltorch-inc/cloud-premium-gb: 120.25 → 135.5\n"
+        ),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.ends_with(
+        "\nPSA after apply:\n  ok bobs-dentistry/shadowprotect-desktop: 4\n  \
+         ok digitaltorch-inc/cloud-premium-gb: 135.5\n\
+         Plan: 0 to update (+0 / -0 units), 2 in sync, 1 unmapped, 1 error.\n"
+    ));
+    assert_eq!(
+        out.stderr,
+        "error: 1 mapping cannot be planned; see the errors above\n\
+         hint: fix the mappings or the PSA records they name, then run plan again\n"
+    );
+    assert_eq!(
+        write_calls(&env),
+        [
+            patch("1001/additions/5001", "4"),
+            patch("1003/additions/5005", "135.5")
+        ]
+    );
+    assert_eq!(normalized_history(&env)[0].1, HISTORY_APPLIED);
+}
+
+#[test]
 fn doctor_with_a_broken_billing_repo_fails_its_first_check() {
     let env = Env::new();
     std::fs::write(env.repo.join("unitsync.yaml"), "psa: [\n").unwrap();
