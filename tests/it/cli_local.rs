@@ -1284,3 +1284,33 @@ fn doctor_with_a_broken_billing_repo_fails_its_first_check() {
     );
     assert_eq!(env.sandbox.requests(), vec![]);
 }
+
+#[test]
+fn a_usage_error_exits_1_never_2_which_means_changes() {
+    let env = Env::new();
+    for args in [
+        &["plan", "--detailed-exitcode", "--fromat", "json"][..],
+        &["plan", "--format", "xml"],
+        &[],
+    ] {
+        let out = env.run(args);
+        assert_eq!(out.code, Some(1), "{args:?}: {out:?}");
+        assert_eq!(out.stdout, "");
+        assert!(out.stderr.starts_with("error: "), "{}", out.stderr);
+    }
+    let out = env.run(&["plan", "--format", "xml"]);
+    assert_eq!(
+        out.stderr,
+        "error: invalid value 'xml' for '--format <FORMAT>'\n  \
+         [possible values: table, markdown, json]\n\n\
+         For more information, try '--help'.\n"
+    );
+    let help = env.run(&["plan", "--help"]);
+    assert_eq!(help.code, Some(0), "{help:?}");
+    assert!(
+        help.stdout.contains("--detailed-exitcode"),
+        "{}",
+        help.stdout
+    );
+    assert_eq!(env.sandbox.requests(), vec![]);
+}
