@@ -1314,3 +1314,76 @@ fn a_usage_error_exits_1_never_2_which_means_changes() {
     );
     assert_eq!(env.sandbox.requests(), vec![]);
 }
+
+#[test]
+fn plan_json_with_a_broken_mapping_is_still_json_and_exits_1() {
+    let env = Env::new();
+    edit(
+        &env.repo.join("mappings.yaml"),
+        "agreement: 1002",
+        "agreement: 9999",
+    );
+    let out = env.run(&["plan", "--format", "json"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let plan: serde_json::Value = serde_json::from_str(&out.stdout).expect("stdout is JSON only");
+    assert_eq!(plan["summary"]["errors"], 1);
+    assert_eq!(
+        plan["lines"][0]["mapping"],
+        "angry-fox-co/shadowprotect-server"
+    );
+    assert_eq!(plan["lines"][0]["action"]["action"], "error");
+    assert!(
+        out.stderr
+            .starts_with("error: 1 mapping cannot be planned; see the errors above\n"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn demo_keep_leaves_the_billing_repo_with_its_history() {
+    let env = Env::new();
+    let kept = env.temp.path().join("kept");
+    let out = env.run(&["demo", "--keep", kept.to_str().unwrap()]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stdout
+            .contains(&format!("Billing repo:        {}\n", kept.display())),
+        "{}",
+        out.stdout
+    );
+    let mut files = Vec::new();
+    collect_files(&kept, &mut files);
+    let mut names: Vec<String> = files
+        .iter()
+        .map(|p| {
+            p.strip_prefix(&kept)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 4, "{names:?}");
+    assert_eq!(names[1..], ["mappings.yaml", "unitsync.yaml", "usage.csv"]);
+    assert!(names[0].starts_with("history/"), "{names:?}");
+
+    // The folder must not exist yet.
+    let again = env.run(&["demo", "--keep", kept.to_str().unwrap()]);
+    assert_eq!(again.code, Some(1), "{again:?}");
+    assert_eq!(again.stdout, "");
+    assert!(
+        again
+            .stderr
+            .starts_with(&format!("error: cannot create {}: ", kept.display())),
+        "{}",
+        again.stderr
+    );
+    assert!(
+        again
+            .stderr
+            .ends_with("\nhint: name a folder that does not exist yet\n"),
+        "{}",
+        again.stderr
+    );
+}
