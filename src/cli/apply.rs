@@ -94,9 +94,9 @@ pub async fn apply_interactive<P: Psa + Sync>(
         if !stale.is_empty() {
             // Every change of the saved plan was refused: say so, and where it is recorded,
             // rather than "nothing to apply" and a hint about fixing mappings.
-            let path = write_history(repo, started, stale.clone())?;
             println!();
             print_outcomes(&stale);
+            let path = write_history(repo, started, stale.clone(), false)?;
             println!("Recorded in {}.", path.display());
             return Err(CommandError::user(format!(
                 "{} line{} of the saved plan {} refused because the PSA changed since the plan was made; nothing was applied",
@@ -119,9 +119,11 @@ pub async fn apply_interactive<P: Psa + Sync>(
     };
     let mut lines = execute(psa, &plan, &options).await;
     lines.extend(stale);
-    let path = write_history(repo, started, lines.clone())?;
+    // The outcomes first: should the record fail to be written, this output is the record.
     println!();
     print_outcomes(&lines);
+    let changed = lines.iter().any(|l| l.outcome == LineOutcome::Applied);
+    let path = write_history(repo, started, lines.clone(), changed)?;
     println!("Recorded in {}.", path.display());
 
     // Re-read the PSA: the proof that it now holds what was approved.
@@ -218,6 +220,7 @@ fn write_history(
     repo: &BillingRepo,
     started: jiff::Timestamp,
     lines: Vec<HistoryLine>,
+    psa_changed: bool,
 ) -> Result<PathBuf, CommandError> {
     let record = HistoryRecord {
         run: started
@@ -233,8 +236,12 @@ fn write_history(
         lines,
     };
     record.write(&repo.root).map_err(|e| {
-        CommandError::external(e.to_string())
-            .hinted("the PSA was changed; keep this output as the record")
+        let error = CommandError::external(e.to_string());
+        if psa_changed {
+            error.hinted("the PSA was changed; keep this output as the record")
+        } else {
+            error.hinted("nothing was changed in the PSA")
+        }
     })
 }
 

@@ -1387,3 +1387,30 @@ fn demo_keep_leaves_the_billing_repo_with_its_history() {
         again.stderr
     );
 }
+
+#[test]
+fn apply_that_cannot_write_history_still_shows_what_it_changed() {
+    let env = Env::new();
+    // A file where this year's history folder should be (written as root, so permissions
+    // would not stop it).
+    let year = jiff::Timestamp::now().strftime("%Y").to_string();
+    std::fs::create_dir(env.repo.join("history")).unwrap();
+    std::fs::write(env.repo.join("history").join(year), "not a folder\n").unwrap();
+    let out = env.run(&["apply", "--yes"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert_eq!(env.quantities(), [(5001, 4.0), (5003, 2.0), (5005, 135.5)]);
+    assert!(
+        out.stdout.ends_with(
+            "\napplied  bobs-dentistry/shadowprotect-desktop: 3 → 4\n\
+             applied  digitaltorch-inc/cloud-premium-gb: 120.25 → 135.5\n"
+        ),
+        "the output is the only record left: {}",
+        out.stdout
+    );
+    assert!(
+        out.stderr
+            .ends_with("\nhint: the PSA was changed; keep this output as the record\n"),
+        "{}",
+        out.stderr
+    );
+}
