@@ -73,6 +73,9 @@ pub async fn apply_interactive<P: Psa + Sync>(
     answers: &mut dyn BufRead,
 ) -> Result<Outcome, CommandError> {
     let started = jiff::Timestamp::now();
+    // A saved plan says what it was made towards (vendor counts or the lock); the fresh plan it
+    // is checked against, and the re-read after applying, must aim at the same counts.
+    let desired = saved.as_ref().map_or(desired, |saved| saved.desired);
     let Planned { plan, .. } = make_plan(repo, psa, desired).await?;
     let plan = match saved {
         Some(saved) => saved.refuse_stale(&plan),

@@ -1414,3 +1414,35 @@ fn apply_that_cannot_write_history_still_shows_what_it_changed() {
         out.stderr
     );
 }
+
+#[test]
+fn apply_of_a_saved_lock_plan_checks_convergence_against_that_plan() {
+    let env = Env::new();
+    edit(
+        &env.repo.join("units.lock.yaml"),
+        "bobs-dentistry/shadowprotect-desktop: 3",
+        "bobs-dentistry/shadowprotect-desktop: 5",
+    );
+    let plan_file = env.temp.path().join("plan.json");
+    let out = env.run(&["plan", "--from-lock", "--out", plan_file.to_str().unwrap()]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    // Applied without repeating --from-lock: the saved plan says what it was made from.
+    let out = env.run(&["apply", "--plan", plan_file.to_str().unwrap(), "--yes"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(
+        write_calls(&env),
+        [
+            patch("1001/additions/5001", "5"),
+            patch("1003/additions/5005", "135.5")
+        ]
+    );
+    assert!(
+        out.stdout.ends_with(
+            "\nPSA after apply:\n  ok bobs-dentistry/shadowprotect-desktop: 5\n  \
+             ok digitaltorch-inc/cloud-premium-gb: 135.5\n\
+             Plan: 0 to update (+0 / -0 units), 1 to propose, 2 in sync, 1 unmapped, 0 errors.\n"
+        ),
+        "{}",
+        out.stdout
+    );
+}
