@@ -8,17 +8,34 @@ use std::sync::OnceLock;
 
 use unitsync::sandbox::{Faults, RecordedRequest, Sandbox, SandboxHandle, Seed, demo_seed};
 
-/// The binary, copied once to a private path: the target directory is shared with other
-/// worktrees, whose builds may replace `CARGO_BIN_EXE_unitsync` while these tests run.
+/// The binary, linked (or copied) once to a private path: the target directory is shared with
+/// other worktrees, whose builds may replace `CARGO_BIN_EXE_unitsync` while these tests run.
+/// Cargo replaces that file rather than rewriting it, so a hard link keeps this build's binary
+/// without copying it. Leftovers of earlier runs (whose process is gone) are removed first.
 fn binary() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("unitsync-cli-local-{}", std::process::id()));
+        let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        let prefix = "cli-local-bin-";
+        if let Ok(entries) = std::fs::read_dir(base) {
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if let Some(pid) = name.strip_prefix(prefix)
+                    && !Path::new("/proc").join(pid).exists()
+                {
+                    let _ = std::fs::remove_dir_all(entry.path());
+                }
+            }
+        }
+        let dir = base.join(format!("{prefix}{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let partial = dir.join("unitsync.partial");
-        std::fs::copy(env!("CARGO_BIN_EXE_unitsync"), &partial).unwrap();
         let bin = dir.join("unitsync");
-        std::fs::rename(&partial, &bin).unwrap();
+        let _ = std::fs::remove_file(&bin);
+        if std::fs::hard_link(env!("CARGO_BIN_EXE_unitsync"), &bin).is_err() {
+            let partial = dir.join("unitsync.partial");
+            std::fs::copy(env!("CARGO_BIN_EXE_unitsync"), &partial).unwrap();
+            std::fs::rename(&partial, &bin).unwrap();
+        }
         bin
     })
 }
