@@ -150,15 +150,22 @@ pub async fn apply_interactive<P: Psa + Sync>(
     }
     println!("{}", after.summary());
 
-    let failed = lines
-        .iter()
-        .filter(|l| l.outcome != LineOutcome::Applied)
-        .count();
-    if failed > 0 || unconverged > 0 {
-        return Err(CommandError::external(format!(
-            "{failed} line(s) were not applied and {unconverged} did not read back as written"
-        ))
-        .hinted("see the reasons above; run apply again to retry what failed (applied lines are not written twice)"));
+    let count = |outcome: LineOutcome| lines.iter().filter(|l| l.outcome == outcome).count();
+    let (failed, stale) = (count(LineOutcome::Failed), count(LineOutcome::Stale));
+    if failed > 0 || stale > 0 || unconverged > 0 {
+        let mut error = CommandError::external(format!(
+            "{failed} line(s) failed, {stale} were refused as stale, and {unconverged} did not read back as written"
+        ));
+        if failed > 0 || unconverged > 0 {
+            error = error.hinted("see the reasons above; run apply again to retry what failed (applied lines are not written twice)");
+        }
+        if stale > 0 {
+            // Re-applying the same saved plan would refuse them again.
+            error = error.hinted(
+                "stale lines changed in the PSA since the plan was made: run `unitsync plan` again to see the PSA as it is now",
+            );
+        }
+        return Err(error);
     }
     super::plan::outcome(&plan, false)
 }

@@ -657,11 +657,11 @@ fn apply_of_a_saved_plan_refuses_a_line_edited_since_and_applies_the_rest() {
       ok digitaltorch-inc/cloud-premium-gb: 135.5
     Plan: 1 to update (+0 / -1 units), 2 in sync, 1 unmapped, 0 errors.
     ");
-    assert!(
-        out.stderr
-            .starts_with("error: 1 line(s) were not applied and 0 did not read back as written\n"),
-        "{}",
-        out.stderr
+    assert_eq!(
+        out.stderr,
+        "error: 0 line(s) failed, 1 were refused as stale, and 0 did not read back as written\n\
+         hint: stale lines changed in the PSA since the plan was made: run `unitsync plan` again \
+         to see the PSA as it is now\n"
     );
     assert_eq!(write_calls(&env), [patch("1003/additions/5005", "135.5")]);
     assert_eq!(env.quantities(), [(5001, 5.0), (5003, 2.0), (5005, 135.5)]);
@@ -1219,7 +1219,7 @@ fn a_line_the_psa_keeps_refusing_fails_alone_and_is_recorded_as_failed() {
     ");
     assert_eq!(
         out.stderr,
-        "error: 1 line(s) were not applied and 0 did not read back as written\n\
+        "error: 1 line(s) failed, 0 were refused as stale, and 0 did not read back as written\n\
          hint: see the reasons above; run apply again to retry what failed (applied lines are \
          not written twice)\n"
     );
