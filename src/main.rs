@@ -3,10 +3,11 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    let cli = unitsync::cli::Cli::parse();
+    let cli = match unitsync::cli::parse() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     unitsync::cli::init_logging(&cli.global);
     unitsync::cli::exit_code(unitsync::cli::run(cli))
 }

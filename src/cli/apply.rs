@@ -84,6 +84,9 @@ pub async fn apply_interactive<P: Psa + Sync>(
     answers: &mut dyn BufRead,
 ) -> Result<Outcome, CommandError> {
     let started = jiff::Timestamp::now();
+    // A saved plan says what it was made towards (vendor counts or the lock); the fresh plan it
+    // is checked against, and the re-read after applying, must aim at the same counts.
+    let desired = saved.as_ref().map_or(desired, |saved| saved.desired);
     let Planned { plan, .. } = make_plan(repo, psa, desired).await?;
     let plan = match saved {
         Some(saved) => saved.refuse_stale(&plan),
@@ -103,7 +106,19 @@ pub async fn apply_interactive<P: Psa + Sync>(
     let stale = stale_lines(&plan);
     if updates == 0 {
         if !stale.is_empty() {
-            write_history(repo, started, stale)?;
+            // Every change of the saved plan was refused: say so, and where it is recorded,
+            // rather than "nothing to apply" and a hint about fixing mappings.
+            println!();
+            print_outcomes(&stale);
+            let path = write_history(repo, started, stale.clone(), false)?;
+            println!("Recorded in {}.", path.display());
+            return Err(CommandError::user(format!(
+                "{} line{} of the saved plan {} refused because the PSA changed since the plan was made; nothing was applied",
+                stale.len(),
+                if stale.len() == 1 { "" } else { "s" },
+                if stale.len() == 1 { "was" } else { "were" },
+            ))
+            .hinted("run `unitsync plan` again to see the PSA as it is now, and apply a new plan"));
         }
         println!("\nNothing to apply.");
         return super::plan::outcome(&plan, false);
@@ -118,9 +133,11 @@ pub async fn apply_interactive<P: Psa + Sync>(
     };
     let mut lines = execute(psa, &plan, &options).await;
     lines.extend(stale);
-    let path = write_history(repo, started, lines.clone())?;
+    // The outcomes first: should the record fail to be written, this output is the record.
     println!();
     print_outcomes(&lines);
+    let changed = lines.iter().any(|l| l.outcome == LineOutcome::Applied);
+    let path = write_history(repo, started, lines.clone(), changed)?;
     println!("Recorded in {}.", path.display());
 
     // Re-read the PSA: the proof that it now holds what was approved.
@@ -144,15 +161,22 @@ pub async fn apply_interactive<P: Psa + Sync>(
     }
     println!("{}", after.summary());
 
-    let failed = lines
-        .iter()
-        .filter(|l| l.outcome != LineOutcome::Applied)
-        .count();
-    if failed > 0 || unconverged > 0 {
-        return Err(CommandError::external(format!(
-            "{failed} line(s) were not applied and {unconverged} did not read back as written"
-        ))
-        .hinted("see the reasons above; run apply again to retry what failed (applied lines are not written twice)"));
+    let count = |outcome: LineOutcome| lines.iter().filter(|l| l.outcome == outcome).count();
+    let (failed, stale) = (count(LineOutcome::Failed), count(LineOutcome::Stale));
+    if failed > 0 || stale > 0 || unconverged > 0 {
+        let mut error = CommandError::external(format!(
+            "{failed} line(s) failed, {stale} were refused as stale, and {unconverged} did not read back as written"
+        ));
+        if failed > 0 || unconverged > 0 {
+            error = error.hinted("see the reasons above; run apply again to retry what failed (applied lines are not written twice)");
+        }
+        if stale > 0 {
+            // Re-applying the same saved plan would refuse them again.
+            error = error.hinted(
+                "stale lines changed in the PSA since the plan was made: run `unitsync plan` again to see the PSA as it is now",
+            );
+        }
+        return Err(error);
     }
     super::plan::outcome(&plan, false)
 }
@@ -201,7 +225,13 @@ fn stale_lines(plan: &Plan) -> Vec<HistoryLine> {
                 line: line.target.line_id,
                 product: line.target.product.clone(),
                 from: planned.parse().unwrap_or_default(),
-                to: line.vendor.or(line.approved).unwrap_or_default(),
+                // The count the plan was heading for: the approved one for a plan made from
+                // the lock, else the vendor's (the stale error no longer carries the update).
+                to: match plan.desired {
+                    DesiredFrom::Lock => line.approved,
+                    DesiredFrom::Vendor => line.vendor,
+                }
+                .unwrap_or_default(),
                 outcome: LineOutcome::Stale,
                 new_line: None,
                 reason: Some(reason.to_string()),
@@ -215,6 +245,7 @@ fn write_history(
     repo: &BillingRepo,
     started: jiff::Timestamp,
     lines: Vec<HistoryLine>,
+    psa_changed: bool,
 ) -> Result<PathBuf, CommandError> {
     let record = HistoryRecord {
         run: started
@@ -230,8 +261,12 @@ fn write_history(
         lines,
     };
     record.write(&repo.root).map_err(|e| {
-        CommandError::external(e.to_string())
-            .hinted("the PSA was changed; keep this output as the record")
+        let error = CommandError::external(e.to_string());
+        if psa_changed {
+            error.hinted("the PSA was changed; keep this output as the record")
+        } else {
+            error.hinted("nothing was changed in the PSA")
+        }
     })
 }
 

@@ -81,6 +81,20 @@ pub enum Outcome {
     NotDue,
 }
 
+/// Parses the command line. A usage error (unknown option, bad value, missing subcommand)
+/// exits 1, not clap's default 2: 2 means "the plan has changes" with `--detailed-exitcode`,
+/// and a typo in a CI script must not read as that. `--help` and `--version` exit 0.
+pub fn parse() -> Result<Cli, ExitCode> {
+    Cli::try_parse().map_err(|err| {
+        let _ = err.print();
+        if err.use_stderr() {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        }
+    })
+}
+
 pub fn run(cli: Cli) -> Result<Outcome, CommandError> {
     match cli.command {
         Command::Validate => validate::run(&cli.global),

@@ -1,0 +1,1465 @@
+//! Black-box tests of the local commands (`plan`, `apply`, `doctor`, `demo`): each test runs the
+//! `unitsync` binary against its own ConnectWise sandbox and a temporary copy of
+//! `examples/billing-repo`, and checks the exact output, exit code, PSA state and requests.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+use unitsync::sandbox::{Faults, RecordedRequest, Sandbox, SandboxHandle, Seed, demo_seed};
+
+/// The binary, linked (or copied) once to a private path: the target directory is shared with
+/// other worktrees, whose builds may replace `CARGO_BIN_EXE_unitsync` while these tests run.
+/// Cargo replaces that file rather than rewriting it, so a hard link keeps this build's binary
+/// without copying it. Leftovers of earlier runs (whose process is gone) are removed first.
+fn binary() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        let prefix = "cli-local-bin-";
+        if let Ok(entries) = std::fs::read_dir(base) {
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if let Some(pid) = name.strip_prefix(prefix)
+                    && !Path::new("/proc").join(pid).exists()
+                {
+                    let _ = std::fs::remove_dir_all(entry.path());
+                }
+            }
+        }
+        let dir = base.join(format!("{prefix}{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let bin = dir.join("unitsync");
+        let _ = std::fs::remove_file(&bin);
+        if std::fs::hard_link(env!("CARGO_BIN_EXE_unitsync"), &bin).is_err() {
+            let partial = dir.join("unitsync.partial");
+            std::fs::copy(env!("CARGO_BIN_EXE_unitsync"), &partial).unwrap();
+            std::fs::rename(&partial, &bin).unwrap();
+        }
+        bin
+    })
+}
+
+fn manifest_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+fn edit(path: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.contains(from), "{} lacks {from:?}", path.display());
+    std::fs::write(path, text.replacen(from, to, 1)).unwrap();
+}
+
+/// What one run of the binary left behind.
+#[derive(Debug)]
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// A sandbox and a billing repo pointed at it.
+struct Env {
+    sandbox: SandboxHandle,
+    temp: tempfile::TempDir,
+    repo: PathBuf,
+    /// Credentials passed to the binary, as (variable, value); `None` leaves it unset.
+    creds: Vec<(&'static str, Option<String>)>,
+}
+
+impl Env {
+    fn new() -> Env {
+        Env::with_seed(demo_seed())
+    }
+
+    fn with_seed(seed: Seed) -> Env {
+        let sandbox =
+            Sandbox::start_in_background(seed, Faults::none(), "127.0.0.1:0".parse().unwrap())
+                .unwrap();
+        let temp = tempfile::tempdir().unwrap();
+        let repo = temp.path().join("billing");
+        copy_dir(&manifest_dir().join("examples/billing-repo"), &repo);
+        edit(
+            &repo.join("unitsync.yaml"),
+            "site: na.myconnectwise.net",
+            &format!("site: {}", sandbox.base_url()),
+        );
+        let login = sandbox.login();
+        let creds = vec![
+            ("UNITSYNC_CW_PUBLIC_KEY", Some(login.public_key)),
+            ("UNITSYNC_CW_PRIVATE_KEY", Some(login.private_key)),
+            ("UNITSYNC_CW_CLIENT_ID", login.client_id),
+        ];
+        Env {
+            sandbox,
+            temp,
+            repo,
+            creds,
+        }
+    }
+
+    fn set_cred(&mut self, name: &str, value: Option<&str>) {
+        for (n, v) in &mut self.creds {
+            if *n == name {
+                *v = value.map(str::to_string);
+            }
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        self.run_with_stdin(args, None)
+    }
+
+    /// Runs `unitsync -C REPO ARGS…` in the temp dir, with a clean environment; `stdin` is piped
+    /// (empty when `Some("")`), or closed when `None`.
+    fn run_with_stdin(&self, args: &[&str], stdin: Option<&str>) -> Run {
+        let mut cmd = Command::new(binary());
+        cmd.env_clear()
+            .env("NO_COLOR", "1")
+            .env("USER", "tester")
+            .current_dir(self.temp.path())
+            .arg("-C")
+            .arg(&self.repo)
+            .args(args)
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        // The demo makes its throwaway repo under TMPDIR: keep it inside this test's folder.
+        cmd.env("TMPDIR", self.temp.path());
+        for (name, value) in &self.creds {
+            if let Some(value) = value {
+                cmd.env(name, value);
+            }
+        }
+        run(cmd, stdin)
+    }
+
+    /// The additions' quantities by id, for the three mapped lines.
+    fn quantities(&self) -> Vec<(i64, f64)> {
+        [5001, 5003, 5005]
+            .into_iter()
+            .map(|id| (id, self.sandbox.addition(id).unwrap().quantity))
+            .collect()
+    }
+
+    /// A hand edit in the PSA (not through unitsync).
+    fn hand_edit(&self, id: i64, quantity: f64) {
+        let mut addition = self.sandbox.addition(id).unwrap();
+        addition.quantity = quantity;
+        self.sandbox.put_addition(addition);
+    }
+
+    fn writes(&self) -> Vec<RecordedRequest> {
+        self.sandbox
+            .requests()
+            .into_iter()
+            .filter(|r| r.method != "GET")
+            .collect()
+    }
+
+    /// The history files, as (path relative to the repo, content).
+    fn history(&self) -> Vec<(String, String)> {
+        let mut files = Vec::new();
+        collect_files(&self.repo.join("history"), &mut files);
+        files.sort();
+        files
+            .into_iter()
+            .map(|p| {
+                (
+                    p.strip_prefix(&self.repo)
+                        .unwrap()
+                        .to_string_lossy()
+                        .into_owned(),
+                    std::fs::read_to_string(&p).unwrap(),
+                )
+            })
+            .collect()
+    }
+}
+
+fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            collect_files(&path, out);
+        } else {
+            out.push(path);
+        }
+    }
+}
+
+fn run(mut cmd: Command, stdin: Option<&str>) -> Run {
+    // A freshly copied executable can be briefly "busy" (ETXTBSY) while a concurrently forked
+    // child of another test still holds the copy's write handle; retry then.
+    let mut child = {
+        let mut tries = 0;
+        loop {
+            match cmd.spawn() {
+                Ok(child) => break child,
+                Err(e) if e.raw_os_error() == Some(26) && tries < 50 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => panic!("cannot run unitsync: {e}"),
+            }
+        }
+    };
+    if let Some(text) = stdin {
+        use std::io::Write;
+        let mut pipe = child.stdin.take().unwrap();
+        pipe.write_all(text.as_bytes()).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+}
+
+/// Filters for what changes from run to run: the sandbox port, history timestamps.
+fn settings() -> insta::Settings {
+    let mut settings = insta::Settings::clone_current();
+    settings.add_filter(r"127\.0\.0\.1:\d+", "127.0.0.1:[PORT]");
+    settings.add_filter(
+        r"history/\d{4}/\d{2}/\d{4}-\d{2}-\d{2}T\d{6}Z(-\d+)?\.yaml",
+        "history/[YYYY]/[MM]/[RUN].yaml",
+    );
+    settings.add_filter(
+        r#"run: "\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z""#,
+        r#"run: "[RUN]""#,
+    );
+    settings.add_filter(r"/\S*unitsync-demo-\d+-\d+", "[DEMO REPO]");
+    settings.set_prepend_module_to_snapshot(false);
+    settings
+}
+
+const PLAN_TABLE: &str = "\
+MAPPING                               COMPANY        AGREEMENT       PRODUCT     VENDOR  APPROVED     PSA  ACTION
+bobs-dentistry/shadowprotect-desktop  BobsDentistry  Managed Backup  SP-DESKTOP       4         3       3  update 3 → 4 (+1)
+digitaltorch-inc/cloud-premium-gb     DigitalTorch   Cloud Backup    CLOUD-GB     135.5     135.5  120.25  update 120.25 → 135.5 (+15.25)
+1 line in sync not shown (plan --all shows it).
+
+Unmapped vendor accounts (not billed until mapped):
+ACCOUNT       LICENCE TYPE           UNITS
+Slate Gravel  ShadowProtect Desktop      3
+
+Plan: 2 to update (+16.25 / -0 units), 1 in sync, 1 unmapped, 0 errors.
+";
+
+const CONFIRM: &str = "\nApply 2 changes to ConnectWise PSA? Only 'yes' will be accepted: ";
+
+// ---------------------------------------------------------------------------------------------
+// plan
+
+#[test]
+fn plan_shows_the_table_and_changes_nothing() {
+    let env = Env::new();
+    let out = env.run(&["plan"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(out.stderr, "");
+    let _guard = settings().bind_to_scope();
+    insta::assert_snapshot!(out.stdout, @r"
+    MAPPING                               COMPANY        AGREEMENT       PRODUCT     VENDOR  APPROVED     PSA  ACTION
+    bobs-dentistry/shadowprotect-desktop  BobsDentistry  Managed Backup  SP-DESKTOP       4         3       3  update 3 → 4 (+1)
+    digitaltorch-inc/cloud-premium-gb     DigitalTorch   Cloud Backup    CLOUD-GB     135.5     135.5  120.25  update 120.25 → 135.5 (+15.25)
+    1 line in sync not shown (plan --all shows it).
+
+    Unmapped vendor accounts (not billed until mapped):
+    ACCOUNT       LICENCE TYPE           UNITS
+    Slate Gravel  ShadowProtect Desktop      3
+
+    Plan: 2 to update (+16.25 / -0 units), 1 in sync, 1 unmapped, 0 errors.
+    ");
+    assert_eq!(out.stdout, PLAN_TABLE);
+    assert_eq!(env.writes(), vec![], "plan must not write");
+    assert!(!env.sandbox.requests().is_empty());
+    assert_eq!(env.quantities(), [(5001, 3.0), (5003, 2.0), (5005, 120.25)]);
+}
+
+#[test]
+fn plan_all_also_lists_lines_in_sync() {
+    let env = Env::new();
+    let out = env.run(&["plan", "--all"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    insta::assert_snapshot!(out.stdout, @r"
+    MAPPING                               COMPANY        AGREEMENT       PRODUCT     VENDOR  APPROVED     PSA  ACTION
+    angry-fox-co/shadowprotect-server     AngryFox       Managed Backup  SP-SERVER        2         2       2  in sync
+    bobs-dentistry/shadowprotect-desktop  BobsDentistry  Managed Backup  SP-DESKTOP       4         3       3  update 3 → 4 (+1)
+    digitaltorch-inc/cloud-premium-gb     DigitalTorch   Cloud Backup    CLOUD-GB     135.5     135.5  120.25  update 120.25 → 135.5 (+15.25)
+
+    Unmapped vendor accounts (not billed until mapped):
+    ACCOUNT       LICENCE TYPE           UNITS
+    Slate Gravel  ShadowProtect Desktop      3
+
+    Plan: 2 to update (+16.25 / -0 units), 1 in sync, 1 unmapped, 0 errors.
+    ");
+    assert_eq!(env.writes(), vec![]);
+}
+
+#[test]
+fn plan_json_carries_the_format_version_and_the_exact_actions() {
+    let env = Env::new();
+    let out = env.run(&["plan", "--format", "json"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(out.stderr, "");
+    let plan: serde_json::Value = serde_json::from_str(&out.stdout).expect("stdout is JSON only");
+    assert_eq!(plan["format_version"], 1);
+    assert_eq!(plan["desired"], "vendor");
+    let actions: Vec<(&str, &serde_json::Value)> = plan["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (l["mapping"].as_str().unwrap(), &l["action"]))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            (
+                "angry-fox-co/shadowprotect-server",
+                &serde_json::json!({"action": "in-sync"})
+            ),
+            (
+                "bobs-dentistry/shadowprotect-desktop",
+                &serde_json::json!({"action": "update", "from": 3, "to": 4})
+            ),
+            (
+                "digitaltorch-inc/cloud-premium-gb",
+                &serde_json::json!({"action": "update", "from": 120.25, "to": 135.5})
+            ),
+        ]
+    );
+    assert_eq!(plan["lines"][1]["target"]["line_id"], 5001);
+    assert_eq!(plan["lines"][2]["target"]["line_id"], 5005);
+    assert_eq!(
+        plan["summary"],
+        serde_json::json!({
+            "to_update": 2, "units_added": 16.25, "units_removed": 0, "to_propose": 0,
+            "in_sync": 1, "drift": 0, "unmapped": 1, "errors": 0
+        })
+    );
+    assert_eq!(
+        plan["unmapped"],
+        serde_json::json!([{
+            "account": "Slate Gravel", "license_type": "ShadowProtect Desktop",
+            "units": 3, "kind": "count"
+        }])
+    );
+    assert_eq!(env.writes(), vec![]);
+}
+
+#[test]
+fn plan_markdown_has_the_summary_line() {
+    let env = Env::new();
+    let out = env.run(&["plan", "--format", "markdown"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stdout.starts_with("## unitsync plan\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains(
+            "**Plan: 2 to update (+16.25 / -0 units), 1 in sync, 1 unmapped, 0 errors.**"
+        ),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains(
+        "| `bobs-dentistry/shadowprotect-desktop` | Bob's Dentistry · ShadowProtect Desktop | BobsDentistry › Managed Backup › SP-DESKTOP | update | 3 | 4 | +1 |"
+    ));
+    assert_eq!(env.writes(), vec![]);
+}
+
+#[test]
+fn plan_detailed_exitcode_is_2_with_changes_and_0_in_sync() {
+    let env = Env::new();
+    let out = env.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(out.code, Some(2), "{out:?}");
+    assert_eq!(out.stdout, PLAN_TABLE);
+    assert_eq!(out.stderr, "");
+
+    env.hand_edit(5001, 4.0);
+    env.hand_edit(5005, 135.5);
+    let out = env.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stdout
+            .ends_with("Plan: 0 to update (+0 / -0 units), 3 in sync, 1 unmapped, 0 errors.\n"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(env.writes(), vec![]);
+}
+
+#[test]
+fn plan_with_a_broken_mapping_prints_the_plan_and_exits_1_with_the_hint() {
+    let env = Env::new();
+    edit(
+        &env.repo.join("mappings.yaml"),
+        "agreement: 1002",
+        "agreement: 9999",
+    );
+    for args in [&["plan"][..], &["plan", "--detailed-exitcode"]] {
+        let out = env.run(args);
+        assert_eq!(out.code, Some(1), "{out:?}");
+        insta::allow_duplicates! { insta::assert_snapshot!(out.stdout, @r"
+        MAPPING                               COMPANY        AGREEMENT       PRODUCT     VENDOR  APPROVED     PSA  ACTION
+        angry-fox-co/shadowprotect-server     AngryFox       agreement 9999                   2         2       -  error: agreement id 9999 of AngryFox not found in the PSA; check the id or identifier in the mapping
+        bobs-dentistry/shadowprotect-desktop  BobsDentistry  Managed Backup  SP-DESKTOP       4         3       3  update 3 → 4 (+1)
+        digitaltorch-inc/cloud-premium-gb     DigitalTorch   Cloud Backup    CLOUD-GB     135.5     135.5  120.25  update 120.25 → 135.5 (+15.25)
+
+        Unmapped vendor accounts (not billed until mapped):
+        ACCOUNT       LICENCE TYPE           UNITS
+        Slate Gravel  ShadowProtect Desktop      3
+
+        Plan: 2 to update (+16.25 / -0 units), 0 in sync, 1 unmapped, 1 error.
+        "); }
+        assert_eq!(
+            out.stderr,
+            "error: 1 mapping cannot be planned; see the errors above\n\
+             hint: fix the mappings or the PSA records they name, then run plan again\n"
+        );
+    }
+    assert_eq!(env.writes(), vec![]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// apply
+
+#[test]
+fn apply_answered_no_changes_nothing() {
+    let env = Env::new();
+    let out = env.run_with_stdin(&["apply"], Some("no\n"));
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert_eq!(out.stdout, format!("{PLAN_TABLE}{CONFIRM}"));
+    assert_eq!(out.stderr, "error: apply cancelled; nothing was changed\n");
+    assert_eq!(env.writes(), vec![]);
+    assert_eq!(env.quantities(), [(5001, 3.0), (5003, 2.0), (5005, 120.25)]);
+    assert_eq!(env.history(), vec![]);
+}
+
+#[test]
+fn apply_without_an_answer_refuses() {
+    let env = Env::new();
+    for stdin in [Some(""), None] {
+        let out = env.run_with_stdin(&["apply"], stdin);
+        assert_eq!(out.code, Some(1), "{out:?}");
+        assert_eq!(out.stdout, format!("{PLAN_TABLE}{CONFIRM}\n"));
+        assert_eq!(
+            out.stderr,
+            "error: no confirmation given; nothing was changed\n\
+             hint: answer 'yes' at the prompt, or pass --yes\n"
+        );
+    }
+    assert_eq!(env.writes(), vec![]);
+    assert_eq!(env.history(), vec![]);
+}
+
+/// A PATCH of one addition's quantity; `value` is the JSON number as sent (`4`, `135.5`).
+fn patch(path: &str, value: &str) -> (String, String, serde_json::Value) {
+    let value: serde_json::Value = serde_json::from_str(value).unwrap();
+    (
+        "PATCH".to_string(),
+        format!("/v4_6_release/apis/3.0/finance/agreements/{path}"),
+        serde_json::json!([{"op": "replace", "path": "quantity", "value": value}]),
+    )
+}
+
+fn write_calls(env: &Env) -> Vec<(String, String, serde_json::Value)> {
+    let mut calls: Vec<_> = env
+        .writes()
+        .into_iter()
+        .map(|r| (r.method, r.path, r.body.unwrap_or_default()))
+        .collect();
+    calls.sort_by(|a, b| a.1.cmp(&b.1));
+    calls
+}
+
+const HISTORY_APPLIED: &str = r#"run: "[RUN]"
+approved_by: local:tester
+lines:
+- mapping: bobs-dentistry/shadowprotect-desktop
+  account: Bob's Dentistry
+  license_type: ShadowProtect Desktop
+  company: BobsDentistry
+  contract: 1001
+  line: 5001
+  product: SP-DESKTOP
+  from: 3
+  to: 4
+  outcome: applied
+- mapping: digitaltorch-inc/cloud-premium-gb
+  account: DigitalTorch Inc
+  license_type: Cloud Premium GB
+  company: DigitalTorch
+  contract: 1003
+  line: 5005
+  product: CLOUD-GB
+  from: 120.25
+  to: 135.5
+  outcome: applied
+"#;
+
+/// Replaces the run timestamp and checks the file lives under `history/YYYY/MM/` of that run.
+fn normalized_history(env: &Env) -> Vec<(String, String)> {
+    env.history()
+        .into_iter()
+        .map(|(path, text)| {
+            let run = text
+                .lines()
+                .find_map(|l| l.strip_prefix("run: "))
+                .expect("a run line")
+                .trim_matches('"')
+                .to_string();
+            // 2026-11-25T09:30:00Z -> history/2026/11/2026-11-25T093000Z.yaml
+            let expected = format!(
+                "history/{}/{}/{}.yaml",
+                &run[0..4],
+                &run[5..7],
+                run.replace(':', "")
+            );
+            assert_eq!(path, expected);
+            (
+                path,
+                text.replace(&format!("run: \"{run}\""), "run: \"[RUN]\""),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn apply_answered_yes_writes_exactly_the_changes_records_them_and_converges() {
+    let env = Env::new();
+    let out = env.run_with_stdin(&["apply"], Some("yes\n"));
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(out.stderr, "");
+    let _guard = settings().bind_to_scope();
+    insta::assert_snapshot!(out.stdout, @r"
+    MAPPING                               COMPANY        AGREEMENT       PRODUCT     VENDOR  APPROVED     PSA  ACTION
+    bobs-dentistry/shadowprotect-desktop  BobsDentistry  Managed Backup  SP-DESKTOP       4         3       3  update 3 → 4 (+1)
+    digitaltorch-inc/cloud-premium-gb     DigitalTorch   Cloud Backup    CLOUD-GB     135.5     135.5  120.25  update 120.25 → 135.5 (+15.25)
+    1 line in sync not shown (plan --all shows it).
+
+    Unmapped vendor accounts (not billed until mapped):
+    ACCOUNT       LICENCE TYPE           UNITS
+    Slate Gravel  ShadowProtect Desktop      3
+
+    Plan: 2 to update (+16.25 / -0 units), 1 in sync, 1 unmapped, 0 errors.
+
+    Apply 2 changes to ConnectWise PSA? Only 'yes' will be accepted: 
+    applied  bobs-dentistry/shadowprotect-desktop: 3 → 4
+    applied  digitaltorch-inc/cloud-premium-gb: 120.25 → 135.5
+    Recorded in history/[YYYY]/[MM]/[RUN].yaml.
+
+    PSA after apply:
+      ok bobs-dentistry/shadowprotect-desktop: 4
+      ok digitaltorch-inc/cloud-premium-gb: 135.5
+    Plan: 0 to update (+0 / -0 units), 3 in sync, 1 unmapped, 0 errors.
+    ");
+    assert_eq!(
+        write_calls(&env),
+        [
+            patch("1001/additions/5001", "4"),
+            patch("1003/additions/5005", "135.5")
+        ]
+    );
+    assert_eq!(env.quantities(), [(5001, 4.0), (5003, 2.0), (5005, 135.5)]);
+    let history = normalized_history(&env);
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].1, HISTORY_APPLIED);
+    assert!(
+        out.stdout
+            .contains(&format!("Recorded in {}.\n", history[0].0)),
+        "{}",
+        out.stdout
+    );
+
+    // Again: nothing left to do, nothing written, no new record.
+    env.sandbox.clear_requests();
+    let again = env.run(&["apply", "--yes"]);
+    assert_eq!(again.code, Some(0), "{again:?}");
+    assert_eq!(again.stderr, "");
+    insta::assert_snapshot!(again.stdout, @r"
+    All 3 lines are in sync (plan --all shows them).
+
+    Unmapped vendor accounts (not billed until mapped):
+    ACCOUNT       LICENCE TYPE           UNITS
+    Slate Gravel  ShadowProtect Desktop      3
+
+    Plan: 0 to update (+0 / -0 units), 3 in sync, 1 unmapped, 0 errors.
+
+    Nothing to apply.
+    ");
+    assert_eq!(env.writes(), vec![]);
+    assert_eq!(env.history().len(), 1);
+}
+
+#[test]
+fn apply_of_a_saved_plan_refuses_a_line_edited_since_and_applies_the_rest() {
+    let env = Env::new();
+    let plan_file = env.temp.path().join("plan.json");
+    let out = env.run(&["plan", "--out", plan_file.to_str().unwrap()]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(out.stdout, PLAN_TABLE);
+    assert_eq!(
+        out.stderr,
+        format!(
+            "Saved the plan to {0}; apply exactly it with `unitsync apply --plan {0}`.\n",
+            plan_file.display()
+        )
+    );
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&plan_file).unwrap()).unwrap();
+    assert_eq!(saved["format_version"], 1);
+
+    env.hand_edit(5001, 5.0);
+    let out = env.run(&["apply", "--plan", plan_file.to_str().unwrap(), "--yes"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let _guard = settings().bind_to_scope();
+    insta::assert_snapshot!(out.stdout, @r"
+    MAPPING                               COMPANY        AGREEMENT       PRODUCT     VENDOR  APPROVED     PSA  ACTION
+    bobs-dentistry/shadowprotect-desktop  BobsDentistry  Managed Backup  SP-DESKTOP       4         3       3  error: the saved plan saw 3 units on this PSA line, but it now holds 5; someone changed it since the plan was made — run plan again
+    digitaltorch-inc/cloud-premium-gb     DigitalTorch   Cloud Backup    CLOUD-GB     135.5     135.5  120.25  update 120.25 → 135.5 (+15.25)
+    1 line in sync not shown (plan --all shows it).
+
+    Unmapped vendor accounts (not billed until mapped):
+    ACCOUNT       LICENCE TYPE           UNITS
+    Slate Gravel  ShadowProtect Desktop      3
+
+    Plan: 1 to update (+15.25 / -0 units), 1 in sync, 1 unmapped, 1 error.
+
+    applied  digitaltorch-inc/cloud-premium-gb: 120.25 → 135.5
+    STALE    bobs-dentistry/shadowprotect-desktop: 3 → 4: the saved plan saw 3 units on this PSA line, but it now holds 5; someone changed it since the plan was made — run plan again
+    Recorded in history/[YYYY]/[MM]/[RUN].yaml.
+
+    PSA after apply:
+      ok digitaltorch-inc/cloud-premium-gb: 135.5
+    Plan: 1 to update (+0 / -1 units), 2 in sync, 1 unmapped, 0 errors.
+    ");
+    assert_eq!(
+        out.stderr,
+        "error: 0 line(s) failed, 1 were refused as stale, and 0 did not read back as written\n\
+         hint: stale lines changed in the PSA since the plan was made: run `unitsync plan` again \
+         to see the PSA as it is now\n"
+    );
+    assert_eq!(write_calls(&env), [patch("1003/additions/5005", "135.5")]);
+    assert_eq!(env.quantities(), [(5001, 5.0), (5003, 2.0), (5005, 135.5)]);
+    let history = normalized_history(&env);
+    assert_eq!(history.len(), 1);
+    assert_eq!(
+        history[0].1,
+        r#"run: "[RUN]"
+approved_by: local:tester
+lines:
+- mapping: digitaltorch-inc/cloud-premium-gb
+  account: DigitalTorch Inc
+  license_type: Cloud Premium GB
+  company: DigitalTorch
+  contract: 1003
+  line: 5005
+  product: CLOUD-GB
+  from: 120.25
+  to: 135.5
+  outcome: applied
+- mapping: bobs-dentistry/shadowprotect-desktop
+  account: Bob's Dentistry
+  license_type: ShadowProtect Desktop
+  company: BobsDentistry
+  contract: 1001
+  line: 5001
+  product: SP-DESKTOP
+  from: 3
+  to: 4
+  outcome: stale
+  reason: >-
+    the saved plan saw 3 units on this PSA line, but it now holds 5; someone
+    changed it since the plan was made — run plan again
+"#
+    );
+}
+
+#[test]
+fn apply_of_a_saved_plan_with_another_format_version_is_a_clear_error() {
+    let env = Env::new();
+    let plan_file = env.temp.path().join("plan.json");
+    let out = env.run(&["plan", "--format", "json"]);
+    let future = out
+        .stdout
+        .replacen("\"format_version\": 1", "\"format_version\": 99", 1);
+    assert_ne!(future, out.stdout);
+    std::fs::write(&plan_file, future).unwrap();
+    let out = env.run(&["apply", "--plan", plan_file.to_str().unwrap(), "--yes"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert_eq!(out.stdout, "");
+    assert_eq!(
+        out.stderr,
+        format!(
+            "error: {}: the plan file has format_version 99, but this unitsync reads version 1; \
+             apply it with the unitsync version that wrote it, or plan again with this one\n\
+             hint: make the plan file with `unitsync plan --out FILE`\n",
+            plan_file.display()
+        )
+    );
+    assert_eq!(env.writes(), vec![]);
+    assert_eq!(env.history(), vec![]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// drift
+
+#[test]
+fn a_hand_edit_after_an_apply_is_drift_and_is_left_alone() {
+    let env = Env::new();
+    let out = env.run(&["apply", "--yes"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    env.hand_edit(5001, 7.0);
+    env.sandbox.clear_requests();
+
+    let out = env.run(&["plan", "--all", "--detailed-exitcode"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    insta::assert_snapshot!(out.stdout, @r"
+    MAPPING                               COMPANY        AGREEMENT       PRODUCT     VENDOR  APPROVED    PSA  ACTION
+    angry-fox-co/shadowprotect-server     AngryFox       Managed Backup  SP-SERVER        2         2      2  in sync
+    bobs-dentistry/shadowprotect-desktop  BobsDentistry  Managed Backup  SP-DESKTOP       4         3      7  drift: PSA 7, last applied 4
+    digitaltorch-inc/cloud-premium-gb     DigitalTorch   Cloud Backup    CLOUD-GB     135.5     135.5  135.5  in sync
+
+    Unmapped vendor accounts (not billed until mapped):
+    ACCOUNT       LICENCE TYPE           UNITS
+    Slate Gravel  ShadowProtect Desktop      3
+
+    Plan: 0 to update (+0 / -0 units), 2 in sync, 1 drifted, 1 unmapped, 0 errors.
+    ");
+
+    let json = env.run(&["plan", "--format", "json"]);
+    let plan: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let bob = &plan["lines"][1];
+    assert_eq!(bob["mapping"], "bobs-dentistry/shadowprotect-desktop");
+    assert_eq!(bob["psa"], 7);
+    assert_eq!(bob["last_applied"], 4);
+    assert_eq!(bob["action"]["action"], "drift");
+
+    let out = env.run(&["apply", "--yes"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stdout.ends_with("\nNothing to apply.\n"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(env.writes(), vec![]);
+    assert_eq!(env.sandbox.addition(5001).unwrap().quantity, 7.0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// doctor
+
+#[test]
+fn doctor_passes_every_check_with_one_line_each() {
+    let env = Env::new();
+    let out = env.run(&["doctor"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(out.stderr, "");
+    let _guard = settings().bind_to_scope();
+    insta::assert_snapshot!(out.stdout, @r#"
+    [pass] billing repo: 3 mappings
+    [pass] host reachable: http://127.0.0.1:[PORT]/ answers; API base http://127.0.0.1:[PORT]/v4_6_release/apis/3.0/
+    [pass] credentials accepted: API keys accepted for login company "computech"
+    [pass] client id: set, and sent as the clientId header on every request
+    [pass] can read agreements: read agreement 1001 (Managed Backup)
+    [pass] can read additions: read 2 addition(s) of agreement 1001
+    [pass] can update additions: wrote addition 5001's quantity 3 back unchanged
+    All checks passed.
+    "#);
+    assert_eq!(
+        write_calls(&env),
+        [patch("1001/additions/5001", "3")],
+        "the probe writes the current quantity back"
+    );
+    assert_eq!(env.quantities(), [(5001, 3.0), (5003, 2.0), (5005, 120.25)]);
+}
+
+#[test]
+fn doctor_without_the_write_probe_writes_nothing() {
+    let env = Env::new();
+    let out = env.run(&["doctor", "--no-write-probe"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 8, "{}", out.stdout);
+    assert_eq!(
+        lines[6],
+        "[skip] can update additions: not probed (--no-write-probe); without it, doctor writes \
+         one mapped addition's quantity back unchanged",
+    );
+    assert_eq!(lines[7], "All checks passed.");
+    assert_eq!(env.writes(), vec![]);
+}
+
+#[test]
+fn doctor_names_a_missing_private_key() {
+    let mut env = Env::new();
+    env.set_cred("UNITSYNC_CW_PRIVATE_KEY", None);
+    let out = env.run(&["doctor"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert_eq!(
+        out.stdout,
+        "[pass] billing repo: 3 mappings\n\
+         [FAIL] credentials: environment variable UNITSYNC_CW_PRIVATE_KEY is not set; set it to \
+         the API member's private key (shown once when the key is created)\n"
+    );
+    assert_eq!(out.stderr, "error: doctor found 1 problem\n");
+    assert_eq!(env.sandbox.requests(), vec![]);
+
+    let out = env.run(&["plan"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert_eq!(out.stdout, "");
+    assert!(
+        out.stderr
+            .starts_with("error: environment variable UNITSYNC_CW_PRIVATE_KEY is not set"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn doctor_with_a_read_only_login_fails_the_update_check_with_its_hint() {
+    let env = Env::new();
+    let mut login = env.sandbox.login();
+    login.read_only = true;
+    env.sandbox.set_login(login);
+    let out = env.run(&["doctor"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert_eq!(out.stderr, "error: doctor found 1 problem\n");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 7, "{}", out.stdout);
+    assert!(
+        lines[..6].iter().all(|l| l.starts_with("[pass] ")),
+        "{}",
+        out.stdout
+    );
+    insta::assert_snapshot!(lines[6], @"[FAIL] can update additions: PATCH /v4_6_release/apis/3.0/finance/agreements/1001/additions/5001: the API member lacks permission to change addition 5001 on agreement 1001; give its security role Finance > Agreements (Inquire, Edit, Add) and Companies > Company Maintenance (Inquire) — ConnectWise said: You do not have security permission to edit finance/agreements/1001/additions/5001. Ask your administrator to update the API member's security role.");
+    let patches: Vec<_> = env
+        .sandbox
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "PATCH")
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(patches, [403], "one refused probe, nothing else written");
+    assert_eq!(env.quantities(), [(5001, 3.0), (5003, 2.0), (5005, 120.25)]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// demo
+
+#[test]
+fn demo_runs_the_story_to_the_end() {
+    let env = Env::new();
+    let out = env.run(&["demo"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(out.stderr, "");
+    let _guard = settings().bind_to_scope();
+    insta::assert_snapshot!(out.stdout, @r#"
+    unitsync demo — the StorageCraft PSA guide's story
+    ConnectWise sandbox: http://127.0.0.1:[PORT] (login company computech)
+    Billing repo:        [DEMO REPO]
+
+    Bob's Dentistry bought a fourth desktop. The vendor now reports 4 ShadowProtect Desktop keys;
+    ConnectWise still bills 3. DigitalTorch's cloud storage grew from 120.25 GB to 135.5 GB.
+
+    == The PSA before
+      COMPANY           AGREEMENT            ADDITION  PRODUCT     QUANTITY
+      Bob's Dentistry   1001 Managed Backup  5001      SP-DESKTOP         3
+      Angry Fox Co      1002 Managed Backup  5003      SP-SERVER          2
+      DigitalTorch Inc  1003 Cloud Backup    5005      CLOUD-GB      120.25
+
+    == unitsync apply --yes
+    MAPPING                               COMPANY        AGREEMENT       PRODUCT     VENDOR  APPROVED     PSA  ACTION
+    angry-fox-co/shadowprotect-server     AngryFox       Managed Backup  SP-SERVER        2         -       2  in sync
+    bobs-dentistry/shadowprotect-desktop  BobsDentistry  Managed Backup  SP-DESKTOP       4         -       3  update 3 → 4 (+1)
+    digitaltorch-inc/cloud-premium-gb     DigitalTorch   Cloud Backup    CLOUD-GB     135.5         -  120.25  update 120.25 → 135.5 (+15.25)
+
+    Unmapped vendor accounts (not billed until mapped):
+    ACCOUNT       LICENCE TYPE           UNITS
+    Slate Gravel  ShadowProtect Desktop      3
+
+    Plan: 2 to update (+16.25 / -0 units), 1 in sync, 1 unmapped, 0 errors.
+
+    applied  bobs-dentistry/shadowprotect-desktop: 3 → 4
+    applied  digitaltorch-inc/cloud-premium-gb: 120.25 → 135.5
+    Recorded in history/[YYYY]/[MM]/[RUN].yaml.
+
+    PSA after apply:
+      ok bobs-dentistry/shadowprotect-desktop: 4
+      ok digitaltorch-inc/cloud-premium-gb: 135.5
+    Plan: 0 to update (+0 / -0 units), 3 in sync, 1 unmapped, 0 errors.
+
+    == history/[YYYY]/[MM]/[RUN].yaml
+    run: "[RUN]"
+    approved_by: local:tester
+    lines:
+    - mapping: bobs-dentistry/shadowprotect-desktop
+      account: Bob's Dentistry
+      license_type: ShadowProtect Desktop
+      company: BobsDentistry
+      contract: 1001
+      line: 5001
+      product: SP-DESKTOP
+      from: 3
+      to: 4
+      outcome: applied
+    - mapping: digitaltorch-inc/cloud-premium-gb
+      account: DigitalTorch Inc
+      license_type: Cloud Premium GB
+      company: DigitalTorch
+      contract: 1003
+      line: 5005
+      product: CLOUD-GB
+      from: 120.25
+      to: 135.5
+      outcome: applied
+
+    == The PSA after
+      COMPANY           AGREEMENT            ADDITION  PRODUCT     QUANTITY
+      Bob's Dentistry   1001 Managed Backup  5001      SP-DESKTOP         4
+      Angry Fox Co      1002 Managed Backup  5003      SP-SERVER          2
+      DigitalTorch Inc  1003 Cloud Backup    5005      CLOUD-GB       135.5
+
+    Slate Gravel is reported by the vendor but mapped to nothing: add a mapping to bill it.
+    The history record above says who approved what, and when; it lives in the billing repo.
+    "#);
+    // The throwaway demo repo is gone, and the test's own sandbox was not touched.
+    let left: Vec<_> = std::fs::read_dir(env.temp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(left, ["billing"]);
+    assert_eq!(env.sandbox.requests(), vec![]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// secrets
+
+const PUBLIC: &str = "PubKey-q7Zr2Xw9";
+const PRIVATE: &str = "PrivKey-Hn4Ls8Vt3Qm";
+const WRONG_PRIVATE: &str = "WrongKey-Jd6Rp1Yc5Bx";
+
+#[test]
+fn secrets_never_appear_in_output_or_history() {
+    let mut seed = demo_seed();
+    seed.login.public_key = PUBLIC.into();
+    seed.login.private_key = PRIVATE.into();
+    let mut env = Env::with_seed(seed);
+    assert_eq!(env.sandbox.login().private_key, PRIVATE);
+    let mut runs = vec![
+        env.run(&["plan"]),
+        env.run(&["plan", "--format", "json"]),
+        env.run(&["-vv", "apply", "--yes"]),
+        env.run(&["-vv", "doctor"]),
+        env.run(&["-vvv", "plan"]),
+    ];
+    assert_eq!(
+        runs.iter().map(|r| r.code).collect::<Vec<_>>(),
+        [Some(0), Some(0), Some(0), Some(0), Some(0)],
+        "{runs:?}"
+    );
+    env.set_cred("UNITSYNC_CW_PRIVATE_KEY", Some(WRONG_PRIVATE));
+    let failed = [
+        env.run(&["-vvv", "plan"]),
+        env.run(&["-vv", "apply", "--yes"]),
+        env.run(&["-vv", "doctor"]),
+    ];
+    for run in &failed {
+        assert_eq!(run.code, Some(1), "{run:?}");
+        assert!(
+            run.stderr.contains("credentials rejected")
+                || run.stdout.contains("credentials rejected"),
+            "{run:?}"
+        );
+    }
+    runs.extend(failed);
+    let history = env.history();
+    assert_eq!(history.len(), 1);
+    // Also the Basic auth header values, which carry the keys in base64.
+    let encoded: Vec<String> = [PRIVATE, WRONG_PRIVATE]
+        .iter()
+        .map(|key| {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD.encode(format!("computech+{PUBLIC}:{key}"))
+        })
+        .collect();
+    let secrets = [PUBLIC, PRIVATE, WRONG_PRIVATE, &encoded[0], &encoded[1]];
+    for secret in secrets {
+        for run in &runs {
+            assert!(
+                !run.stdout.contains(secret),
+                "{secret} in stdout: {}",
+                run.stdout
+            );
+            assert!(
+                !run.stderr.contains(secret),
+                "{secret} in stderr: {}",
+                run.stderr
+            );
+        }
+        for (path, text) in &history {
+            assert!(!text.contains(secret), "{secret} in {path}");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// bad billing repos
+
+#[test]
+fn no_unitsync_yaml_in_the_directory() {
+    let env = Env::new();
+    std::fs::remove_file(env.repo.join("unitsync.yaml")).unwrap();
+    let out = env.run(&["plan"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert_eq!(out.stdout, "");
+    assert_eq!(
+        out.stderr
+            .replace(&env.repo.display().to_string(), "[REPO]"),
+        "unitsync.yaml:1:1: error: file not found: every billing repo has one\n  \
+         hint: run unitsync in the billing repo or pass -C DIR; to start one, copy \
+         examples/billing-repo/unitsync.yaml\n\
+         1 error in 1 file in billing repo [REPO]\n"
+    );
+    assert_eq!(env.sandbox.requests(), vec![]);
+}
+
+#[test]
+fn invalid_yaml_is_shown_with_file_line_and_column() {
+    let env = Env::new();
+    std::fs::write(
+        env.repo.join("unitsync.yaml"),
+        "psa:\n  connectwise:\n    site: [oops\n",
+    )
+    .unwrap();
+    let out = env.run(&["plan"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert_eq!(out.stdout, "");
+    insta::assert_snapshot!(out.stderr.replace(&env.repo.display().to_string(), "[REPO]"), @r"
+    unitsync.yaml:3:11: error: invalid YAML: unclosed bracket '['
+    1 error in 1 file in billing repo [REPO]
+    ");
+    assert_eq!(env.sandbox.requests(), vec![]);
+}
+
+#[test]
+fn a_negative_vendor_count_names_the_file_and_row() {
+    let env = Env::new();
+    edit(
+        &env.repo.join("usage.csv"),
+        "Angry Fox Co,ShadowProtect Server,2,",
+        "Angry Fox Co,ShadowProtect Server,-2,",
+    );
+    for args in [&["plan"][..], &["apply", "--yes"]] {
+        let out = env.run(args);
+        assert_eq!(out.code, Some(1), "{out:?}");
+        assert_eq!(out.stdout, "");
+        assert_eq!(
+            out.stderr
+                .replace(&env.repo.display().to_string(), "[REPO]"),
+            "error: vendor source: [REPO]/usage.csv:3: units -2 (column \"units\") is negative; \
+             a vendor cannot bill fewer than zero units, so fix the source data\n"
+        );
+    }
+    assert_eq!(env.writes(), vec![]);
+}
+
+#[test]
+fn a_stale_line_of_a_saved_lock_plan_records_the_approved_count_it_was_refused() {
+    let env = Env::new();
+    edit(
+        &env.repo.join("units.lock.yaml"),
+        "bobs-dentistry/shadowprotect-desktop: 3",
+        "bobs-dentistry/shadowprotect-desktop: 5",
+    );
+    let plan_file = env.temp.path().join("plan.json");
+    let out = env.run(&["plan", "--from-lock", "--out", plan_file.to_str().unwrap()]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stdout.contains("update 3 → 5 (+2)"),
+        "the approved 5, not the vendor's 4: {}",
+        out.stdout
+    );
+
+    env.hand_edit(5001, 6.0);
+    let out = env.run(&[
+        "apply",
+        "--from-lock",
+        "--plan",
+        plan_file.to_str().unwrap(),
+        "--yes",
+    ]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stdout.contains(
+            "STALE    bobs-dentistry/shadowprotect-desktop: 3 → 5: the saved plan saw 3 units"
+        ),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(write_calls(&env), [patch("1003/additions/5005", "135.5")]);
+    let history = normalized_history(&env);
+    assert_eq!(history.len(), 1);
+    let bob = history[0]
+        .1
+        .split("- mapping: ")
+        .find(|l| l.starts_with("bobs-dentistry/"))
+        .unwrap();
+    assert!(
+        bob.contains("  from: 3\n  to: 5\n  outcome: stale\n"),
+        "{bob}"
+    );
+}
+
+#[test]
+fn a_saved_plan_whose_every_line_is_stale_applies_nothing_and_says_so() {
+    let env = Env::new();
+    let plan_file = env.temp.path().join("plan.json");
+    let out = env.run(&["plan", "--out", plan_file.to_str().unwrap()]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    env.hand_edit(5001, 6.0);
+    env.hand_edit(5005, 100.0);
+    env.sandbox.clear_requests();
+    let out = env.run(&["apply", "--plan", plan_file.to_str().unwrap(), "--yes"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let _guard = settings().bind_to_scope();
+    insta::assert_snapshot!(out.stdout, @r"
+    MAPPING                               COMPANY        AGREEMENT       PRODUCT     VENDOR  APPROVED     PSA  ACTION
+    bobs-dentistry/shadowprotect-desktop  BobsDentistry  Managed Backup  SP-DESKTOP       4         3       3  error: the saved plan saw 3 units on this PSA line, but it now holds 6; someone changed it since the plan was made — run plan again
+    digitaltorch-inc/cloud-premium-gb     DigitalTorch   Cloud Backup    CLOUD-GB     135.5     135.5  120.25  error: the saved plan saw 120.25 units on this PSA line, but it now holds 100; someone changed it since the plan was made — run plan again
+    1 line in sync not shown (plan --all shows it).
+
+    Unmapped vendor accounts (not billed until mapped):
+    ACCOUNT       LICENCE TYPE           UNITS
+    Slate Gravel  ShadowProtect Desktop      3
+
+    Plan: 0 to update (+0 / -0 units), 1 in sync, 1 unmapped, 2 errors.
+
+    STALE    bobs-dentistry/shadowprotect-desktop: 3 → 4: the saved plan saw 3 units on this PSA line, but it now holds 6; someone changed it since the plan was made — run plan again
+    STALE    digitaltorch-inc/cloud-premium-gb: 120.25 → 135.5: the saved plan saw 120.25 units on this PSA line, but it now holds 100; someone changed it since the plan was made — run plan again
+    Recorded in history/[YYYY]/[MM]/[RUN].yaml.
+    ");
+    assert_eq!(
+        out.stderr,
+        "error: 2 lines of the saved plan were refused because the PSA changed since the plan \
+         was made; nothing was applied\n\
+         hint: run `unitsync plan` again to see the PSA as it is now, and apply a new plan\n"
+    );
+    assert_eq!(env.writes(), vec![]);
+    assert_eq!(env.quantities(), [(5001, 6.0), (5003, 2.0), (5005, 100.0)]);
+    let history = normalized_history(&env);
+    assert_eq!(history.len(), 1);
+    assert_eq!(
+        history[0].1.matches("  outcome: stale\n").count(),
+        2,
+        "{}",
+        history[0].1
+    );
+    assert!(
+        out.stdout
+            .contains(&format!("Recorded in {}.\n", history[0].0))
+    );
+}
+
+#[test]
+fn a_line_the_psa_keeps_refusing_fails_alone_and_is_recorded_as_failed() {
+    let env = Env::new();
+    env.sandbox.set_faults(
+        Faults::none()
+            .server_errors(100, 500)
+            .only_method("PATCH")
+            .only_path_containing("/additions/5005"),
+    );
+    let out = env.run(&["apply", "--yes"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let _guard = settings().bind_to_scope();
+    insta::assert_snapshot!(out.stdout, @r"
+    MAPPING                               COMPANY        AGREEMENT       PRODUCT     VENDOR  APPROVED     PSA  ACTION
+    bobs-dentistry/shadowprotect-desktop  BobsDentistry  Managed Backup  SP-DESKTOP       4         3       3  update 3 → 4 (+1)
+    digitaltorch-inc/cloud-premium-gb     DigitalTorch   Cloud Backup    CLOUD-GB     135.5     135.5  120.25  update 120.25 → 135.5 (+15.25)
+    1 line in sync not shown (plan --all shows it).
+
+    Unmapped vendor accounts (not billed until mapped):
+    ACCOUNT       LICENCE TYPE           UNITS
+    Slate Gravel  ShadowProtect Desktop      3
+
+    Plan: 2 to update (+16.25 / -0 units), 1 in sync, 1 unmapped, 0 errors.
+
+    applied  bobs-dentistry/shadowprotect-desktop: 3 → 4
+    FAILED   digitaltorch-inc/cloud-premium-gb: 120.25 → 135.5: PATCH /v4_6_release/apis/3.0/finance/agreements/1003/additions/5005: server error (HTTP 500) after 4 attempt(s): An unexpected error occurred (injected by the sandbox)
+    Recorded in history/[YYYY]/[MM]/[RUN].yaml.
+
+    PSA after apply:
+      ok bobs-dentistry/shadowprotect-desktop: 4
+    Plan: 1 to update (+15.25 / -0 units), 2 in sync, 1 unmapped, 0 errors.
+    ");
+    assert_eq!(
+        out.stderr,
+        "error: 1 line(s) failed, 0 were refused as stale, and 0 did not read back as written\n\
+         hint: see the reasons above; run apply again to retry what failed (applied lines are \
+         not written twice)\n"
+    );
+    assert_eq!(env.quantities(), [(5001, 4.0), (5003, 2.0), (5005, 120.25)]);
+    let history = normalized_history(&env);
+    assert!(
+        history[0].1.ends_with(
+            "  from: 120.25\n  to: 135.5\n  outcome: failed\n  reason: \"PATCH \
+             /v4_6_release/apis/3.0/finance/agreements/1003/additions/5005: server error (HTTP \
+             500) after 4 attempt(s): An unexpected error occurred (injected by the sandbox)\"\n"
+        ),
+        "{}",
+        history[0].1
+    );
+
+    // The PSA recovers: the next run writes only the failed line.
+    env.sandbox.set_faults(Faults::none());
+    env.sandbox.clear_requests();
+    let out = env.run(&["apply", "--yes"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(write_calls(&env), [patch("1003/additions/5005", "135.5")]);
+    assert_eq!(env.quantities(), [(5001, 4.0), (5003, 2.0), (5005, 135.5)]);
+    assert_eq!(env.history().len(), 2);
+}
+
+#[test]
+fn apply_with_a_broken_mapping_applies_the_other_lines_and_exits_1() {
+    let env = Env::new();
+    edit(
+        &env.repo.join("mappings.yaml"),
+        "agreement: 1002",
+        "agreement: 9999",
+    );
+    let out = env.run_with_stdin(&["apply"], Some("yes\n"));
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stdout.contains(
+            "applied  bobs-dentistry/shadowprotect-desktop: 3 → 4\n\
+             applied  digitaltorch-inc/cloud-premium-gb: 120.25 → 135.5\n"
+        ),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.ends_with(
+        "\nPSA after apply:\n  ok bobs-dentistry/shadowprotect-desktop: 4\n  \
+         ok digitaltorch-inc/cloud-premium-gb: 135.5\n\
+         Plan: 0 to update (+0 / -0 units), 2 in sync, 1 unmapped, 1 error.\n"
+    ));
+    assert_eq!(
+        out.stderr,
+        "error: 1 mapping cannot be planned; see the errors above\n\
+         hint: fix the mappings or the PSA records they name, then run plan again\n"
+    );
+    assert_eq!(
+        write_calls(&env),
+        [
+            patch("1001/additions/5001", "4"),
+            patch("1003/additions/5005", "135.5")
+        ]
+    );
+    assert_eq!(normalized_history(&env)[0].1, HISTORY_APPLIED);
+}
+
+#[test]
+fn doctor_with_a_broken_billing_repo_fails_its_first_check() {
+    let env = Env::new();
+    std::fs::write(env.repo.join("unitsync.yaml"), "psa: [\n").unwrap();
+    let out = env.run(&["doctor"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert_eq!(
+        out.stdout,
+        "[FAIL] billing repo: has errors (listed above); `unitsync validate` checks it\n"
+    );
+    assert_eq!(
+        out.stderr
+            .replace(&env.repo.display().to_string(), "[REPO]"),
+        "unitsync.yaml:1:6: error: invalid YAML: unclosed bracket '['\n\
+         1 error in 1 file in billing repo [REPO]\n"
+    );
+    assert_eq!(env.sandbox.requests(), vec![]);
+}
+
+#[test]
+fn a_usage_error_exits_1_never_2_which_means_changes() {
+    let env = Env::new();
+    for args in [
+        &["plan", "--detailed-exitcode", "--fromat", "json"][..],
+        &["plan", "--format", "xml"],
+        &[],
+    ] {
+        let out = env.run(args);
+        assert_eq!(out.code, Some(1), "{args:?}: {out:?}");
+        assert_eq!(out.stdout, "");
+        assert!(out.stderr.starts_with("error: "), "{}", out.stderr);
+    }
+    let out = env.run(&["plan", "--format", "xml"]);
+    assert_eq!(
+        out.stderr,
+        "error: invalid value 'xml' for '--format <FORMAT>'\n  \
+         [possible values: table, markdown, json]\n\n\
+         For more information, try '--help'.\n"
+    );
+    let help = env.run(&["plan", "--help"]);
+    assert_eq!(help.code, Some(0), "{help:?}");
+    assert!(
+        help.stdout.contains("--detailed-exitcode"),
+        "{}",
+        help.stdout
+    );
+    assert_eq!(env.sandbox.requests(), vec![]);
+}
+
+#[test]
+fn plan_json_with_a_broken_mapping_is_still_json_and_exits_1() {
+    let env = Env::new();
+    edit(
+        &env.repo.join("mappings.yaml"),
+        "agreement: 1002",
+        "agreement: 9999",
+    );
+    let out = env.run(&["plan", "--format", "json"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let plan: serde_json::Value = serde_json::from_str(&out.stdout).expect("stdout is JSON only");
+    assert_eq!(plan["summary"]["errors"], 1);
+    assert_eq!(
+        plan["lines"][0]["mapping"],
+        "angry-fox-co/shadowprotect-server"
+    );
+    assert_eq!(plan["lines"][0]["action"]["action"], "error");
+    assert!(
+        out.stderr
+            .starts_with("error: 1 mapping cannot be planned; see the errors above\n"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn demo_keep_leaves_the_billing_repo_with_its_history() {
+    let env = Env::new();
+    let kept = env.temp.path().join("kept");
+    let out = env.run(&["demo", "--keep", kept.to_str().unwrap()]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stdout
+            .contains(&format!("Billing repo:        {}\n", kept.display())),
+        "{}",
+        out.stdout
+    );
+    let mut files = Vec::new();
+    collect_files(&kept, &mut files);
+    let mut names: Vec<String> = files
+        .iter()
+        .map(|p| {
+            p.strip_prefix(&kept)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 4, "{names:?}");
+    assert_eq!(names[1..], ["mappings.yaml", "unitsync.yaml", "usage.csv"]);
+    assert!(names[0].starts_with("history/"), "{names:?}");
+
+    // The folder must not exist yet.
+    let again = env.run(&["demo", "--keep", kept.to_str().unwrap()]);
+    assert_eq!(again.code, Some(1), "{again:?}");
+    assert_eq!(again.stdout, "");
+    assert!(
+        again
+            .stderr
+            .starts_with(&format!("error: cannot create {}: ", kept.display())),
+        "{}",
+        again.stderr
+    );
+    assert!(
+        again
+            .stderr
+            .ends_with("\nhint: name a folder that does not exist yet\n"),
+        "{}",
+        again.stderr
+    );
+}
+
+#[test]
+fn apply_that_cannot_write_history_still_shows_what_it_changed() {
+    let env = Env::new();
+    // A file where this year's history folder should be (written as root, so permissions
+    // would not stop it).
+    let year = jiff::Timestamp::now().strftime("%Y").to_string();
+    std::fs::create_dir(env.repo.join("history")).unwrap();
+    std::fs::write(env.repo.join("history").join(year), "not a folder\n").unwrap();
+    let out = env.run(&["apply", "--yes"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert_eq!(env.quantities(), [(5001, 4.0), (5003, 2.0), (5005, 135.5)]);
+    assert!(
+        out.stdout.ends_with(
+            "\napplied  bobs-dentistry/shadowprotect-desktop: 3 → 4\n\
+             applied  digitaltorch-inc/cloud-premium-gb: 120.25 → 135.5\n"
+        ),
+        "the output is the only record left: {}",
+        out.stdout
+    );
+    assert!(
+        out.stderr
+            .ends_with("\nhint: the PSA was changed; keep this output as the record\n"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn apply_of_a_saved_lock_plan_checks_convergence_against_that_plan() {
+    let env = Env::new();
+    edit(
+        &env.repo.join("units.lock.yaml"),
+        "bobs-dentistry/shadowprotect-desktop: 3",
+        "bobs-dentistry/shadowprotect-desktop: 5",
+    );
+    let plan_file = env.temp.path().join("plan.json");
+    let out = env.run(&["plan", "--from-lock", "--out", plan_file.to_str().unwrap()]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    // Applied without repeating --from-lock: the saved plan says what it was made from.
+    let out = env.run(&["apply", "--plan", plan_file.to_str().unwrap(), "--yes"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(
+        write_calls(&env),
+        [
+            patch("1001/additions/5001", "5"),
+            patch("1003/additions/5005", "135.5")
+        ]
+    );
+    assert!(
+        out.stdout.ends_with(
+            "\nPSA after apply:\n  ok bobs-dentistry/shadowprotect-desktop: 5\n  \
+             ok digitaltorch-inc/cloud-premium-gb: 135.5\n\
+             Plan: 0 to update (+0 / -0 units), 1 to propose, 2 in sync, 1 unmapped, 0 errors.\n"
+        ),
+        "{}",
+        out.stdout
+    );
+}
