@@ -89,6 +89,15 @@ pub enum SourceError {
         source: std::io::Error,
     },
 
+    #[error("cannot read {}: {source}; check {setting} in unitsync.yaml", path.display())]
+    ReadReport {
+        path: PathBuf,
+        /// The setting that names the file, such as `source.storagecraft.billing_detail`.
+        setting: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+
     #[error("{}: the file is empty; it needs a header row naming the columns ({expected})", path.display())]
     CsvNoHeader { path: PathBuf, expected: String },
 

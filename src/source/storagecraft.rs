@@ -95,11 +95,16 @@ impl UsageSource for StorageCraftUsageSource {
     fn fetch(&self) -> BoxFuture<'_, Result<Vec<UsageRecord>, SourceError>> {
         Box::pin(async move {
             let (year, month) = self.billing_month();
-            let (path, bytes) = read_file(self.billing_detail.clone()).await?;
+            let (path, bytes) = read_report(
+                self.billing_detail.clone(),
+                "source.storagecraft.billing_detail",
+            )
+            .await?;
             let mut records =
                 parse_billing_detail(&bytes, &path, &self.settings.columns, year, month)?;
             if let Some(cloud) = &self.cloud_usage {
-                let (path, bytes) = read_file(cloud.clone()).await?;
+                let (path, bytes) =
+                    read_report(cloud.clone(), "source.storagecraft.cloud_usage").await?;
                 records.extend(parse_cloud_usage(
                     &bytes,
                     &path,
@@ -112,6 +117,21 @@ impl UsageSource for StorageCraftUsageSource {
             Ok(records)
         })
     }
+}
+
+/// Reads a report, naming the setting that names it when it cannot.
+async fn read_report(
+    path: PathBuf,
+    setting: &'static str,
+) -> Result<(PathBuf, Vec<u8>), SourceError> {
+    read_file(path).await.map_err(|e| match e {
+        SourceError::ReadFile { path, source } => SourceError::ReadReport {
+            path,
+            setting,
+            source,
+        },
+        other => other,
+    })
 }
 
 /// The first and last day of a month.
