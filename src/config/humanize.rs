@@ -391,6 +391,10 @@ fn humanize(err: &ValidationError<'_>, schema: &Value, out: &mut Vec<Problem>) {
                     "is not a valid mapping id",
                     "ids use lower-case letters, digits and . _ / -, and start with a letter or digit",
                 ),
+                "month" => (
+                    "is not a billing month",
+                    "write previous (the month before today, UTC), current, or a month such as 2026-11",
+                ),
                 _ => ("has the wrong form", "see the schema for this field"),
             };
             let mut p = Problem::new(&pointer, subject(&format!("{} {what}", show(instance))));

@@ -466,20 +466,28 @@ impl Checker<'_> {
             }
         }
         let source = settings.part::<SourceSettings>("/source");
-        let local = match &source {
-            Some(SourceSettings::Csv(csv)) => Some(("csv", &csv.path)),
-            Some(SourceSettings::Json(json)) => Some(("json", &json.path)),
-            _ => None,
+        let local: Vec<(&str, &str, &String)> = match &source {
+            Some(SourceSettings::Csv(csv)) => vec![("csv", "path", &csv.path)],
+            Some(SourceSettings::Json(json)) => vec![("json", "path", &json.path)],
+            Some(SourceSettings::Storagecraft(sc)) => {
+                let mut paths = vec![("storagecraft", "billing_detail", &sc.billing_detail)];
+                if let Some(cloud) = &sc.cloud_usage {
+                    paths.push(("storagecraft", "cloud_usage", cloud));
+                }
+                paths
+            }
+            _ => Vec::new(),
         };
-        if let Some((kind, path)) = local
-            && !self.root.join(path).is_file()
-        {
-            let pointer = format!("/source/{kind}/path");
+        for (kind, key, path) in local {
+            if self.root.join(path).is_file() {
+                continue;
+            }
+            let pointer = format!("/source/{kind}/{key}");
             self.diagnostics.push(
                 Diagnostic::warning(
                     file,
                     doc.value_pos(&pointer),
-                    format!("source.{kind}.path: {} does not exist", quote(path)),
+                    format!("source.{kind}.{key}: {} does not exist", quote(path)),
                 )
                 .with_hint(
                     "the path is relative to the billing repo; fine if an earlier step writes the file before unitsync runs",

@@ -155,6 +155,9 @@ pub enum SourceSettings {
     Http(HttpSource),
     /// A program that prints JSON records on stdout.
     Command(CommandSource),
+    /// The StorageCraft MSP portal's Billing Detail report (product keys) and, optionally, its
+    /// cloud usage report (GB), counted for one billing month with the portal's billing rule.
+    Storagecraft(StorageCraftSource),
 }
 
 /// Names of the fields (CSV columns or JSON keys) that hold each part of a usage record.
@@ -264,6 +267,238 @@ pub struct CommandSource {
     /// Seconds before the program is stopped (default 300).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_seconds: Option<u32>,
+}
+
+/// `source.storagecraft`: the MSP portal's reports, exported as CSV.
+///
+/// A product key is billed for the billing month when it was active on MORE than 14 days of that
+/// month: the activation date counts as an active day, the deactivation date does not, and a key
+/// without a deactivation date is still active. Each (account, key type) pair in the Billing
+/// Detail report becomes one record with the number of distinct billed keys (0 when none is
+/// billed); sites are added into their account and a key listed twice is counted once. Cloud usage
+/// rows in the billing month are summed per account and plan, in GB.
+///
+/// Dates may be ISO (`2026-11-03`, `2026-11-03T09:13:31`) or the portal's US style (`11/3/2026`,
+/// `11/3/2026 9:13:31 AM`); slashed dates are always month/day/year, and the time is ignored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StorageCraftSource {
+    /// Path of the Billing Detail report (CSV), relative to the billing repo.
+    pub billing_detail: String,
+    /// Path of the cloud usage report (CSV), relative to the billing repo. Optional.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud_usage: Option<String>,
+    /// The billing month: `previous` (default: the month before today), `current`, or `YYYY-MM`.
+    /// Today is the date in UTC when unitsync runs.
+    #[serde(default)]
+    pub month: BillingMonth,
+    /// Column names in the Billing Detail report, when they differ from the defaults.
+    #[serde(default)]
+    pub columns: BillingDetailColumns,
+    /// Column names in the cloud usage report, when they differ from the defaults.
+    #[serde(default)]
+    pub cloud_columns: CloudUsageColumns,
+    /// A fixed licence type for every cloud usage row, such as `Cloud Premium GB`, instead of the
+    /// plan column.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub cloud_license_type: Option<String>,
+}
+
+/// Which calendar month the StorageCraft reports are counted for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BillingMonth {
+    /// The month before today's (UTC).
+    #[default]
+    Previous,
+    /// Today's month (UTC), so far.
+    Current,
+    /// One explicit month.
+    Month { year: i16, month: i8 },
+}
+
+impl BillingMonth {
+    /// The (year, month) this stands for, given today's date.
+    pub fn resolve(self, today: jiff::civil::Date) -> (i16, i8) {
+        match self {
+            BillingMonth::Current => (today.year(), today.month()),
+            BillingMonth::Previous if today.month() == 1 => (today.year() - 1, 12),
+            BillingMonth::Previous => (today.year(), today.month() - 1),
+            BillingMonth::Month { year, month } => (year, month),
+        }
+    }
+}
+
+impl std::fmt::Display for BillingMonth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BillingMonth::Previous => f.write_str("previous"),
+            BillingMonth::Current => f.write_str("current"),
+            BillingMonth::Month { year, month } => write!(f, "{year:04}-{month:02}"),
+        }
+    }
+}
+
+impl std::str::FromStr for BillingMonth {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let bad = || {
+            format!(
+                "{text:?} is not a billing month; write previous, current or a month such as 2026-11"
+            )
+        };
+        match text.trim() {
+            "previous" => Ok(BillingMonth::Previous),
+            "current" => Ok(BillingMonth::Current),
+            other => {
+                let (y, m) = other.split_once('-').ok_or_else(bad)?;
+                if y.len() != 4
+                    || m.len() != 2
+                    || !(y.bytes().chain(m.bytes())).all(|b| b.is_ascii_digit())
+                {
+                    return Err(bad());
+                }
+                let year: i16 = y.parse().map_err(|_| bad())?;
+                let month: i8 = m.parse().map_err(|_| bad())?;
+                if !(1..=12).contains(&month) || year < 1 {
+                    return Err(bad());
+                }
+                Ok(BillingMonth::Month { year, month })
+            }
+        }
+    }
+}
+
+impl Serialize for BillingMonth {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for BillingMonth {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl JsonSchema for BillingMonth {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "BillingMonth".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": "^(previous|current|[0-9]{4}-(0[1-9]|1[0-2]))$",
+            "description": "`previous` (the month before today, UTC), `current`, or a month such as `2026-11`."
+        })
+    }
+}
+
+/// Column names in the StorageCraft Billing Detail report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BillingDetailColumns {
+    /// Default `Account`.
+    #[serde(default = "BillingDetailColumns::default_account")]
+    pub account: String,
+    /// Default `Site`. Optional in the report: sites are added into their account.
+    #[serde(default = "BillingDetailColumns::default_site")]
+    pub site: String,
+    /// Default `Product Key`.
+    #[serde(default = "BillingDetailColumns::default_product_key")]
+    pub product_key: String,
+    /// Default `Key Type`: the licence type, such as `ShadowProtect Desktop`.
+    #[serde(default = "BillingDetailColumns::default_key_type")]
+    pub key_type: String,
+    /// Default `Activation Date`. Empty: the key was never activated and is not billed.
+    #[serde(default = "BillingDetailColumns::default_activated")]
+    pub activated: String,
+    /// Default `Deactivation Date`. Empty: the key is still active.
+    #[serde(default = "BillingDetailColumns::default_deactivated")]
+    pub deactivated: String,
+}
+
+impl BillingDetailColumns {
+    fn default_account() -> String {
+        "Account".into()
+    }
+    fn default_site() -> String {
+        "Site".into()
+    }
+    fn default_product_key() -> String {
+        "Product Key".into()
+    }
+    fn default_key_type() -> String {
+        "Key Type".into()
+    }
+    fn default_activated() -> String {
+        "Activation Date".into()
+    }
+    fn default_deactivated() -> String {
+        "Deactivation Date".into()
+    }
+}
+
+impl Default for BillingDetailColumns {
+    fn default() -> Self {
+        BillingDetailColumns {
+            account: Self::default_account(),
+            site: Self::default_site(),
+            product_key: Self::default_product_key(),
+            key_type: Self::default_key_type(),
+            activated: Self::default_activated(),
+            deactivated: Self::default_deactivated(),
+        }
+    }
+}
+
+/// Column names in the StorageCraft cloud usage report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CloudUsageColumns {
+    /// Default `Account`.
+    #[serde(default = "CloudUsageColumns::default_account")]
+    pub account: String,
+    /// Default `Plan`: the licence type, such as `Cloud Premium GB` (not read when
+    /// `cloud_license_type` is set).
+    #[serde(default = "CloudUsageColumns::default_plan")]
+    pub plan: String,
+    /// Default `Usage (GB)`.
+    #[serde(default = "CloudUsageColumns::default_usage_gb")]
+    pub usage_gb: String,
+    /// Default `Date`. Optional in the report: when present, only rows dated in the billing month
+    /// count; when absent, the whole report is taken as the billing month's.
+    #[serde(default = "CloudUsageColumns::default_date")]
+    pub date: String,
+}
+
+impl CloudUsageColumns {
+    fn default_account() -> String {
+        "Account".into()
+    }
+    fn default_plan() -> String {
+        "Plan".into()
+    }
+    fn default_usage_gb() -> String {
+        "Usage (GB)".into()
+    }
+    fn default_date() -> String {
+        "Date".into()
+    }
+}
+
+impl Default for CloudUsageColumns {
+    fn default() -> Self {
+        CloudUsageColumns {
+            account: Self::default_account(),
+            plan: Self::default_plan(),
+            usage_gb: Self::default_usage_gb(),
+            date: Self::default_date(),
+        }
+    }
 }
 
 /// When to refresh and when to sync. Times are wall-clock times in `timezone`.

@@ -183,6 +183,94 @@ pub fn parse_csv(
     Ok(records)
 }
 
+/// A CSV report read as text: the trimmed header cells and every non-blank row with the 1-based
+/// line it starts on. For sources that interpret the columns themselves (StorageCraft reports).
+#[derive(Debug)]
+pub(crate) struct Table {
+    pub header: Vec<String>,
+    pub header_line: u64,
+    pub rows: Vec<(u64, ::csv::StringRecord)>,
+}
+
+impl Table {
+    /// Reads `bytes` (`path` is only for messages). `None` when the file has no header row. Skips
+    /// a UTF-8 byte-order mark and blank rows; a row with a different number of cells than the
+    /// header is an error.
+    pub(crate) fn read(bytes: &[u8], path: &Path) -> Result<Option<Table>, SourceError> {
+        let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+        let mut reader = ::csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(bytes);
+        let mut lines = LineCounter::new(bytes);
+        let mut header: Option<(u64, Vec<String>)> = None;
+        let mut rows = Vec::new();
+        for row in reader.records() {
+            let row = row.map_err(|err| {
+                let line = lines.line_at(err.position().map_or(0, |p| p.byte()));
+                let problem = match err.kind() {
+                    ::csv::ErrorKind::Utf8 { .. } => {
+                        "the row is not valid UTF-8; save the file as UTF-8 (\"CSV UTF-8\" in Excel)"
+                            .to_string()
+                    }
+                    _ => format!("cannot read the row: {err}"),
+                };
+                SourceError::CsvSyntax {
+                    path: path.to_path_buf(),
+                    line,
+                    problem,
+                }
+            })?;
+            if is_blank(&row) {
+                continue;
+            }
+            let line = lines.line_at(row.position().map_or(0, |p| p.byte()));
+            match &header {
+                None => header = Some((line, row.iter().map(|c| c.trim().to_string()).collect())),
+                Some((_, cells)) => {
+                    if row.len() != cells.len() {
+                        return Err(SourceError::Row {
+                            path: path.to_path_buf(),
+                            line,
+                            problem: RecordProblem::CellCount {
+                                found: row.len(),
+                                expected: cells.len(),
+                            },
+                        });
+                    }
+                    rows.push((line, row));
+                }
+            }
+        }
+        Ok(header.map(|(header_line, header)| Table {
+            header,
+            header_line,
+            rows,
+        }))
+    }
+
+    /// The index of the column called `name`: an exact match, else the one case-insensitive match.
+    /// `Ok(None)` when there is none; `Err` with the count when several match.
+    pub(crate) fn column(&self, name: &str) -> Result<Option<usize>, usize> {
+        let name = name.trim();
+        let exact: Vec<usize> = (0..self.header.len())
+            .filter(|&i| self.header[i] == name)
+            .collect();
+        let matches = if exact.is_empty() {
+            (0..self.header.len())
+                .filter(|&i| self.header[i].eq_ignore_ascii_case(name))
+                .collect()
+        } else {
+            exact
+        };
+        match matches.as_slice() {
+            [] => Ok(None),
+            [one] => Ok(Some(*one)),
+            many => Err(many.len()),
+        }
+    }
+}
+
 /// 1-based line numbers from the byte offsets the csv crate reports. Its own line numbers miss
 /// blank lines and CRLF endings, and its offsets point just past the previous record's first
 /// terminator byte, so line breaks are skipped before counting. Offsets only grow, so counting is

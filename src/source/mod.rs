@@ -18,6 +18,7 @@ mod command;
 mod csv;
 mod http;
 mod json;
+mod storagecraft;
 
 use std::fmt;
 use std::future::Future;
@@ -32,6 +33,10 @@ pub use self::command::CommandUsageSource;
 pub use self::csv::{CsvUsageSource, parse_csv};
 pub use self::http::{EnvLookup, HttpUsageSource};
 pub use self::json::{JsonDocument, JsonUsageSource, parse_json_records};
+pub use self::storagecraft::{
+    BILLED_AFTER_DAYS, StorageCraftUsageSource, active_days, is_billed, parse_billing_detail,
+    parse_cloud_usage, parse_report_date,
+};
 
 /// A boxed, sendable future, so that [`UsageSource`] can be used as a trait object.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -53,6 +58,7 @@ pub fn from_settings(settings: &SourceSettings, root: &Path) -> Box<dyn UsageSou
         SourceSettings::Json(s) => Box::new(JsonUsageSource::new(s.clone(), root)),
         SourceSettings::Http(s) => Box::new(HttpUsageSource::new(s.clone())),
         SourceSettings::Command(s) => Box::new(CommandUsageSource::new(s.clone(), root)),
+        SourceSettings::Storagecraft(s) => Box::new(StorageCraftUsageSource::new(s.clone(), root)),
     }
 }
 
@@ -79,6 +85,15 @@ pub enum SourceError {
     #[error("cannot read {}: {source}; check the source's `path` in unitsync.yaml", path.display())]
     ReadFile {
         path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("cannot read {}: {source}; check {setting} in unitsync.yaml", path.display())]
+    ReadReport {
+        path: PathBuf,
+        /// The setting that names the file, such as `source.storagecraft.billing_detail`.
+        setting: &'static str,
         #[source]
         source: std::io::Error,
     },
@@ -112,6 +127,29 @@ pub enum SourceError {
     #[error("{}:{line}: {problem}", path.display())]
     CsvSyntax {
         path: PathBuf,
+        line: u64,
+        problem: String,
+    },
+
+    #[error(
+        "{}: no column named {column:?} for the {what}; the header has {}; rename the column or set {setting}",
+        path.display(),
+        list_columns(found)
+    )]
+    ReportMissingColumn {
+        path: PathBuf,
+        /// What the column holds, such as `product key`.
+        what: &'static str,
+        /// The setting that names it, such as `source.storagecraft.columns.product_key`.
+        setting: String,
+        column: String,
+        found: Vec<String>,
+    },
+
+    #[error("{}:{line}: {problem}", path.display())]
+    ReportRow {
+        path: PathBuf,
+        /// The 1-based line number in the file where the row starts.
         line: u64,
         problem: String,
     },

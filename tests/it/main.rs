@@ -9,4 +9,5 @@ mod render;
 mod sandbox;
 mod schedule;
 mod sources;
+mod storagecraft;
 mod validate;
