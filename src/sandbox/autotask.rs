@@ -23,13 +23,15 @@
 //!   adds past 50 % is not simulated.
 //! - Thread limit: at most `thread_limit` (default 3) requests in flight per object endpoint
 //!   (`Companies`, `Contracts`, `ContractServices`, `ContractServiceUnits`, `Services`,
-//!   `ContractServiceAdjustments` (both POST forms), `ThresholdInformation`). One more answers
+//!   `ContractServiceAdjustments` (both POST forms), `ThresholdInformation`; the child lists
+//!   `Contracts/{id}/Services|ServiceUnits` count as `ContractServices|ContractServiceUnits`;
+//!   refused requests still count against the threshold). One more answers
 //!   429 `{"errors":["Thread limit exceeded: …"]}` with `Retry-After: 1` at once (it is not
 //!   queued). The highest number in flight, counting rejected ones, is recorded per endpoint:
 //!   [`AutotaskSandboxHandle::max_concurrency`]. Injected latency is spent while holding the slot.
 //! - `POST …/{Entity}/query` (JSON body) and `GET …/{Entity}/query?search=<JSON>` for
 //!   `Companies`, `Contracts`, `ContractServices`, `ContractServiceUnits`, `Services`. The body is
-//!   `{"MaxRecords":N,"IncludeFields":[…],"filter":[…]}` (keys in any case). `MaxRecords`
+//!   `{"MaxRecords":N,"IncludeFields":[…],"filter":[…]}` (keys in any case; other keys → 400). `MaxRecords`
 //!   defaults to 500; outside 1–500 → 400. `filter` must hold at least one item (Autotask refuses
 //!   unfiltered queries; use `{"op":"gte","field":"id","value":0}`). Top-level items are ANDed;
 //!   `{"op":"and"|"or","items":[…]}` groups nest. Leaf ops: `eq noteq gt gte lt lte beginsWith

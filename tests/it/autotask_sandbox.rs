@@ -975,7 +975,7 @@ async fn threshold_counts_requests_and_blocks_at_the_limit() {
 #[tokio::test]
 async fn a_fourth_concurrent_request_per_endpoint_gets_429() {
     let (sandbox, api) = demo().await;
-    sandbox.set_faults(Faults::none().with_latency(Duration::from_millis(400)));
+    sandbox.set_faults(Faults::none().with_latency(Duration::from_millis(1200)));
     let q = || api.query("Companies", json!({"filter": all()}));
     let send = |path: &'static str| {
         let api = &api;
@@ -986,7 +986,7 @@ async fn a_fourth_concurrent_request_per_endpoint_gets_429() {
         send("Companies/251"),
         send("Companies/252"),
         async {
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(Duration::from_millis(400)).await;
             send("Companies/253").await
         }
     );
