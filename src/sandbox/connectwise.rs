@@ -352,29 +352,7 @@ async fn outer(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> R
         status: 0,
     };
 
-    let (latency, fault) = {
-        let mut state = lock(&shared.faults);
-        let f = &mut state.faults;
-        let applies = (f.only_methods.is_empty()
-            || f.only_methods
-                .iter()
-                .any(|m| m.eq_ignore_ascii_case(parts.method.as_str())))
-            && f.only_path_containing
-                .as_deref()
-                .is_none_or(|p| parts.uri.path().contains(p));
-        let fault = if !applies {
-            None
-        } else if f.rate_limited > 0 {
-            f.rate_limited -= 1;
-            Some(Injected::RateLimited(f.retry_after_secs))
-        } else if f.server_errors > 0 {
-            f.server_errors -= 1;
-            Some(Injected::ServerError(f.server_error_status))
-        } else {
-            None
-        };
-        (f.latency, fault)
-    };
+    let (latency, fault) = lock(&shared.faults).next_fault(parts.method.as_str(), parts.uri.path());
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
@@ -410,9 +388,40 @@ async fn outer(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> R
     response
 }
 
-enum Injected {
+/// A fault chosen for one request.
+pub(crate) enum Injected {
     RateLimited(u64),
     ServerError(u16),
+}
+
+impl FaultState {
+    /// The latency to add and the fault (if any) for a request, counting the fault down.
+    pub(crate) fn next_fault(
+        &mut self,
+        method: &str,
+        path: &str,
+    ) -> (std::time::Duration, Option<Injected>) {
+        let f = &mut self.faults;
+        let applies = (f.only_methods.is_empty()
+            || f.only_methods
+                .iter()
+                .any(|m| m.eq_ignore_ascii_case(method)))
+            && f.only_path_containing
+                .as_deref()
+                .is_none_or(|p| path.contains(p));
+        let fault = if !applies {
+            None
+        } else if f.rate_limited > 0 {
+            f.rate_limited -= 1;
+            Some(Injected::RateLimited(f.retry_after_secs))
+        } else if f.server_errors > 0 {
+            f.server_errors -= 1;
+            Some(Injected::ServerError(f.server_error_status))
+        } else {
+            None
+        };
+        (f.latency, fault)
+    }
 }
 
 /// `company+public:private` from a Basic `Authorization` header, split at the first `:`.

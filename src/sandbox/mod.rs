@@ -1,4 +1,5 @@
-//! A ConnectWise PSA–compatible API server on 127.0.0.1, for tests, demos and `unitsync sandbox`.
+//! A ConnectWise PSA–compatible API server on 127.0.0.1, for tests, demos and `unitsync sandbox`,
+//! and an Autotask-compatible one ([`AutotaskSandbox`], documented in `autotask.rs`).
 //!
 //! It serves `GET /login/companyinfo/{company}` and, below `/{codebase}apis/3.0/`, companies,
 //! agreements, agreement additions (list, count, get, PATCH, POST), the product catalog and
@@ -53,6 +54,8 @@
 //!   "InternalServerError","message":…}`. Fault counters count every request, including
 //!   `/login/companyinfo` and requests that would fail auth, unless narrowed by method or path.
 
+mod autotask;
+pub mod autotask_seed;
 pub mod conditions;
 mod connectwise;
 pub mod seed;
@@ -71,7 +74,26 @@ pub use seed::{
     SeedError, SeedLogin, SeedProduct, SeedProductRef,
 };
 
-use connectwise::{FaultState, Shared, Store, lock};
+pub(crate) use connectwise::{FaultState, Injected, lock};
+use connectwise::{Shared, Store};
+
+pub use autotask::{
+    AT_LOGGED_HEADERS, AT_MAX_RECORDS, AT_QUERY_ENTITIES, AtAdjustment, AtUnitPeriod,
+    AutotaskSandbox, AutotaskSandboxHandle,
+};
+pub use autotask_seed::{
+    AtCompany, AtContract, AtContractService, AtLogin, AtSeed, AtService, CONTRACT_STATUS_ACTIVE,
+    CONTRACT_TYPE_RECURRING_SERVICE, DEFAULT_REQUEST_THRESHOLD, DEFAULT_THREAD_LIMIT,
+    DEFAULT_THRESHOLD_TIMEFRAME_MINUTES,
+};
+
+/// The Autotask demo data: the same story as [`DEMO_SEED_YAML`] in Autotask terms.
+pub const AUTOTASK_DEMO_SEED_YAML: &str = include_str!("autotask-demo-seed.yaml");
+
+/// The Autotask demo seed (see `autotask-demo-seed.yaml`).
+pub fn autotask_demo_seed() -> AtSeed {
+    AtSeed::from_yaml(AUTOTASK_DEMO_SEED_YAML).expect("the embedded Autotask demo seed is valid")
+}
 
 /// The demo data: the StorageCraft guide's MSP Computech and its customers.
 pub const DEMO_SEED_YAML: &str = include_str!("demo-seed.yaml");
@@ -280,13 +302,24 @@ fn prepare(
     Ok((shared, app))
 }
 
-/// A TCP listener that closes the next N connections when told to.
-struct DroppingListener {
-    inner: tokio::net::TcpListener,
-    shared: Arc<Shared>,
+/// Server state that holds the faults in force.
+pub(crate) trait HasFaults: Send + Sync + 'static {
+    fn fault_state(&self) -> &Mutex<FaultState>;
 }
 
-impl axum::serve::Listener for DroppingListener {
+impl HasFaults for Shared {
+    fn fault_state(&self) -> &Mutex<FaultState> {
+        &self.faults
+    }
+}
+
+/// A TCP listener that closes the next N connections when told to.
+pub(crate) struct DroppingListener<S: HasFaults> {
+    pub(crate) inner: tokio::net::TcpListener,
+    pub(crate) shared: Arc<S>,
+}
+
+impl<S: HasFaults> axum::serve::Listener for DroppingListener<S> {
     type Io = tokio::net::TcpStream;
     type Addr = SocketAddr;
 
@@ -300,7 +333,7 @@ impl axum::serve::Listener for DroppingListener {
                 }
             };
             let drop_it = {
-                let mut state = lock(&self.shared.faults);
+                let mut state = lock(self.shared.fault_state());
                 let n = &mut state.faults.dropped_connections;
                 if *n > 0 {
                     *n -= 1;
