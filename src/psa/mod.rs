@@ -42,7 +42,8 @@ pub trait Psa {
     ) -> impl Future<Output = Result<AppliedChange, PsaError>> + Send;
 
     /// Probes reachability, credentials and permissions for `doctor`. With `probe_write`, the
-    /// write permission is probed by writing a line's current quantity back unchanged.
+    /// write permission is probed by writing a line's current quantity back unchanged (ConnectWise;
+    /// Autotask writes are create-only adjustments, so its write check is always skipped).
     fn check_access(
         &self,
         mappings: &[Mapping],
