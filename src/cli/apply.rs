@@ -305,7 +305,7 @@ fn effective_policy(repo: &BillingRepo) -> EffectiveDate {
 }
 
 /// Today in the schedule's time zone (the MSP's billing day), else the machine's.
-pub(super) fn today(repo: &BillingRepo) -> jiff::civil::Date {
+pub(crate) fn today(repo: &BillingRepo) -> jiff::civil::Date {
     let tz = repo
         .settings
         .schedule

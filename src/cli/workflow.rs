@@ -6,7 +6,8 @@ use std::path::Path;
 use crate::config::{BillingRepo, PsaSettings, load};
 use crate::history;
 use crate::plan::{self, DesiredFrom, Plan, PlanInput, PsaSnapshot};
-use crate::psa::{ConnectWiseClient, Credentials, Psa, PsaError};
+use crate::psa::autotask::{self, AutotaskClient, AutotaskOptions};
+use crate::psa::{AnyPsa, ConnectWiseClient, Credentials, Psa, PsaError};
 use crate::source::{self, SourceError};
 
 use super::CommandError;
@@ -22,16 +23,26 @@ pub fn load_repo(dir: &Path) -> Result<BillingRepo, CommandError> {
 }
 
 /// The PSA client the settings name, with credentials from the environment.
-pub fn connect(repo: &BillingRepo) -> Result<ConnectWiseClient, CommandError> {
+///
+/// The Autotask client reads units for the billing period containing the effective date and
+/// keeps its adjustment journal at `history/.autotask-journal.jsonl` in the billing repo.
+pub fn connect(repo: &BillingRepo) -> Result<AnyPsa, CommandError> {
     match &repo.settings.psa {
         PsaSettings::Connectwise(settings) => {
             let credentials = Credentials::from_env().map_err(psa_error)?;
-            ConnectWiseClient::new(settings, credentials).map_err(psa_error)
+            ConnectWiseClient::new(settings, credentials)
+                .map(AnyPsa::ConnectWise)
+                .map_err(psa_error)
         }
-        PsaSettings::Autotask(_) => Err(CommandError::user(
-            "Autotask PSA is not supported by this version of unitsync yet",
-        )
-        .hinted("use `psa: connectwise` or a newer unitsync")),
+        PsaSettings::Autotask(settings) => {
+            let credentials = autotask::Credentials::from_env().map_err(psa_error)?;
+            let effective =
+                crate::apply::effective_date(settings.effective, super::apply::today(repo));
+            let options = AutotaskOptions::new(repo.root.join(autotask::JOURNAL_PATH), effective);
+            AutotaskClient::new(settings, credentials, options)
+                .map(AnyPsa::Autotask)
+                .map_err(psa_error)
+        }
     }
 }
 
@@ -39,7 +50,8 @@ pub fn psa_error(e: PsaError) -> CommandError {
     match e {
         PsaError::MissingCredential(..)
         | PsaError::InvalidSite { .. }
-        | PsaError::UnsupportedRef { .. } => CommandError::user(e.to_string()),
+        | PsaError::UnsupportedRef { .. }
+        | PsaError::Journal { .. } => CommandError::user(e.to_string()),
         other => CommandError::external(other.to_string()),
     }
 }
@@ -59,11 +71,18 @@ pub struct Planned {
 }
 
 /// Reads the vendor counts and the PSA at the same time, then plans.
+///
+/// First the PSA's request budget is checked for a run that reads every mapping and writes at
+/// most one change per mapping (Autotask's hourly limit is shared by every integration; a
+/// run refused up front is better than one cut off half-way).
 pub async fn make_plan<P: Psa + Sync>(
     repo: &BillingRepo,
     psa: &P,
     desired: DesiredFrom,
 ) -> Result<Planned, CommandError> {
+    psa.check_budget(&repo.mappings, repo.mappings.len())
+        .await
+        .map_err(psa_error)?;
     let (usage, snapshot) = tokio::join!(
         source::fetch_usage(&repo.settings.source, &repo.root),
         psa.snapshot(&repo.mappings)

@@ -12,8 +12,10 @@ use crate::config::{Mapping, UpdatePolicy};
 use crate::plan::{PsaLine, PsaSnapshot};
 use crate::quantity::Quantity;
 
+pub mod autotask;
 pub mod connectwise;
 
+pub use autotask::AutotaskClient;
 pub use connectwise::{ConnectWiseClient, Credentials, RetryPolicy};
 
 /// A PSA that unitsync can read and write.
@@ -40,12 +42,68 @@ pub trait Psa {
     ) -> impl Future<Output = Result<AppliedChange, PsaError>> + Send;
 
     /// Probes reachability, credentials and permissions for `doctor`. With `probe_write`, the
-    /// write permission is probed by writing a line's current quantity back unchanged.
+    /// write permission is probed by writing a line's current quantity back unchanged (ConnectWise;
+    /// Autotask writes are create-only adjustments, so its write check is always skipped).
     fn check_access(
         &self,
         mappings: &[Mapping],
         probe_write: bool,
     ) -> impl Future<Output = Vec<AccessCheck>> + Send;
+
+    /// Checks, before a run, that the PSA's request budget covers a run over `mappings` with up
+    /// to `writes` writes. PSAs without a shared budget accept every run without a request.
+    fn check_budget(
+        &self,
+        mappings: &[Mapping],
+        writes: usize,
+    ) -> impl Future<Output = Result<(), PsaError>> + Send {
+        let _ = (mappings, writes);
+        std::future::ready(Ok(()))
+    }
+}
+
+/// The PSA the settings name, for commands that work with either.
+#[derive(Debug, Clone)]
+pub enum AnyPsa {
+    ConnectWise(ConnectWiseClient),
+    Autotask(AutotaskClient),
+}
+
+impl Psa for AnyPsa {
+    async fn snapshot(&self, mappings: &[Mapping]) -> Result<PsaSnapshot, PsaError> {
+        match self {
+            AnyPsa::ConnectWise(c) => c.snapshot(mappings).await,
+            AnyPsa::Autotask(c) => c.snapshot(mappings).await,
+        }
+    }
+
+    async fn reread_line(&self, contract_id: u64, line_id: u64) -> Result<PsaLine, PsaError> {
+        match self {
+            AnyPsa::ConnectWise(c) => c.reread_line(contract_id, line_id).await,
+            AnyPsa::Autotask(c) => c.reread_line(contract_id, line_id).await,
+        }
+    }
+
+    async fn apply(&self, change: &LineChange) -> Result<AppliedChange, PsaError> {
+        match self {
+            AnyPsa::ConnectWise(c) => c.apply(change).await,
+            AnyPsa::Autotask(c) => c.apply(change).await,
+        }
+    }
+
+    async fn check_access(&self, mappings: &[Mapping], probe_write: bool) -> Vec<AccessCheck> {
+        match self {
+            AnyPsa::ConnectWise(c) => c.check_access(mappings, probe_write).await,
+            AnyPsa::Autotask(c) => c.check_access(mappings, probe_write).await,
+        }
+    }
+
+    async fn check_budget(&self, mappings: &[Mapping], writes: usize) -> Result<(), PsaError> {
+        match self {
+            AnyPsa::ConnectWise(c) => c.check_budget(mappings, writes).await,
+            AnyPsa::Autotask(c) => c.check_budget(mappings, writes).await,
+        }
+    }
 }
 
 /// One quantity change to write.
@@ -222,6 +280,27 @@ pub enum PsaError {
     },
     #[error("{what}: {reason}")]
     Conflict { what: String, reason: String },
+    /// An Autotask request failed; the message says why and what to do.
+    #[error("{method} {path}: {message}")]
+    Autotask {
+        method: String,
+        path: String,
+        /// The HTTP status (200 when Autotask answered 200 with an `errors` array).
+        status: u16,
+        message: String,
+    },
+    #[error(
+        "this run needs ~{needed} Autotask API requests; only {remaining} of the hourly {threshold} remain (shared by every integration on this Autotask database); try after {retry_after}"
+    )]
+    RequestBudget {
+        needed: u64,
+        remaining: u64,
+        /// The threshold as Autotask reports it, formatted (`10,000`).
+        threshold: String,
+        retry_after: String,
+    },
+    #[error("Autotask journal {path}: {reason}")]
+    Journal { path: String, reason: String },
     #[error(
         "addition {cancelled} was cancelled as of {effective} but its replacement could not be added: {source}; add the new addition by hand or run apply again (it resumes)"
     )]
@@ -238,7 +317,10 @@ impl PsaError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            PsaError::Server { .. } | PsaError::Transport { .. } | PsaError::RateLimited { .. }
+            PsaError::Server { .. }
+                | PsaError::Transport { .. }
+                | PsaError::RateLimited { .. }
+                | PsaError::Autotask { status: 429, .. }
         )
     }
 }

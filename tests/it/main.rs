@@ -1,6 +1,7 @@
 //! The one integration-test binary (one link instead of one per file).
 
 mod action;
+mod autotask_client;
 mod autotask_sandbox;
 mod cli_local;
 mod connectwise_client;

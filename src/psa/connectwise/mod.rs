@@ -17,7 +17,7 @@
 //! `Accept: application/vnd.connectwise.com+json; version=…`, `Content-Type: application/json`
 //! on writes. At most `concurrency` requests are in flight at once.
 
-mod http;
+pub(crate) mod http;
 mod wire;
 
 use std::collections::{BTreeMap, BTreeSet};

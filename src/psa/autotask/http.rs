@@ -1,0 +1,512 @@
+//! The Autotask transport: zone discovery, the three authentication headers, a concurrency limit
+//! per entity endpoint, retries with backoff, `Retry-After`, `nextPageUrl` paging, and turning
+//! failures (including `{"errors":[…]}` bodies sent with HTTP 200) into [`PsaError`]s that never
+//! carry a credential.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use reqwest::header::HeaderMap;
+use reqwest::{Method, StatusCode, Url};
+use serde::de::DeserializeOwned;
+use tokio::sync::{Mutex, OnceCell, Semaphore};
+
+use super::wire::{ErrorBody, QueryPage, QueryRequest, ZoneInformation};
+use crate::psa::PsaError;
+use crate::psa::connectwise::http::{Redactor, RetryPolicy, error_chain, retry_after};
+
+/// Autotask's page-size limit for queries.
+pub const MAX_RECORDS: u32 = 500;
+/// At most this many requests are in flight per entity endpoint (Autotask's thread limit).
+pub const PER_ENTITY_CONCURRENCY: usize = 3;
+/// Most pages followed for one query, a guard against `nextPageUrl` loops.
+const MAX_PAGES: usize = 10_000;
+/// Where zone discovery starts unless the settings name the zone.
+pub const DEFAULT_DISCOVERY: &str = "https://webservices.autotask.net/atservicesrest/";
+
+/// How a request may be repeated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Repeat {
+    /// GET, and a query POST: repeating changes nothing.
+    Idempotent,
+    /// A create: only a 429 (the server did not act) is retried.
+    Once,
+}
+
+pub(crate) struct Request<'a> {
+    pub method: Method,
+    /// The entity endpoint the request counts against (`Contracts`, `ContractServiceUnits`).
+    pub entity: &'a str,
+    /// A path under the API base (`Contracts/query`), or an absolute URL (a `nextPageUrl`).
+    pub target: Target,
+    pub body: Option<serde_json::Value>,
+    pub repeat: Repeat,
+    /// The record or listing, for error messages.
+    pub what: &'a str,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum Target {
+    Api(String),
+    Absolute(Url),
+}
+
+pub(crate) struct Transport {
+    http: reqwest::Client,
+    /// Where the zone is discovered (`…/atservicesrest/`), unless `fixed_base` is set.
+    discovery: Url,
+    /// The API base (`…/atservicesrest/v1.0/`) when the settings name it.
+    fixed_base: Option<Url>,
+    base: OnceCell<Url>,
+    username: String,
+    headers: HeaderMap,
+    limits: Mutex<HashMap<String, Arc<Semaphore>>>,
+    pub retry: RetryPolicy,
+    pub redactor: Redactor,
+}
+
+impl Transport {
+    pub fn new(
+        discovery: Url,
+        fixed_base: Option<Url>,
+        username: String,
+        headers: HeaderMap,
+        retry: RetryPolicy,
+        redactor: Redactor,
+    ) -> Result<Transport, PsaError> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("unitsync/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| PsaError::InvalidSite {
+                site: discovery.to_string(),
+                reason: format!("cannot build an HTTP client: {e}"),
+            })?;
+        Ok(Transport {
+            http,
+            discovery,
+            fixed_base,
+            base: OnceCell::new(),
+            username,
+            headers,
+            limits: Mutex::new(HashMap::new()),
+            retry,
+            redactor,
+        })
+    }
+
+    /// The API base, `https://webservicesN.autotask.net/atservicesrest/v1.0/`, discovered once.
+    pub async fn base(&self) -> Result<Url, PsaError> {
+        if let Some(base) = &self.fixed_base {
+            return Ok(base.clone());
+        }
+        self.base.get_or_try_init(|| self.discover()).await.cloned()
+    }
+
+    async fn discover(&self) -> Result<Url, PsaError> {
+        let mut url = join(&self.discovery, &["v1.0", "zoneInformation"]);
+        url.query_pairs_mut().append_pair("user", &self.username);
+        let response = self
+            .send_to(
+                &Request {
+                    method: Method::GET,
+                    entity: "zoneInformation",
+                    target: Target::Absolute(url.clone()),
+                    body: None,
+                    repeat: Repeat::Idempotent,
+                    what: "the zone of the API user",
+                },
+                url,
+                true,
+            )
+            .await?;
+        let zone: ZoneInformation = response.json(&self.redactor)?;
+        let zone_url = zone
+            .url
+            .as_deref()
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .ok_or_else(|| PsaError::Autotask {
+                method: "GET".into(),
+                path: response.path.clone(),
+                status: 200,
+                message: "zone discovery returned no zone URL; check UNITSYNC_AT_USERNAME (the API user's user name) or set `url` in unitsync.yaml".into(),
+            })?;
+        let parsed = Url::parse(zone_url).map_err(|e| PsaError::Autotask {
+            method: "GET".into(),
+            path: response.path.clone(),
+            status: 200,
+            message: format!("zone discovery returned an invalid URL {zone_url:?}: {e}"),
+        })?;
+        let base = api_base(&parsed);
+        tracing::debug!(zone = zone.zone_name.as_deref().unwrap_or("?"), %base, "Autotask zone");
+        Ok(base)
+    }
+
+    async fn limit(&self, entity: &str) -> Arc<Semaphore> {
+        let mut limits = self.limits.lock().await;
+        Arc::clone(
+            limits
+                .entry(entity.to_ascii_lowercase())
+                .or_insert_with(|| Arc::new(Semaphore::new(PER_ENTITY_CONCURRENCY))),
+        )
+    }
+
+    pub async fn execute(&self, request: &Request<'_>) -> Result<Response, PsaError> {
+        let url = match &request.target {
+            Target::Api(path) => {
+                let base = self.base().await?;
+                join(&base, &path.split('/').collect::<Vec<_>>())
+            }
+            Target::Absolute(url) => url.clone(),
+        };
+        self.send_to(request, url, false).await
+    }
+
+    async fn send_to(
+        &self,
+        request: &Request<'_>,
+        url: Url,
+        anonymous: bool,
+    ) -> Result<Response, PsaError> {
+        let method = request.method.to_string();
+        let path = url.path().to_string();
+        let host = match url.port() {
+            Some(port) => format!("{}:{port}", url.host_str().unwrap_or("?")),
+            None => url.host_str().unwrap_or("?").to_string(),
+        };
+        let limit = self.limit(request.entity).await;
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let mut builder = self
+                .http
+                .request(request.method.clone(), url.clone())
+                .timeout(self.retry.timeout)
+                .header(reqwest::header::CONTENT_TYPE, "application/json");
+            if !anonymous {
+                builder = builder.headers(self.headers.clone());
+            }
+            if let Some(body) = &request.body {
+                builder = builder.body(body.to_string());
+            }
+            let outcome = {
+                let _permit = limit.acquire().await.expect("semaphore never closed");
+                match builder.send().await {
+                    Ok(response) => {
+                        let status = response.status();
+                        let headers = response.headers().clone();
+                        response
+                            .bytes()
+                            .await
+                            .map(|body| (status, headers, body.to_vec()))
+                    }
+                    Err(e) => Err(e),
+                }
+            };
+            let (status, headers, body) = match outcome {
+                Ok(parts) => parts,
+                Err(e) => {
+                    let message = self.redactor.redact(&error_chain(&e));
+                    if request.repeat == Repeat::Idempotent
+                        && attempt < self.retry.max_attempts
+                        && !e.is_builder()
+                    {
+                        let delay = self.retry.backoff(attempt);
+                        tracing::debug!(%method, %path, attempt, ?delay, "{message}; retrying");
+                        tokio::time::sleep(delay).await;
+                        continue;
+                    }
+                    return Err(PsaError::Transport {
+                        method,
+                        path,
+                        host,
+                        attempts: attempt,
+                        message,
+                    });
+                }
+            };
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                if attempt >= self.retry.max_attempts {
+                    return Err(PsaError::Autotask {
+                        method,
+                        path,
+                        status: 429,
+                        message: format!(
+                            "Autotask kept answering 429 Too Many Requests after {attempt} attempts; its 10,000 requests per hour are shared by every integration on the database — try again later"
+                        ),
+                    });
+                }
+                let delay = retry_after(&headers)
+                    .map(|d| d.min(self.retry.max_retry_after))
+                    .unwrap_or_else(|| self.retry.backoff(attempt));
+                tracing::info!(%method, %path, ?delay, "Autotask asked to slow down (429)");
+                tokio::time::sleep(delay).await;
+                continue;
+            }
+            if status.is_server_error()
+                && request.repeat == Repeat::Idempotent
+                && attempt < self.retry.max_attempts
+            {
+                let delay = self.retry.backoff(attempt);
+                tracing::debug!(%method, %path, status = status.as_u16(), attempt, ?delay, "retrying");
+                tokio::time::sleep(delay).await;
+                continue;
+            }
+            let errors = self.errors_in(&body);
+            if status.is_success() && errors.is_none() {
+                return Ok(Response {
+                    body,
+                    method: request.method.clone(),
+                    path,
+                });
+            }
+            return Err(self.status_error(request, status, &body, errors, method, path, attempt));
+        }
+    }
+
+    /// The messages of a `{"errors":[…]}` body, if it has any.
+    fn errors_in(&self, body: &[u8]) -> Option<String> {
+        let parsed: ErrorBody = serde_json::from_slice(body).ok()?;
+        let parts: Vec<String> = parsed
+            .errors?
+            .into_iter()
+            .filter_map(|e| match e {
+                serde_json::Value::String(s) => Some(s),
+                serde_json::Value::Object(o) => {
+                    let message = o.get("message").and_then(|m| m.as_str());
+                    let field = o.get("field").and_then(|m| m.as_str());
+                    match (field, message) {
+                        (Some(f), Some(m)) => Some(format!("{f}: {m}")),
+                        (None, Some(m)) => Some(m.to_string()),
+                        _ => Some(serde_json::Value::Object(o).to_string()),
+                    }
+                }
+                serde_json::Value::Null => None,
+                other => Some(other.to_string()),
+            })
+            .filter(|s| !s.trim().is_empty())
+            .collect();
+        (!parts.is_empty()).then(|| self.redactor.redact(&parts.join("; ")))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn status_error(
+        &self,
+        request: &Request<'_>,
+        status: StatusCode,
+        body: &[u8],
+        errors: Option<String>,
+        method: String,
+        path: String,
+        attempts: u32,
+    ) -> PsaError {
+        let said = errors.unwrap_or_else(|| self.redactor.excerpt(body));
+        let message = match status {
+            s if s.is_success() => format!(
+                "Autotask answered HTTP {} but reported errors: {said}",
+                s.as_u16()
+            ),
+            StatusCode::UNAUTHORIZED => format!(
+                "credentials rejected (HTTP 401): check UNITSYNC_AT_USERNAME, UNITSYNC_AT_SECRET and UNITSYNC_AT_INTEGRATION_CODE (an API-only user and its integration's tracking identifier) — Autotask said: {said}"
+            ),
+            StatusCode::FORBIDDEN => format!(
+                "the API user may not {} (HTTP 403); give its security level access to Contracts (view{}) and Companies (view) — Autotask said: {said}",
+                if request.repeat == Repeat::Once {
+                    format!("create {}", request.what)
+                } else {
+                    format!("read {}", request.what)
+                },
+                if request.repeat == Repeat::Once {
+                    ", add adjustments"
+                } else {
+                    ""
+                }
+            ),
+            StatusCode::NOT_FOUND => format!(
+                "{} not found (HTTP 404); check the id in the mapping. If every request fails like this, check `url` in unitsync.yaml (used {}) — Autotask said: {said}",
+                request.what,
+                self.fixed_base
+                    .as_ref()
+                    .or(self.base.get())
+                    .map_or_else(|| self.discovery.to_string(), Url::to_string)
+            ),
+            s if s.is_server_error() => {
+                return PsaError::Server {
+                    method,
+                    path,
+                    status: s.as_u16(),
+                    attempts,
+                    message: said,
+                };
+            }
+            s => format!(
+                "Autotask rejected the request for {} (HTTP {}): {said}",
+                request.what,
+                s.as_u16()
+            ),
+        };
+        PsaError::Autotask {
+            method,
+            path,
+            status: status.as_u16(),
+            message,
+        }
+    }
+
+    /// A `nextPageUrl` on our own host. A link to another origin is rebased (path and query) so
+    /// the credentials never leave for a host the settings or the zone do not name.
+    fn rebase(&self, base: &Url, link: &str) -> Option<Url> {
+        let parsed = base.join(link).ok()?;
+        if parsed.origin() == base.origin() {
+            return Some(parsed);
+        }
+        let mut url = base.clone();
+        url.set_path(parsed.path());
+        url.set_query(parsed.query());
+        tracing::debug!(link, "rebased a nextPageUrl onto the API host");
+        Some(url)
+    }
+
+    /// POSTs a query and follows `pageDetails.nextPageUrl` (GET) until it is empty, repeats, or
+    /// a page is empty.
+    pub async fn query<T: DeserializeOwned>(
+        &self,
+        entity: &str,
+        query: &QueryRequest,
+        what: &str,
+    ) -> Result<Vec<T>, PsaError> {
+        let base = self.base().await?;
+        let mut request = Request {
+            method: Method::POST,
+            entity,
+            target: Target::Api(format!("{entity}/query")),
+            body: Some(serde_json::to_value(query).expect("a query serialises")),
+            repeat: Repeat::Idempotent,
+            what,
+        };
+        let mut items = Vec::new();
+        let mut seen = HashSet::new();
+        for _ in 0..MAX_PAGES {
+            let response = self.execute(&request).await?;
+            let page: QueryPage<T> = response.json(&self.redactor)?;
+            let empty = page.items.is_empty();
+            items.extend(page.items);
+            let next = page
+                .page_details
+                .and_then(|p| p.next_page_url)
+                .filter(|u| !u.trim().is_empty())
+                .and_then(|u| self.rebase(&base, u.trim()));
+            match next {
+                Some(next) if !empty && seen.insert(next.to_string()) => {
+                    request = Request {
+                        method: Method::GET,
+                        entity,
+                        target: Target::Absolute(next),
+                        body: None,
+                        repeat: Repeat::Idempotent,
+                        what,
+                    };
+                }
+                Some(next) if !empty => {
+                    tracing::warn!(%next, "Autotask repeated a nextPageUrl; stopped paging");
+                    return Ok(items);
+                }
+                _ => return Ok(items),
+            }
+        }
+        Ok(items)
+    }
+
+    pub async fn send_json<T: DeserializeOwned>(
+        &self,
+        request: Request<'_>,
+    ) -> Result<T, PsaError> {
+        let response = self.execute(&request).await?;
+        response.json(&self.redactor)
+    }
+}
+
+pub(crate) struct Response {
+    pub body: Vec<u8>,
+    pub method: Method,
+    pub path: String,
+}
+
+impl Response {
+    pub fn json<T: DeserializeOwned>(&self, redact: &Redactor) -> Result<T, PsaError> {
+        serde_json::from_slice(&self.body).map_err(|e| PsaError::Decode {
+            method: self.method.to_string(),
+            path: self.path.clone(),
+            message: format!(
+                "{} in {}",
+                redact.redact(&e.to_string()),
+                redact.excerpt(&self.body)
+            ),
+        })
+    }
+}
+
+/// `url` with `segments` appended to its path.
+fn join(url: &Url, segments: &[&str]) -> Url {
+    let mut url = url.clone();
+    url.set_query(None);
+    if let Ok(mut path) = url.path_segments_mut() {
+        path.pop_if_empty();
+        for s in segments.iter().filter(|s| !s.is_empty()) {
+            path.push(s);
+        }
+    }
+    url
+}
+
+/// The API base for a zone or base URL: a URL whose path ends in `v1.0` is the base itself; a
+/// bare host gets `/atservicesrest/v1.0/`; anything else (a zone URL such as
+/// `https://webservices5.autotask.net/atservicesrest/`) gets `v1.0/` appended.
+pub fn api_base(url: &Url) -> Url {
+    let mut url = url.clone();
+    url.set_query(None);
+    url.set_fragment(None);
+    let path = url.path().trim_matches('/').to_string();
+    let last = path.rsplit('/').next().unwrap_or_default();
+    let segments: Vec<&str> = if last.eq_ignore_ascii_case("v1.0") {
+        vec![""]
+    } else if path.is_empty() {
+        vec!["atservicesrest", "v1.0", ""]
+    } else {
+        vec!["v1.0", ""]
+    };
+    if let Ok(mut p) = url.path_segments_mut() {
+        p.pop_if_empty();
+        for s in segments {
+            p.push(s);
+        }
+    }
+    url
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_bases() {
+        let b = |s: &str| api_base(&Url::parse(s).unwrap()).to_string();
+        assert_eq!(
+            b("https://webservices5.autotask.net/atservicesrest/"),
+            "https://webservices5.autotask.net/atservicesrest/v1.0/"
+        );
+        assert_eq!(
+            b("https://webservices5.autotask.net/ATServicesRest"),
+            "https://webservices5.autotask.net/ATServicesRest/v1.0/"
+        );
+        assert_eq!(
+            b("http://127.0.0.1:9/atservicesrest/v1.0"),
+            "http://127.0.0.1:9/atservicesrest/v1.0/"
+        );
+        assert_eq!(
+            b("http://127.0.0.1:9"),
+            "http://127.0.0.1:9/atservicesrest/v1.0/"
+        );
+    }
+}

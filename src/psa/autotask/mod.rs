@@ -1,0 +1,1164 @@
+//! Autotask PSA REST client.
+//!
+//! Wire behaviour, all under the API base `{zone}/v1.0/` (the zone from
+//! `GET https://webservices.autotask.net/atservicesrest/v1.0/zoneInformation?user={user}`, sent
+//! without credentials and cached for the client's life, unless `url` in the settings names the
+//! zone, `https://webservicesN.autotask.net/atservicesrest/`, or a full base ending in `v1.0`):
+//!
+//! - every read is `POST {Entity}/query` with
+//!   `{"MaxRecords":500,"IncludeFields":[…,"id"],"filter":[…]}`, following
+//!   `pageDetails.nextPageUrl` (a GET) until it is null, repeats, or a page is empty:
+//!   - companies: `{"op":"in","field":"id","value":[…]}` (≤ 500 ids a request), and one
+//!     `{"op":"eq","field":"companyName","value":"X"}` per `{name: X}`;
+//!   - contracts: `in` on `id`; contracts named by name list their companies' contracts,
+//!     `in` on `companyID`;
+//!   - contract services: `in` on `contractID`;
+//!   - services: `in` on `id` (for `sku` and `name`);
+//!   - units: `ContractServiceUnits` with `in` on `contractServiceID`, `startDate lte E` and
+//!     `endDate gte E`, E being the effective date (`YYYY-MM-DDT00:00:00`);
+//! - writes: one `POST ContractServiceAdjustments`
+//!   `{"contractID","contractServiceID","serviceID","effectiveDate":"E T00:00:00Z","unitChange"}`,
+//!   guarded by a re-read and the [`journal`];
+//! - `GET ThresholdInformation` for the request budget.
+//!
+//! Headers on every call but zone discovery: `ApiIntegrationCode`, `UserName`, `Secret`
+//! (marked sensitive), and `Content-Type: application/json`. At most three requests are in flight
+//! per entity endpoint. Reads are retried on 5xx and transport errors; every request is retried
+//! after a 429, waiting `Retry-After`. A `{"errors":[…]}` body is an error even with HTTP 200.
+//!
+//! **Which units are "current".** A contract service's units live in `ContractServiceUnits`, one
+//! row per billing period. unitsync reads the row whose period contains the *effective date*
+//! (`effective: first-of-next-month` → the first day of next month, `today` → today): that is
+//! the period an adjustment posted with that `effectiveDate` changes, so the plan compares the
+//! vendor count with exactly what the write will change. When periods overlap at a boundary the
+//! row that starts last wins. A contract service with no period containing the effective date
+//! (its contract ended, or no periods were generated) is reported as expired and never written.
+
+mod http;
+pub mod journal;
+mod wire;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use reqwest::Method;
+use reqwest::Url;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use secrecy::{ExposeSecret, SecretString};
+
+use http::{DEFAULT_DISCOVERY, Repeat, Request, Target, Transport};
+pub use http::{MAX_RECORDS, PER_ENTITY_CONCURRENCY, api_base};
+use journal::{Entry, Intent, Journal};
+use wire::{
+    Company, Contract, ContractService, ContractServiceUnit, Created, Filter, NewAdjustment,
+    QueryRequest, Service, ThresholdStatus,
+};
+
+use super::connectwise::http::{Redactor, RetryPolicy};
+use super::{AccessCheck, AppliedChange, CheckKind, CheckOutcome, LineChange, Psa, PsaError};
+use crate::config::{AutotaskSettings, Mapping, RecordRef, RefKind};
+use crate::plan::{PsaCompany, PsaContract, PsaLine, PsaSnapshot, RecordStatus};
+use crate::quantity::Quantity;
+
+pub const ENV_USERNAME: &str = "UNITSYNC_AT_USERNAME";
+pub const ENV_SECRET: &str = "UNITSYNC_AT_SECRET";
+pub const ENV_INTEGRATION_CODE: &str = "UNITSYNC_AT_INTEGRATION_CODE";
+
+/// The journal's place in the billing repo.
+pub const JOURNAL_PATH: &str = "history/.autotask-journal.jsonl";
+
+/// Requests one write costs: re-reading the contract service and its units, then the POST.
+const REQUESTS_PER_WRITE: u64 = 3;
+
+/// An API-only user's name and secret and the integration's tracking identifier. Never printed.
+#[derive(Clone)]
+pub struct Credentials {
+    username: SecretString,
+    secret: SecretString,
+    integration_code: SecretString,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(
+            "Credentials { username: [redacted], secret: [redacted], integration_code: [redacted] }",
+        )
+    }
+}
+
+impl Credentials {
+    pub fn new(
+        username: impl Into<String>,
+        secret: impl Into<String>,
+        integration_code: impl Into<String>,
+    ) -> Credentials {
+        Credentials {
+            username: SecretString::from(username.into()),
+            secret: SecretString::from(secret.into()),
+            integration_code: SecretString::from(integration_code.into()),
+        }
+    }
+
+    /// Reads `UNITSYNC_AT_USERNAME`, `UNITSYNC_AT_SECRET` and `UNITSYNC_AT_INTEGRATION_CODE`.
+    pub fn from_env() -> Result<Credentials, PsaError> {
+        Credentials::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Like [`Credentials::from_env`], reading variables through `lookup`. Empty values count
+    /// as missing.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Credentials, PsaError> {
+        let get = |name: &'static str, hint: &'static str| {
+            lookup(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+                .map(SecretString::from)
+                .ok_or(PsaError::MissingCredential(name, hint))
+        };
+        Ok(Credentials {
+            username: get(
+                ENV_USERNAME,
+                "set it to the API-only user's user name (Admin > Resources (Users), security level API User)",
+            )?,
+            secret: get(ENV_SECRET, "set it to the API-only user's secret")?,
+            integration_code: get(
+                ENV_INTEGRATION_CODE,
+                "set it to the API tracking identifier chosen on the API user's security tab",
+            )?,
+        })
+    }
+}
+
+/// What the client needs besides the settings and credentials.
+#[derive(Debug, Clone)]
+pub struct AutotaskOptions {
+    /// The adjustment journal, normally `{billing repo}/history/.autotask-journal.jsonl`.
+    pub journal: PathBuf,
+    /// The date whose billing period the snapshot reads (see the module docs).
+    pub effective: jiff::civil::Date,
+    pub retry: RetryPolicy,
+    /// Where zone discovery starts (default `https://webservices.autotask.net/atservicesrest/`);
+    /// for tests.
+    pub discovery_url: Option<String>,
+}
+
+impl AutotaskOptions {
+    pub fn new(journal: PathBuf, effective: jiff::civil::Date) -> AutotaskOptions {
+        AutotaskOptions {
+            journal,
+            effective,
+            retry: RetryPolicy::default(),
+            discovery_url: None,
+        }
+    }
+}
+
+/// How much of the hourly request budget a run needs and has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Budget {
+    pub needed: u64,
+    pub threshold: u64,
+    pub used: u64,
+    pub timeframe_minutes: u64,
+}
+
+impl Budget {
+    pub fn remaining(&self) -> u64 {
+        self.threshold.saturating_sub(self.used)
+    }
+}
+
+/// An Autotask PSA client. Cheap to clone; clones share the connection pool, the zone, the
+/// per-entity limits and the journal.
+#[derive(Clone)]
+pub struct AutotaskClient {
+    transport: Arc<Transport>,
+    journal: Arc<Journal>,
+    effective: jiff::civil::Date,
+    base_is_fixed: bool,
+}
+
+impl fmt::Debug for AutotaskClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AutotaskClient")
+            .field("journal", &self.journal.path())
+            .field("effective", &self.effective)
+            .finish_non_exhaustive()
+    }
+}
+
+fn parse_url(text: &str, what: &str) -> Result<Url, PsaError> {
+    let invalid = |reason: String| PsaError::InvalidSite {
+        site: text.to_string(),
+        reason,
+    };
+    let url = Url::parse(text.trim()).map_err(|e| invalid(format!("{what}: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(invalid(format!(
+            "{what}: use an http(s) URL such as https://webservices5.autotask.net/atservicesrest/"
+        )));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid(
+            "put no credentials in the URL; they come from UNITSYNC_AT_* variables".into(),
+        ));
+    }
+    Ok(url)
+}
+
+impl AutotaskClient {
+    pub fn new(
+        settings: &AutotaskSettings,
+        credentials: Credentials,
+        options: AutotaskOptions,
+    ) -> Result<AutotaskClient, PsaError> {
+        let fixed_base = match settings.url.as_deref().map(str::trim) {
+            Some(u) if !u.is_empty() => Some(api_base(&parse_url(u, "url")?)),
+            _ => None,
+        };
+        let discovery = parse_url(
+            options
+                .discovery_url
+                .as_deref()
+                .unwrap_or(DEFAULT_DISCOVERY),
+            "zone discovery URL",
+        )?;
+        let header_error = |what: &str| PsaError::InvalidSite {
+            site: settings.url.clone().unwrap_or_default(),
+            reason: format!("the {what} contains characters not allowed in an HTTP header"),
+        };
+        let mut headers = HeaderMap::new();
+        for (name, value, what) in [
+            (
+                "apiintegrationcode",
+                &credentials.integration_code,
+                ENV_INTEGRATION_CODE,
+            ),
+            ("username", &credentials.username, ENV_USERNAME),
+            ("secret", &credentials.secret, ENV_SECRET),
+        ] {
+            let mut v =
+                HeaderValue::from_str(value.expose_secret()).map_err(|_| header_error(what))?;
+            v.set_sensitive(true);
+            headers.insert(HeaderName::from_static(name), v);
+        }
+        // The user name is not secret the way the others are, but it is redacted too: it is half
+        // of a login.
+        let redactor = Redactor::new(vec![
+            credentials.secret.clone(),
+            credentials.integration_code.clone(),
+            credentials.username.clone(),
+        ]);
+        let base_is_fixed = fixed_base.is_some();
+        let transport = Transport::new(
+            discovery,
+            fixed_base,
+            credentials.username.expose_secret().to_string(),
+            headers,
+            options.retry,
+            redactor,
+        )?;
+        Ok(AutotaskClient {
+            transport: Arc::new(transport),
+            journal: Arc::new(Journal::new(options.journal)),
+            effective: options.effective,
+            base_is_fixed,
+        })
+    }
+
+    /// The API base in use, discovering the zone if needed.
+    pub async fn base_url(&self) -> Result<Url, PsaError> {
+        self.transport.base().await
+    }
+
+    async fn query<T: serde::de::DeserializeOwned>(
+        &self,
+        entity: &'static str,
+        fields: &[&'static str],
+        filter: Vec<Filter>,
+        what: &str,
+    ) -> Result<Vec<T>, PsaError> {
+        let mut include_fields = vec!["id"];
+        include_fields.extend(fields.iter().copied().filter(|f| *f != "id"));
+        let query = QueryRequest {
+            max_records: MAX_RECORDS,
+            include_fields,
+            filter,
+        };
+        self.transport.query(entity, &query, what).await
+    }
+
+    /// One `in` query per 500 values.
+    async fn query_in<T: serde::de::DeserializeOwned>(
+        &self,
+        entity: &'static str,
+        fields: &[&'static str],
+        field: &'static str,
+        values: &BTreeSet<u64>,
+        extra: &[Filter],
+        what: &str,
+    ) -> Result<Vec<T>, PsaError> {
+        let values: Vec<u64> = values.iter().copied().collect();
+        let mut found = Vec::new();
+        for chunk in values.chunks(MAX_RECORDS as usize) {
+            let mut filter = vec![Filter::new("in", field, chunk)];
+            filter.extend(extra.iter().cloned());
+            found.extend(self.query::<T>(entity, fields, filter, what).await?);
+        }
+        Ok(found)
+    }
+
+    async fn companies(
+        &self,
+        ids: &BTreeSet<u64>,
+        names: &BTreeSet<String>,
+    ) -> Result<Vec<Company>, PsaError> {
+        let mut found = self
+            .query_in::<Company>(
+                "Companies",
+                COMPANY_FIELDS,
+                "id",
+                ids,
+                &[],
+                "companies by id",
+            )
+            .await?;
+        for name in names {
+            found.extend(
+                self.query::<Company>(
+                    "Companies",
+                    COMPANY_FIELDS,
+                    vec![Filter::new("eq", "companyName", name)],
+                    "companies by name",
+                )
+                .await?,
+            );
+        }
+        Ok(found)
+    }
+
+    fn units_filter(&self, date: jiff::civil::Date) -> [Filter; 2] {
+        let at = format!("{date}T00:00:00");
+        [
+            Filter::new("lte", "startDate", &at),
+            Filter::new("gte", "endDate", &at),
+        ]
+    }
+
+    async fn units(
+        &self,
+        contract_service_ids: &BTreeSet<u64>,
+        date: jiff::civil::Date,
+    ) -> Result<BTreeMap<u64, i64>, PsaError> {
+        let rows = self
+            .query_in::<ContractServiceUnit>(
+                "ContractServiceUnits",
+                UNIT_FIELDS,
+                "contractServiceID",
+                contract_service_ids,
+                &self.units_filter(date),
+                "contract service units",
+            )
+            .await?;
+        Ok(units_at(&rows, date))
+    }
+
+    async fn snapshot_impl(&self, mappings: &[Mapping]) -> Result<PsaSnapshot, PsaError> {
+        let refs = Refs::collect(mappings)?;
+        let (companies, by_id) = tokio::join!(
+            self.companies(&refs.company_ids, &refs.company_names),
+            self.query_in::<Contract>(
+                "Contracts",
+                CONTRACT_FIELDS,
+                "id",
+                &refs.contract_ids,
+                &[],
+                "contracts by id",
+            )
+        );
+        let companies: BTreeMap<u64, Company> = companies?.into_iter().map(|c| (c.id, c)).collect();
+        let mut contracts: BTreeMap<u64, Contract> =
+            by_id?.into_iter().map(|c| (c.id, c)).collect();
+
+        if !refs.named_contracts.is_empty() {
+            let mut wanted: BTreeMap<u64, Vec<&str>> = BTreeMap::new();
+            for (company_ref, name) in &refs.named_contracts {
+                for c in companies
+                    .values()
+                    .filter(|c| company_matches(c, company_ref))
+                {
+                    wanted.entry(c.id).or_default().push(name);
+                }
+            }
+            let company_ids: BTreeSet<u64> = wanted.keys().copied().collect();
+            let of_companies = self
+                .query_in::<Contract>(
+                    "Contracts",
+                    CONTRACT_FIELDS,
+                    "companyID",
+                    &company_ids,
+                    &[],
+                    "contracts of the mapped companies",
+                )
+                .await?;
+            for c in of_companies {
+                let name = c.contract_name.as_deref().unwrap_or_default();
+                if c.company_id
+                    .and_then(|id| wanted.get(&id))
+                    .is_some_and(|names| names.iter().any(|n| same_text(n, name)))
+                {
+                    contracts.insert(c.id, c);
+                }
+            }
+        }
+
+        let contract_ids: BTreeSet<u64> = contracts.keys().copied().collect();
+        let services_of_contracts = self
+            .query_in::<ContractService>(
+                "ContractServices",
+                CONTRACT_SERVICE_FIELDS,
+                "contractID",
+                &contract_ids,
+                &[],
+                "contract services of the mapped contracts",
+            )
+            .await?;
+        let service_ids: BTreeSet<u64> = services_of_contracts
+            .iter()
+            .filter_map(|s| s.service_id)
+            .collect();
+        let contract_service_ids: BTreeSet<u64> =
+            services_of_contracts.iter().map(|s| s.id).collect();
+        let (services, units) = tokio::join!(
+            self.query_in::<Service>(
+                "Services",
+                SERVICE_FIELDS,
+                "id",
+                &service_ids,
+                &[],
+                "services",
+            ),
+            self.units(&contract_service_ids, self.effective)
+        );
+        let services: BTreeMap<u64, Service> = services?.into_iter().map(|s| (s.id, s)).collect();
+        let units = units?;
+        let mut lines: Vec<PsaLine> = services_of_contracts
+            .iter()
+            .map(|cs| to_line(cs, &services, units.get(&cs.id).copied()))
+            .collect();
+        lines.sort_by_key(|l| (l.contract_id, l.id));
+        Ok(PsaSnapshot {
+            companies: companies
+                .into_values()
+                .map(|c| PsaCompany {
+                    id: c.id,
+                    identifier: None,
+                    name: c.company_name.unwrap_or_default(),
+                })
+                .collect(),
+            contracts: contracts
+                .into_values()
+                .map(|c| PsaContract {
+                    id: c.id,
+                    company_id: c.company_id.unwrap_or(0),
+                    name: c.contract_name.unwrap_or_default(),
+                    status: match c.status {
+                        Some(1) => RecordStatus::Active,
+                        _ => RecordStatus::Inactive,
+                    },
+                })
+                .collect(),
+            lines,
+        })
+    }
+
+    async fn contract_service(
+        &self,
+        contract_id: u64,
+        line_id: u64,
+    ) -> Result<ContractService, PsaError> {
+        let what = format!("contract service {line_id} on contract {contract_id}");
+        let found = self
+            .query::<ContractService>(
+                "ContractServices",
+                CONTRACT_SERVICE_FIELDS,
+                vec![
+                    Filter::new("eq", "id", line_id),
+                    Filter::new("eq", "contractID", contract_id),
+                ],
+                &what,
+            )
+            .await?;
+        found
+            .into_iter()
+            .find(|cs| cs.id == line_id)
+            .ok_or_else(|| PsaError::Conflict {
+                what,
+                reason: "Autotask no longer has it (it may have been removed from the contract); run plan again".into(),
+            })
+    }
+
+    async fn reread_impl(&self, contract_id: u64, line_id: u64) -> Result<PsaLine, PsaError> {
+        let cs = self.contract_service(contract_id, line_id).await?;
+        let ids = BTreeSet::from([cs.id]);
+        let service_ids: BTreeSet<u64> = cs.service_id.into_iter().collect();
+        let (services, units) = tokio::join!(
+            self.query_in::<Service>(
+                "Services",
+                SERVICE_FIELDS,
+                "id",
+                &service_ids,
+                &[],
+                "services",
+            ),
+            self.units(&ids, self.effective)
+        );
+        let services: BTreeMap<u64, Service> = services?.into_iter().map(|s| (s.id, s)).collect();
+        Ok(to_line(&cs, &services, units?.get(&cs.id).copied()))
+    }
+
+    async fn units_of(
+        &self,
+        cs: &ContractService,
+        date: jiff::civil::Date,
+    ) -> Result<i64, PsaError> {
+        self.units(&BTreeSet::from([cs.id]), date)
+            .await?
+            .get(&cs.id)
+            .copied()
+            .ok_or_else(|| PsaError::Conflict {
+                what: format!("contract service {} on contract {}", cs.id, cs.contract_id),
+                reason: format!(
+                    "no billing period (ContractServiceUnits row) contains the effective date {date}, so an adjustment cannot be checked; check the contract's dates"
+                ),
+            })
+    }
+
+    /// Settles intents an interrupted run left pending, by re-reading the units they would have
+    /// changed. Never posts.
+    async fn resolve_pending(
+        &self,
+        cs: &ContractService,
+        current: (jiff::civil::Date, i64),
+    ) -> Result<(), PsaError> {
+        for intent in self.journal.pending_for(cs.id).await? {
+            let units = if intent.effective == current.0 {
+                current.1
+            } else {
+                self.units_of(cs, intent.effective).await?
+            };
+            let outcome = if units == intent.to {
+                "applied"
+            } else if units == intent.from {
+                "not-posted"
+            } else {
+                return Err(PsaError::Conflict {
+                    what: format!("contract service {} on contract {}", cs.id, cs.contract_id),
+                    reason: format!(
+                        "an earlier run meant to post an adjustment of {:+} ({} → {}) effective {} (journal id {}) and was interrupted; the units are now {units}, neither, so unitsync cannot tell whether it was posted. Check the contract service's adjustments in Autotask, then append {{\"event\":\"resolved\",\"id\":\"{}\",\"outcome\":\"checked\",\"units\":{units},\"at\":\"…\"}} to {} and run apply again",
+                        intent.unit_change,
+                        intent.from,
+                        intent.to,
+                        intent.effective,
+                        intent.id,
+                        intent.id,
+                        self.journal.path().display()
+                    ),
+                });
+            };
+            tracing::info!(
+                id = %intent.id,
+                outcome,
+                "settled an interrupted Autotask adjustment from the units"
+            );
+            self.journal
+                .record(Entry::Resolved {
+                    id: intent.id.clone(),
+                    outcome: outcome.into(),
+                    units,
+                    at: journal::now(),
+                })
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn apply_impl(&self, change: &LineChange) -> Result<AppliedChange, PsaError> {
+        let whole = |q: Quantity, which: &str| {
+            q.as_whole()
+                .filter(|n| i32::try_from(*n).is_ok())
+                .ok_or_else(|| PsaError::UnsupportedRef {
+                    mapping: change.mapping.clone(),
+                    reason: format!(
+                        "the {which} quantity {q} is not a whole number in Autotask's range; Autotask contract service units are whole numbers (int32), so round the vendor count or map a per-unit service"
+                    ),
+                })
+        };
+        let to = whole(change.to, "target")?;
+        let from = whole(change.from, "planned")?;
+        let done = AppliedChange::UpdatedInPlace {
+            line_id: change.line_id,
+            quantity: change.to,
+        };
+        let what = format!(
+            "contract service {} on contract {}",
+            change.line_id, change.contract_id
+        );
+        let cs = self
+            .contract_service(change.contract_id, change.line_id)
+            .await?;
+        let current = self.units_of(&cs, change.effective).await?;
+        self.resolve_pending(&cs, (change.effective, current))
+            .await?;
+        if current == to {
+            return Ok(done);
+        }
+        if current != from {
+            return Err(PsaError::Stale {
+                what,
+                expected: change.from,
+                found: Quantity::from_units(current),
+            });
+        }
+        let unit_change = to - current;
+        if unit_change == 0 {
+            return Ok(done);
+        }
+        let service_id = cs.service_id.ok_or_else(|| PsaError::Conflict {
+            what: what.clone(),
+            reason: "it names no service id, which an adjustment needs".into(),
+        })?;
+        let intent = Intent {
+            id: format!(
+                "{}-{}",
+                jiff::Timestamp::now().as_nanosecond(),
+                change.line_id
+            ),
+            mapping: change.mapping.clone(),
+            contract_id: change.contract_id,
+            contract_service_id: cs.id,
+            service_id,
+            effective: change.effective,
+            from: current,
+            to,
+            unit_change,
+            at: journal::now(),
+        };
+        let id = intent.id.clone();
+        self.journal.record(Entry::Intent(intent)).await?;
+        let body = serde_json::to_value(NewAdjustment {
+            contract_id: change.contract_id,
+            contract_service_id: cs.id,
+            service_id,
+            effective_date: format!("{}T00:00:00Z", change.effective),
+            unit_change,
+        })
+        .expect("an adjustment serialises");
+        let adjust_what = format!("an adjustment of {what}");
+        let posted: Result<Created, PsaError> = self
+            .transport
+            .send_json(Request {
+                method: Method::POST,
+                entity: "ContractServiceAdjustments",
+                target: Target::Api("ContractServiceAdjustments".into()),
+                body: Some(body),
+                repeat: Repeat::Once,
+                what: &adjust_what,
+            })
+            .await;
+        match posted {
+            Ok(created) => {
+                self.journal
+                    .record(Entry::Posted {
+                        id,
+                        item_id: created.item_id,
+                        at: journal::now(),
+                    })
+                    .await?;
+                Ok(done)
+            }
+            Err(e) if e.is_transient() => {
+                // The POST may have been carried out before the failure: look, never post again.
+                tracing::warn!("{e}; re-reading the units to see whether it was applied");
+                match self.units_of(&cs, change.effective).await {
+                    Ok(units) if units == to => {
+                        self.journal
+                            .record(Entry::Resolved {
+                                id,
+                                outcome: "applied".into(),
+                                units,
+                                at: journal::now(),
+                            })
+                            .await?;
+                        Ok(done)
+                    }
+                    // Left pending: the next run settles it from the units.
+                    _ => Err(e),
+                }
+            }
+            Err(e) => {
+                self.journal
+                    .record(Entry::Failed {
+                        id,
+                        reason: e.to_string(),
+                        at: journal::now(),
+                    })
+                    .await?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Requests a run over `mappings` with up to `writes` adjustments needs, roughly: the
+    /// snapshot's queries (one page each assumed), the budget check, and three per write.
+    pub fn estimate_requests(&self, mappings: &[Mapping], writes: usize) -> u64 {
+        let pages = |n: usize| n.div_ceil(MAX_RECORDS as usize) as u64;
+        let refs = Refs::collect(mappings).unwrap_or_default();
+        let lines = mappings.len();
+        let mut n = 1; // ThresholdInformation
+        if !self.base_is_fixed {
+            n += 1; // zone discovery
+        }
+        n += pages(refs.company_ids.len()) + refs.company_names.len() as u64;
+        n += pages(refs.contract_ids.len());
+        if !refs.named_contracts.is_empty() {
+            n += pages(refs.named_contracts.len());
+        }
+        // Contract services, services and units: a page per 500 mapped lines.
+        n += 3 * pages(lines);
+        n + REQUESTS_PER_WRITE * writes as u64
+    }
+
+    /// Reads `ThresholdInformation` and refuses when the run would need more requests than the
+    /// hour has left.
+    pub async fn check_budget_impl(
+        &self,
+        mappings: &[Mapping],
+        writes: usize,
+    ) -> Result<Budget, PsaError> {
+        let needed = self.estimate_requests(mappings, writes);
+        let status: ThresholdStatus = self
+            .transport
+            .send_json(Request {
+                method: Method::GET,
+                entity: "ThresholdInformation",
+                target: Target::Api("ThresholdInformation".into()),
+                body: None,
+                repeat: Repeat::Idempotent,
+                what: "the API request threshold",
+            })
+            .await?;
+        let budget = Budget {
+            needed,
+            threshold: status
+                .external_request_threshold
+                .map_or(10_000, |n| n.max(0) as u64),
+            used: status.current_timeframe_request_count.unwrap_or(0).max(0) as u64,
+            timeframe_minutes: status
+                .request_threshold_timeframe
+                .map_or(60, |n| n.max(1) as u64),
+        };
+        if needed > budget.remaining() {
+            let after = jiff::Timestamp::now()
+                + jiff::SignedDuration::from_mins(budget.timeframe_minutes as i64);
+            return Err(PsaError::RequestBudget {
+                needed,
+                remaining: budget.remaining(),
+                threshold: thousands(budget.threshold),
+                retry_after: format!(
+                    "{} at the latest (the {}-minute window is rolling, so room may free up sooner)",
+                    after.strftime("%Y-%m-%d %H:%M UTC"),
+                    budget.timeframe_minutes
+                ),
+            });
+        }
+        tracing::info!(
+            needed,
+            used = budget.used,
+            threshold = budget.threshold,
+            "Autotask request budget"
+        );
+        Ok(budget)
+    }
+
+    async fn check_access_impl(&self, mappings: &[Mapping]) -> Vec<AccessCheck> {
+        let mut checks = Vec::new();
+        let check = |kind, outcome, detail: String| AccessCheck {
+            kind,
+            outcome,
+            detail,
+        };
+        let skip_rest = |checks: &mut Vec<AccessCheck>, reason: &str| {
+            for kind in [
+                CheckKind::Host,
+                CheckKind::Credentials,
+                CheckKind::ReadContracts,
+                CheckKind::ReadLines,
+            ] {
+                if !checks.iter().any(|c: &AccessCheck| c.kind == kind) {
+                    checks.push(AccessCheck {
+                        kind,
+                        outcome: CheckOutcome::Skipped,
+                        detail: reason.to_string(),
+                    });
+                }
+            }
+            checks.push(AccessCheck {
+                kind: CheckKind::UpdateLines,
+                outcome: CheckOutcome::Skipped,
+                detail: reason.to_string(),
+            });
+        };
+
+        match self.transport.base().await {
+            Ok(base) => checks.push(check(
+                CheckKind::Host,
+                CheckOutcome::Pass,
+                if self.base_is_fixed {
+                    format!("API base {base} (from `url`)")
+                } else {
+                    format!("zone discovered: API base {base}")
+                },
+            )),
+            Err(e) => {
+                checks.push(check(CheckKind::Host, CheckOutcome::Fail, e.to_string()));
+                skip_rest(&mut checks, "the zone could not be found");
+                return checks;
+            }
+        }
+        match self.check_budget_impl(&[], 0).await {
+            Ok(b) => checks.push(check(
+                CheckKind::Credentials,
+                CheckOutcome::Pass,
+                format!(
+                    "credentials accepted; {} of {} requests used this hour (shared by every integration)",
+                    b.used,
+                    thousands(b.threshold)
+                ),
+            )),
+            Err(e @ PsaError::RequestBudget { .. }) => checks.push(check(
+                CheckKind::Credentials,
+                CheckOutcome::Warn,
+                format!("credentials accepted, but {e}"),
+            )),
+            Err(e) => {
+                checks.push(check(CheckKind::Credentials, CheckOutcome::Fail, e.to_string()));
+                skip_rest(&mut checks, "the credential check failed");
+                return checks;
+            }
+        }
+
+        let probe = mappings
+            .iter()
+            .find_map(|m| match m.contract.as_ref().map(RecordRef::kind) {
+                Some(RefKind::Id(id)) => Some((id, m)),
+                _ => None,
+            });
+        let filter = match probe {
+            Some((id, _)) => vec![Filter::new("eq", "id", id)],
+            None => vec![Filter::new("gte", "id", 0)],
+        };
+        let query = QueryRequest {
+            max_records: 1,
+            include_fields: CONTRACT_FIELDS.to_vec(),
+            filter,
+        };
+        let contracts = self
+            .transport
+            .send_json::<wire::QueryPage<Contract>>(Request {
+                method: Method::POST,
+                entity: "Contracts",
+                target: Target::Api("Contracts/query".into()),
+                body: Some(serde_json::to_value(&query).expect("a query serialises")),
+                repeat: Repeat::Idempotent,
+                what: "contracts",
+            })
+            .await;
+        let contract = match contracts.map(|p| p.items.into_iter().next()) {
+            Ok(Some(c)) => {
+                checks.push(check(
+                    CheckKind::ReadContracts,
+                    CheckOutcome::Pass,
+                    format!(
+                        "read contract {} ({})",
+                        c.id,
+                        c.contract_name.as_deref().unwrap_or("unnamed")
+                    ),
+                ));
+                Some(c)
+            }
+            Ok(None) => {
+                checks.push(check(
+                    CheckKind::ReadContracts,
+                    match probe {
+                        Some(_) => CheckOutcome::Warn,
+                        None => CheckOutcome::Pass,
+                    },
+                    match probe {
+                        Some((id, m)) => format!(
+                            "contracts can be read, but contract {id} of mapping {} was not found",
+                            m.effective_id()
+                        ),
+                        None => "contracts can be read (there are none)".into(),
+                    },
+                ));
+                None
+            }
+            Err(e) => {
+                checks.push(check(
+                    CheckKind::ReadContracts,
+                    CheckOutcome::Fail,
+                    e.to_string(),
+                ));
+                skip_rest(&mut checks, "contracts could not be read");
+                return checks;
+            }
+        };
+        let Some(contract) = contract else {
+            skip_rest(&mut checks, "no contract to read services from");
+            return checks;
+        };
+        let services = self
+            .query::<ContractService>(
+                "ContractServices",
+                CONTRACT_SERVICE_FIELDS,
+                vec![Filter::new("eq", "contractID", contract.id)],
+                &format!("contract services of contract {}", contract.id),
+            )
+            .await;
+        let services = match services {
+            Ok(s) => s,
+            Err(e) => {
+                checks.push(check(
+                    CheckKind::ReadLines,
+                    CheckOutcome::Fail,
+                    e.to_string(),
+                ));
+                skip_rest(&mut checks, "contract services could not be read");
+                return checks;
+            }
+        };
+        let ids: BTreeSet<u64> = services.iter().map(|s| s.id).collect();
+        match self.units(&ids, self.effective).await {
+            Ok(units) => checks.push(check(
+                CheckKind::ReadLines,
+                CheckOutcome::Pass,
+                format!(
+                    "read {} contract service(s) of contract {} and units for {} of them for the period containing {}",
+                    services.len(),
+                    contract.id,
+                    units.len(),
+                    self.effective
+                ),
+            )),
+            Err(e) => {
+                checks.push(check(CheckKind::ReadLines, CheckOutcome::Fail, e.to_string()));
+                skip_rest(&mut checks, "contract service units could not be read");
+                return checks;
+            }
+        }
+        checks.push(check(
+            CheckKind::UpdateLines,
+            CheckOutcome::Skipped,
+            WRITE_PROBE_SKIPPED.into(),
+        ));
+        checks
+    }
+}
+
+/// Why `doctor` does not probe Autotask writes.
+pub const WRITE_PROBE_SKIPPED: &str = "not probed: Autotask changes units only by creating ContractServiceAdjustments, which cannot be deleted or updated, and a zero unitChange may be rejected or leave an empty adjustment on the contract; make sure the API user's security level may add contract service adjustments (Contracts: Add/Edit)";
+
+impl Psa for AutotaskClient {
+    async fn snapshot(&self, mappings: &[Mapping]) -> Result<PsaSnapshot, PsaError> {
+        self.snapshot_impl(mappings).await
+    }
+
+    async fn reread_line(&self, contract_id: u64, line_id: u64) -> Result<PsaLine, PsaError> {
+        self.reread_impl(contract_id, line_id).await
+    }
+
+    async fn apply(&self, change: &LineChange) -> Result<AppliedChange, PsaError> {
+        self.apply_impl(change).await
+    }
+
+    /// The write permission is never probed (see [`WRITE_PROBE_SKIPPED`]), whatever
+    /// `probe_write` says.
+    async fn check_access(&self, mappings: &[Mapping], _probe_write: bool) -> Vec<AccessCheck> {
+        self.check_access_impl(mappings).await
+    }
+
+    async fn check_budget(&self, mappings: &[Mapping], writes: usize) -> Result<(), PsaError> {
+        self.check_budget_impl(mappings, writes).await.map(|_| ())
+    }
+}
+
+const COMPANY_FIELDS: &[&str] = &["id", "companyName"];
+const CONTRACT_FIELDS: &[&str] = &["id", "companyID", "contractName", "status"];
+const CONTRACT_SERVICE_FIELDS: &[&str] = &["id", "contractID", "serviceID"];
+const SERVICE_FIELDS: &[&str] = &["id", "name", "sku"];
+const UNIT_FIELDS: &[&str] = &["id", "contractServiceID", "startDate", "endDate", "units"];
+
+/// What the mappings name.
+#[derive(Default)]
+struct Refs<'a> {
+    company_ids: BTreeSet<u64>,
+    company_names: BTreeSet<String>,
+    contract_ids: BTreeSet<u64>,
+    named_contracts: Vec<(&'a RecordRef, &'a str)>,
+}
+
+impl<'a> Refs<'a> {
+    fn collect(mappings: &'a [Mapping]) -> Result<Refs<'a>, PsaError> {
+        let mut refs = Refs::default();
+        for mapping in mappings {
+            match mapping.company.kind() {
+                RefKind::Id(n) => {
+                    refs.company_ids.insert(n);
+                }
+                RefKind::Name(s) => {
+                    refs.company_names.insert(s.trim().to_string());
+                }
+                RefKind::Identifier(s) => {
+                    return Err(PsaError::UnsupportedRef {
+                        mapping: mapping.effective_id(),
+                        reason: format!(
+                            "company {s:?}: Autotask companies have no identifier; name the company by its id (company: 12345) or by name (company: {{ name: {s:?} }})"
+                        ),
+                    });
+                }
+            }
+            match mapping
+                .contract
+                .as_ref()
+                .or(mapping.agreement.as_ref())
+                .map(RecordRef::kind)
+            {
+                Some(RefKind::Id(n)) => {
+                    refs.contract_ids.insert(n);
+                }
+                Some(RefKind::Identifier(s) | RefKind::Name(s)) => {
+                    refs.named_contracts.push((&mapping.company, s));
+                }
+                None => {}
+            }
+        }
+        Ok(refs)
+    }
+}
+
+/// Units per contract service for the period containing `date`; the latest-starting row wins.
+fn units_at(rows: &[ContractServiceUnit], date: jiff::civil::Date) -> BTreeMap<u64, i64> {
+    let mut best: BTreeMap<u64, (jiff::civil::Date, i64)> = BTreeMap::new();
+    for row in rows {
+        let (Some(start), Some(end)) = (
+            row.start_date.as_deref().and_then(civil_date),
+            row.end_date.as_deref().and_then(civil_date),
+        ) else {
+            continue;
+        };
+        if start > date || end < date {
+            continue;
+        }
+        let units = row.units.unwrap_or(0);
+        match best.get(&row.contract_service_id) {
+            Some((s, _)) if *s >= start => {}
+            _ => {
+                best.insert(row.contract_service_id, (start, units));
+            }
+        }
+    }
+    best.into_iter().map(|(id, (_, u))| (id, u)).collect()
+}
+
+/// The date part of an Autotask date-time (`2026-12-01T00:00:00Z`, `2026-12-01T00:00:00.000`).
+fn civil_date(text: &str) -> Option<jiff::civil::Date> {
+    text.trim().get(..10)?.parse().ok()
+}
+
+fn to_line(cs: &ContractService, services: &BTreeMap<u64, Service>, units: Option<i64>) -> PsaLine {
+    let service = cs.service_id.and_then(|id| services.get(&id));
+    PsaLine {
+        id: cs.id,
+        contract_id: cs.contract_id,
+        product_id: cs.service_id.unwrap_or(0),
+        product_identifier: service
+            .and_then(|s| s.sku.clone())
+            .filter(|s| !s.trim().is_empty()),
+        product_name: service.and_then(|s| s.name.clone()).unwrap_or_default(),
+        quantity: Quantity::from_units(units.unwrap_or(0)),
+        status: if units.is_some() {
+            RecordStatus::Active
+        } else {
+            RecordStatus::Expired
+        },
+    }
+}
+
+fn same_text(a: &str, b: &str) -> bool {
+    a.trim().eq_ignore_ascii_case(b.trim())
+}
+
+fn company_matches(company: &Company, reference: &RecordRef) -> bool {
+    match reference.kind() {
+        RefKind::Id(id) => company.id == id,
+        RefKind::Name(s) | RefKind::Identifier(s) => company
+            .company_name
+            .as_deref()
+            .is_some_and(|n| same_text(n, s)),
+    }
+}
+
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_name_the_missing_variable_and_never_print() {
+        let err = Credentials::from_lookup(|name| (name != ENV_SECRET).then(|| "v".to_string()))
+            .unwrap_err();
+        assert!(err.to_string().contains(ENV_SECRET), "{err}");
+        let creds = Credentials::new("user-SECRET", "secret-SECRET", "code-SECRET");
+        assert!(!format!("{creds:?}").contains("SECRET"));
+    }
+
+    #[test]
+    fn the_period_containing_the_date_wins() {
+        let row = |_id: u64, cs, start: &str, end: &str, units| ContractServiceUnit {
+            contract_service_id: cs,
+            start_date: Some(start.into()),
+            end_date: Some(end.into()),
+            units: Some(units),
+        };
+        let rows = vec![
+            row(1, 7, "2026-11-01T00:00:00", "2026-11-30T23:59:59", 3),
+            row(2, 7, "2026-12-01T00:00:00", "2027-01-01T00:00:00", 4),
+            row(3, 7, "2027-01-01T00:00:00", "2027-01-31T00:00:00", 5),
+            row(4, 8, "2026-01-01T00:00:00", "2026-01-31T00:00:00", 9),
+        ];
+        let d = |s: &str| s.parse::<jiff::civil::Date>().unwrap();
+        assert_eq!(units_at(&rows, d("2026-11-15")), BTreeMap::from([(7, 3)]));
+        assert_eq!(units_at(&rows, d("2026-12-01")), BTreeMap::from([(7, 4)]));
+        assert_eq!(units_at(&rows, d("2027-01-01")), BTreeMap::from([(7, 5)]));
+    }
+
+    #[test]
+    fn thousands_are_grouped() {
+        assert_eq!(thousands(10_000), "10,000");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+    }
+}

@@ -1,0 +1,139 @@
+//! Autotask REST wire types: only the fields unitsync reads or writes. Private to the client (the
+//! sandbox server keeps its own).
+
+use serde::{Deserialize, Serialize};
+
+/// `POST /v1.0/{Entity}/query` body.
+#[derive(Debug, Clone, Serialize)]
+pub struct QueryRequest {
+    #[serde(rename = "MaxRecords")]
+    pub max_records: u32,
+    #[serde(rename = "IncludeFields")]
+    pub include_fields: Vec<&'static str>,
+    pub filter: Vec<Filter>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Filter {
+    pub op: &'static str,
+    pub field: &'static str,
+    pub value: serde_json::Value,
+}
+
+impl Filter {
+    pub fn new(op: &'static str, field: &'static str, value: impl Serialize) -> Filter {
+        Filter {
+            op,
+            field,
+            value: serde_json::to_value(value).expect("a filter value serialises"),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct QueryPage<T> {
+    #[serde(default = "Vec::new")]
+    pub items: Vec<T>,
+    #[serde(default, rename = "pageDetails")]
+    pub page_details: Option<PageDetails>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PageDetails {
+    #[serde(default, rename = "nextPageUrl")]
+    pub next_page_url: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ErrorBody {
+    #[serde(default)]
+    pub errors: Option<Vec<serde_json::Value>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ZoneInformation {
+    #[serde(default, rename = "zoneName")]
+    pub zone_name: Option<String>,
+    #[serde(default)]
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ThresholdStatus {
+    #[serde(default, rename = "externalRequestThreshold")]
+    pub external_request_threshold: Option<i64>,
+    #[serde(default, rename = "requestThresholdTimeframe")]
+    pub request_threshold_timeframe: Option<i64>,
+    #[serde(default, rename = "currentTimeframeRequestCount")]
+    pub current_timeframe_request_count: Option<i64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Company {
+    pub id: u64,
+    #[serde(default, rename = "companyName")]
+    pub company_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Contract {
+    pub id: u64,
+    #[serde(default, rename = "companyID")]
+    pub company_id: Option<u64>,
+    #[serde(default, rename = "contractName")]
+    pub contract_name: Option<String>,
+    /// 1 = active, 0 = inactive.
+    #[serde(default)]
+    pub status: Option<i64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ContractService {
+    pub id: u64,
+    #[serde(rename = "contractID")]
+    pub contract_id: u64,
+    #[serde(default, rename = "serviceID")]
+    pub service_id: Option<u64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Service {
+    pub id: u64,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub sku: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ContractServiceUnit {
+    #[serde(rename = "contractServiceID")]
+    pub contract_service_id: u64,
+    #[serde(default, rename = "startDate")]
+    pub start_date: Option<String>,
+    #[serde(default, rename = "endDate")]
+    pub end_date: Option<String>,
+    #[serde(default)]
+    pub units: Option<i64>,
+}
+
+/// `POST /v1.0/ContractServiceAdjustments` body.
+#[derive(Debug, Clone, Serialize)]
+pub struct NewAdjustment {
+    #[serde(rename = "contractID")]
+    pub contract_id: u64,
+    #[serde(rename = "contractServiceID")]
+    pub contract_service_id: u64,
+    #[serde(rename = "serviceID")]
+    pub service_id: u64,
+    #[serde(rename = "effectiveDate")]
+    pub effective_date: String,
+    #[serde(rename = "unitChange")]
+    pub unit_change: i64,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Created {
+    #[serde(default, rename = "itemId")]
+    pub item_id: Option<u64>,
+}
