@@ -75,6 +75,17 @@ pub fn history_line(
         Err(e @ PsaError::Stale { .. }) => (LineOutcome::Stale, None, Some(e.to_string())),
         Err(e) => (LineOutcome::Failed, None, Some(e.to_string())),
     };
+    entry(line, from, to, outcome, reason).with_new_line(new_line)
+}
+
+/// The history line recording what became of one plan line.
+pub fn entry(
+    line: &PlanLine,
+    from: Quantity,
+    to: Quantity,
+    outcome: LineOutcome,
+    reason: Option<String>,
+) -> HistoryLine {
     HistoryLine {
         mapping: line.mapping.clone(),
         account: line.account.clone(),
@@ -86,7 +97,7 @@ pub fn history_line(
         from,
         to,
         outcome,
-        new_line,
+        new_line: None,
         reason,
     }
 }
@@ -115,27 +126,18 @@ pub fn found_applied(plan: &Plan) -> Vec<HistoryLine> {
             if !settled || psa != approved || line.last_applied == Some(approved) {
                 return None;
             }
-            Some(HistoryLine {
-                mapping: line.mapping.clone(),
-                account: line.account.clone(),
-                license_type: line.license_type.clone(),
-                company: line.target.company.clone(),
-                contract: line.target.contract_id,
-                line: line.target.line_id,
-                product: line.target.product.clone(),
-                from: line.last_applied.unwrap_or(approved),
-                to: approved,
-                outcome: LineOutcome::Applied,
-                new_line: None,
-                reason: Some(
-                    if line.last_applied.is_some() {
-                        FOUND_APPLIED
-                    } else {
-                        FOUND_BASELINE
-                    }
-                    .to_string(),
-                ),
-            })
+            let reason = if line.last_applied.is_some() {
+                FOUND_APPLIED
+            } else {
+                FOUND_BASELINE
+            };
+            Some(entry(
+                line,
+                line.last_applied.unwrap_or(approved),
+                approved,
+                LineOutcome::Applied,
+                Some(reason.to_string()),
+            ))
         })
         .collect()
 }

@@ -216,26 +216,19 @@ fn stale_lines(plan: &Plan) -> Vec<HistoryLine> {
         .filter_map(|line| match &line.action {
             Action::Error {
                 reason: reason @ LineError::Stale { planned, .. },
-            } => Some(HistoryLine {
-                mapping: line.mapping.clone(),
-                account: line.account.clone(),
-                license_type: line.license_type.clone(),
-                company: line.target.company.clone(),
-                contract: line.target.contract_id,
-                line: line.target.line_id,
-                product: line.target.product.clone(),
-                from: planned.parse().unwrap_or_default(),
+            } => Some(crate::apply::entry(
+                line,
+                planned.parse().unwrap_or_default(),
                 // The count the plan was heading for: the approved one for a plan made from
                 // the lock, else the vendor's (the stale error no longer carries the update).
-                to: match plan.desired {
+                match plan.desired {
                     DesiredFrom::Lock => line.approved,
                     DesiredFrom::Vendor => line.vendor,
                 }
                 .unwrap_or_default(),
-                outcome: LineOutcome::Stale,
-                new_line: None,
-                reason: Some(reason.to_string()),
-            }),
+                LineOutcome::Stale,
+                Some(reason.to_string()),
+            )),
             _ => None,
         })
         .collect()

@@ -53,6 +53,14 @@ pub struct HistoryLine {
     pub reason: Option<String>,
 }
 
+impl HistoryLine {
+    /// The same line, noting the line that replaced it (cancel-and-re-add).
+    pub fn with_new_line(mut self, new_line: Option<u64>) -> HistoryLine {
+        self.new_line = new_line;
+        self
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum LineOutcome {
