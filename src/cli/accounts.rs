@@ -61,7 +61,10 @@ pub fn rows(plan: &Plan) -> Vec<AccountRow> {
                 account: l.account.clone(),
                 license_type: l.license_type.clone(),
                 status: "mapped",
-                detail: format!("{} → {} / {}", l.mapping, l.target.company, l.target.product),
+                detail: format!(
+                    "{} → {} / {}",
+                    l.mapping, l.target.company, l.target.product
+                ),
             },
         })
         .collect();
@@ -261,9 +264,10 @@ fn best_company(account: &str, companies: &[PsaCompany]) -> Option<Scored<PsaCom
         .iter()
         .map(|c| {
             let by_name = similarity(&company_words(account), &company_words(&c.name));
-            let by_identifier = c.identifier.as_deref().map_or(0.0, |i| {
-                similarity(&compact(account), &compact(i))
-            });
+            let by_identifier = c
+                .identifier
+                .as_deref()
+                .map_or(0.0, |i| similarity(&compact(account), &compact(i)));
             Scored {
                 score: by_name.max(by_identifier),
                 item: c.clone(),
@@ -303,7 +307,16 @@ fn words(text: &str) -> String {
 /// [`words`] without legal-form suffixes, which say nothing about which customer it is.
 fn company_words(text: &str) -> String {
     const FORMS: [&str; 10] = [
-        "llc", "inc", "co", "ltd", "corp", "corporation", "gmbh", "limited", "company", "plc",
+        "llc",
+        "inc",
+        "co",
+        "ltd",
+        "corp",
+        "corporation",
+        "gmbh",
+        "limited",
+        "company",
+        "plc",
     ];
     let w = words(text);
     let kept: Vec<&str> = w.split(' ').filter(|w| !FORMS.contains(w)).collect();
@@ -347,8 +360,7 @@ pub fn similarity(a: &str, b: &str) -> f64 {
         .count()
         / 2;
     let m = m as f64;
-    let jaro =
-        (m / a.len() as f64 + m / b.len() as f64 + (m - transpositions as f64) / m) / 3.0;
+    let jaro = (m / a.len() as f64 + m / b.len() as f64 + (m - transpositions as f64) / m) / 3.0;
     let prefix = a.iter().zip(&b).take(4).take_while(|(x, y)| x == y).count();
     jaro + prefix as f64 * 0.1 * (1.0 - jaro)
 }
@@ -435,10 +447,18 @@ pub fn suggestion_block(suggestions: &[Suggestion], existing: &str) -> String {
         );
         match &s.agreement {
             Some(a) => {
-                let _ = writeln!(out, "{indent}#   agreement: {}   # {}", a.id, quoted(&a.name));
+                let _ = writeln!(
+                    out,
+                    "{indent}#   agreement: {}   # {}",
+                    a.id,
+                    quoted(&a.name)
+                );
             }
             None => {
-                let _ = writeln!(out, "{indent}#   agreement: TODO   # no active agreement found");
+                let _ = writeln!(
+                    out,
+                    "{indent}#   agreement: TODO   # no active agreement found"
+                );
             }
         }
         match &s.addition {
@@ -468,8 +488,9 @@ pub fn suggestion_block(suggestions: &[Suggestion], existing: &str) -> String {
 fn write_suggestions(repo: &BillingRepo, suggestions: &[Suggestion]) -> Result<(), CommandError> {
     let path = repo.root.join("mappings.yaml");
     let existing = std::fs::read_to_string(&path).map_err(|e| {
-        CommandError::user(format!("cannot read {}: {e}", path.display()))
-            .hinted("--write appends to mappings.yaml; with mappings/*.yaml, copy the suggestions by hand")
+        CommandError::user(format!("cannot read {}: {e}", path.display())).hinted(
+            "--write appends to mappings.yaml; with mappings/*.yaml, copy the suggestions by hand",
+        )
     })?;
     let block = suggestion_block(suggestions, &existing);
     if block.is_empty() {

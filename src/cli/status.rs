@@ -10,9 +10,7 @@ use super::{CommandError, GlobalArgs, Outcome};
 use crate::config::{Approval, BillingRepo, PsaSettings};
 use crate::history;
 use crate::plan::DesiredFrom;
-use crate::render::status::{
-    Integration, StatusReport, status_html, status_markdown, status_text,
-};
+use crate::render::status::{Integration, StatusReport, status_html, status_markdown, status_text};
 use crate::schedule::{self, RunKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -41,7 +39,10 @@ pub fn run(global: &GlobalArgs, args: &StatusArgs) -> Result<Outcome, CommandErr
     };
     let planned = runtime()?.block_on(make_plan(&repo, &psa, desired))?;
     let records = history::read_all(&repo.root).map_err(|e| CommandError::user(e.to_string()))?;
-    let newest = records.iter().map(|(_, r)| r).max_by(|a, b| a.run.cmp(&b.run));
+    let newest = records
+        .iter()
+        .map(|(_, r)| r)
+        .max_by(|a, b| a.run.cmp(&b.run));
     let report = StatusReport::from_plan(integration(&repo)?, &planned.plan, newest);
     match args.format {
         StatusFormat::Terminal => print!("{}", status_text(&report)),

@@ -249,7 +249,11 @@ pub fn status_text(r: &StatusReport) -> String {
         .chain(["Licence type".len()])
         .max()
         .unwrap_or(0);
-    let _ = writeln!(out, "  {:<width$}  {:>10}  {:>10}", "Licence type", "Vendor", "PSA");
+    let _ = writeln!(
+        out,
+        "  {:<width$}  {:>10}  {:>10}",
+        "Licence type", "Vendor", "PSA"
+    );
     for u in &r.units {
         let name = sanitize_terminal(&u.license_type);
         let pad = width.saturating_sub(name.chars().count());
@@ -339,7 +343,10 @@ pub fn status_markdown(r: &StatusReport) -> String {
         escape_markdown(or_never(&r.last_sync))
     );
     let _ = writeln!(out, "### Mappings\n");
-    let _ = writeln!(out, "| Mapped | Pending | Unmapped | Error |\n|---:|---:|---:|---:|");
+    let _ = writeln!(
+        out,
+        "| Mapped | Pending | Unmapped | Error |\n|---:|---:|---:|---:|"
+    );
     let _ = writeln!(
         out,
         "| {} | {} | {} | {} |\n",
@@ -540,7 +547,10 @@ pub fn status_html(r: &StatusReport) -> String {
     out.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">");
     // No network at all: the page must not load anything, even if some text slipped through.
     out.push_str("<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\">");
-    let _ = write!(out, "<title>unitsync status</title><style>{CSS}</style></head><body>");
+    let _ = write!(
+        out,
+        "<title>unitsync status</title><style>{CSS}</style></head><body>"
+    );
     out.push_str("<h1>unitsync status</h1>");
     out.push_str("<h2>Integration</h2><table id=\"integration\">");
     for (k, v) in [

@@ -10,5 +10,6 @@ mod render;
 mod sandbox;
 mod schedule;
 mod sources;
+mod status;
 mod storagecraft;
 mod validate;
