@@ -482,7 +482,7 @@ fn bars_svg(units: &[LicenceUnits]) -> String {
         .flat_map(|u| [f64_of(u.vendor), f64_of(u.psa)])
         .fold(0.0_f64, f64::max)
         .max(1.0);
-    let group = 90.0;
+    let group = 150.0;
     let (height, top, bottom) = (200.0, 20.0, 60.0);
     let width = 40.0 + group * units.len().max(1) as f64;
     let plot = height - top - bottom;
