@@ -679,7 +679,7 @@ mod tests {
         assert!(!html.contains("<script"));
         let md = status_markdown(&r);
         assert!(!md.contains("<img"), "{md}");
-        assert!(!md.contains("](http"), "{md}");
+        assert!(md.contains("\\[x\\](http\\://e)"), "{md}");
         assert!(md.contains("x-axis [\"Desk |  top \"]"), "{md}");
         assert_eq!(r.counts.unmapped, 1);
         assert_eq!(r.units[0].vendor, Quantity::from_units(3));
