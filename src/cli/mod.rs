@@ -1,6 +1,7 @@
 //! The command line: clap definitions, one module per command, and the one place that turns
 //! results into exit codes.
 
+mod accounts;
 mod apply;
 mod demo;
 mod doctor;
@@ -11,6 +12,7 @@ mod plan;
 mod propose;
 mod sandbox;
 mod schema;
+mod status;
 mod validate;
 mod workflow;
 
@@ -57,6 +59,12 @@ pub enum Command {
     Propose(propose::ProposeArgs),
     /// Show the plan, ask for confirmation, set the PSA, record history, and re-read the PSA.
     Apply(apply::ApplyArgs),
+    /// The dashboard: integration, mapping counts, pending vs mapped, units per licence type,
+    /// the last sync and alerts (terminal, Markdown, or a static HTML page with --html FILE).
+    Status(status::StatusArgs),
+    /// Every vendor account and licence type with its mapping status; --suggest proposes PSA
+    /// records for unmapped ones (ConnectWise), --write appends them to mappings.yaml as comments.
+    Accounts(accounts::AccountsArgs),
     /// Run the user guide's story end to end against the embedded ConnectWise sandbox.
     Demo(demo::DemoArgs),
     /// Check the PSA host, credentials, client id and permissions. One line per check.
@@ -102,6 +110,8 @@ pub fn run(cli: Cli) -> Result<Outcome, CommandError> {
         Command::Plan(args) => plan::run(&cli.global, &args),
         Command::Propose(args) => propose::run(&cli.global, &args),
         Command::Apply(args) => apply::run(&cli.global, &args),
+        Command::Status(args) => status::run(&cli.global, &args),
+        Command::Accounts(args) => accounts::run(&cli.global, &args),
         Command::Doctor(args) => doctor::run(&cli.global, &args),
         Command::Demo(args) => demo::run(&cli.global, &args),
         Command::Sandbox(args) => sandbox::run(&args),

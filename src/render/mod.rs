@@ -5,6 +5,7 @@
 //!   65,536-character limit.
 //! - [`json`] / [`parse_json`]: the stable machine format (`format_version` 1), read back by
 //!   `apply --plan FILE`.
+//! - [`status`]: the `unitsync status` dashboard (terminal, Markdown with Mermaid, static HTML).
 //! - [`lock_text`] / [`lock_diff`]: the canonical `units.lock.yaml` and its unified diff.
 //!
 //! Every renderer is a pure function from values to a `String`; callers decide where it goes.
@@ -12,6 +13,7 @@
 mod json;
 mod lock;
 mod markdown;
+pub mod status;
 mod table;
 
 pub use json::{FORMAT_VERSION, PlanFileError, json, parse_json};

@@ -11,5 +11,6 @@ mod render;
 mod sandbox;
 mod schedule;
 mod sources;
+mod status;
 mod storagecraft;
 mod validate;

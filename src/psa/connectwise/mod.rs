@@ -37,7 +37,7 @@ use wire::{Addition, Agreement, Company, IdRef, NewAddition, PatchOp};
 
 use super::{AccessCheck, AppliedChange, CheckKind, CheckOutcome, LineChange, Psa, PsaError};
 use crate::config::{ConnectWiseSettings, Mapping, RecordRef, RefKind, UpdatePolicy};
-use crate::plan::{PsaLine, PsaSnapshot, RecordStatus};
+use crate::plan::{PsaCompany, PsaContract, PsaLine, PsaSnapshot, RecordStatus};
 use crate::quantity::Quantity;
 
 /// Ids per `conditions=id in (…)` request, keeping URLs well under common 8 KB limits.
@@ -414,6 +414,52 @@ impl ConnectWiseClient {
                 .collect(),
             lines,
         })
+    }
+
+    /// Every company in the PSA (for `accounts --suggest`, which matches unmapped vendor
+    /// accounts against them by name). Not part of the [`Psa`](crate::psa::Psa) trait yet:
+    /// suggestions are ConnectWise-only for now; Autotask suggestions come later.
+    pub async fn list_companies(&self) -> Result<Vec<PsaCompany>, PsaError> {
+        let companies = self
+            .transport
+            .list_all::<Company>(
+                "company/companies".into(),
+                vec![("pageSize", PAGE_SIZE.into())],
+                "all companies",
+            )
+            .await?;
+        Ok(companies
+            .into_iter()
+            .filter(|c| c.deleted_flag != Some(true))
+            .map(Company::into_snapshot)
+            .collect())
+    }
+
+    /// The agreements of one company.
+    pub async fn list_agreements(&self, company_id: u64) -> Result<Vec<PsaContract>, PsaError> {
+        let ids = BTreeSet::from([company_id]);
+        Ok(self
+            .agreements_of_companies(&ids)
+            .await?
+            .into_iter()
+            .map(Agreement::into_snapshot)
+            .collect())
+    }
+
+    /// The additions of one agreement.
+    pub async fn list_additions(&self, agreement_id: u64) -> Result<Vec<PsaLine>, PsaError> {
+        let additions = self
+            .transport
+            .list_all::<Addition>(
+                format!("finance/agreements/{agreement_id}/additions"),
+                vec![("pageSize", PAGE_SIZE.into())],
+                &format!("additions of agreement {agreement_id}"),
+            )
+            .await?;
+        Ok(additions
+            .iter()
+            .map(|a| a.to_snapshot(agreement_id))
+            .collect())
     }
 
     async fn get_addition(

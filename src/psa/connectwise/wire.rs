@@ -45,12 +45,15 @@ pub(crate) struct Reference {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub(crate) struct Company {
     pub id: u64,
     #[serde(default)]
     pub identifier: Option<String>,
     #[serde(default)]
     pub name: Option<String>,
+    #[serde(default)]
+    pub deleted_flag: Option<bool>,
 }
 
 impl Company {
