@@ -113,8 +113,14 @@ pub fn run(global: &GlobalArgs, args: &AccountsArgs) -> Result<Outcome, CommandE
         .collect();
     print!("{}", rows_text(&rows));
     if args.suggest {
+        let crate::psa::AnyPsa::ConnectWise(cw) = &psa else {
+            return Err(CommandError::user(
+                "account suggestions are available for ConnectWise PSA only so far",
+            )
+            .hinted("for Autotask, look the company, contract and service up in Autotask and add the mapping by hand"));
+        };
         let suggestions = rt
-            .block_on(suggest_all(&psa, &planned.plan))
+            .block_on(suggest_all(cw, &planned.plan))
             .map_err(psa_error)?;
         println!();
         print!("{}", suggestions_text(&suggestions));
