@@ -258,11 +258,17 @@ fn list(global: &GlobalArgs, args: &ListArgs) -> Result<Outcome, CommandError> {
             eprintln!("{}", totals.summary());
         }
         HistoryFormat::Json => {
-            let value = serde_json::json!({
-                "format_version": FORMAT_VERSION,
-                "lines": rows,
-                "totals": totals,
-            });
+            #[derive(Serialize)]
+            struct Output<'a> {
+                format_version: u32,
+                lines: &'a [Row<'a>],
+                totals: &'a Totals,
+            }
+            let value = Output {
+                format_version: FORMAT_VERSION,
+                lines: &rows,
+                totals: &totals,
+            };
             println!(
                 "{}",
                 serde_json::to_string_pretty(&value).map_err(|e| CommandError::internal(

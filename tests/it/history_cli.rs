@@ -1,0 +1,351 @@
+//! `unitsync history` and `unitsync history prune`, run as the binary against history records
+//! written with `HistoryRecord::write` (and, for prune, a real git repository).
+
+use std::path::Path;
+use std::process::Command;
+
+use unitsync::history::{HistoryLine, HistoryRecord, LineOutcome};
+
+use crate::cli_local::binary;
+
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+fn unitsync(dir: &Path, args: &[&str]) -> Run {
+    let output = Command::new(binary())
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    Run {
+        code: output.status.code(),
+        stdout: String::from_utf8(output.stdout).unwrap(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn line(
+    mapping: &str,
+    account: &str,
+    license_type: &str,
+    company: &str,
+    product: &str,
+    from: &str,
+    to: &str,
+    outcome: LineOutcome,
+) -> HistoryLine {
+    HistoryLine {
+        mapping: mapping.into(),
+        account: account.into(),
+        license_type: license_type.into(),
+        company: company.into(),
+        contract: Some(1001),
+        line: Some(5001),
+        product: product.into(),
+        from: from.parse().unwrap(),
+        to: to.parse().unwrap(),
+        outcome,
+        new_line: None,
+        reason: None,
+    }
+}
+
+const BOB: &str = "bobs-dentistry/shadowprotect-desktop";
+const FOX: &str = "angry-fox-co/shadowprotect-server";
+const TORCH: &str = "digitaltorch-inc/cloud-premium-gb";
+const SMITH: &str = "smith-jones-co/shadowprotect-desktop";
+
+fn records() -> Vec<HistoryRecord> {
+    use LineOutcome::*;
+    let mut failed = line(
+        FOX,
+        "Angry Fox Co",
+        "ShadowProtect Server",
+        "AngryFox",
+        "SP-SERVER",
+        "1",
+        "0",
+        Failed,
+    );
+    failed.reason = Some("HTTP 500: \"internal\", try later".into());
+    vec![
+        HistoryRecord {
+            run: "2026-09-30T06:00:00Z".into(),
+            commit: Some("aaaaaaa".into()),
+            pull_request: Some(40),
+            approved_by: Some("alice".into()),
+            lines: vec![
+                line(
+                    BOB,
+                    "Bob's Dentistry",
+                    "ShadowProtect Desktop",
+                    "BobsDentistry",
+                    "SP-DESKTOP",
+                    "2",
+                    "3",
+                    Applied,
+                ),
+                line(
+                    FOX,
+                    "Angry Fox Co",
+                    "ShadowProtect Server",
+                    "AngryFox",
+                    "SP-SERVER",
+                    "2",
+                    "1",
+                    Applied,
+                ),
+            ],
+        },
+        HistoryRecord {
+            run: "2026-10-31T06:00:00Z".into(),
+            commit: Some("bbbbbbb".into()),
+            pull_request: Some(41),
+            approved_by: Some("bob".into()),
+            lines: vec![
+                line(
+                    TORCH,
+                    "DigitalTorch Inc",
+                    "Cloud Premium GB",
+                    "DigitalTorch",
+                    "CLOUD-GB",
+                    "100",
+                    "135.5",
+                    Applied,
+                ),
+                failed,
+            ],
+        },
+        HistoryRecord {
+            run: "2026-11-25T09:30:00Z".into(),
+            commit: None,
+            pull_request: None,
+            approved_by: Some("local:jdoe".into()),
+            lines: vec![
+                line(
+                    BOB,
+                    "Bob's Dentistry",
+                    "ShadowProtect Desktop",
+                    "BobsDentistry",
+                    "SP-DESKTOP",
+                    "3",
+                    "4",
+                    Applied,
+                ),
+                line(
+                    SMITH,
+                    "Smith, \"Jones\" & Co",
+                    "ShadowProtect Desktop",
+                    "SmithJones",
+                    "SP-DESKTOP",
+                    "5",
+                    "6",
+                    Stale,
+                ),
+            ],
+        },
+    ]
+}
+
+fn history_repo() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for record in records() {
+        record.write(dir.path()).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn table_lists_every_line_newest_first_with_totals() {
+    let dir = history_repo();
+    let run = unitsync(dir.path(), &["history"]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(run.stderr, "");
+    assert_eq!(
+        run.stdout,
+        "\
+DATE (UTC)        ACCOUNT              LICENCE TYPE           COMPANY        PRODUCT     FROM → TO    OUTCOME  APPROVED BY  PR
+2026-11-25 09:30  Bob's Dentistry      ShadowProtect Desktop  BobsDentistry  SP-DESKTOP  3 → 4        applied  local:jdoe   -
+2026-11-25 09:30  Smith, \"Jones\" & Co  ShadowProtect Desktop  SmithJones     SP-DESKTOP  5 → 6        stale    local:jdoe   -
+2026-10-31 06:00  DigitalTorch Inc     Cloud Premium GB       DigitalTorch   CLOUD-GB    100 → 135.5  applied  bob          #41
+2026-10-31 06:00  Angry Fox Co         ShadowProtect Server   AngryFox       SP-SERVER   1 → 0        failed   bob          #41
+2026-09-30 06:00  Bob's Dentistry      ShadowProtect Desktop  BobsDentistry  SP-DESKTOP  2 → 3        applied  alice        #40
+2026-09-30 06:00  Angry Fox Co         ShadowProtect Server   AngryFox       SP-SERVER   2 → 1        applied  alice        #40
+6 lines: 4 applied, 1 failed, 1 stale; +37.5 / -1 units
+"
+    );
+}
+
+/// The table's first column of each line, and the totals line.
+fn dates_and_totals(stdout: &str) -> (Vec<String>, String) {
+    let lines: Vec<&str> = stdout.lines().collect();
+    let (totals, rows) = lines.split_last().unwrap();
+    let rows = rows
+        .iter()
+        .skip(1)
+        .map(|l| l.split("  ").take(2).collect::<Vec<_>>().join(" | "))
+        .collect();
+    (rows, totals.to_string())
+}
+
+#[test]
+fn filters_since_account_outcome_and_mapping() {
+    let dir = history_repo();
+    let check = |args: &[&str], rows: &[&str], totals: &str| {
+        let mut all = vec!["history"];
+        all.extend_from_slice(args);
+        let run = unitsync(dir.path(), &all);
+        assert_eq!(run.code, Some(0), "{args:?}: {}", run.stderr);
+        let (got_rows, got_totals) = dates_and_totals(&run.stdout);
+        assert_eq!(got_rows, rows, "{args:?}");
+        assert_eq!(got_totals, totals, "{args:?}");
+    };
+    check(
+        &["--since", "2026-10-31"],
+        &[
+            "2026-11-25 09:30 | Bob's Dentistry",
+            "2026-11-25 09:30 | Smith, \"Jones\" & Co",
+            "2026-10-31 06:00 | DigitalTorch Inc",
+            "2026-10-31 06:00 | Angry Fox Co",
+        ],
+        "4 lines: 2 applied, 1 failed, 1 stale; +36.5 / -0 units",
+    );
+    check(
+        &["--since", "2026-10-31T06:00:01Z"],
+        &[
+            "2026-11-25 09:30 | Bob's Dentistry",
+            "2026-11-25 09:30 | Smith, \"Jones\" & Co",
+        ],
+        "2 lines: 1 applied, 0 failed, 1 stale; +1 / -0 units",
+    );
+    // An offset is honoured: 08:00+02:00 is 06:00Z.
+    check(
+        &["--since", "2026-10-31T08:00:00+02:00", "--account", "FOX"],
+        &["2026-10-31 06:00 | Angry Fox Co"],
+        "1 line: 0 applied, 1 failed, 0 stale; +0 / -0 units",
+    );
+    check(
+        &["--account", "angry fox"],
+        &[
+            "2026-10-31 06:00 | Angry Fox Co",
+            "2026-09-30 06:00 | Angry Fox Co",
+        ],
+        "2 lines: 1 applied, 1 failed, 0 stale; +0 / -1 units",
+    );
+    check(
+        &["--outcome", "stale"],
+        &["2026-11-25 09:30 | Smith, \"Jones\" & Co"],
+        "1 line: 0 applied, 0 failed, 1 stale; +0 / -0 units",
+    );
+    check(
+        &["--outcome", "applied", "--mapping", BOB],
+        &[
+            "2026-11-25 09:30 | Bob's Dentistry",
+            "2026-09-30 06:00 | Bob's Dentistry",
+        ],
+        "2 lines: 2 applied, 0 failed, 0 stale; +2 / -0 units",
+    );
+    // Nothing matches: no table, just the totals.
+    let run = unitsync(dir.path(), &["history", "--mapping", "nobody/nothing"]);
+    assert_eq!(run.code, Some(0));
+    assert_eq!(
+        run.stdout,
+        "0 lines: 0 applied, 0 failed, 0 stale; +0 / -0 units\n"
+    );
+    // A bad date is a usage error, exit 1.
+    let run = unitsync(dir.path(), &["history", "--since", "31/10/2026"]);
+    assert_eq!(run.code, Some(1));
+    assert!(run.stderr.contains("is not a date"), "{}", run.stderr);
+}
+
+#[test]
+fn csv_has_a_header_and_quotes_fields() {
+    let dir = history_repo();
+    let run = unitsync(
+        dir.path(),
+        &["history", "--format", "csv", "--since", "2026-10-01"],
+    );
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(
+        run.stdout,
+        "\
+run,account,license_type,company,product,from,to,outcome,approved_by,pull_request,mapping,contract,line,new_line,reason,commit,file
+2026-11-25T09:30:00Z,Bob's Dentistry,ShadowProtect Desktop,BobsDentistry,SP-DESKTOP,3,4,applied,local:jdoe,,bobs-dentistry/shadowprotect-desktop,1001,5001,,,,history/2026/11/2026-11-25T093000Z.yaml
+2026-11-25T09:30:00Z,\"Smith, \"\"Jones\"\" & Co\",ShadowProtect Desktop,SmithJones,SP-DESKTOP,5,6,stale,local:jdoe,,smith-jones-co/shadowprotect-desktop,1001,5001,,,,history/2026/11/2026-11-25T093000Z.yaml
+2026-10-31T06:00:00Z,DigitalTorch Inc,Cloud Premium GB,DigitalTorch,CLOUD-GB,100,135.5,applied,bob,41,digitaltorch-inc/cloud-premium-gb,1001,5001,,,bbbbbbb,history/2026/10/2026-10-31T060000Z.yaml
+2026-10-31T06:00:00Z,Angry Fox Co,ShadowProtect Server,AngryFox,SP-SERVER,1,0,failed,bob,41,angry-fox-co/shadowprotect-server,1001,5001,,\"HTTP 500: \"\"internal\"\", try later\",bbbbbbb,history/2026/10/2026-10-31T060000Z.yaml
+"
+    );
+    // Any CSV reader gets the fields back.
+    let mut reader = csv::Reader::from_reader(run.stdout.as_bytes());
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 4);
+    assert_eq!(&rows[1][1], "Smith, \"Jones\" & Co");
+    assert_eq!(&rows[3][14], "HTTP 500: \"internal\", try later");
+    assert_eq!(
+        run.stderr,
+        "4 lines: 2 applied, 1 failed, 1 stale; +36.5 / -0 units\n"
+    );
+}
+
+#[test]
+fn json_carries_a_format_version_and_totals() {
+    let dir = history_repo();
+    let run = unitsync(
+        dir.path(),
+        &[
+            "history",
+            "--format",
+            "json",
+            "--since",
+            "2026-10-01",
+            "--account",
+            "fox",
+        ],
+    );
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(
+        run.stdout,
+        r#"{
+  "format_version": 1,
+  "lines": [
+    {
+      "run": "2026-10-31T06:00:00Z",
+      "account": "Angry Fox Co",
+      "license_type": "ShadowProtect Server",
+      "company": "AngryFox",
+      "product": "SP-SERVER",
+      "from": 1,
+      "to": 0,
+      "outcome": "failed",
+      "approved_by": "bob",
+      "pull_request": 41,
+      "mapping": "angry-fox-co/shadowprotect-server",
+      "contract": 1001,
+      "line": 5001,
+      "new_line": null,
+      "reason": "HTTP 500: \"internal\", try later",
+      "commit": "bbbbbbb",
+      "file": "history/2026/10/2026-10-31T060000Z.yaml"
+    }
+  ],
+  "totals": {
+    "lines": 1,
+    "applied": 0,
+    "failed": 1,
+    "stale": 0,
+    "units_added": 0,
+    "units_removed": 0
+  }
+}
+"#
+    );
+    let value: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(value["format_version"], 1);
+}
