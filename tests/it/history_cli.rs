@@ -349,3 +349,170 @@ fn json_carries_a_format_version_and_totals() {
     let value: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(value["format_version"], 1);
 }
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let output = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("HOME", dir)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// A git repository with the history records and a settings file committed on `main`.
+fn git_repo() -> tempfile::TempDir {
+    let dir = history_repo();
+    let p = dir.path();
+    git(p, &["init", "--quiet", "--initial-branch=main"]);
+    git(p, &["config", "user.name", "Jane Doe"]);
+    git(p, &["config", "user.email", "jdoe@computech.example"]);
+    std::fs::write(p.join("unitsync.yaml"), "# settings\n").unwrap();
+    git(p, &["add", "."]);
+    git(p, &["commit", "--quiet", "-m", "billing repo"]);
+    dir
+}
+
+#[test]
+fn prune_commits_the_removal_and_keeps_the_files_in_git_history() {
+    let dir = git_repo();
+    let p = dir.path();
+    // A staged change elsewhere stays staged and out of the prune commit.
+    std::fs::write(p.join("unitsync.yaml"), "# settings, edited\n").unwrap();
+    git(p, &["add", "unitsync.yaml"]);
+
+    let run = unitsync(p, &["history", "prune", "--before", "2026-10-31"]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let head = git(p, &["rev-parse", "--short=7", "HEAD"]);
+    assert_eq!(
+        run.stdout,
+        format!(
+            "removed history/2026/09/2026-09-30T060000Z.yaml\n\
+             Removed 1 history record from before 2026-10-31 in commit {}; they stay in git history.\n\
+             Push it with `git push` (or run with --push).\n",
+            head.trim()
+        )
+    );
+    assert_eq!(
+        git(p, &["log", "--format=%s|%an", "main"]),
+        "history: prune 1 record from before 2026-10-31|Jane Doe\nbilling repo|Jane Doe\n"
+    );
+    assert_eq!(
+        git(p, &["show", "--name-status", "--format=", "HEAD"]),
+        "D\thistory/2026/09/2026-09-30T060000Z.yaml\n"
+    );
+    assert!(!p.join("history/2026/09").exists());
+    assert!(p.join("history/2026/10/2026-10-31T060000Z.yaml").is_file());
+    assert!(p.join("history/2026/11/2026-11-25T093000Z.yaml").is_file());
+    // The file is still in git history, and the staged edit is still staged.
+    assert_eq!(
+        git(
+            p,
+            &[
+                "log",
+                "--diff-filter=D",
+                "--name-only",
+                "--format=%s",
+                "--",
+                "history/"
+            ]
+        ),
+        "history: prune 1 record from before 2026-10-31\n\nhistory/2026/09/2026-09-30T060000Z.yaml\n"
+    );
+    assert_eq!(
+        git(
+            p,
+            &["show", "HEAD~1:history/2026/09/2026-09-30T060000Z.yaml"]
+        ),
+        records()[0].to_yaml()
+    );
+    assert_eq!(git(p, &["status", "--porcelain"]), "M  unitsync.yaml\n");
+    // The listing follows.
+    let run = unitsync(p, &["history"]);
+    assert!(
+        run.stdout
+            .ends_with("4 lines: 2 applied, 1 failed, 1 stale; +36.5 / -0 units\n")
+    );
+
+    // Again with an RFC 3339 time: both remaining records go, in one commit.
+    let run = unitsync(p, &["history", "prune", "--before", "2026-12-01T00:00:00Z"]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(
+        run.stdout
+            .contains("Removed 2 history records from before 2026-12-01 in commit")
+    );
+    assert_eq!(
+        git(p, &["log", "-1", "--format=%B"]),
+        "history: prune 2 records from before 2026-12-01\n\n\
+         The files stay in git history: git log --diff-filter=D --name-only -- history/\n\n"
+    );
+    assert!(!p.join("history").exists());
+    // Nothing left: no commit.
+    let run = unitsync(p, &["history", "prune", "--before", "2027-01-01"]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(
+        run.stdout,
+        "nothing to prune: no history record is older than 2027-01-01\n"
+    );
+    assert_eq!(git(p, &["rev-list", "--count", "HEAD"]), "3\n");
+}
+
+#[test]
+fn prune_refuses_uncommitted_history_changes() {
+    let dir = git_repo();
+    let p = dir.path();
+    let before = git(p, &["rev-parse", "HEAD"]);
+    let edited = p.join("history/2026/10/2026-10-31T060000Z.yaml");
+    let text = std::fs::read_to_string(&edited).unwrap();
+    std::fs::write(&edited, text.replace("bob", "carol")).unwrap();
+    let untracked = HistoryRecord {
+        run: "2026-09-01T00:00:00Z".into(),
+        ..records()[0].clone()
+    };
+    untracked.write(p).unwrap();
+    let run = unitsync(p, &["history", "prune", "--before", "2026-10-31"]);
+    assert_eq!(run.code, Some(1));
+    assert_eq!(run.stdout, "");
+    assert_eq!(
+        run.stderr,
+        "error: the working tree has uncommitted changes under history/: \
+         history/2026/09/2026-09-01T000000Z.yaml, history/2026/10/2026-10-31T060000Z.yaml\n\
+         hint: commit or discard them (git status), then prune again\n"
+    );
+    assert_eq!(git(p, &["rev-parse", "HEAD"]), before);
+    assert!(p.join("history/2026/09/2026-09-30T060000Z.yaml").is_file());
+}
+
+#[test]
+fn prune_push_publishes_the_commit() {
+    let dir = git_repo();
+    let p = dir.path();
+    let remote = tempfile::tempdir().unwrap();
+    git(
+        remote.path(),
+        &["init", "--quiet", "--bare", "--initial-branch=main"],
+    );
+    git(
+        p,
+        &["remote", "add", "origin", remote.path().to_str().unwrap()],
+    );
+    git(p, &["push", "--quiet", "origin", "main"]);
+    let run = unitsync(p, &["history", "prune", "--before", "2026-10-01", "--push"]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(
+        run.stdout.ends_with("Pushed to origin/main.\n"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        git(remote.path(), &["log", "-1", "--format=%s", "main"]),
+        "history: prune 1 record from before 2026-10-01\n"
+    );
+}
