@@ -223,10 +223,18 @@ pub fn run(global: &GlobalArgs, args: &InitArgs) -> Result<Outcome, CommandError
         global.dir.join(&args.path)
     };
     let files = scaffold(args.psa, args.source);
+    // `mappings.yaml`, not `./mappings.yaml`, when initialising the current folder.
+    let shown = |path: &str| {
+        if dir == Path::new(".") {
+            path.to_string()
+        } else {
+            dir.join(path).display().to_string()
+        }
+    };
     let existing: Vec<String> = files
         .iter()
         .filter(|(path, _)| dir.join(path).exists())
-        .map(|(path, _)| dir.join(path).display().to_string())
+        .map(|(path, _)| shown(path))
         .collect();
     if !existing.is_empty() {
         return Err(CommandError::user(format!(
@@ -239,7 +247,7 @@ pub fn run(global: &GlobalArgs, args: &InitArgs) -> Result<Outcome, CommandError
     }
     for (path, text) in &files {
         write_new(&dir.join(path), text)?;
-        println!("created {}", dir.join(path).display());
+        println!("created {}", shown(path));
     }
     let (psa_name, vars, targets) = match args.psa {
         InitPsa::Connectwise => (
