@@ -497,3 +497,35 @@ fn join_repo_path(prefix: &Path, relative: &Path) -> String {
         .collect::<Vec<_>>()
         .join("/")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_midnight_utc_or_rfc3339() {
+        assert_eq!(
+            parse_date("2026-11-01").unwrap(),
+            "2026-11-01T00:00:00Z".parse::<Timestamp>().unwrap()
+        );
+        assert_eq!(
+            parse_date("2026-11-01T10:30:00+01:00").unwrap(),
+            "2026-11-01T09:30:00Z".parse::<Timestamp>().unwrap()
+        );
+        for bad in ["2026-11", "11/01/2026", "2026-13-01", "yesterday", ""] {
+            assert!(parse_date(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn repo_paths_use_forward_slashes() {
+        assert_eq!(
+            join_repo_path(Path::new(""), Path::new("history/2026/11/x.yaml")),
+            "history/2026/11/x.yaml"
+        );
+        assert_eq!(
+            join_repo_path(Path::new("billing"), Path::new("history")),
+            "billing/history"
+        );
+    }
+}
