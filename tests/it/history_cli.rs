@@ -516,3 +516,30 @@ fn prune_push_publishes_the_commit() {
         "history: prune 1 record from before 2026-10-01\n"
     );
 }
+
+#[test]
+fn prune_works_for_a_billing_repo_in_a_subfolder() {
+    let top = tempfile::tempdir().unwrap();
+    let p = top.path();
+    let billing = p.join("billing");
+    for record in records() {
+        record.write(&billing).unwrap();
+    }
+    std::fs::create_dir_all(p.join("other/history")).unwrap();
+    std::fs::write(p.join("other/history/keep.yaml"), "x: 1\n").unwrap();
+    git(p, &["init", "--quiet", "--initial-branch=main"]);
+    git(p, &["config", "user.name", "Jane Doe"]);
+    git(p, &["config", "user.email", "jdoe@computech.example"]);
+    git(p, &["add", "."]);
+    git(p, &["commit", "--quiet", "-m", "monorepo"]);
+    let run = unitsync(&billing, &["history", "prune", "--before", "2026-11-01"]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(
+        git(p, &["show", "--name-status", "--format=%s", "HEAD"]),
+        "history: prune 2 records from before 2026-11-01\n\n\
+         D\tbilling/history/2026/09/2026-09-30T060000Z.yaml\n\
+         D\tbilling/history/2026/10/2026-10-31T060000Z.yaml\n"
+    );
+    assert_eq!(git(p, &["status", "--porcelain"]), "");
+    assert!(p.join("other/history/keep.yaml").is_file());
+}
