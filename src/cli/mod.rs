@@ -3,11 +3,14 @@
 
 mod accounts;
 mod apply;
+mod completions;
 mod demo;
 mod doctor;
 mod due;
 mod error;
 mod gitops;
+mod history;
+mod init;
 mod plan;
 mod propose;
 mod sandbox;
@@ -76,6 +79,16 @@ pub enum Command {
     /// Is a scheduled refresh or sync due now? Exit 0 when due, 3 when not, 1 on error; for an
     /// hourly trigger: `unitsync due sync && unitsync apply`.
     Due(due::DueArgs),
+    /// List the sync history (newest first) with filters and totals; `history prune` removes
+    /// old record files in one git commit.
+    History(history::HistoryArgs),
+    /// Create a billing repo: settings for one PSA and source, empty mappings and lock, workflows
+    /// and schemas. Never overwrites a file.
+    Init(init::InitArgs),
+    /// Print a shell completion script on stdout.
+    Completions(completions::CompletionsArgs),
+    /// Print the man page (or write one page per command with --out DIR).
+    Man(completions::ManArgs),
 }
 
 /// How a successful run ended; errors are [`CommandError`]s.
@@ -116,6 +129,10 @@ pub fn run(cli: Cli) -> Result<Outcome, CommandError> {
         Command::Demo(args) => demo::run(&cli.global, &args),
         Command::Sandbox(args) => sandbox::run(&args),
         Command::Due(args) => due::run(&cli.global, &args),
+        Command::History(args) => history::run(&cli.global, &args),
+        Command::Init(args) => init::run(&cli.global, &args),
+        Command::Completions(args) => completions::completions(&args),
+        Command::Man(args) => completions::man(&args),
     }
 }
 

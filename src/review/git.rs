@@ -115,6 +115,114 @@ impl GitRepo {
         Ok(!statuses.is_empty())
     }
 
+    /// Paths under `dir` (repo-relative, `/`-separated) with staged, unstaged or untracked
+    /// changes.
+    pub fn changes_under(&self, dir: &str) -> Result<Vec<String>, GitError> {
+        let mut options = git2::StatusOptions::new();
+        options
+            .include_untracked(true)
+            .recurse_untracked_dirs(true)
+            .include_ignored(false)
+            .pathspec(format!("{dir}/").as_str());
+        let statuses = self.repo.statuses(Some(&mut options))?;
+        let prefix = format!("{dir}/");
+        Ok(statuses
+            .iter()
+            .filter_map(|s| s.path().ok().map(str::to_string))
+            .filter(|p| p.starts_with(&prefix))
+            .collect())
+    }
+
+    /// Commits the removal of `paths` (repo-relative, tracked and unchanged) on the branch HEAD
+    /// is on, then removes them from the index and the working tree. Only these paths change:
+    /// other staged changes stay staged and uncommitted. The author is the user's git identity
+    /// (`user.name`, `user.email`), else unitsync's.
+    pub fn commit_removal_on_head(&self, paths: &[String], message: &str) -> Result<Oid, GitError> {
+        let parent = self.repo.head()?.peel_to_commit()?;
+        let mut tree = parent.tree()?;
+        for path in paths {
+            let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+            let id = self.remove(&tree, &parts)?.unwrap_or(self.empty_tree()?);
+            tree = self.repo.find_tree(id)?;
+        }
+        let signature = self
+            .repo
+            .signature()
+            .or_else(|_| Signature::now(AUTHOR_NAME, AUTHOR_EMAIL))?;
+        let commit = self.repo.commit(
+            Some("HEAD"),
+            &signature,
+            &signature,
+            message,
+            &tree,
+            &[&parent],
+        )?;
+        let mut index = self.repo.index()?;
+        for path in paths {
+            index.remove_path(Path::new(path))?;
+        }
+        index.write()?;
+        for path in paths {
+            let file = self.workdir.join(path);
+            match std::fs::remove_file(&file) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(GitError::State(format!(
+                        "committed, but cannot remove {}: {e}",
+                        file.display()
+                    )));
+                }
+            }
+            // Empty month and year folders go too (remove_dir fails on non-empty ones).
+            let mut dir = file.parent();
+            while let Some(d) = dir {
+                if d == self.workdir || std::fs::remove_dir(d).is_err() {
+                    break;
+                }
+                dir = d.parent();
+            }
+        }
+        Ok(commit)
+    }
+
+    fn empty_tree(&self) -> Result<Oid, GitError> {
+        Ok(self.repo.treebuilder(None)?.write()?)
+    }
+
+    /// `base` without the entry at `parts`; `None` when the tree is left empty.
+    fn remove(&self, base: &git2::Tree<'_>, parts: &[&str]) -> Result<Option<Oid>, GitError> {
+        let mut builder = self.repo.treebuilder(Some(base))?;
+        match parts {
+            [] => return Err(GitError::State("empty path".into())),
+            [name] => {
+                if builder.get(name)?.is_none() {
+                    return Err(GitError::State(format!("{name} is not in the commit")));
+                }
+                builder.remove(name)?;
+            }
+            [dir, rest @ ..] => {
+                let sub = match base.get_name(dir) {
+                    Some(entry) if entry.kind() == Some(git2::ObjectType::Tree) => {
+                        self.repo.find_tree(entry.id())?
+                    }
+                    _ => return Err(GitError::State(format!("{dir}/ is not in the commit"))),
+                };
+                match self.remove(&sub, rest)? {
+                    Some(id) => {
+                        builder.insert(dir, id, 0o040000)?;
+                    }
+                    None => builder.remove(dir)?,
+                }
+            }
+        }
+        if builder.is_empty() {
+            Ok(None)
+        } else {
+            Ok(Some(builder.write()?))
+        }
+    }
+
     /// `git fetch --prune origin +refs/heads/*:refs/remotes/origin/*`.
     pub fn fetch(&self) -> Result<(), GitError> {
         self.git(&[

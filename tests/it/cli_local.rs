@@ -12,7 +12,7 @@ use unitsync::sandbox::{Faults, RecordedRequest, Sandbox, SandboxHandle, Seed, d
 /// other worktrees, whose builds may replace `CARGO_BIN_EXE_unitsync` while these tests run.
 /// Cargo replaces that file rather than rewriting it, so a hard link keeps this build's binary
 /// without copying it. Leftovers of earlier runs (whose process is gone) are removed first.
-fn binary() -> &'static Path {
+pub(crate) fn binary() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         let base = Path::new(env!("CARGO_TARGET_TMPDIR"));

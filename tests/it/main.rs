@@ -7,6 +7,8 @@ mod cli_local;
 mod connectwise_client;
 mod connectwise_e2e;
 mod gitops;
+mod history_cli;
+mod init;
 mod render;
 mod sandbox;
 mod schedule;
