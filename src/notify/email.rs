@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use lettre::message::{Mailbox, header::ContentType};
-use lettre::transport::smtp::authentication::Credentials;
+pub use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::{ExposeSecret, SecretString};
@@ -57,10 +57,29 @@ pub fn body(event: &Event) -> String {
     out
 }
 
-/// Sends one message per event; adds a `sent` entry or a warning per event to `report`.
+/// Sends one message per event, logging in with `UNITSYNC_SMTP_USERNAME` and
+/// `UNITSYNC_SMTP_PASSWORD` when they are set; adds a `sent` entry or a warning per event to
+/// `report`.
 pub async fn send(settings: &EmailNotifications, events: &[Event], report: &mut Report) {
+    match credentials() {
+        Ok(credentials) => send_with(settings, credentials, events, report).await,
+        Err(problem) => report.warnings.push(format!(
+            "e-mail to {} via {}: {problem}",
+            settings.to.join(", "),
+            settings.smtp.host
+        )),
+    }
+}
+
+/// [`send`] with the credentials given instead of read from the environment.
+pub async fn send_with(
+    settings: &EmailNotifications,
+    credentials: Option<Credentials>,
+    events: &[Event],
+    report: &mut Report,
+) {
     let to = settings.to.join(", ");
-    let transport = match transport(settings) {
+    let transport = match transport(settings, credentials) {
         Ok(t) => t,
         Err(problem) => {
             report.warnings.push(format!(
@@ -150,10 +169,12 @@ fn is_loopback(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-fn transport(settings: &EmailNotifications) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
+fn transport(
+    settings: &EmailNotifications,
+    credentials: Option<Credentials>,
+) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let host = settings.smtp.host.trim();
-    let credentials = credentials()?;
     let tls = |host: &str| {
         TlsParameters::new(host.to_string())
             .map_err(|e| format!("cannot set up TLS for {host}: {}", describe(&e)))

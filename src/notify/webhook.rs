@@ -121,13 +121,23 @@ pub async fn send(hook: &Webhook, events: &[Event], report: &mut Report) {
             return;
         }
     };
+    send_to(&name, hook.format, &url, events, report).await;
+}
+
+/// POSTs one `format` payload per event to `url`; `name` (never the URL) labels the report.
+pub async fn send_to(
+    name: &str,
+    format: WebhookFormat,
+    url: &str,
+    events: &[Event],
+    report: &mut Report,
+) {
     let url = match reqwest::Url::parse(url.trim()) {
         Ok(url) if matches!(url.scheme(), "http" | "https") => url,
         _ => {
-            report.warnings.push(format!(
-                "{name}: the value of {} is not an http:// or https:// URL",
-                hook.url_env
-            ));
+            report
+                .warnings
+                .push(format!("{name}: the URL is not an http:// or https:// URL"));
             return;
         }
     };
@@ -150,7 +160,7 @@ pub async fn send(hook: &Webhook, events: &[Event], report: &mut Report) {
         let kind = event.kind.verb();
         let result = client
             .post(url.clone())
-            .json(&payload(hook.format, event))
+            .json(&payload(format, event))
             .send()
             .await;
         match result {

@@ -6,6 +6,7 @@ mod cli_local;
 mod connectwise_client;
 mod connectwise_e2e;
 mod gitops;
+mod notify;
 mod render;
 mod sandbox;
 mod schedule;
