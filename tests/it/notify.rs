@@ -575,3 +575,132 @@ fn apply_with_an_unreachable_smtp_server_warns_and_still_succeeds() {
         out.stderr
     );
 }
+
+fn plan_line(mapping: &str, action: unitsync::plan::Action) -> unitsync::plan::PlanLine {
+    unitsync::plan::PlanLine {
+        mapping: mapping.into(),
+        account: format!("{mapping} account"),
+        license_type: "ShadowProtect Desktop".into(),
+        target: unitsync::plan::ResolvedTarget {
+            company: "BobsDentistry".into(),
+            product: "SP-DESKTOP".into(),
+            ..Default::default()
+        },
+        vendor: None,
+        approved: None,
+        psa: None,
+        last_applied: None,
+        update: unitsync::config::UpdatePolicy::InPlace,
+        action,
+    }
+}
+
+#[test]
+fn events_per_kind_leave_out_empty_kinds_and_held_back_proposals() {
+    use unitsync::history::{HistoryLine, LineOutcome};
+    use unitsync::plan::{Action, DesiredFrom, Plan};
+    let plan = Plan {
+        desired: DesiredFrom::Lock,
+        lines: vec![
+            plan_line(
+                "a",
+                Action::Propose {
+                    from: Some(q("3")),
+                    to: q("4"),
+                },
+            ),
+            plan_line(
+                "b",
+                Action::Propose {
+                    from: None,
+                    to: q("2"),
+                },
+            ),
+            plan_line(
+                "c",
+                Action::Drift {
+                    last_applied: q("5"),
+                    psa: q("6"),
+                },
+            ),
+            plan_line("d", Action::InSync),
+        ],
+        unmapped: vec![],
+    };
+    // "a" was held back (rejected before): only "b" is in the proposed lock.
+    let lock = unitsync::config::Lock {
+        units: [("b".to_string(), q("2"))].into_iter().collect(),
+    };
+    let proposed = Event::proposed("ConnectWise PSA", &plan, &lock, Some(9), None).unwrap();
+    assert_eq!(
+        proposed.title(),
+        "unitsync: 1 change proposed for ConnectWise PSA in #9"
+    );
+    assert_eq!(proposed.changes.len(), 1);
+    assert_eq!(proposed.changes[0].from, None);
+    assert_eq!(
+        proposed.changes[0].line(),
+        "b account / ShadowProtect Desktop (BobsDentistry, SP-DESKTOP): (none) → 2"
+    );
+    assert_eq!(
+        proposed.summary.as_deref(),
+        Some(plan.summary().to_string().as_str())
+    );
+    assert!(Event::proposed("ConnectWise PSA", &plan, &Default::default(), None, None).is_none());
+
+    let history = |mapping: &str, outcome: LineOutcome| HistoryLine {
+        mapping: mapping.into(),
+        account: "acct".into(),
+        license_type: "lt".into(),
+        company: "co".into(),
+        contract: None,
+        line: None,
+        product: "p".into(),
+        from: q("1"),
+        to: q("2"),
+        outcome,
+        new_line: None,
+        reason: None,
+    };
+    // Nothing failed: an applied and a drift event, no empty failed one.
+    let events = Event::applied(
+        "Autotask PSA",
+        &[history("x", LineOutcome::Applied)],
+        &plan,
+        None,
+    );
+    let kinds: Vec<_> = events.iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, [EventKind::Applied, EventKind::Drift]);
+    assert_eq!(
+        events[0].title(),
+        "unitsync: 1 change applied to Autotask PSA"
+    );
+    assert_eq!(
+        events[1].title(),
+        "unitsync: 1 line drifted in Autotask PSA"
+    );
+    assert_eq!(
+        events[1].changes[0].line(),
+        "c account / ShadowProtect Desktop (BobsDentistry, SP-DESKTOP): 5 → 6 — \
+         the PSA holds 6, but unitsync last wrote 5; changed by hand"
+    );
+    // Failed and stale lines go into one failed event.
+    let events = Event::applied(
+        "Autotask PSA",
+        &[
+            history("x", LineOutcome::Failed),
+            history("y", LineOutcome::Stale),
+        ],
+        &Plan {
+            desired: DesiredFrom::Lock,
+            lines: vec![],
+            unmapped: vec![],
+        },
+        Some(3),
+    );
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        events[0].title(),
+        "unitsync: 2 changes failed on Autotask PSA"
+    );
+}
