@@ -12,6 +12,7 @@ pub mod ci_env;
 pub mod cli;
 pub mod config;
 pub mod history;
+pub mod notify;
 pub mod plan;
 pub mod psa;
 pub mod quantity;

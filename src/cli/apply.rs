@@ -112,6 +112,11 @@ pub async fn apply_interactive<P: Psa + Sync>(
             print_outcomes(&stale);
             let path = write_history(repo, started, stale.clone(), false)?;
             println!("Recorded in {}.", path.display());
+            crate::notify::send_and_print(
+                repo.settings.notifications.as_ref(),
+                &crate::notify::Event::applied(psa_name(repo), &stale, &plan, None),
+            )
+            .await;
             return Err(CommandError::user(format!(
                 "{} line{} of the saved plan {} refused because the PSA changed since the plan was made; nothing was applied",
                 stale.len(),
@@ -139,6 +144,11 @@ pub async fn apply_interactive<P: Psa + Sync>(
     let changed = lines.iter().any(|l| l.outcome == LineOutcome::Applied);
     let path = write_history(repo, started, lines.clone(), changed)?;
     println!("Recorded in {}.", path.display());
+    crate::notify::send_and_print(
+        repo.settings.notifications.as_ref(),
+        &crate::notify::Event::applied(psa_name(repo), &lines, &plan, None),
+    )
+    .await;
 
     // Re-read the PSA: the proof that it now holds what was approved.
     let after = make_plan(repo, psa, desired).await?.plan;

@@ -284,6 +284,16 @@ pub async fn apply_merged<P: Psa + Sync>(
             }
         );
     }
+    crate::notify::send_and_print(
+        repo.settings.notifications.as_ref(),
+        &crate::notify::Event::applied(
+            &repo.settings.psa.kind().to_string(),
+            &lines,
+            &plan,
+            approval.pull_request,
+        ),
+    )
+    .await;
     let failed = lines
         .iter()
         .filter(|l| l.outcome != LineOutcome::Applied)

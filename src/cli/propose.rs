@@ -200,6 +200,16 @@ pub async fn propose<P: Psa + Sync, R: Review + Sync>(
         }
     };
 
+    if pull_changed {
+        let event = crate::notify::Event::proposed(
+            &repo.settings.psa.kind().to_string(),
+            &plan,
+            &proposed,
+            Some(pull.number),
+            pull.html_url.clone(),
+        );
+        crate::notify::send_and_print(repo.settings.notifications.as_ref(), event.as_slice()).await;
+    }
     crate::ci_env::set_output("pr-number", &pull.number.to_string())
         .map_err(|e| CommandError::user(e.to_string()))?;
     println!("{}", plan.summary());

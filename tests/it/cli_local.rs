@@ -57,7 +57,7 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-fn edit(path: &Path, from: &str, to: &str) {
+pub(crate) fn edit(path: &Path, from: &str, to: &str) {
     let text = std::fs::read_to_string(path).unwrap();
     assert!(text.contains(from), "{} lacks {from:?}", path.display());
     std::fs::write(path, text.replacen(from, to, 1)).unwrap();
@@ -65,23 +65,23 @@ fn edit(path: &Path, from: &str, to: &str) {
 
 /// What one run of the binary left behind.
 #[derive(Debug)]
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Run {
+    pub(crate) code: Option<i32>,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 /// A sandbox and a billing repo pointed at it.
-struct Env {
-    sandbox: SandboxHandle,
-    temp: tempfile::TempDir,
-    repo: PathBuf,
+pub(crate) struct Env {
+    pub(crate) sandbox: SandboxHandle,
+    pub(crate) temp: tempfile::TempDir,
+    pub(crate) repo: PathBuf,
     /// Credentials passed to the binary, as (variable, value); `None` leaves it unset.
-    creds: Vec<(&'static str, Option<String>)>,
+    pub(crate) creds: Vec<(&'static str, Option<String>)>,
 }
 
 impl Env {
-    fn new() -> Env {
+    pub(crate) fn new() -> Env {
         Env::with_seed(demo_seed())
     }
 
@@ -96,6 +96,13 @@ impl Env {
             &repo.join("unitsync.yaml"),
             "site: na.myconnectwise.net",
             &format!("site: {}", sandbox.base_url()),
+        );
+        // The example's SMTP host is a placeholder that never resolves: without this, every
+        // apply would end with a "notification not sent" warning (tests/it/notify.rs covers them).
+        edit(
+            &repo.join("unitsync.yaml"),
+            "notifications:\n  email:\n    to: [billing@computech.example]\n    smtp: { host: smtp.computech.example, port: 587 }\n",
+            "",
         );
         let login = sandbox.login();
         let creds = vec![
@@ -125,7 +132,7 @@ impl Env {
 
     /// Runs `unitsync -C REPO ARGS…` in the temp dir, with a clean environment; `stdin` is piped
     /// (empty when `Some("")`), or closed when `None`.
-    fn run_with_stdin(&self, args: &[&str], stdin: Option<&str>) -> Run {
+    pub(crate) fn run_with_stdin(&self, args: &[&str], stdin: Option<&str>) -> Run {
         let mut cmd = Command::new(binary());
         cmd.env_clear()
             .env("NO_COLOR", "1")
@@ -152,7 +159,7 @@ impl Env {
     }
 
     /// The additions' quantities by id, for the three mapped lines.
-    fn quantities(&self) -> Vec<(i64, f64)> {
+    pub(crate) fn quantities(&self) -> Vec<(i64, f64)> {
         [5001, 5003, 5005]
             .into_iter()
             .map(|id| (id, self.sandbox.addition(id).unwrap().quantity))

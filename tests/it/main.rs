@@ -9,6 +9,7 @@ mod connectwise_e2e;
 mod gitops;
 mod history_cli;
 mod init;
+mod notify;
 mod render;
 mod sandbox;
 mod schedule;
