@@ -14,6 +14,7 @@ pub mod config;
 pub mod history;
 pub mod notify;
 pub mod plan;
+pub mod progress;
 pub mod psa;
 pub mod quantity;
 pub mod render;

@@ -153,6 +153,7 @@ pub fn exit_code(result: Result<Outcome, CommandError>) -> ExitCode {
 
 /// Logs go to stderr so that stdout carries only the requested output (a plan, JSON).
 pub fn init_logging(global: &GlobalArgs) {
+    crate::progress::enable(!global.quiet && crate::progress::stderr_is_terminal());
     let default = match (global.quiet, global.verbose) {
         (true, _) => "error",
         (false, 0) => "warn",

@@ -87,6 +87,7 @@ pub async fn make_plan<P: Psa + Sync>(
         source::fetch_usage(&repo.settings.source, &repo.root),
         psa.snapshot(&repo.mappings)
     );
+    crate::progress::finish();
     let usage = usage.map_err(source_error)?;
     let snapshot = snapshot.map_err(psa_error)?;
     tracing::info!(

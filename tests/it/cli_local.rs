@@ -1470,3 +1470,53 @@ fn apply_of_a_saved_lock_plan_checks_convergence_against_that_plan() {
         out.stdout
     );
 }
+
+/// Runs `unitsync -C REPO ARGS…` on a pseudo-terminal (through util-linux `script`), returning
+/// everything the terminal showed.
+fn run_on_a_terminal(env: &Env, args: &[&str]) -> String {
+    let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
+    let mut line = format!(
+        "{} -C {}",
+        quote(&binary().to_string_lossy()),
+        quote(&env.repo.to_string_lossy())
+    );
+    for arg in args {
+        line.push(' ');
+        line.push_str(&quote(arg));
+    }
+    let mut cmd = Command::new("script");
+    cmd.env_clear()
+        .env("NO_COLOR", "1")
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .args(["-q", "-e", "-c", &line, "/dev/null"]);
+    for (name, value) in &env.creds {
+        if let Some(value) = value {
+            cmd.env(name, value);
+        }
+    }
+    let out = cmd
+        .output()
+        .expect("util-linux `script` runs the command on a pseudo-terminal");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn progress_is_shown_on_a_terminal_only_and_cleared_before_the_plan() {
+    let env = Env::new();
+    let shown = run_on_a_terminal(&env, &["plan"]);
+    assert!(
+        shown.contains("\r\x1b[K  reading the PSA: 1 requests"),
+        "no progress line on a terminal: {shown:?}"
+    );
+    let cleared = shown.rfind("\r\x1b[K").unwrap();
+    let plan = shown.find("Plan: 2 to update").unwrap();
+    assert!(
+        cleared < plan,
+        "the progress line is cleared before the plan"
+    );
+    // --quiet, or no terminal (every other test here: stderr is exactly empty), shows none.
+    let quiet = run_on_a_terminal(&env, &["-q", "plan"]);
+    assert!(!quiet.contains("reading the PSA"), "{quiet:?}");
+    assert!(quiet.contains("Plan: 2 to update"));
+}

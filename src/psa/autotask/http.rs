@@ -205,7 +205,10 @@ impl Transport {
                 }
             };
             let (status, headers, body) = match outcome {
-                Ok(parts) => parts,
+                Ok(parts) => {
+                    crate::progress::request_done();
+                    parts
+                }
                 Err(e) => {
                     let message = self.redactor.redact(&error_chain(&e));
                     if request.repeat == Repeat::Idempotent

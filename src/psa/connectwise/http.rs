@@ -370,7 +370,10 @@ impl Transport {
                 }
             };
             let (status, headers, body) = match outcome {
-                Ok(parts) => parts,
+                Ok(parts) => {
+                    crate::progress::request_done();
+                    parts
+                }
                 Err(e) => {
                     let retry = request.repeat == Repeat::Idempotent
                         && attempt < self.retry.max_attempts
