@@ -763,3 +763,294 @@ async fn doctor_passes_and_skips_the_write_check_with_its_reason() {
         assert!(!c.detail.contains(&login.secret));
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The CLI end to end: the binary, with credentials only in its environment
+
+mod cli {
+    use std::path::{Path, PathBuf};
+    use std::process::{Command, Stdio};
+
+    use unitsync::sandbox::{AutotaskSandbox, AutotaskSandboxHandle, Faults, autotask_demo_seed};
+
+    use crate::cli_local::{Run, binary, run};
+
+    const MAPPINGS: &str = r#"mappings:
+  - account: "Bob's Dentistry"
+    license_type: ShadowProtect Desktop
+    company: 250
+    contract: 1001
+    service: SP-DESKTOP
+  - account: Angry Fox Co
+    license_type: ShadowProtect Desktop
+    company: 251
+    contract: 1002
+    service: 41002
+  - account: DigitalTorch Inc
+    license_type: Cloud Premium GB
+    company: 252
+    contract: 1003
+    service: { name: StorageCraft Cloud Premium (GB) }
+"#;
+
+    const USAGE: &str = "account,license_type,units,unit
+Bob's Dentistry,ShadowProtect Desktop,4,
+Angry Fox Co,ShadowProtect Desktop,2,
+DigitalTorch Inc,Cloud Premium GB,135,
+";
+
+    const LOCK: &str = "units:
+  bobs-dentistry/shadowprotect-desktop: 4
+  angry-fox-co/shadowprotect-desktop: 2
+  digitaltorch-inc/cloud-premium-gb: 135
+";
+
+    pub(super) struct Env {
+        pub(super) sandbox: AutotaskSandboxHandle,
+        temp: tempfile::TempDir,
+        pub(super) repo: PathBuf,
+        /// Sent instead of the seed's secret.
+        pub(super) wrong_secret: Option<String>,
+    }
+
+    impl Env {
+        pub(super) fn new(url: impl Fn(&AutotaskSandboxHandle) -> String) -> Env {
+            let sandbox = AutotaskSandbox::start_in_background(
+                autotask_demo_seed(),
+                Faults::none(),
+                "127.0.0.1:0".parse().unwrap(),
+            )
+            .unwrap();
+            let temp = tempfile::tempdir().unwrap();
+            let repo = temp.path().join("billing");
+            std::fs::create_dir_all(&repo).unwrap();
+            let settings = format!(
+                "psa:\n  autotask:\n    url: {}\nsource:\n  csv:\n    path: usage.csv\napproval: manual\n",
+                url(&sandbox)
+            );
+            for (name, text) in [
+                ("unitsync.yaml", settings.as_str()),
+                ("mappings.yaml", MAPPINGS),
+                ("usage.csv", USAGE),
+                ("units.lock.yaml", LOCK),
+            ] {
+                std::fs::write(repo.join(name), text).unwrap();
+            }
+            Env {
+                sandbox,
+                temp,
+                repo,
+                wrong_secret: None,
+            }
+        }
+
+        pub(super) fn run(&self, args: &[&str]) -> Run {
+            let login = self.sandbox.login();
+            let mut cmd = Command::new(binary());
+            cmd.env_clear()
+                .env("NO_COLOR", "1")
+                .env("USER", "tester")
+                .env("TMPDIR", self.temp.path())
+                .env("UNITSYNC_AT_USERNAME", &login.username)
+                .env(
+                    "UNITSYNC_AT_SECRET",
+                    self.wrong_secret.as_deref().unwrap_or(&login.secret),
+                )
+                .env("UNITSYNC_AT_INTEGRATION_CODE", &login.integration_code)
+                .current_dir(self.temp.path())
+                .arg("-C")
+                .arg(&self.repo)
+                .args(args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            run(cmd, None)
+        }
+
+        pub(super) fn history(&self) -> Vec<PathBuf> {
+            let mut out = Vec::new();
+            collect(&self.repo.join("history"), &mut out);
+            out.sort();
+            out
+        }
+    }
+
+    fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                collect(&path, out);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+}
+
+#[test]
+fn cli_plans_applies_records_and_doctors_against_the_sandbox() {
+    let env = cli::Env::new(|s| s.zone_url());
+    let login = env.sandbox.login();
+    let secrets = [login.secret.clone(), login.integration_code.clone()];
+
+    let plan = env.run(&["plan"]);
+    assert_eq!(plan.code, Some(0), "{plan:?}");
+    assert_eq!(plan.stderr, "");
+    assert!(plan.stdout.contains("update 3 → 4 (+1)"), "{}", plan.stdout);
+    assert!(
+        plan.stdout.contains("update 120 → 135 (+15)"),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout
+            .contains("Plan: 2 to update (+16 / -0 units), 1 in sync, 0 unmapped, 0 errors."),
+        "{}",
+        plan.stdout
+    );
+    assert!(env.sandbox.adjustments().is_empty());
+
+    let apply = env.run(&["apply", "--yes"]);
+    assert_eq!(apply.code, Some(0), "{apply:?}");
+    assert_eq!(apply.stderr, "");
+    assert!(
+        apply
+            .stdout
+            .contains("applied  bobs-dentistry/shadowprotect-desktop: 3 → 4\n"),
+        "{}",
+        apply.stdout
+    );
+    let mut posted: Vec<_> = env
+        .sandbox
+        .adjustments()
+        .iter()
+        .map(|a| (a.contract_service_id, a.effective_date, a.unit_change))
+        .collect();
+    posted.sort();
+    assert_eq!(
+        posted,
+        vec![(41001, effective(), 1), (41003, effective(), 15)]
+    );
+    assert_eq!(env.sandbox.units_on(41001, effective()), Some(4));
+    assert_eq!(env.sandbox.units_on(41003, effective()), Some(135));
+    let files = env.history();
+    assert_eq!(files.len(), 2, "{files:?}");
+    assert_eq!(files[0], env.repo.join(JOURNAL_PATH));
+    let record = std::fs::read_to_string(&files[1]).unwrap();
+    assert!(
+        apply.stdout.contains("Recorded in history/"),
+        "{}",
+        apply.stdout
+    );
+    for expected in [
+        "approved_by: local:tester",
+        "  contract: 1001\n  line: 41001\n  product: SP-DESKTOP\n  from: 3\n  to: 4\n  outcome: applied",
+        "  contract: 1003\n  line: 41003\n  product: CLOUD-GB\n  from: 120\n  to: 135\n  outcome: applied",
+    ] {
+        assert!(record.contains(expected), "{record}");
+    }
+    let journal = std::fs::read_to_string(&files[0]).unwrap();
+    assert_eq!(
+        journal.matches("\"event\":\"posted\"").count(),
+        2,
+        "{journal}"
+    );
+
+    // Again: nothing to do, nothing posted, no new record.
+    let again = env.run(&["apply", "--yes"]);
+    assert_eq!(again.code, Some(0), "{again:?}");
+    assert!(
+        again.stdout.ends_with("Nothing to apply.\n"),
+        "{}",
+        again.stdout
+    );
+    assert_eq!(env.sandbox.adjustments().len(), 2);
+    assert_eq!(env.history().len(), 2);
+
+    // Doctor: every check passes; the write check is skipped, with its reason.
+    let doctor = env.run(&["doctor"]);
+    assert_eq!(doctor.code, Some(0), "{doctor:?}");
+    assert!(
+        doctor.stdout.contains(
+            "[skip] can update contract lines: not probed: Autotask changes units only by creating \
+             ContractServiceAdjustments, which cannot be deleted or updated"
+        ),
+        "{}",
+        doctor.stdout
+    );
+    for label in [
+        "[pass] host reachable",
+        "[pass] credentials accepted",
+        "[pass] can read contracts",
+        "[pass] can read contract lines",
+    ] {
+        assert!(doctor.stdout.contains(label), "{}", doctor.stdout);
+    }
+    assert!(
+        doctor.stdout.ends_with("All checks passed.\n"),
+        "{}",
+        doctor.stdout
+    );
+    assert_eq!(env.sandbox.adjustments().len(), 2, "doctor writes nothing");
+
+    // Secrets never reach outputs, history or the journal.
+    let mut texts = vec![record, journal];
+    for run in [&plan, &apply, &again, &doctor] {
+        texts.push(run.stdout.clone());
+        texts.push(run.stderr.clone());
+    }
+    for text in &texts {
+        for secret in &secrets {
+            assert!(!text.contains(secret.as_str()), "{text}");
+        }
+    }
+}
+
+#[test]
+fn cli_takes_the_api_url_and_names_rejected_credentials() {
+    let env = cli::Env::new(|s| s.api_url());
+    let plan = env.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, Some(2), "{plan:?}");
+    assert!(plan.stdout.contains("update 3 → 4 (+1)"), "{}", plan.stdout);
+
+    let login = env.sandbox.login();
+    let mut cmd_env = cli::Env::new(|s| s.api_url());
+    cmd_env.wrong_secret = Some("WrongSecret-7Hq2".into());
+    let out = cmd_env.run(&["plan"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("credentials rejected (HTTP 401)"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("UNITSYNC_AT_SECRET"), "{}", out.stderr);
+    for text in [&out.stdout, &out.stderr] {
+        assert!(!text.contains("WrongSecret-7Hq2"), "{text}");
+        assert!(!text.contains(&login.secret), "{text}");
+    }
+}
+
+#[test]
+fn cli_validate_explains_connectwise_keys_in_an_autotask_repo() {
+    let env = cli::Env::new(|s| s.zone_url());
+    std::fs::write(
+        env.repo.join("mappings.yaml"),
+        "mappings:\n  - account: \"Bob's Dentistry\"\n    license_type: ShadowProtect Desktop\n    company: 250\n    agreement: 1001\n    addition: SP-DESKTOP\n",
+    )
+    .unwrap();
+    std::fs::write(env.repo.join("units.lock.yaml"), "units: {}\n").unwrap();
+    let out = env.run(&["validate"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert_eq!(
+        out.stderr,
+        "mappings.yaml:5:5: error: mapping 1 uses \"agreement\", a ConnectWise field, but psa is autotask
+  hint: Autotask calls a ConnectWise agreement a contract and an addition a contract service: rename agreement: to contract: (with the Autotask contract's id)
+mappings.yaml:6:5: error: mapping 1 uses \"addition\", a ConnectWise field, but psa is autotask
+  hint: Autotask calls a ConnectWise agreement a contract and an addition a contract service: rename addition: to service: (with the Autotask contract service's id, or the service's SKU)
+2 errors in 1 file
+"
+    );
+}

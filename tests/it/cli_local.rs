@@ -12,7 +12,7 @@ use unitsync::sandbox::{Faults, RecordedRequest, Sandbox, SandboxHandle, Seed, d
 /// other worktrees, whose builds may replace `CARGO_BIN_EXE_unitsync` while these tests run.
 /// Cargo replaces that file rather than rewriting it, so a hard link keeps this build's binary
 /// without copying it. Leftovers of earlier runs (whose process is gone) are removed first.
-fn binary() -> &'static Path {
+pub(crate) fn binary() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
@@ -65,10 +65,10 @@ fn edit(path: &Path, from: &str, to: &str) {
 
 /// What one run of the binary left behind.
 #[derive(Debug)]
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Run {
+    pub(crate) code: Option<i32>,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 /// A sandbox and a billing repo pointed at it.
@@ -208,7 +208,7 @@ fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-fn run(mut cmd: Command, stdin: Option<&str>) -> Run {
+pub(crate) fn run(mut cmd: Command, stdin: Option<&str>) -> Run {
     // A freshly copied executable can be briefly "busy" (ETXTBSY) while a concurrently forked
     // child of another test still holds the copy's write handle; retry then.
     let mut child = {
