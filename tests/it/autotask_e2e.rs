@@ -1054,3 +1054,80 @@ mappings.yaml:6:5: error: mapping 1 uses \"addition\", a ConnectWise field, but 
 "
     );
 }
+
+fn git(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_AUTHOR_NAME", "Jane Reviewer")
+        .env("GIT_AUTHOR_EMAIL", "jdoe@computech.example")
+        .env("GIT_COMMITTER_NAME", "Jane Reviewer")
+        .env("GIT_COMMITTER_EMAIL", "jdoe@computech.example")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// `apply --gitops` commits the adjustment journal with the history record, so a throwaway CI
+/// checkout still knows what was posted.
+#[test]
+fn apply_gitops_commits_the_journal_with_the_record() {
+    let env = cli::Env::new(|s| s.zone_url());
+    let root = env.repo.parent().unwrap().to_path_buf();
+    git(
+        &root,
+        &["init", "--quiet", "--bare", "-b", "main", "origin.git"],
+    );
+    git(&env.repo, &["init", "--quiet", "-b", "main"]);
+    git(&env.repo, &["add", "."]);
+    git(&env.repo, &["commit", "--quiet", "-m", "billing repo"]);
+    git(
+        &env.repo,
+        &[
+            "remote",
+            "add",
+            "origin",
+            root.join("origin.git").to_str().unwrap(),
+        ],
+    );
+    git(&env.repo, &["push", "--quiet", "-u", "origin", "main"]);
+
+    let out = env.run(&["apply", "--gitops"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(env.sandbox.adjustments().len(), 2);
+    let origin = root.join("origin.git");
+    let files = git(&origin, &["ls-tree", "-r", "--name-only", "main"]);
+    assert!(files.lines().any(|f| f == JOURNAL_PATH), "{files}");
+    let journal = git(&origin, &["show", &format!("main:{JOURNAL_PATH}")]);
+    assert_eq!(
+        journal.matches("\"event\":\"posted\"").count(),
+        2,
+        "{journal}"
+    );
+    assert_eq!(
+        journal,
+        std::fs::read_to_string(env.repo.join(JOURNAL_PATH))
+            .unwrap()
+            .trim()
+    );
+    // One commit holds both.
+    let changed = git(&origin, &["show", "--name-only", "--format=", "main"]);
+    assert!(changed.lines().any(|f| f == JOURNAL_PATH), "{changed}");
+    assert!(
+        changed.lines().any(|f| f.starts_with("history/20")),
+        "{changed}"
+    );
+
+    // The working tree is clean afterwards, so the next `apply --gitops` runs, and writes nothing.
+    let again = env.run(&["apply", "--gitops"]);
+    assert_eq!(again.code, Some(0), "{again:?}");
+    assert_eq!(env.sandbox.adjustments().len(), 2);
+}
