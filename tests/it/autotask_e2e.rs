@@ -1016,7 +1016,16 @@ fn cli_takes_the_api_url_and_names_rejected_credentials() {
     assert_eq!(plan.code, Some(2), "{plan:?}");
     assert!(plan.stdout.contains("update 3 → 4 (+1)"), "{}", plan.stdout);
 
+    // Even the most verbose log keeps the secret and the integration code out.
     let login = env.sandbox.login();
+    let traced = env.run(&["plan", "-vvv"]);
+    assert_eq!(traced.code, Some(0), "{traced:?}");
+    assert!(!traced.stderr.is_empty());
+    for text in [&traced.stdout, &traced.stderr] {
+        assert!(!text.contains(&login.secret), "{text}");
+        assert!(!text.contains(&login.integration_code), "{text}");
+    }
+
     let mut cmd_env = cli::Env::new(|s| s.api_url());
     cmd_env.wrong_secret = Some("WrongSecret-7Hq2".into());
     let out = cmd_env.run(&["plan"]);
