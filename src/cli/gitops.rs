@@ -253,6 +253,15 @@ pub async fn apply_merged<P: Psa + Sync>(
         files.push((checkout.repo_path(&path), record.to_yaml().into_bytes()));
         history_path = Some(path);
     }
+    // The Autotask adjustment journal guards against posting an adjustment twice; a throwaway CI
+    // checkout loses it unless it is committed with the record.
+    let journal = repo.root.join(crate::psa::autotask::JOURNAL_PATH);
+    if let Ok(bytes) = std::fs::read(&journal) {
+        files.push((
+            checkout.repo_path(std::path::Path::new(crate::psa::autotask::JOURNAL_PATH)),
+            bytes,
+        ));
+    }
     let mut message = format!(
         "unitsync: apply {applied} unit change{}",
         if applied == 1 { "" } else { "s" }

@@ -576,7 +576,12 @@ impl Checker<'_> {
                         "ConnectWise calls an Autotask contract an agreement and a contract service an addition: rename {foreign}: to {own}: (with the ConnectWise {own}'s id or identifier)"
                     ),
                     PsaKind::Autotask => format!(
-                        "Autotask calls a ConnectWise agreement a contract and an addition a contract service: rename {foreign}: to {own}: (with the Autotask {own}'s id)"
+                        "Autotask calls a ConnectWise agreement a contract and an addition a contract service: rename {foreign}: to {own}: (with {})",
+                        if own == "service" {
+                            "the Autotask contract service's id, or the service's SKU"
+                        } else {
+                            "the Autotask contract's id"
+                        }
                     ),
                 };
                 self.error(

@@ -659,7 +659,8 @@ pub struct Mapping {
     /// Autotask contract: id (number) or `{ name: ... }`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contract: Option<RecordRef>,
-    /// Autotask contract service: service id (number), `{ id: N }` for one contract service, or
+    /// Autotask contract service on `contract`: the contract service's id (a number or
+    /// `{ id: N }`; not the service's id), the service's SKU (string), or the service's
     /// `{ name: ... }`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<RecordRef>,

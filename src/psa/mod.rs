@@ -170,9 +170,9 @@ impl std::fmt::Display for CheckKind {
             CheckKind::Host => "host reachable",
             CheckKind::Credentials => "credentials accepted",
             CheckKind::ClientId => "client id",
-            CheckKind::ReadContracts => "can read agreements",
-            CheckKind::ReadLines => "can read additions",
-            CheckKind::UpdateLines => "can update additions",
+            CheckKind::ReadContracts => "can read contracts",
+            CheckKind::ReadLines => "can read contract lines",
+            CheckKind::UpdateLines => "can update contract lines",
         })
     }
 }

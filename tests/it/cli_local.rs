@@ -215,7 +215,7 @@ fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-fn run(mut cmd: Command, stdin: Option<&str>) -> Run {
+pub(crate) fn run(mut cmd: Command, stdin: Option<&str>) -> Run {
     // A freshly copied executable can be briefly "busy" (ETXTBSY) while a concurrently forked
     // child of another test still holds the copy's write handle; retry then.
     let mut child = {
@@ -792,9 +792,9 @@ fn doctor_passes_every_check_with_one_line_each() {
     [pass] host reachable: http://127.0.0.1:[PORT]/ answers; API base http://127.0.0.1:[PORT]/v4_6_release/apis/3.0/
     [pass] credentials accepted: API keys accepted for login company "computech"
     [pass] client id: set, and sent as the clientId header on every request
-    [pass] can read agreements: read agreement 1001 (Managed Backup)
-    [pass] can read additions: read 2 addition(s) of agreement 1001
-    [pass] can update additions: wrote addition 5001's quantity 3 back unchanged
+    [pass] can read contracts: read agreement 1001 (Managed Backup)
+    [pass] can read contract lines: read 2 addition(s) of agreement 1001
+    [pass] can update contract lines: wrote addition 5001's quantity 3 back unchanged
     All checks passed.
     "#);
     assert_eq!(
@@ -814,7 +814,7 @@ fn doctor_without_the_write_probe_writes_nothing() {
     assert_eq!(lines.len(), 8, "{}", out.stdout);
     assert_eq!(
         lines[6],
-        "[skip] can update additions: not probed (--no-write-probe); without it, doctor writes \
+        "[skip] can update contract lines: not probed (--no-write-probe); without it, doctor writes \
          one mapped addition's quantity back unchanged",
     );
     assert_eq!(lines[7], "All checks passed.");
@@ -863,7 +863,7 @@ fn doctor_with_a_read_only_login_fails_the_update_check_with_its_hint() {
         "{}",
         out.stdout
     );
-    insta::assert_snapshot!(lines[6], @"[FAIL] can update additions: PATCH /v4_6_release/apis/3.0/finance/agreements/1001/additions/5001: the API member lacks permission to change addition 5001 on agreement 1001; give its security role Finance > Agreements (Inquire, Edit, Add) and Companies > Company Maintenance (Inquire) — ConnectWise said: You do not have security permission to edit finance/agreements/1001/additions/5001. Ask your administrator to update the API member's security role.");
+    insta::assert_snapshot!(lines[6], @"[FAIL] can update contract lines: PATCH /v4_6_release/apis/3.0/finance/agreements/1001/additions/5001: the API member lacks permission to change addition 5001 on agreement 1001; give its security role Finance > Agreements (Inquire, Edit, Add) and Companies > Company Maintenance (Inquire) — ConnectWise said: You do not have security permission to edit finance/agreements/1001/additions/5001. Ask your administrator to update the API member's security role.");
     let patches: Vec<_> = env
         .sandbox
         .requests()

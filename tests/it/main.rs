@@ -2,6 +2,7 @@
 
 mod action;
 mod autotask_client;
+mod autotask_e2e;
 mod autotask_sandbox;
 mod cli_local;
 mod connectwise_client;

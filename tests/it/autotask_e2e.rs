@@ -1,0 +1,1142 @@
+//! The real Autotask client against the real Autotask sandbox on 127.0.0.1.
+//!
+//! The two were written independently from `reference/psa-apis.md` section B and the swagger and
+//! share no wire types, so these tests check that both read the documented API the same way: the
+//! exact requests the client sends (as the sandbox recorded them), what it makes of the answers,
+//! and what the sandbox holds afterwards.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use unitsync::config::{AutotaskSettings, Mapping, UpdatePolicy};
+use unitsync::plan::{
+    Action, DesiredFrom, Plan, PlanInput, PsaSnapshot, UnitKind, UsageRecord, plan,
+};
+use unitsync::psa::autotask::{AutotaskOptions, Credentials, JOURNAL_PATH};
+use unitsync::psa::{AutotaskClient, CheckKind, CheckOutcome, LineChange, Psa, RetryPolicy};
+use unitsync::quantity::Quantity;
+use unitsync::sandbox::{
+    AtLogin, AtSeed, AutotaskSandbox, AutotaskSandboxHandle, Faults, RecordedRequest,
+    autotask_demo_seed,
+};
+
+const API: &str = "/atservicesrest/v1.0";
+
+fn effective() -> jiff::civil::Date {
+    jiff::civil::date(2026, 12, 1)
+}
+
+fn q(text: &str) -> Quantity {
+    text.parse().unwrap()
+}
+
+fn fast_retry() -> RetryPolicy {
+    RetryPolicy {
+        timeout: Duration::from_secs(10),
+        max_attempts: 4,
+        base_delay: Duration::from_millis(10),
+        max_delay: Duration::from_millis(40),
+        max_retry_after: Duration::from_secs(60),
+    }
+}
+
+fn credentials(login: &AtLogin) -> Credentials {
+    Credentials::new(
+        login.username.clone(),
+        login.secret.clone(),
+        login.integration_code.clone(),
+    )
+}
+
+/// A client that discovers the zone from the sandbox (no `url` in the settings).
+fn client_in(sandbox: &AutotaskSandboxHandle, dir: &std::path::Path) -> AutotaskClient {
+    client_with(sandbox, dir, credentials(&sandbox.login()))
+}
+
+fn client_with(
+    sandbox: &AutotaskSandboxHandle,
+    dir: &std::path::Path,
+    credentials: Credentials,
+) -> AutotaskClient {
+    let mut options = AutotaskOptions::new(journal(dir), effective());
+    options.retry = fast_retry();
+    options.discovery_url = Some(sandbox.zone_url());
+    let settings = AutotaskSettings {
+        url: None,
+        effective: Default::default(),
+    };
+    AutotaskClient::new(&settings, credentials, options).unwrap()
+}
+
+fn journal(dir: &std::path::Path) -> PathBuf {
+    dir.join(JOURNAL_PATH)
+}
+
+async fn demo() -> AutotaskSandboxHandle {
+    AutotaskSandbox::start(autotask_demo_seed(), Faults::none())
+        .await
+        .unwrap()
+}
+
+fn mapping(value: Value) -> Mapping {
+    serde_json::from_value(value).unwrap()
+}
+
+/// The guide's mappings in Autotask terms: companies by id, contracts by id, services by the
+/// contract service's id, the service's SKU, or its name.
+fn story_mappings() -> Vec<Mapping> {
+    vec![
+        mapping(json!({
+            "account": "Bob's Dentistry", "license_type": "ShadowProtect Desktop",
+            "company": 250, "contract": 1001, "service": "SP-DESKTOP"
+        })),
+        mapping(json!({
+            "account": "Angry Fox Co", "license_type": "ShadowProtect Desktop",
+            "company": 251, "contract": 1002, "service": 41002
+        })),
+        mapping(json!({
+            "account": "DigitalTorch Inc", "license_type": "Cloud Premium GB",
+            "company": 252, "contract": 1003, "service": {"name": "StorageCraft Cloud Premium (GB)"}
+        })),
+    ]
+}
+
+fn story_usage() -> Vec<UsageRecord> {
+    [
+        ("Bob's Dentistry", "ShadowProtect Desktop", "4"),
+        ("Angry Fox Co", "ShadowProtect Desktop", "2"),
+        ("DigitalTorch Inc", "Cloud Premium GB", "135"),
+    ]
+    .iter()
+    .map(|(account, license_type, units)| UsageRecord {
+        account: (*account).into(),
+        license_type: (*license_type).into(),
+        units: q(units),
+        kind: UnitKind::Count,
+    })
+    .collect()
+}
+
+fn plan_of(mappings: &[Mapping], usage: &[UsageRecord], snapshot: &PsaSnapshot) -> Plan {
+    let empty = BTreeMap::new();
+    plan(PlanInput {
+        mappings,
+        usage,
+        psa: snapshot,
+        approved: &empty,
+        last_applied: &empty,
+        desired: DesiredFrom::Vendor,
+        default_update: UpdatePolicy::InPlace,
+    })
+}
+
+fn actions(plan: &Plan) -> Vec<(String, String)> {
+    plan.lines
+        .iter()
+        .map(|l| (l.mapping.clone(), format!("{:?}", l.action)))
+        .collect()
+}
+
+fn changes(plan: &Plan) -> Vec<LineChange> {
+    plan.lines
+        .iter()
+        .filter_map(|line| match line.action {
+            Action::Update { from, to } => Some(LineChange {
+                mapping: line.mapping.clone(),
+                contract_id: line.target.contract_id.unwrap(),
+                line_id: line.target.line_id.unwrap(),
+                from,
+                to,
+                policy: line.update,
+                effective: effective(),
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+/// (method, path, JSON body) of a recorded request, with the sandbox's origin cut off paths.
+fn summary(r: &RecordedRequest) -> (String, String, Option<Value>) {
+    (r.method.clone(), r.path.clone(), r.body.clone())
+}
+
+fn assert_authenticated(r: &RecordedRequest, login: &AtLogin) {
+    let what = format!("{} {}", r.method, r.path);
+    // The sandbox records `UserName` as the auth user and never records `Secret` or
+    // `ApiIntegrationCode`; it answers 401 when either is missing or wrong.
+    assert_eq!(
+        r.auth_user.as_deref(),
+        Some(login.username.as_str()),
+        "{what}"
+    );
+    assert_ne!(r.status, 401, "{what}");
+    assert_eq!(r.header("content-type"), Some("application/json"), "{what}");
+}
+
+fn posts(sandbox: &AutotaskSandboxHandle) -> usize {
+    sandbox
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.contains("Adjustments"))
+        .count()
+}
+
+fn query(entity: &str, body: Value) -> (String, String, Option<Value>) {
+    ("POST".into(), format!("{API}/{entity}/query"), Some(body))
+}
+
+fn journal_events(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(journal(dir))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            v["event"].as_str().unwrap().to_string()
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The guide's story
+
+#[tokio::test]
+async fn the_guides_story_snapshots_plans_and_applies() {
+    let sandbox = demo().await;
+    let dir = tempfile::tempdir().unwrap();
+    let client = client_in(&sandbox, dir.path());
+    let login = sandbox.login();
+    let mappings = story_mappings();
+
+    // Snapshot: zone discovery without credentials, then one filtered query per entity.
+    let snapshot = client.snapshot(&mappings).await.unwrap();
+    let requests = sandbox.requests();
+    let zone = &requests[0];
+    assert_eq!(
+        (zone.method.as_str(), zone.path.as_str()),
+        ("GET", "/atservicesrest/v1.0/zoneInformation")
+    );
+    assert_eq!(zone.query_param("user"), Some(login.username.as_str()));
+    assert_eq!(
+        zone.auth_user, None,
+        "zone discovery is sent without credentials"
+    );
+    let rest: Vec<_> = requests[1..].iter().map(summary).collect();
+    assert_eq!(
+        rest,
+        vec![
+            query(
+                "Companies",
+                json!({"IncludeFields":["id","companyName"],"MaxRecords":500,
+                       "filter":[{"field":"id","op":"in","value":[250,251,252]}]})
+            ),
+            query(
+                "Contracts",
+                json!({"IncludeFields":["id","companyID","contractName","status"],"MaxRecords":500,
+                       "filter":[{"field":"id","op":"in","value":[1001,1002,1003]}]})
+            ),
+            query(
+                "ContractServices",
+                json!({"IncludeFields":["id","contractID","serviceID"],"MaxRecords":500,
+                       "filter":[{"field":"contractID","op":"in","value":[1001,1002,1003]}]})
+            ),
+            query(
+                "Services",
+                json!({"IncludeFields":["id","name","sku"],"MaxRecords":500,
+                       "filter":[{"field":"id","op":"in","value":[12,14]}]})
+            ),
+            query(
+                "ContractServiceUnits",
+                json!({"IncludeFields":["id","contractServiceID","startDate","endDate","units"],
+                       "MaxRecords":500,
+                       "filter":[
+                           {"field":"contractServiceID","op":"in","value":[41001,41002,41003]},
+                           {"field":"startDate","op":"lte","value":"2026-12-01T00:00:00"},
+                           {"field":"endDate","op":"gte","value":"2026-12-01T00:00:00"}]})
+            ),
+        ]
+    );
+    for r in &requests[1..] {
+        assert_authenticated(r, &login);
+        assert_eq!(r.status, 200, "{} {}", r.method, r.path);
+    }
+
+    // Plan: Bob 3 → 4 (by SKU), Angry Fox in sync (by contract service id), DigitalTorch 120 →
+    // 135 (by service name). Autotask units are whole numbers.
+    let plan = plan_of(&mappings, &story_usage(), &snapshot);
+    assert_eq!(
+        actions(&plan),
+        vec![
+            ("angry-fox-co/shadowprotect-desktop".into(), "InSync".into()),
+            (
+                "bobs-dentistry/shadowprotect-desktop".into(),
+                "Update { from: 3, to: 4 }".into()
+            ),
+            (
+                "digitaltorch-inc/cloud-premium-gb".into(),
+                "Update { from: 120, to: 135 }".into()
+            ),
+        ]
+    );
+    let bob = plan
+        .lines
+        .iter()
+        .find(|l| l.mapping.starts_with("bobs"))
+        .unwrap();
+    assert_eq!(bob.target.line_id, Some(41001));
+    assert_eq!(bob.target.contract_id, Some(1001));
+    assert_eq!(bob.target.product, "SP-DESKTOP");
+
+    // Apply: exactly one adjustment POST per change, with the unit change and effective date.
+    let changes = changes(&plan);
+    sandbox.clear_requests();
+    for change in &changes {
+        client.apply(change).await.unwrap();
+    }
+    let adjustments = sandbox.adjustments();
+    let posted: Vec<_> = adjustments
+        .iter()
+        .map(|a| {
+            (
+                a.contract_id,
+                a.contract_service_id,
+                a.service_id,
+                a.effective_date,
+                a.unit_change,
+            )
+        })
+        .collect();
+    assert_eq!(
+        posted,
+        vec![
+            (1001, 41001, 12, effective(), 1),
+            (1003, 41003, 14, effective(), 15)
+        ]
+    );
+    assert_eq!(
+        adjustments[0].body,
+        json!({"contractID":1001,"contractServiceID":41001,"serviceID":12,
+               "effectiveDate":"2026-12-01T00:00:00Z","unitChange":1})
+    );
+    let writes: Vec<_> = sandbox
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && !r.path.ends_with("/query"))
+        .collect();
+    assert_eq!(writes.len(), 2);
+    for w in &writes {
+        assert_eq!(w.path, format!("{API}/ContractServiceAdjustments"));
+        assert_authenticated(w, &login);
+    }
+    // The effective period and later ones change; earlier ones don't.
+    assert_eq!(sandbox.units_on(41001, effective()), Some(4));
+    assert_eq!(
+        sandbox.units_on(41001, jiff::civil::date(2026, 11, 15)),
+        Some(3)
+    );
+    assert_eq!(sandbox.units_on(41003, effective()), Some(135));
+    assert_eq!(
+        journal_events(dir.path()),
+        vec!["intent", "posted", "intent", "posted"]
+    );
+
+    // Plan again: in sync.
+    let again = client.snapshot(&mappings).await.unwrap();
+    let plan = plan_of(&mappings, &story_usage(), &again);
+    assert!(
+        plan.lines
+            .iter()
+            .all(|l| matches!(l.action, Action::InSync)),
+        "{:?}",
+        actions(&plan)
+    );
+
+    // A rerun of the same changes (a new client: only the journal and the PSA remember) posts
+    // nothing: the units already show them.
+    let rerun = client_in(&sandbox, dir.path());
+    let before = posts(&sandbox);
+    for change in &changes {
+        let result = rerun.apply(change).await.unwrap();
+        assert_eq!(result.line_id(), change.line_id);
+    }
+    assert_eq!(posts(&sandbox), before);
+    assert_eq!(sandbox.adjustments().len(), 2);
+    assert_eq!(sandbox.units_on(41001, effective()), Some(4));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Crash recovery
+
+#[tokio::test]
+async fn a_crash_after_the_post_before_its_result_was_recorded_posts_nothing_on_rerun() {
+    let sandbox = demo().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mappings = story_mappings();
+    let client = client_in(&sandbox, dir.path());
+    let plan = plan_of(
+        &mappings,
+        &story_usage(),
+        &client.snapshot(&mappings).await.unwrap(),
+    );
+    let changes = changes(&plan);
+    let bob = changes
+        .iter()
+        .find(|c| c.mapping.starts_with("bobs"))
+        .unwrap()
+        .clone();
+    client.apply(&bob).await.unwrap();
+    assert_eq!(sandbox.adjustments().len(), 1);
+
+    // The crash: the intent was written and the POST done, but its result never recorded.
+    let text = std::fs::read_to_string(journal(dir.path())).unwrap();
+    let intent = text.lines().next().unwrap();
+    assert!(intent.contains("\"event\":\"intent\""), "{intent}");
+    std::fs::write(journal(dir.path()), format!("{intent}\n")).unwrap();
+
+    // The rerun (a new process: a new client) plans from the same stale view and applies it.
+    let rerun = client_in(&sandbox, dir.path());
+    sandbox.clear_requests();
+    let result = rerun.apply(&bob).await;
+    assert!(result.is_ok(), "{result:?}");
+    assert_eq!(posts(&sandbox), 0, "the rerun must not post again");
+    assert_eq!(sandbox.adjustments().len(), 1);
+    assert_eq!(sandbox.units_on(41001, effective()), Some(4));
+    assert_eq!(journal_events(dir.path()), vec!["intent", "resolved"]);
+    // And the pending intent is settled: a third run neither posts nor re-resolves it.
+    let third = client_in(&sandbox, dir.path());
+    let plan = plan_of(
+        &mappings,
+        &story_usage(),
+        &third.snapshot(&mappings).await.unwrap(),
+    );
+    let bob_line = plan
+        .lines
+        .iter()
+        .find(|l| l.mapping.starts_with("bobs"))
+        .unwrap();
+    assert!(
+        matches!(bob_line.action, Action::InSync),
+        "{:?}",
+        bob_line.action
+    );
+    assert_eq!(sandbox.adjustments().len(), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scale: the thread limit and paging
+
+/// The demo seed plus `contracts` one-service contracts for as many companies, and one contract
+/// (9000, company 250) with `services` contract services.
+fn large_seed(contracts: i64, services: i64) -> AtSeed {
+    let mut seed = serde_json::to_value(autotask_demo_seed()).unwrap();
+    for i in 0..contracts {
+        seed["companies"].as_array_mut().unwrap().push(json!({
+            "id": 10_000 + i, "name": format!("Customer {i}")
+        }));
+        seed["contracts"].as_array_mut().unwrap().push(json!({
+            "id": 20_000 + i, "company": 10_000 + i, "name": format!("Backup {i}"),
+            "start_date": "2026-01-01", "end_date": "2026-12-31"
+        }));
+        seed["contract_services"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({
+                "id": 30_000 + i, "contract": 20_000 + i, "service": 12, "units": 1 + i % 7
+            }));
+    }
+    if services > 0 {
+        seed["contracts"].as_array_mut().unwrap().push(json!({
+            "id": 9000, "company": 250, "name": "Everything", "start_date": "2026-01-01",
+            "end_date": "2026-12-31"
+        }));
+        for i in 0..services {
+            seed["services"].as_array_mut().unwrap().push(json!({
+                "id": 100 + i, "name": format!("Plan {i}"), "sku": format!("PLAN-{i}"), "unit_price": 1.0
+            }));
+            seed["contract_services"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({
+                    "id": 50_000 + i, "contract": 9000, "service": 100 + i, "units": i % 11
+                }));
+        }
+    }
+    serde_json::from_value(seed).unwrap()
+}
+
+fn many_mappings(contracts: i64) -> Vec<Mapping> {
+    (0..contracts)
+        .map(|i| {
+            mapping(json!({
+                "account": format!("Customer {i}"), "license_type": "ShadowProtect Desktop",
+                "company": 10_000 + i, "contract": 20_000 + i, "service": 30_000 + i
+            }))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_snapshot_keeps_to_three_requests_per_endpoint() {
+    const N: i64 = 1600;
+    let sandbox = AutotaskSandbox::start(
+        large_seed(N, 0),
+        Faults::none().with_latency(Duration::from_millis(30)),
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let client = client_in(&sandbox, dir.path());
+    let mappings = many_mappings(N);
+    let snapshot = client.snapshot(&mappings).await.unwrap();
+
+    let requests = sandbox.requests();
+    assert!(
+        requests.iter().all(|r| r.status == 200),
+        "refused: {:?}",
+        requests
+            .iter()
+            .filter(|r| r.status != 200)
+            .map(|r| (r.status, r.path.clone()))
+            .collect::<Vec<_>>()
+    );
+    let max = sandbox.max_concurrency();
+    assert!(max.values().all(|&n| n <= 3), "{max:?}");
+    // ≤ 500 ids a request: 4 requests each for companies, contracts, contract services, units.
+    for entity in [
+        "Companies",
+        "Contracts",
+        "ContractServices",
+        "ContractServiceUnits",
+    ] {
+        let path = format!("{API}/{entity}/query");
+        let n = requests.iter().filter(|r| r.path == path).count();
+        assert_eq!(n, 4, "{entity}");
+    }
+    let usage: Vec<UsageRecord> = (0..N)
+        .map(|i| UsageRecord {
+            account: format!("Customer {i}"),
+            license_type: "ShadowProtect Desktop".into(),
+            units: Quantity::from_units(1 + i % 7),
+            kind: UnitKind::Count,
+        })
+        .collect();
+    let plan = plan_of(&mappings, &usage, &snapshot);
+    assert_eq!(plan.lines.len(), N as usize);
+    assert!(
+        plan.lines
+            .iter()
+            .all(|l| matches!(l.action, Action::InSync))
+    );
+}
+
+/// Many changes applied at once by clones of one client (as `apply` does), with latency: each
+/// endpoint still sees at most three requests in flight, and none is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_snapshots_and_writes_keep_to_three_requests_per_endpoint() {
+    const N: i64 = 24;
+    let sandbox = AutotaskSandbox::start(
+        large_seed(N, 0),
+        Faults::none().with_latency(Duration::from_millis(40)),
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let client = client_in(&sandbox, dir.path());
+    let mappings = many_mappings(N);
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let (client, mappings) = (client.clone(), mappings.clone());
+        tasks.spawn(async move { client.snapshot(&mappings).await.map(|_| ()) });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap().unwrap();
+    }
+    let max = sandbox.max_concurrency();
+    assert!(max.values().all(|&n| n <= 3), "{max:?}");
+    assert_eq!(max.get("Contracts"), Some(&3), "{max:?}");
+
+    let usage: Vec<UsageRecord> = (0..N)
+        .map(|i| UsageRecord {
+            account: format!("Customer {i}"),
+            license_type: "ShadowProtect Desktop".into(),
+            units: Quantity::from_units(2 + i % 7),
+            kind: UnitKind::Count,
+        })
+        .collect();
+    let snapshot = client.snapshot(&mappings).await.unwrap();
+    let changes = changes(&plan_of(&mappings, &usage, &snapshot));
+    assert_eq!(changes.len(), N as usize);
+    sandbox.reset_max_concurrency();
+    let mut tasks = tokio::task::JoinSet::new();
+    for change in changes {
+        let client = client.clone();
+        tasks.spawn(async move { client.apply(&change).await.map(|_| ()) });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap().unwrap();
+    }
+    let max = sandbox.max_concurrency();
+    assert!(max.values().all(|&n| n <= 3), "{max:?}");
+    assert_eq!(max.get("ContractServiceAdjustments"), Some(&3), "{max:?}");
+    assert!(sandbox.requests().iter().all(|r| r.status == 200));
+    let adjustments = sandbox.adjustments();
+    assert_eq!(adjustments.len(), N as usize);
+    assert!(adjustments.iter().all(|a| a.unit_change == 1));
+}
+
+#[tokio::test]
+async fn more_than_500_contract_services_are_paged_through() {
+    let sandbox = AutotaskSandbox::start(large_seed(0, 620), Faults::none())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let client = client_in(&sandbox, dir.path());
+    let mappings = vec![
+        mapping(
+            json!({"account": "Bob's Dentistry", "license_type": "Plan 0",
+                       "company": 250, "contract": 9000, "service": "PLAN-0"}),
+        ),
+        mapping(
+            json!({"account": "Bob's Dentistry", "license_type": "Plan 610",
+                       "company": 250, "contract": 9000, "service": 50_610}),
+        ),
+    ];
+    let snapshot = client.snapshot(&mappings).await.unwrap();
+    let requests = sandbox.requests();
+    let services: Vec<_> = requests
+        .iter()
+        .filter(|r| r.path.starts_with(&format!("{API}/ContractServices/query")))
+        .collect();
+    assert_eq!(services.len(), 2, "one query, one next page");
+    assert_eq!(services[0].method, "POST");
+    assert_eq!(services[1].method, "GET");
+    assert_eq!(
+        services[1].path,
+        format!("{API}/ContractServices/query/next")
+    );
+    assert!(services[1].query_param("paging").is_some());
+    let usage: Vec<UsageRecord> = [("Plan 0", "0"), ("Plan 610", "6")]
+        .iter()
+        .map(|(lt, u)| UsageRecord {
+            account: "Bob's Dentistry".into(),
+            license_type: (*lt).into(),
+            units: q(u),
+            kind: UnitKind::Count,
+        })
+        .collect();
+    let plan = plan_of(&mappings, &usage, &snapshot);
+    assert_eq!(
+        actions(&plan),
+        vec![
+            ("bobs-dentistry/plan-0".into(), "InSync".into()),
+            (
+                "bobs-dentistry/plan-610".into(),
+                "Update { from: 5, to: 6 }".into()
+            ),
+        ]
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Faults, the request threshold, auth, secrets, doctor
+
+#[tokio::test]
+async fn rate_limits_and_server_errors_are_retried() {
+    let sandbox = demo().await;
+    let dir = tempfile::tempdir().unwrap();
+    let client = client_in(&sandbox, dir.path());
+    let mappings = story_mappings();
+    sandbox.set_faults(
+        Faults::none()
+            .rate_limit(2, 1)
+            .server_errors(2, 503)
+            .only_path_containing("/query"),
+    );
+    let snapshot = client.snapshot(&mappings).await.unwrap();
+    let statuses: Vec<u16> = sandbox.requests().iter().map(|r| r.status).collect();
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 429).count(),
+        2,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 503).count(),
+        2,
+        "{statuses:?}"
+    );
+    let plan = plan_of(&mappings, &story_usage(), &snapshot);
+    assert_eq!(changes(&plan).len(), 2);
+
+    // A 5xx on the adjustment POST is not blindly repeated: at most one adjustment lands.
+    sandbox.set_faults(
+        Faults::none()
+            .server_errors(1, 500)
+            .only_method("POST")
+            .only_path_containing("Adjustments"),
+    );
+    let bob = changes(&plan)
+        .into_iter()
+        .find(|c| c.mapping.starts_with("bobs"))
+        .unwrap();
+    let first = client.apply(&bob).await;
+    let _ = client.apply(&bob).await;
+    assert!(
+        first.is_err(),
+        "the injected 500 is reported, not retried: {first:?}"
+    );
+    assert_eq!(sandbox.adjustments().len(), 1, "{first:?}");
+    assert_eq!(sandbox.units_on(41001, effective()), Some(4));
+}
+
+#[tokio::test]
+async fn a_low_request_threshold_refuses_the_run_before_any_write() {
+    let sandbox = demo().await;
+    let dir = tempfile::tempdir().unwrap();
+    let client = client_in(&sandbox, dir.path());
+    let mappings = story_mappings();
+    client.check_budget(&mappings, 2).await.unwrap();
+    sandbox.set_request_threshold(12);
+    let err = client.check_budget(&mappings, 2).await.unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("Autotask API requests"), "{text}");
+    assert!(text.contains("of the hourly 12 remain"), "{text}");
+    assert!(text.contains("shared by every integration"), "{text}");
+    assert!(sandbox.adjustments().is_empty());
+    assert_eq!(posts(&sandbox), 0);
+}
+
+#[tokio::test]
+async fn rejected_credentials_are_reported_without_secrets() {
+    let sandbox = demo().await;
+    let dir = tempfile::tempdir().unwrap();
+    let login = sandbox.login();
+    let wrong = Credentials::new(
+        login.username.clone(),
+        "WrongSecret123",
+        login.integration_code.clone(),
+    );
+    let client = client_with(&sandbox, dir.path(), wrong);
+    let err = client.snapshot(&story_mappings()).await.unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("401") || text.contains("rejected"), "{text}");
+    assert!(text.contains("UNITSYNC_AT_"), "{text}");
+    assert!(!text.contains("UNITSYNC_CW_"), "{text}");
+    for secret in [
+        "WrongSecret123",
+        login.secret.as_str(),
+        login.integration_code.as_str(),
+    ] {
+        assert!(!text.contains(secret), "{text}");
+        assert!(!format!("{err:?}").contains(secret));
+        assert!(!format!("{client:?}").contains(secret));
+    }
+}
+
+#[tokio::test]
+async fn doctor_passes_and_skips_the_write_check_with_its_reason() {
+    let sandbox = demo().await;
+    let dir = tempfile::tempdir().unwrap();
+    let client = client_in(&sandbox, dir.path());
+    let checks = client.check_access(&story_mappings(), true).await;
+    for c in &checks {
+        let expected = if c.kind == CheckKind::UpdateLines {
+            CheckOutcome::Skipped
+        } else {
+            CheckOutcome::Pass
+        };
+        assert_eq!(c.outcome, expected, "{}: {}", c.kind, c.detail);
+    }
+    let write = checks
+        .iter()
+        .find(|c| c.kind == CheckKind::UpdateLines)
+        .unwrap();
+    assert!(
+        write.detail.contains("cannot be deleted"),
+        "{}",
+        write.detail
+    );
+    assert!(sandbox.adjustments().is_empty());
+    let login = sandbox.login();
+    for c in &checks {
+        assert!(!c.detail.contains(&login.secret));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The CLI end to end: the binary, with credentials only in its environment
+
+mod cli {
+    use std::path::{Path, PathBuf};
+    use std::process::{Command, Stdio};
+
+    use unitsync::sandbox::{AutotaskSandbox, AutotaskSandboxHandle, Faults, autotask_demo_seed};
+
+    use crate::cli_local::{Run, binary, run};
+
+    const MAPPINGS: &str = r#"mappings:
+  - account: "Bob's Dentistry"
+    license_type: ShadowProtect Desktop
+    company: 250
+    contract: 1001
+    service: SP-DESKTOP
+  - account: Angry Fox Co
+    license_type: ShadowProtect Desktop
+    company: 251
+    contract: 1002
+    service: 41002
+  - account: DigitalTorch Inc
+    license_type: Cloud Premium GB
+    company: 252
+    contract: 1003
+    service: { name: StorageCraft Cloud Premium (GB) }
+"#;
+
+    const USAGE: &str = "account,license_type,units,unit
+Bob's Dentistry,ShadowProtect Desktop,4,
+Angry Fox Co,ShadowProtect Desktop,2,
+DigitalTorch Inc,Cloud Premium GB,135,
+";
+
+    const LOCK: &str = "units:
+  bobs-dentistry/shadowprotect-desktop: 4
+  angry-fox-co/shadowprotect-desktop: 2
+  digitaltorch-inc/cloud-premium-gb: 135
+";
+
+    pub(super) struct Env {
+        pub(super) sandbox: AutotaskSandboxHandle,
+        temp: tempfile::TempDir,
+        pub(super) repo: PathBuf,
+        /// Sent instead of the seed's secret.
+        pub(super) wrong_secret: Option<String>,
+    }
+
+    impl Env {
+        pub(super) fn new(url: impl Fn(&AutotaskSandboxHandle) -> String) -> Env {
+            let sandbox = AutotaskSandbox::start_in_background(
+                autotask_demo_seed(),
+                Faults::none(),
+                "127.0.0.1:0".parse().unwrap(),
+            )
+            .unwrap();
+            let temp = tempfile::tempdir().unwrap();
+            let repo = temp.path().join("billing");
+            std::fs::create_dir_all(&repo).unwrap();
+            let settings = format!(
+                "psa:\n  autotask:\n    url: {}\nsource:\n  csv:\n    path: usage.csv\napproval: manual\n",
+                url(&sandbox)
+            );
+            for (name, text) in [
+                ("unitsync.yaml", settings.as_str()),
+                ("mappings.yaml", MAPPINGS),
+                ("usage.csv", USAGE),
+                ("units.lock.yaml", LOCK),
+            ] {
+                std::fs::write(repo.join(name), text).unwrap();
+            }
+            Env {
+                sandbox,
+                temp,
+                repo,
+                wrong_secret: None,
+            }
+        }
+
+        pub(super) fn run(&self, args: &[&str]) -> Run {
+            let login = self.sandbox.login();
+            let mut cmd = Command::new(binary());
+            cmd.env_clear()
+                .env("NO_COLOR", "1")
+                .env("USER", "tester")
+                .env("TMPDIR", self.temp.path())
+                .env("UNITSYNC_AT_USERNAME", &login.username)
+                .env(
+                    "UNITSYNC_AT_SECRET",
+                    self.wrong_secret.as_deref().unwrap_or(&login.secret),
+                )
+                .env("UNITSYNC_AT_INTEGRATION_CODE", &login.integration_code)
+                .current_dir(self.temp.path())
+                .arg("-C")
+                .arg(&self.repo)
+                .args(args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            run(cmd, None)
+        }
+
+        pub(super) fn history(&self) -> Vec<PathBuf> {
+            let mut out = Vec::new();
+            collect(&self.repo.join("history"), &mut out);
+            out.sort();
+            out
+        }
+    }
+
+    fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                collect(&path, out);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+}
+
+#[test]
+fn cli_plans_applies_records_and_doctors_against_the_sandbox() {
+    let env = cli::Env::new(|s| s.zone_url());
+    let login = env.sandbox.login();
+    let secrets = [login.secret.clone(), login.integration_code.clone()];
+
+    let plan = env.run(&["plan"]);
+    assert_eq!(plan.code, Some(0), "{plan:?}");
+    assert_eq!(plan.stderr, "");
+    assert!(plan.stdout.contains("update 3 → 4 (+1)"), "{}", plan.stdout);
+    assert!(
+        plan.stdout.contains("update 120 → 135 (+15)"),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout
+            .contains("Plan: 2 to update (+16 / -0 units), 1 in sync, 0 unmapped, 0 errors."),
+        "{}",
+        plan.stdout
+    );
+    assert!(env.sandbox.adjustments().is_empty());
+
+    let apply = env.run(&["apply", "--yes"]);
+    assert_eq!(apply.code, Some(0), "{apply:?}");
+    assert_eq!(apply.stderr, "");
+    assert!(
+        apply
+            .stdout
+            .contains("applied  bobs-dentistry/shadowprotect-desktop: 3 → 4\n"),
+        "{}",
+        apply.stdout
+    );
+    let mut posted: Vec<_> = env
+        .sandbox
+        .adjustments()
+        .iter()
+        .map(|a| (a.contract_service_id, a.effective_date, a.unit_change))
+        .collect();
+    posted.sort();
+    assert_eq!(
+        posted,
+        vec![(41001, effective(), 1), (41003, effective(), 15)]
+    );
+    assert_eq!(env.sandbox.units_on(41001, effective()), Some(4));
+    assert_eq!(env.sandbox.units_on(41003, effective()), Some(135));
+    let files = env.history();
+    assert_eq!(files.len(), 2, "{files:?}");
+    assert_eq!(files[0], env.repo.join(JOURNAL_PATH));
+    let record = std::fs::read_to_string(&files[1]).unwrap();
+    assert!(
+        apply.stdout.contains("Recorded in history/"),
+        "{}",
+        apply.stdout
+    );
+    for expected in [
+        "approved_by: local:tester",
+        "  contract: 1001\n  line: 41001\n  product: SP-DESKTOP\n  from: 3\n  to: 4\n  outcome: applied",
+        "  contract: 1003\n  line: 41003\n  product: CLOUD-GB\n  from: 120\n  to: 135\n  outcome: applied",
+    ] {
+        assert!(record.contains(expected), "{record}");
+    }
+    let journal = std::fs::read_to_string(&files[0]).unwrap();
+    assert_eq!(
+        journal.matches("\"event\":\"posted\"").count(),
+        2,
+        "{journal}"
+    );
+
+    // Again: nothing to do, nothing posted, no new record.
+    let again = env.run(&["apply", "--yes"]);
+    assert_eq!(again.code, Some(0), "{again:?}");
+    assert!(
+        again.stdout.ends_with("Nothing to apply.\n"),
+        "{}",
+        again.stdout
+    );
+    assert_eq!(env.sandbox.adjustments().len(), 2);
+    assert_eq!(env.history().len(), 2);
+
+    // Doctor: every check passes; the write check is skipped, with its reason.
+    let doctor = env.run(&["doctor"]);
+    assert_eq!(doctor.code, Some(0), "{doctor:?}");
+    assert!(
+        doctor.stdout.contains(
+            "[skip] can update contract lines: not probed: Autotask changes units only by creating \
+             ContractServiceAdjustments, which cannot be deleted or updated"
+        ),
+        "{}",
+        doctor.stdout
+    );
+    for label in [
+        "[pass] host reachable",
+        "[pass] credentials accepted",
+        "[pass] can read contracts",
+        "[pass] can read contract lines",
+    ] {
+        assert!(doctor.stdout.contains(label), "{}", doctor.stdout);
+    }
+    assert!(
+        doctor.stdout.ends_with("All checks passed.\n"),
+        "{}",
+        doctor.stdout
+    );
+    assert_eq!(env.sandbox.adjustments().len(), 2, "doctor writes nothing");
+
+    // Secrets never reach outputs, history or the journal.
+    let mut texts = vec![record, journal];
+    for run in [&plan, &apply, &again, &doctor] {
+        texts.push(run.stdout.clone());
+        texts.push(run.stderr.clone());
+    }
+    for text in &texts {
+        for secret in &secrets {
+            assert!(!text.contains(secret.as_str()), "{text}");
+        }
+    }
+}
+
+#[test]
+fn cli_takes_the_api_url_and_names_rejected_credentials() {
+    let env = cli::Env::new(|s| s.api_url());
+    let plan = env.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, Some(2), "{plan:?}");
+    assert!(plan.stdout.contains("update 3 → 4 (+1)"), "{}", plan.stdout);
+
+    // Even the most verbose log keeps the secret and the integration code out.
+    let login = env.sandbox.login();
+    let traced = env.run(&["plan", "-vvv"]);
+    assert_eq!(traced.code, Some(0), "{traced:?}");
+    assert!(!traced.stderr.is_empty());
+    for text in [&traced.stdout, &traced.stderr] {
+        assert!(!text.contains(&login.secret), "{text}");
+        assert!(!text.contains(&login.integration_code), "{text}");
+    }
+
+    let mut cmd_env = cli::Env::new(|s| s.api_url());
+    cmd_env.wrong_secret = Some("WrongSecret-7Hq2".into());
+    let out = cmd_env.run(&["plan"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("credentials rejected (HTTP 401)"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("UNITSYNC_AT_SECRET"), "{}", out.stderr);
+    for text in [&out.stdout, &out.stderr] {
+        assert!(!text.contains("WrongSecret-7Hq2"), "{text}");
+        assert!(!text.contains(&login.secret), "{text}");
+    }
+}
+
+#[test]
+fn cli_validate_explains_connectwise_keys_in_an_autotask_repo() {
+    let env = cli::Env::new(|s| s.zone_url());
+    std::fs::write(
+        env.repo.join("mappings.yaml"),
+        "mappings:\n  - account: \"Bob's Dentistry\"\n    license_type: ShadowProtect Desktop\n    company: 250\n    agreement: 1001\n    addition: SP-DESKTOP\n",
+    )
+    .unwrap();
+    std::fs::write(env.repo.join("units.lock.yaml"), "units: {}\n").unwrap();
+    let out = env.run(&["validate"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert_eq!(
+        out.stderr,
+        "mappings.yaml:5:5: error: mapping 1 uses \"agreement\", a ConnectWise field, but psa is autotask
+  hint: Autotask calls a ConnectWise agreement a contract and an addition a contract service: rename agreement: to contract: (with the Autotask contract's id)
+mappings.yaml:6:5: error: mapping 1 uses \"addition\", a ConnectWise field, but psa is autotask
+  hint: Autotask calls a ConnectWise agreement a contract and an addition a contract service: rename addition: to service: (with the Autotask contract service's id, or the service's SKU)
+2 errors in 1 file
+"
+    );
+}
+
+fn git(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_AUTHOR_NAME", "Jane Reviewer")
+        .env("GIT_AUTHOR_EMAIL", "jdoe@computech.example")
+        .env("GIT_COMMITTER_NAME", "Jane Reviewer")
+        .env("GIT_COMMITTER_EMAIL", "jdoe@computech.example")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// `apply --gitops` commits the adjustment journal with the history record, so a throwaway CI
+/// checkout still knows what was posted.
+#[test]
+fn apply_gitops_commits_the_journal_with_the_record() {
+    let env = cli::Env::new(|s| s.zone_url());
+    let root = env.repo.parent().unwrap().to_path_buf();
+    git(
+        &root,
+        &["init", "--quiet", "--bare", "-b", "main", "origin.git"],
+    );
+    git(&env.repo, &["init", "--quiet", "-b", "main"]);
+    git(&env.repo, &["add", "."]);
+    git(&env.repo, &["commit", "--quiet", "-m", "billing repo"]);
+    git(
+        &env.repo,
+        &[
+            "remote",
+            "add",
+            "origin",
+            root.join("origin.git").to_str().unwrap(),
+        ],
+    );
+    git(&env.repo, &["push", "--quiet", "-u", "origin", "main"]);
+
+    let out = env.run(&["apply", "--gitops"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(env.sandbox.adjustments().len(), 2);
+    let origin = root.join("origin.git");
+    let files = git(&origin, &["ls-tree", "-r", "--name-only", "main"]);
+    assert!(files.lines().any(|f| f == JOURNAL_PATH), "{files}");
+    let journal = git(&origin, &["show", &format!("main:{JOURNAL_PATH}")]);
+    assert_eq!(
+        journal.matches("\"event\":\"posted\"").count(),
+        2,
+        "{journal}"
+    );
+    assert_eq!(
+        journal,
+        std::fs::read_to_string(env.repo.join(JOURNAL_PATH))
+            .unwrap()
+            .trim()
+    );
+    // One commit holds both.
+    let changed = git(&origin, &["show", "--name-only", "--format=", "main"]);
+    assert!(changed.lines().any(|f| f == JOURNAL_PATH), "{changed}");
+    assert!(
+        changed.lines().any(|f| f.starts_with("history/20")),
+        "{changed}"
+    );
+
+    // The working tree is clean afterwards, so the next `apply --gitops` runs, and writes nothing.
+    let again = env.run(&["apply", "--gitops"]);
+    assert_eq!(again.code, Some(0), "{again:?}");
+    assert_eq!(env.sandbox.adjustments().len(), 2);
+}
