@@ -805,6 +805,22 @@ DigitalTorch Inc,Cloud Premium GB,135,
   digitaltorch-inc/cloud-premium-gb: 135
 ";
 
+    /// The demo seed with its contracts spanning last year to next year. The CLI takes "today"
+    /// from the clock (the effective date is the first of next month), so contracts fixed to
+    /// 2026 would make these tests fail from December 2026 on.
+    fn seed_around_today() -> unitsync::sandbox::AtSeed {
+        let year = jiff::Timestamp::now()
+            .to_zoned_datetime(jiff::tz::TimeZone::UTC)
+            .date()
+            .year();
+        let mut seed = autotask_demo_seed();
+        for contract in &mut seed.contracts {
+            contract.start_date = jiff::civil::date(year - 1, 1, 1);
+            contract.end_date = jiff::civil::date(year + 1, 12, 31);
+        }
+        seed
+    }
+
     pub(super) struct Env {
         pub(super) sandbox: AutotaskSandboxHandle,
         temp: tempfile::TempDir,
@@ -816,7 +832,7 @@ DigitalTorch Inc,Cloud Premium GB,135,
     impl Env {
         pub(super) fn new(url: impl Fn(&AutotaskSandboxHandle) -> String) -> Env {
             let sandbox = AutotaskSandbox::start_in_background(
-                autotask_demo_seed(),
+                seed_around_today(),
                 Faults::none(),
                 "127.0.0.1:0".parse().unwrap(),
             )
