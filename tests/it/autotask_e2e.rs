@@ -1156,3 +1156,63 @@ fn apply_gitops_commits_the_journal_with_the_record() {
     assert_eq!(again.code, Some(0), "{again:?}");
     assert_eq!(env.sandbox.adjustments().len(), 2);
 }
+
+/// `propose` with `approval: automatic` against Autotask: the vendor's counts go into the lock,
+/// the adjustments are posted once, and lock, history and journal are pushed together; a second
+/// run finds nothing to propose and posts nothing.
+#[test]
+fn propose_with_automatic_approval_posts_each_adjustment_once() {
+    let env = cli::Env::new(|s| s.zone_url());
+    let settings = env.repo.join("unitsync.yaml");
+    let text = std::fs::read_to_string(&settings).unwrap();
+    std::fs::write(
+        &settings,
+        text.replace("approval: manual", "approval: automatic"),
+    )
+    .unwrap();
+    std::fs::write(env.repo.join("units.lock.yaml"), "units: {}\n").unwrap();
+    let root = env.repo.parent().unwrap().to_path_buf();
+    git(
+        &root,
+        &["init", "--quiet", "--bare", "-b", "main", "origin.git"],
+    );
+    git(&env.repo, &["init", "--quiet", "-b", "main"]);
+    git(&env.repo, &["add", "."]);
+    git(&env.repo, &["commit", "--quiet", "-m", "billing repo"]);
+    let origin = root.join("origin.git");
+    git(
+        &env.repo,
+        &["remote", "add", "origin", origin.to_str().unwrap()],
+    );
+    git(&env.repo, &["push", "--quiet", "-u", "origin", "main"]);
+
+    let out = env.run(&["propose"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let posted: Vec<i32> = env
+        .sandbox
+        .adjustments()
+        .iter()
+        .map(|a| a.unit_change)
+        .collect();
+    assert_eq!(posted, [1, 15], "Bob 3 → 4 and DigitalTorch 120 → 135");
+    let lock = git(&origin, &["show", "main:units.lock.yaml"]);
+    assert!(
+        lock.contains("bobs-dentistry/shadowprotect-desktop: 4"),
+        "{lock}"
+    );
+    assert!(
+        lock.contains("digitaltorch-inc/cloud-premium-gb: 135"),
+        "{lock}"
+    );
+    let files = git(&origin, &["ls-tree", "-r", "--name-only", "main"]);
+    assert!(files.lines().any(|f| f == JOURNAL_PATH), "{files}");
+    assert!(
+        files.lines().any(|f| f.starts_with("history/20")),
+        "{files}"
+    );
+
+    git(&env.repo, &["pull", "--quiet", "--ff-only"]);
+    let again = env.run(&["propose"]);
+    assert_eq!(again.code, Some(0), "{again:?}");
+    assert_eq!(env.sandbox.adjustments().len(), 2, "nothing posted twice");
+}
