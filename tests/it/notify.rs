@@ -21,8 +21,16 @@ use super::cli_local::{Env, edit};
 
 const HOSTILE: &str = "Evil <b>Corp</b> & *Sons* [x](http://e.vil) `rm`";
 
+/// `UNITSYNC_TEST_PYTHON`, else the venv `.ci/setup` makes, else `python3`.
 fn python() -> String {
-    std::env::var("UNITSYNC_TEST_PYTHON").unwrap_or_else(|_| "python3".to_string())
+    if let Ok(python) = std::env::var("UNITSYNC_TEST_PYTHON") {
+        return python;
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/.venv/bin/python");
+    if venv.exists() {
+        return venv.to_string_lossy().into_owned();
+    }
+    "python3".to_string()
 }
 
 /// A running `smtp_sink.py`; killed on drop.
@@ -42,8 +50,8 @@ impl SmtpSink {
         assert!(
             check.status.success(),
             "{python} cannot import aiosmtpd, which the e-mail tests need as their SMTP server: \
-             `{python} -m pip install aiosmtpd==1.4.6` (.ci/run installs it in .ci/.venv and sets \
-             UNITSYNC_TEST_PYTHON), or set UNITSYNC_TEST_PYTHON to a Python that has it\n{}",
+             `{python} -m pip install aiosmtpd==1.4.6` (`bash .ci/setup` installs it in .ci/.venv, \
+             which these tests use), or set UNITSYNC_TEST_PYTHON to a Python that has it\n{}",
             String::from_utf8_lossy(&check.stderr)
         );
         let port = free_port();
