@@ -199,6 +199,8 @@ fn plan_for(mappings: &[Mapping], usage: &[UsageRecord], snapshot: &PsaSnapshot)
         last_applied: &BTreeMap::new(),
         desired: DesiredFrom::Vendor,
         default_update: UpdatePolicy::InPlace,
+        guardrails: None,
+        previous_source_accounts: None,
     })
 }
 

@@ -87,7 +87,11 @@ pub async fn apply_interactive<P: Psa + Sync>(
     // A saved plan says what it was made towards (vendor counts or the lock); the fresh plan it
     // is checked against, and the re-read after applying, must aim at the same counts.
     let desired = saved.as_ref().map_or(desired, |saved| saved.desired);
-    let Planned { plan, .. } = make_plan(repo, psa, desired).await?;
+    let Planned {
+        plan,
+        source_accounts,
+        ..
+    } = make_plan(repo, psa, desired).await?;
     let plan = match saved {
         Some(saved) => saved.refuse_stale(&plan),
         None => plan,
@@ -102,6 +106,7 @@ pub async fn apply_interactive<P: Psa + Sync>(
             },
         )
     );
+    print_holds(&plan);
     let updates = plan.lines.iter().filter(|l| l.action.is_update()).count();
     let stale = stale_lines(&plan);
     if updates == 0 {
@@ -126,6 +131,7 @@ pub async fn apply_interactive<P: Psa + Sync>(
             .hinted("run `unitsync plan` again to see the PSA as it is now, and apply a new plan"));
         }
         println!("\nNothing to apply.");
+        super::workflow::record_source_accounts(repo, &plan, source_accounts)?;
         return super::plan::outcome(&plan, false);
     }
     if !args.yes && !confirm(updates, psa_name(repo), answers)? {
@@ -144,6 +150,7 @@ pub async fn apply_interactive<P: Psa + Sync>(
     let changed = lines.iter().any(|l| l.outcome == LineOutcome::Applied);
     let path = write_history(repo, started, lines.clone(), changed)?;
     println!("Recorded in {}.", path.display());
+    super::workflow::record_source_accounts(repo, &plan, source_accounts)?;
     crate::notify::send_and_print(
         repo.settings.notifications.as_ref(),
         &crate::notify::Event::applied(psa_name(repo), &lines, &plan, None),
@@ -316,4 +323,21 @@ pub(crate) fn today(repo: &BillingRepo) -> jiff::civil::Date {
         .and_then(|s| jiff::tz::TimeZone::get(&s.timezone).ok())
         .unwrap_or_else(jiff::tz::TimeZone::system);
     jiff::Timestamp::now().to_zoned_datetime(tz).date()
+}
+
+/// Says which changes a guardrail held back, why, and how to release them.
+pub fn print_holds(plan: &Plan) {
+    let held: Vec<_> = plan.lines.iter().filter(|l| l.action.is_hold()).collect();
+    if held.is_empty() {
+        return;
+    }
+    println!();
+    for line in held {
+        if let Action::Hold { from, to, reason } = &line.action {
+            println!(
+                "held     {}: {from} → {to} not applied: {reason}",
+                line.mapping
+            );
+        }
+    }
 }

@@ -185,7 +185,11 @@ pub async fn apply_merged<P: Psa + Sync>(
     extra_files: Vec<(String, Vec<u8>)>,
 ) -> Result<Outcome, CommandError> {
     let started = jiff::Timestamp::now();
-    let planned = make_plan(repo, psa, DesiredFrom::Lock).await?.plan;
+    let super::workflow::Planned {
+        plan: planned,
+        source_accounts,
+        ..
+    } = make_plan(repo, psa, DesiredFrom::Lock).await?;
     let plan = if force {
         force_drift(&planned)
     } else {
@@ -217,6 +221,7 @@ pub async fn apply_merged<P: Psa + Sync>(
             );
         }
     }
+    super::apply::print_holds(&plan);
 
     let options = ApplyOptions {
         effective: effective_date(effective_policy(repo), super::apply::today(repo)),
@@ -230,6 +235,11 @@ pub async fn apply_merged<P: Psa + Sync>(
     }
 
     let mut files = extra_files;
+    if let Some((path, bytes)) =
+        super::workflow::record_source_accounts(repo, &plan, source_accounts)?
+    {
+        files.push((checkout.repo_path(&path), bytes));
+    }
     let applied = lines
         .iter()
         .filter(|l| l.outcome == LineOutcome::Applied)

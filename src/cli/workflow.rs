@@ -68,6 +68,8 @@ pub fn source_error(e: SourceError) -> CommandError {
 pub struct Planned {
     pub plan: Plan,
     pub snapshot: PsaSnapshot,
+    /// Distinct vendor accounts the source returned, for `history/last-source-accounts`.
+    pub source_accounts: usize,
 }
 
 /// Reads the vendor counts and the PSA at the same time, then plans.
@@ -109,8 +111,35 @@ pub async fn make_plan<P: Psa + Sync>(
         last_applied: &last_applied,
         desired,
         default_update: default_update(repo),
+        guardrails: repo.settings.guardrails.as_ref(),
+        previous_source_accounts: crate::schedule::last_source_accounts(&repo.root),
     });
-    Ok(Planned { plan, snapshot })
+    let source_accounts = plan::source_accounts(&usage);
+    Ok(Planned {
+        plan,
+        snapshot,
+        source_accounts,
+    })
+}
+
+/// Records the number of vendor accounts this run's source returned in
+/// `history/last-source-accounts`, for the next run's `min_source_accounts_percent` guardrail —
+/// unless the run was held for its source (an outage must not become the new baseline). Returns
+/// the path written, relative to the repo root, and its contents.
+pub fn record_source_accounts(
+    repo: &BillingRepo,
+    plan: &Plan,
+    accounts: usize,
+) -> Result<Option<(std::path::PathBuf, Vec<u8>)>, CommandError> {
+    let source_held = plan.lines.iter().any(
+        |l| matches!(&l.action, crate::plan::Action::Hold { reason, .. } if reason.is_run_level()),
+    );
+    if source_held || accounts == 0 {
+        return Ok(None);
+    }
+    let path = crate::schedule::record_source_accounts(&repo.root, accounts)
+        .map_err(|e| CommandError::external(e.to_string()))?;
+    Ok(Some((path, format!("{accounts}\n").into_bytes())))
 }
 
 fn default_update(repo: &BillingRepo) -> crate::config::UpdatePolicy {

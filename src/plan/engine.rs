@@ -26,6 +26,7 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
             .then_with(|| a.license_type.cmp(&b.license_type))
     });
     flag_shared_targets(&mut lines);
+    apply_guardrails(&mut lines, &input);
 
     let covered: std::collections::HashSet<(&str, &str)> = input
         .mappings
@@ -447,4 +448,115 @@ fn flag_shared_targets(lines: &mut [PlanLine]) {
             };
         }
     }
+}
+
+/// Holds the changes the vendor drives (updates when the vendor's counts are the desired state,
+/// proposals when the lock is) that a guardrail stops. Changes towards a value a person approved in
+/// the lock are never held. Run-level reasons (an empty or shrunken source) come first, then the
+/// per-line ones (0, large decreases), then the cap on changes per run in mapping-id order.
+fn apply_guardrails(lines: &mut [PlanLine], input: &PlanInput<'_>) {
+    let run_hold = run_level_hold(input);
+    let limits = input.guardrails;
+    let mut changes: u32 = 0;
+    for line in lines.iter_mut() {
+        if let Some(reason) = &run_hold
+            && *reason == HoldReason::EmptySource
+            && line.vendor.is_none()
+            && let Some(psa) = line.psa
+            && matches!(
+                line.action,
+                Action::InSync
+                    | Action::Error {
+                        reason: LineError::NoVendorRecord
+                    }
+            )
+        {
+            // Nothing from the source reads as 0 for every line; hold that instead of erroring.
+            line.action = Action::Hold {
+                from: psa,
+                to: Quantity::ZERO,
+                reason: reason.clone(),
+            };
+            continue;
+        }
+        let (from, to) = match (&line.action, input.desired) {
+            (Action::Update { from, to }, DesiredFrom::Vendor) => (*from, *to),
+            (Action::Propose { from, to }, DesiredFrom::Lock) => match from.or(line.psa) {
+                Some(from) => (from, *to),
+                None => (Quantity::ZERO, *to),
+            },
+            _ => continue,
+        };
+        let reason = run_hold
+            .clone()
+            .or_else(|| line_hold(from, to, line.approved, limits))
+            .or_else(|| {
+                let cap = limits?.max_changes_per_run?;
+                (changes >= cap).then_some(HoldReason::ChangeCap { limit: cap })
+            });
+        match reason {
+            Some(reason) => line.action = Action::Hold { from, to, reason },
+            None => changes = changes.saturating_add(1),
+        }
+    }
+}
+
+/// Why the whole run's vendor-driven changes are held, if they are.
+fn run_level_hold(input: &PlanInput<'_>) -> Option<HoldReason> {
+    if input.usage.is_empty() {
+        return Some(HoldReason::EmptySource);
+    }
+    let limit = input.guardrails?.min_source_accounts_percent?;
+    let previous = input.previous_source_accounts?;
+    let accounts = source_accounts(input.usage);
+    ((accounts as f64) < previous as f64 * limit / 100.0).then_some(HoldReason::FewSourceAccounts {
+        accounts,
+        previous,
+        limit,
+    })
+}
+
+/// How many distinct vendor accounts the records name (trimmed), as `history/last-source-accounts`
+/// records them.
+pub fn source_accounts(usage: &[UsageRecord]) -> usize {
+    usage
+        .iter()
+        .map(|r| r.account.trim())
+        .collect::<std::collections::BTreeSet<_>>()
+        .len()
+}
+
+/// Why one vendor-driven change `from` → `to` is held, if it is. A value already approved in the
+/// lock is a person's decision and releases the line's hold.
+fn line_hold(
+    from: Quantity,
+    to: Quantity,
+    approved: Option<Quantity>,
+    limits: Option<&crate::config::Guardrails>,
+) -> Option<HoldReason> {
+    if approved == Some(to) {
+        return None;
+    }
+    if to == Quantity::ZERO && from != Quantity::ZERO {
+        return Some(HoldReason::ToZero);
+    }
+    let limits = limits?;
+    let decrease = from.checked_sub(to).filter(|d| *d > Quantity::ZERO)?;
+    if let Some(limit) = limits.max_decrease_units
+        && decrease > limit
+    {
+        return Some(HoldReason::DecreaseUnits { decrease, limit });
+    }
+    if let Some(limit) = limits.max_decrease_percent
+        && from > Quantity::ZERO
+    {
+        let percent = decrease.to_f64() / from.to_f64() * 100.0;
+        if percent > limit {
+            return Some(HoldReason::DecreasePercent {
+                percent: (percent * 10.0).round() / 10.0,
+                limit,
+            });
+        }
+    }
+    None
 }

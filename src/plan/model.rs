@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Lock, Mapping, UpdatePolicy};
+use crate::config::{Guardrails, Lock, Mapping, UpdatePolicy};
 use crate::quantity::Quantity;
 
 /// Whether a vendor count is a number of licences or a measured amount (GB, hours). Counts must be
@@ -101,6 +101,11 @@ pub struct PlanInput<'a> {
     pub desired: DesiredFrom,
     /// The PSA-wide update policy; a mapping may override it.
     pub default_update: UpdatePolicy,
+    /// Limits that hold vendor-driven changes for a person to confirm (`guardrails:`).
+    pub guardrails: Option<&'a Guardrails>,
+    /// How many distinct vendor accounts the source returned on the last successful run
+    /// (`history/last-source-accounts`), for `min_source_accounts_percent`.
+    pub previous_source_accounts: Option<usize>,
 }
 
 /// The result of planning: one line per mapping, sorted by mapping id, and the vendor accounts no
@@ -175,11 +180,65 @@ pub enum Action {
     },
     /// The line cannot be planned.
     Error { reason: LineError },
+    /// A guardrail stopped the vendor-driven change `from` → `to`; the approved value stays.
+    Hold {
+        from: Quantity,
+        to: Quantity,
+        reason: HoldReason,
+    },
+}
+
+/// Why a guardrail held a change, and how to release it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum HoldReason {
+    #[error(
+        "the vendor reports 0, and unitsync never sets a line to 0 by itself; to bill nothing, approve 0 by writing it on this line of units.lock.yaml in the pull request"
+    )]
+    ToZero,
+    #[error(
+        "a decrease of {percent}% is more than guardrails.max_decrease_percent ({limit}%); to release it, approve the new value on this line of units.lock.yaml or raise the limit in unitsync.yaml"
+    )]
+    DecreasePercent { percent: f64, limit: f64 },
+    #[error(
+        "a decrease of {decrease} units is more than guardrails.max_decrease_units ({limit}); to release it, approve the new value on this line of units.lock.yaml or raise the limit in unitsync.yaml"
+    )]
+    DecreaseUnits { decrease: Quantity, limit: Quantity },
+    #[error(
+        "more than guardrails.max_changes_per_run ({limit}) changes in this run; the next run takes the next ones, or raise the limit in unitsync.yaml to take more at once"
+    )]
+    ChangeCap { limit: u32 },
+    #[error(
+        "the vendor source returned no records at all, which looks like an outage, so nothing is changed; check the source and run again"
+    )]
+    EmptySource,
+    #[error(
+        "the vendor source returned {accounts} accounts, fewer than guardrails.min_source_accounts_percent ({limit}%) of the {previous} on the last run, which looks like an outage; check the source and run again — if the drop is real, lower the limit in unitsync.yaml or delete history/last-source-accounts"
+    )]
+    FewSourceAccounts {
+        accounts: usize,
+        previous: usize,
+        limit: f64,
+    },
+}
+
+impl HoldReason {
+    /// Whether the reason is about the whole run (the source), not this line.
+    pub fn is_run_level(&self) -> bool {
+        matches!(
+            self,
+            HoldReason::EmptySource | HoldReason::FewSourceAccounts { .. }
+        )
+    }
 }
 
 impl Action {
     pub fn is_update(&self) -> bool {
         matches!(self, Action::Update { .. })
+    }
+
+    pub fn is_hold(&self) -> bool {
+        matches!(self, Action::Hold { .. })
     }
 }
 
@@ -241,6 +300,7 @@ pub struct Summary {
     pub to_propose: usize,
     pub in_sync: usize,
     pub drift: usize,
+    pub held: usize,
     pub unmapped: usize,
     pub errors: usize,
 }
@@ -265,6 +325,7 @@ impl Plan {
                 Action::InSync => s.in_sync += 1,
                 Action::Drift { .. } => s.drift += 1,
                 Action::Error { .. } => s.errors += 1,
+                Action::Hold { .. } => s.held += 1,
             }
         }
         s
@@ -326,7 +387,7 @@ impl Plan {
         checked
     }
 
-    /// Whether applying or proposing would change anything.
+    /// Whether applying or proposing would change anything. Held changes do not count.
     pub fn has_changes(&self) -> bool {
         self.lines
             .iter()
@@ -349,6 +410,9 @@ impl std::fmt::Display for Summary {
         write!(f, ", {} in sync", self.in_sync)?;
         if self.drift > 0 {
             write!(f, ", {} drifted", self.drift)?;
+        }
+        if self.held > 0 {
+            write!(f, ", {} held", self.held)?;
         }
         write!(
             f,

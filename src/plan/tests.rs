@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use proptest::prelude::*;
 
 use super::*;
-use crate::config::{ExplicitRef, Lock, Mapping, RecordRef, UpdatePolicy};
+use crate::config::{ExplicitRef, Guardrails, Lock, Mapping, RecordRef, UpdatePolicy};
 use crate::quantity::Quantity;
 
 fn q(text: &str) -> Quantity {
@@ -150,6 +150,8 @@ struct Inputs {
     approved: BTreeMap<String, Quantity>,
     last_applied: BTreeMap<String, Quantity>,
     desired: DesiredFrom,
+    guardrails: Option<Guardrails>,
+    previous_source_accounts: Option<usize>,
 }
 
 impl Inputs {
@@ -161,6 +163,8 @@ impl Inputs {
             approved: BTreeMap::new(),
             last_applied: BTreeMap::new(),
             desired: DesiredFrom::Vendor,
+            guardrails: None,
+            previous_source_accounts: None,
         }
     }
 
@@ -173,6 +177,8 @@ impl Inputs {
             last_applied: &self.last_applied,
             desired: self.desired,
             default_update: UpdatePolicy::InPlace,
+            guardrails: self.guardrails.as_ref(),
+            previous_source_accounts: self.previous_source_accounts,
         })
     }
 }
@@ -572,6 +578,8 @@ fn world() -> impl Strategy<Value = Inputs> {
                     } else {
                         DesiredFrom::Vendor
                     },
+                    guardrails: None,
+                    previous_source_accounts: None,
                 }
             },
         )

@@ -123,6 +123,7 @@ struct Parts<'a> {
     changes: Vec<&'a PlanLine>,
     errors: Vec<&'a PlanLine>,
     drift: Vec<&'a PlanLine>,
+    held: Vec<&'a PlanLine>,
     in_sync: Vec<&'a PlanLine>,
     diff: Option<&'a str>,
 }
@@ -141,6 +142,7 @@ pub fn markdown(plan: &Plan, opts: &MarkdownOptions) -> String {
         changes: by(|a| matches!(a, Action::Update { .. } | Action::Propose { .. })),
         errors: by(|a| matches!(a, Action::Error { .. })),
         drift: by(|a| matches!(a, Action::Drift { .. })),
+        held: by(|a| matches!(a, Action::Hold { .. })),
         in_sync: by(|a| matches!(a, Action::InSync)),
         diff: opts.lock_diff.as_deref().filter(|d| !d.trim().is_empty()),
     };
@@ -174,7 +176,8 @@ pub fn markdown(plan: &Plan, opts: &MarkdownOptions) -> String {
         .changes
         .len()
         .max(parts.errors.len())
-        .max(parts.drift.len());
+        .max(parts.drift.len())
+        .max(parts.held.len());
     let (mut lo, mut hi) = (0, most);
     let with_rows = |rows| {
         render(
@@ -271,6 +274,31 @@ fn render(p: &Parts<'_>, d: Detail) -> String {
             };
             format!(
                 "| {} | {} | {} | {} |",
+                mapping_cell(&line.mapping),
+                vendor_cell(line),
+                psa_cell(line),
+                escape_markdown(&reason)
+            )
+        });
+    }
+
+    if !p.held.is_empty() {
+        out.push_str(&format!("\n### Held back ({})\n\n", p.held.len()));
+        out.push_str(
+            "A guardrail stopped these changes; the approved count stays until the hold is \
+             released as its reason says.\n\n",
+        );
+        out.push_str("| Mapping | Vendor account | PSA line | From | To | Reason and release |\n");
+        out.push_str("|---|---|---|--:|--:|---|\n");
+        table_rows(&mut out, &p.held, d.rows, |line| {
+            let (from, to, reason) = match &line.action {
+                Action::Hold { from, to, reason } => {
+                    (from.to_string(), to.to_string(), reason.to_string())
+                }
+                _ => (String::new(), String::new(), String::new()),
+            };
+            format!(
+                "| {} | {} | {} | {from} | {to} | {} |",
                 mapping_cell(&line.mapping),
                 vendor_cell(line),
                 psa_cell(line),

@@ -50,7 +50,7 @@ fn direction(action: &Action) -> Option<bool> {
 }
 
 /// The one-line description of an action used by the terminal table: `update 3 → 4 (+1)`,
-/// `propose 4`, `in sync`, `drift: PSA 5, last applied 4`, `error: <reason>`.
+/// `propose 4`, `in sync`, `drift: PSA 5, last applied 4`, `error: <reason>`, `held: 5 → 0: <reason>`.
 fn action_text(action: &Action, update: UpdatePolicy) -> String {
     match action {
         Action::Update { from, to } => {
@@ -70,6 +70,7 @@ fn action_text(action: &Action, update: UpdatePolicy) -> String {
             format!("drift: PSA {psa}, last applied {last_applied}")
         }
         Action::Error { reason } => format!("error: {reason}"),
+        Action::Hold { from, to, reason } => format!("held: {from} → {to}: {reason}"),
     }
 }
 

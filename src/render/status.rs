@@ -126,6 +126,16 @@ impl StatusReport {
                     counts.mapped += 1;
                     counts.in_sync += 1;
                 }
+                Action::Hold { from, to, reason } => {
+                    counts.mapped += 1;
+                    alerts.push(Alert {
+                        severity: Severity::Warning,
+                        text: format!(
+                            "held on {} / {} ({}): {from} → {to}: {reason}",
+                            line.account, line.license_type, line.mapping
+                        ),
+                    });
+                }
                 Action::Drift { last_applied, psa } => {
                     counts.mapped += 1;
                     counts.drift += 1;

@@ -130,7 +130,7 @@ fn action_style(action: &Action) -> Option<&'static str> {
             _ => Some(RED),
         },
         Action::InSync => None,
-        Action::Drift { .. } => Some(YELLOW),
+        Action::Drift { .. } | Action::Hold { .. } => Some(YELLOW),
         Action::Error { .. } => Some(RED),
     }
 }

@@ -434,3 +434,38 @@ pub fn record_run(root: &Path, kind: RunKind, at: Timestamp) -> Result<PathBuf, 
 
 #[cfg(test)]
 mod tests;
+
+/// Where the number of distinct vendor accounts of the last successful run is kept.
+pub const SOURCE_ACCOUNTS_MARKER: &str = "last-source-accounts";
+
+/// The number in `history/last-source-accounts`, if there is a readable one. A missing or garbled
+/// marker means "no previous run", so the guardrail that compares against it stays quiet.
+pub fn last_source_accounts(root: &Path) -> Option<usize> {
+    let text = std::fs::read_to_string(root.join(HISTORY_DIR).join(SOURCE_ACCOUNTS_MARKER)).ok()?;
+    text.trim().parse().ok()
+}
+
+/// Records `accounts` in `history/last-source-accounts` under `root`, atomically (as
+/// [`record_run`] does). Returns the path written, relative to `root`.
+pub fn record_source_accounts(root: &Path, accounts: usize) -> Result<PathBuf, RunMarkerError> {
+    let relative = Path::new(HISTORY_DIR).join(SOURCE_ACCOUNTS_MARKER);
+    let path = root.join(&relative);
+    let dir = root.join(HISTORY_DIR);
+    std::fs::create_dir_all(&dir).map_err(|source| RunMarkerError::Write {
+        path: dir.clone(),
+        source,
+    })?;
+    let temp = dir.join(format!(
+        ".{SOURCE_ACCOUNTS_MARKER}.{}.tmp",
+        std::process::id()
+    ));
+    std::fs::write(&temp, format!("{accounts}\n")).map_err(|source| RunMarkerError::Write {
+        path: temp.clone(),
+        source,
+    })?;
+    std::fs::rename(&temp, &path).map_err(|source| {
+        let _ = std::fs::remove_file(&temp);
+        RunMarkerError::Write { path, source }
+    })?;
+    Ok(relative)
+}

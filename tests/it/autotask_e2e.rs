@@ -129,6 +129,8 @@ fn plan_of(mappings: &[Mapping], usage: &[UsageRecord], snapshot: &PsaSnapshot) 
         last_applied: &empty,
         desired: DesiredFrom::Vendor,
         default_update: UpdatePolicy::InPlace,
+        guardrails: None,
+        previous_source_accounts: None,
     })
 }
 

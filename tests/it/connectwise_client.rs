@@ -1256,6 +1256,8 @@ async fn the_guides_story_round_trips_through_the_plan_engine() {
                 last_applied: &empty,
                 desired: DesiredFrom::Vendor,
                 default_update: policy,
+                guardrails: None,
+                previous_source_accounts: None,
             })
         };
 

@@ -155,6 +155,8 @@ fn plan_of(
         last_applied: &empty,
         desired: DesiredFrom::Vendor,
         default_update: policy,
+        guardrails: None,
+        previous_source_accounts: None,
     })
 }
 

@@ -830,6 +830,8 @@ fn the_guides_story_through_the_engine() {
             last_applied: &BTreeMap::from([(id.clone(), q("3"))]),
             desired: DesiredFrom::Lock,
             default_update: UpdatePolicy::InPlace,
+            guardrails: None,
+            previous_source_accounts: None,
         })
     };
 
