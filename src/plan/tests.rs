@@ -342,11 +342,12 @@ fn a_missing_vendor_record_never_zeroes_the_line() {
         error_of(&plan, "bobs-dentistry/shadowprotect-desktop"),
         "the vendor source has no record for this account and licence type; the PSA is left as it is (approve 0 in units.lock.yaml to bill nothing)"
     );
-    // An empty source touches nothing at all.
+    // An empty source touches nothing at all: every line is held for it.
     inputs.usage.clear();
     let plan = inputs.plan();
     assert!(!plan.has_changes());
-    assert_eq!(plan.summary().errors, 3);
+    assert_eq!(plan.summary().errors, 0);
+    assert_eq!(plan.summary().held, 3);
 }
 
 #[test]
@@ -605,6 +606,61 @@ proptest! {
         prop_assert!(again.is_empty(), "second plan still updates {:?}", again);
     }
 
+    /// With guardrails on, held lines are never updates, keep their approved value in the
+    /// proposed lock, and applying the plan still converges: the second plan has no update the
+    /// guardrails let through the first time.
+    #[test]
+    fn guardrails_hold_and_still_converge(
+        mut inputs in world(),
+        percent in proptest::option::of(0u32..=100),
+        units in proptest::option::of(0i64..5),
+        cap in proptest::option::of(0u32..4),
+        previous in proptest::option::of(0usize..12),
+    ) {
+        inputs.guardrails = Some(Guardrails {
+            max_decrease_percent: percent.map(f64::from),
+            max_decrease_units: units.map(Quantity::from_units),
+            min_source_accounts_percent: Some(80.0),
+            max_changes_per_run: cap,
+        });
+        inputs.previous_source_accounts = previous;
+        let first = inputs.plan();
+        let current = Lock { units: inputs.approved.clone() };
+        let lock = first.proposed_lock(&current);
+        let mut updates = 0u32;
+        for planned in &first.lines {
+            match planned.action {
+                Action::Hold { ref reason, .. } => {
+                    prop_assert_eq!(lock.units.get(&planned.mapping), current.units.get(&planned.mapping));
+                    if let (Some(cap), HoldReason::ChangeCap { limit }) = (cap, reason) {
+                        prop_assert_eq!(cap, *limit);
+                    }
+                }
+                Action::Update { to, .. } => {
+                    if inputs.desired == DesiredFrom::Vendor {
+                        updates += 1;
+                        prop_assert!(to != Quantity::ZERO || planned.approved == Some(to));
+                    }
+                    let id = planned.target.line_id.unwrap();
+                    inputs.psa.lines.iter_mut().find(|l| l.id == id).unwrap().quantity = to;
+                    inputs.last_applied.insert(planned.mapping.clone(), to);
+                }
+                _ => {}
+            }
+        }
+        if let Some(cap) = cap {
+            prop_assert!(updates <= cap);
+        }
+        let second = inputs.plan();
+        for line in &second.lines {
+            let before = first.lines.iter().find(|l| l.mapping == line.mapping).unwrap();
+            prop_assert!(
+                !(line.action.is_update() && before.action.is_update()),
+                "{} updated twice: {:?}", line.mapping, line.action
+            );
+        }
+    }
+
     /// Shuffling mappings, usage records and snapshot records changes nothing in the plan.
     #[test]
     fn the_plan_does_not_depend_on_input_order(inputs in world(), seed in any::<u64>()) {
@@ -642,5 +698,259 @@ fn a_saved_plan_refuses_lines_the_psa_changed_since() {
             to: q("135.5")
         },
         "an untouched line is still applied"
+    );
+}
+
+fn guardrails() -> Guardrails {
+    Guardrails {
+        max_decrease_percent: None,
+        max_decrease_units: None,
+        min_source_accounts_percent: None,
+        max_changes_per_run: None,
+    }
+}
+
+fn hold_of(plan: &Plan, mapping: &str) -> (Quantity, Quantity, HoldReason) {
+    match action_of(plan, mapping) {
+        Action::Hold { from, to, reason } => (*from, *to, reason.clone()),
+        other => panic!("{mapping}: expected a hold, got {other:?}"),
+    }
+}
+
+const BOB: &str = "bobs-dentistry/shadowprotect-desktop";
+const FOX: &str = "angry-fox-co/shadowprotect-server";
+const TORCH: &str = "digitaltorch-inc/cloud-premium-gb";
+
+fn with_usage(inputs: &mut Inputs, account: &str, units: &str) {
+    for record in inputs.usage.iter_mut().filter(|r| r.account == account) {
+        record.units = q(units);
+    }
+}
+
+#[test]
+fn a_vendor_count_of_0_is_held_with_how_to_approve_it() {
+    // The guide's example: the vendor reports 0 for Bob's Dentistry.
+    let mut inputs = Inputs::story();
+    with_usage(&mut inputs, "Bob's Dentistry", "0");
+    let plan = inputs.plan();
+    let (from, to, reason) = hold_of(&plan, BOB);
+    assert_eq!((from, to), (q("3"), q("0")));
+    assert_eq!(reason, HoldReason::ToZero);
+    assert_eq!(
+        reason.to_string(),
+        "the vendor reports 0, and unitsync never sets a line to 0 by itself; to bill nothing, \
+         approve 0 by writing it on this line of units.lock.yaml in the pull request"
+    );
+    assert!(plan.has_changes(), "DigitalTorch still updates");
+    assert_eq!(
+        plan.summary().to_string(),
+        "Plan: 1 to update (+15.25 / -0 units), 1 in sync, 1 held, 1 unmapped, 0 errors."
+    );
+    // Held lines keep the approved value: none here, so no entry is written for Bob.
+    let lock = plan.proposed_lock(&Lock::default());
+    assert_eq!(lock.units.get(BOB), None);
+
+    // In lock mode the proposal of 0 is held, and the lock keeps the approved 3.
+    inputs.desired = DesiredFrom::Lock;
+    inputs.approved.insert(BOB.into(), q("3"));
+    let plan = inputs.plan();
+    assert_eq!(hold_of(&plan, BOB), (q("3"), q("0"), HoldReason::ToZero));
+    let current = Lock {
+        units: inputs.approved.clone(),
+    };
+    assert_eq!(plan.proposed_lock(&current).units.get(BOB), Some(&q("3")));
+
+    // A person writes 0 into the lock: the update towards it is approved, not held.
+    inputs.approved.insert(BOB.into(), q("0"));
+    let plan = inputs.plan();
+    assert_eq!(
+        action_of(&plan, BOB),
+        &Action::Update {
+            from: q("3"),
+            to: q("0")
+        }
+    );
+    // And with the vendor's counts desired, an approved 0 releases the hold too.
+    inputs.desired = DesiredFrom::Vendor;
+    assert!(inputs.plan().lines.iter().all(|l| !l.action.is_hold()));
+}
+
+#[test]
+fn a_decrease_over_the_percent_limit_is_held() {
+    let mut inputs = Inputs::story();
+    inputs.guardrails = Some(Guardrails {
+        max_decrease_percent: Some(50.0),
+        ..guardrails()
+    });
+    with_usage(&mut inputs, "Bob's Dentistry", "1");
+    with_usage(&mut inputs, "DigitalTorch Inc", "40");
+    let plan = inputs.plan();
+    // 3 → 1 is 66.7% down; 120.25 → 80 (40 + 40) is 33.5%: allowed.
+    let (from, to, reason) = hold_of(&plan, BOB);
+    assert_eq!((from, to), (q("3"), q("1")));
+    assert_eq!(
+        reason.to_string(),
+        "a decrease of 66.7% is more than guardrails.max_decrease_percent (50%); to release it, \
+         approve the new value on this line of units.lock.yaml or raise the limit in unitsync.yaml"
+    );
+    assert_eq!(
+        action_of(&plan, TORCH),
+        &Action::Update {
+            from: q("120.25"),
+            to: q("80")
+        }
+    );
+    // Exactly at the limit is allowed.
+    with_usage(&mut inputs, "Bob's Dentistry", "1.5");
+    assert!(action_of(&inputs.plan(), BOB).is_update());
+    // Increases are never held.
+    with_usage(&mut inputs, "Bob's Dentistry", "300");
+    assert!(action_of(&inputs.plan(), BOB).is_update());
+}
+
+#[test]
+fn a_decrease_over_the_unit_limit_is_held() {
+    let mut inputs = Inputs::story();
+    inputs.guardrails = Some(Guardrails {
+        max_decrease_units: Some(q("10")),
+        ..guardrails()
+    });
+    with_usage(&mut inputs, "DigitalTorch Inc", "50");
+    let plan = inputs.plan();
+    let (from, to, reason) = hold_of(&plan, TORCH);
+    assert_eq!((from, to), (q("120.25"), q("100")));
+    assert_eq!(
+        reason.to_string(),
+        "a decrease of 20.25 units is more than guardrails.max_decrease_units (10); to release it, \
+         approve the new value on this line of units.lock.yaml or raise the limit in unitsync.yaml"
+    );
+    assert!(action_of(&plan, BOB).is_update());
+
+    // Approving the new value in the lock releases it.
+    inputs.approved.insert(TORCH.into(), q("100"));
+    assert!(action_of(&inputs.plan(), TORCH).is_update());
+}
+
+#[test]
+fn changes_beyond_the_cap_are_held_in_mapping_id_order() {
+    let mut inputs = Inputs::story();
+    inputs.guardrails = Some(Guardrails {
+        max_changes_per_run: Some(1),
+        ..guardrails()
+    });
+    with_usage(&mut inputs, "Angry Fox Co", "3");
+    let plan = inputs.plan();
+    assert!(action_of(&plan, FOX).is_update(), "first by mapping id");
+    let (from, to, reason) = hold_of(&plan, BOB);
+    assert_eq!((from, to), (q("3"), q("4")));
+    assert_eq!(
+        reason.to_string(),
+        "more than guardrails.max_changes_per_run (1) changes in this run; the next run takes the \
+         next ones, or raise the limit in unitsync.yaml to take more at once"
+    );
+    assert_eq!(hold_of(&plan, TORCH).2, HoldReason::ChangeCap { limit: 1 });
+    assert_eq!(plan.summary().held, 2);
+    assert_eq!(plan.summary().to_update, 1);
+
+    // Lock mode: approved updates are not counted or held; proposals are capped.
+    inputs.desired = DesiredFrom::Lock;
+    inputs.approved.insert(FOX.into(), q("3"));
+    inputs.approved.insert(BOB.into(), q("3"));
+    inputs.approved.insert(TORCH.into(), q("120.25"));
+    let plan = inputs.plan();
+    assert!(action_of(&plan, FOX).is_update());
+    assert!(matches!(
+        action_of(&plan, BOB),
+        Action::Propose { to, .. } if *to == q("4")
+    ));
+    assert_eq!(hold_of(&plan, TORCH).2, HoldReason::ChangeCap { limit: 1 });
+}
+
+#[test]
+fn an_empty_source_holds_every_line() {
+    let mut inputs = Inputs::story();
+    inputs.usage.clear();
+    let plan = inputs.plan();
+    for id in [BOB, FOX, TORCH] {
+        assert_eq!(hold_of(&plan, id).2, HoldReason::EmptySource, "{id}");
+    }
+    assert_eq!(
+        hold_of(&plan, BOB),
+        (q("3"), q("0"), HoldReason::EmptySource)
+    );
+    assert_eq!(
+        HoldReason::EmptySource.to_string(),
+        "the vendor source returned no records at all, which looks like an outage, so nothing is \
+         changed; check the source and run again"
+    );
+    assert!(!plan.has_changes());
+    assert_eq!(
+        plan.summary().to_string(),
+        "Plan: 0 to update (+0 / -0 units), 0 in sync, 3 held, 0 unmapped, 0 errors."
+    );
+
+    // Lock mode: nothing is proposed, the lock keeps every approved value.
+    inputs.desired = DesiredFrom::Lock;
+    inputs.approved.insert(BOB.into(), q("3"));
+    let plan = inputs.plan();
+    assert!(!plan.has_changes());
+    assert_eq!(hold_of(&plan, BOB).2, HoldReason::EmptySource);
+    let current = Lock {
+        units: inputs.approved.clone(),
+    };
+    assert_eq!(plan.proposed_lock(&current), current);
+}
+
+#[test]
+fn a_shrunken_source_holds_every_vendor_driven_change() {
+    let mut inputs = Inputs::story();
+    inputs.guardrails = Some(Guardrails {
+        min_source_accounts_percent: Some(80.0),
+        ..guardrails()
+    });
+    // 4 distinct accounts now (Slate Gravel included); 6 last time: 66.7% < 80%.
+    inputs.previous_source_accounts = Some(6);
+    let plan = inputs.plan();
+    let reason = HoldReason::FewSourceAccounts {
+        accounts: 4,
+        previous: 6,
+        limit: 80.0,
+    };
+    assert_eq!(hold_of(&plan, BOB), (q("3"), q("4"), reason.clone()));
+    assert_eq!(hold_of(&plan, TORCH).2, reason);
+    assert_eq!(action_of(&plan, FOX), &Action::InSync, "no change, no hold");
+    assert_eq!(
+        reason.to_string(),
+        "the vendor source returned 4 accounts, fewer than guardrails.min_source_accounts_percent \
+         (80%) of the 6 on the last run, which looks like an outage; check the source and run \
+         again — if the drop is real, lower the limit in unitsync.yaml or delete \
+         history/last-source-accounts"
+    );
+    // 4 of 5 is 80%: enough.
+    inputs.previous_source_accounts = Some(5);
+    assert!(action_of(&inputs.plan(), BOB).is_update());
+    // No previous run: nothing to compare against.
+    inputs.previous_source_accounts = None;
+    assert!(action_of(&inputs.plan(), BOB).is_update());
+
+    // Lock mode: an update towards an approved value is a person's decision and goes through.
+    inputs.previous_source_accounts = Some(6);
+    inputs.desired = DesiredFrom::Lock;
+    inputs.approved.insert(BOB.into(), q("4"));
+    let plan = inputs.plan();
+    assert!(action_of(&plan, BOB).is_update());
+    assert_eq!(hold_of(&plan, TORCH).2, reason, "a proposal is held");
+}
+
+#[test]
+fn holds_serialize_with_their_reason() {
+    let action = Action::Hold {
+        from: q("5"),
+        to: q("0"),
+        reason: HoldReason::ToZero,
+    };
+    assert_eq!(
+        serde_json::to_value(&action).unwrap(),
+        serde_json::json!({"action": "hold", "from": 5, "to": 0, "reason": {"kind": "to-zero"}})
     );
 }

@@ -888,6 +888,11 @@ DigitalTorch Inc,Cloud Premium GB,135,
         pub(super) fn history(&self) -> Vec<PathBuf> {
             let mut out = Vec::new();
             collect(&self.repo.join("history"), &mut out);
+            // The run markers (`history/last-*`) are not records.
+            out.retain(|p| {
+                !p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("last-"))
+            });
             out.sort();
             out
         }

@@ -181,10 +181,15 @@ impl Env {
             .collect()
     }
 
-    /// The history files, as (path relative to the repo, content).
+    /// The history files, as (path relative to the repo, content); the run markers
+    /// (`history/last-*`) are left out.
     fn history(&self) -> Vec<(String, String)> {
         let mut files = Vec::new();
         collect_files(&self.repo.join("history"), &mut files);
+        files.retain(|p| {
+            !p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("last-"))
+        });
         files.sort();
         files
             .into_iter()
@@ -362,7 +367,7 @@ fn plan_json_carries_the_format_version_and_the_exact_actions() {
         plan["summary"],
         serde_json::json!({
             "to_update": 2, "units_added": 16.25, "units_removed": 0, "to_propose": 0,
-            "in_sync": 1, "drift": 0, "unmapped": 1, "errors": 0
+            "in_sync": 1, "drift": 0, "held": 0, "unmapped": 1, "errors": 0
         })
     );
     assert_eq!(
@@ -1388,9 +1393,17 @@ fn demo_keep_leaves_the_billing_repo_with_its_history() {
         })
         .collect();
     names.sort();
-    assert_eq!(names.len(), 4, "{names:?}");
-    assert_eq!(names[1..], ["mappings.yaml", "unitsync.yaml", "usage.csv"]);
-    assert!(names[0].starts_with("history/"), "{names:?}");
+    assert_eq!(names.len(), 5, "{names:?}");
+    assert_eq!(
+        names[1..],
+        [
+            "history/last-source-accounts",
+            "mappings.yaml",
+            "unitsync.yaml",
+            "usage.csv"
+        ]
+    );
+    assert!(names[0].starts_with("history/2"), "{names:?}");
 
     // The folder must not exist yet.
     let again = env.run(&["demo", "--keep", kept.to_str().unwrap()]);
@@ -1519,4 +1532,115 @@ fn progress_is_shown_on_a_terminal_only_and_cleared_before_the_plan() {
     let quiet = run_on_a_terminal(&env, &["-q", "plan"]);
     assert!(!quiet.contains("reading the PSA"), "{quiet:?}");
     assert!(quiet.contains("Plan: 2 to update"));
+}
+
+#[test]
+fn a_vendor_count_of_0_is_held_not_applied_and_apply_says_why() {
+    // The guide's example: the vendor reports 0 for Bob's Dentistry.
+    let env = Env::new();
+    edit(
+        &env.repo.join("usage.csv"),
+        "Bob's Dentistry,ShadowProtect Desktop,4,",
+        "Bob's Dentistry,ShadowProtect Desktop,0,",
+    );
+    let out = env.run(&["apply", "--yes"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(out.stderr, "");
+    let reason = "the vendor reports 0, and unitsync never sets a line to 0 by itself; to bill \
+                  nothing, approve 0 by writing it on this line of units.lock.yaml in the pull request";
+    assert!(
+        out.stdout.contains(&format!(
+            "held     bobs-dentistry/shadowprotect-desktop: 3 → 0 not applied: {reason}\n"
+        )),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains(&format!("held: 3 → 0: {reason}")),
+        "the table shows the hold: {}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains(
+            "Plan: 1 to update (+15.25 / -0 units), 1 in sync, 1 held, 1 unmapped, 0 errors."
+        ),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        write_calls(&env),
+        [patch("1003/additions/5005", "135.5")],
+        "only DigitalTorch is written"
+    );
+    assert_eq!(env.quantities(), [(5001, 3.0), (5003, 2.0), (5005, 135.5)]);
+    // The run was healthy, so it records how many accounts the source returned.
+    assert_eq!(
+        std::fs::read_to_string(env.repo.join("history/last-source-accounts")).unwrap(),
+        "4\n"
+    );
+
+    // The JSON plan carries the hold and its reason; holds are no changes for the exit code.
+    let json = env.run(&["plan", "--format", "json", "--detailed-exitcode"]);
+    assert_eq!(json.code, Some(0), "{json:?}");
+    let value: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let bob = value["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["mapping"] == "bobs-dentistry/shadowprotect-desktop")
+        .unwrap();
+    assert_eq!(
+        bob["action"],
+        serde_json::json!({"action": "hold", "from": 3, "to": 0, "reason": {"kind": "to-zero"}})
+    );
+
+    // The Markdown plan has a "Held back" section with the reason and how to release it.
+    let md = env.run(&["plan", "--format", "markdown"]);
+    assert!(md.stdout.contains("### Held back (1)"), "{}", md.stdout);
+    assert!(
+        md.stdout.contains("units.lock.yaml in the pull request"),
+        "{}",
+        md.stdout
+    );
+}
+
+#[test]
+fn an_empty_vendor_source_holds_everything_and_changes_nothing() {
+    let env = Env::new();
+    std::fs::write(
+        env.repo.join("usage.csv"),
+        "account,license_type,units,unit\n",
+    )
+    .unwrap();
+    let out = env.run(&["apply", "--yes"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stdout.contains(
+            "Plan: 0 to update (+0 / -0 units), 0 in sync, 3 held, 0 unmapped, 0 errors."
+        ),
+        "{}",
+        out.stdout
+    );
+    for (mapping, from) in [
+        ("angry-fox-co/shadowprotect-server", "2"),
+        ("bobs-dentistry/shadowprotect-desktop", "3"),
+        ("digitaltorch-inc/cloud-premium-gb", "120.25"),
+    ] {
+        assert!(
+            out.stdout.contains(&format!(
+                "held     {mapping}: {from} → 0 not applied: the vendor source returned no records at all"
+            )),
+            "{mapping}: {}",
+            out.stdout
+        );
+    }
+    assert!(
+        out.stdout.contains("\nNothing to apply.\n"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(env.writes(), vec![]);
+    assert_eq!(env.quantities(), [(5001, 3.0), (5003, 2.0), (5005, 120.25)]);
+    // An outage never becomes the baseline the next run is compared against.
+    assert!(!env.repo.join("history/last-source-accounts").exists());
 }

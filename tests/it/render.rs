@@ -529,6 +529,7 @@ fn json_plan_file() {
         "to_propose": 0,
         "in_sync": 1,
         "drift": 1,
+        "held": 0,
         "unmapped": 1,
         "errors": 1
       },
