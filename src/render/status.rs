@@ -681,6 +681,43 @@ mod tests {
     }
 
     #[test]
+    fn a_held_line_is_a_warning_with_its_reason() {
+        let mut plan = Plan {
+            desired: DesiredFrom::Vendor,
+            lines: Vec::new(),
+            unmapped: Vec::new(),
+        };
+        plan.lines.push(crate::plan::PlanLine {
+            mapping: "bobs-dentistry/shadowprotect-desktop".into(),
+            account: "Bob's Dentistry".into(),
+            license_type: "ShadowProtect Desktop".into(),
+            target: crate::plan::ResolvedTarget::default(),
+            vendor: Some(Quantity::ZERO),
+            approved: None,
+            psa: Some(Quantity::from_units(5)),
+            last_applied: None,
+            update: crate::config::UpdatePolicy::InPlace,
+            action: Action::Hold {
+                from: Quantity::from_units(5),
+                to: Quantity::ZERO,
+                reason: crate::plan::HoldReason::ToZero,
+            },
+        });
+        let r = StatusReport::from_plan(Integration::default(), &plan, None);
+        assert_eq!(r.counts.mapped, 1);
+        assert_eq!(r.counts.pending, 0);
+        assert_eq!(r.alerts.len(), 1);
+        assert_eq!(r.alerts[0].severity, Severity::Warning);
+        assert_eq!(
+            r.alerts[0].text,
+            format!(
+                "held on Bob's Dentistry / ShadowProtect Desktop (bobs-dentistry/shadowprotect-desktop): 5 → 0: {}",
+                crate::plan::HoldReason::ToZero
+            )
+        );
+    }
+
+    #[test]
     fn hostile_names_are_escaped_everywhere() {
         let r = report("Evil <img src=x onerror=alert(1)> [x](http://e)");
         let html = status_html(&r);
