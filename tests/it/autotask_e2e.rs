@@ -1138,6 +1138,11 @@ fn apply_gitops_commits_the_journal_with_the_record() {
     let origin = root.join("origin.git");
     let files = git(&origin, &["ls-tree", "-r", "--name-only", "main"]);
     assert!(files.lines().any(|f| f == JOURNAL_PATH), "{files}");
+    // The source's account count travels with the record, for the next run's guardrail.
+    assert!(
+        files.lines().any(|f| f == "history/last-source-accounts"),
+        "{files}"
+    );
     let journal = git(&origin, &["show", &format!("main:{JOURNAL_PATH}")]);
     assert_eq!(
         journal.matches("\"event\":\"posted\"").count(),
@@ -1195,12 +1200,14 @@ fn propose_with_automatic_approval_posts_each_adjustment_once() {
 
     let out = env.run(&["propose"]);
     assert_eq!(out.code, Some(0), "{out:?}");
-    let posted: Vec<i32> = env
+    let mut posted: Vec<i32> = env
         .sandbox
         .adjustments()
         .iter()
         .map(|a| a.unit_change)
         .collect();
+    // Lines are applied concurrently, so the posting order varies.
+    posted.sort();
     assert_eq!(posted, [1, 15], "Bob 3 → 4 and DigitalTorch 120 → 135");
     let lock = git(&origin, &["show", "main:units.lock.yaml"]);
     assert!(
