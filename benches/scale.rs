@@ -171,6 +171,7 @@ async fn psa_benchmarks(snapshot: bool, apply: bool) {
         let options = ApplyOptions {
             effective: jiff::civil::date(2026, 12, 1),
             concurrency: CONCURRENCY,
+            deadline: None,
         };
         let started = Instant::now();
         let lines = execute(&client, &planned, &options).await;

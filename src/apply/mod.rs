@@ -3,6 +3,8 @@
 //! Every update is attempted independently: one failing line never stops the others, and every
 //! outcome (applied, failed, stale) becomes a history line, so a rerun knows exactly what is left.
 
+pub mod lock;
+
 use futures_util::stream::{self, StreamExt};
 
 use crate::history::{HistoryLine, LineOutcome};
@@ -17,6 +19,9 @@ pub struct ApplyOptions {
     pub effective: jiff::civil::Date,
     /// Most writes in flight at once (the client bounds its own requests too).
     pub concurrency: usize,
+    /// No write starts after this moment: the run's lock may be taken over soon after, and two
+    /// runs must never write at once. Lines not started are failed lines the next run picks up.
+    pub deadline: Option<jiff::Timestamp>,
 }
 
 /// The updates in `plan`, as PSA changes, in plan order.
@@ -50,6 +55,15 @@ pub async fn execute<P: Psa + Sync>(
     let work = changes(plan, options.effective);
     let mut results: Vec<(usize, HistoryLine)> = stream::iter(work.into_iter().enumerate())
         .map(|(index, (line, change))| async move {
+            if let Some(deadline) = options.deadline
+                && jiff::Timestamp::now() >= deadline
+            {
+                let reason = format!(
+                    "not attempted: this run's lock was about to expire ({deadline}); run apply again"
+                );
+                let line = entry(line, change.from, change.to, LineOutcome::Failed, Some(reason));
+                return (index, line);
+            }
             let result = psa.apply(&change).await;
             (index, history_line(line, change.from, change.to, result))
         })

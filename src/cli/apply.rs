@@ -83,6 +83,30 @@ pub async fn apply_interactive<P: Psa + Sync>(
     args: &ApplyArgs,
     answers: &mut dyn BufRead,
 ) -> Result<Outcome, CommandError> {
+    // A local apply in a git checkout applies the default branch only, and holds the run lock
+    // (this machine's, and the remote's when there is one) from before it reads the PSA.
+    let checkout = match super::gitops::Checkout::open(repo) {
+        Ok(checkout) => {
+            checkout.require_on_default_branch()?;
+            Some(checkout)
+        }
+        Err(_) => None,
+    };
+    let lock = super::lock::RunLock::take(repo, checkout.as_ref())?;
+    let result = apply_locked(repo, psa, desired, saved, args, answers, &lock).await;
+    lock.release(checkout.as_ref());
+    result
+}
+
+async fn apply_locked<P: Psa + Sync>(
+    repo: &BillingRepo,
+    psa: &P,
+    desired: DesiredFrom,
+    saved: Option<Plan>,
+    args: &ApplyArgs,
+    answers: &mut dyn BufRead,
+    lock: &super::lock::RunLock,
+) -> Result<Outcome, CommandError> {
     let started = jiff::Timestamp::now();
     // A saved plan says what it was made towards (vendor counts or the lock); the fresh plan it
     // is checked against, and the re-read after applying, must aim at the same counts.
@@ -141,6 +165,7 @@ pub async fn apply_interactive<P: Psa + Sync>(
     let options = ApplyOptions {
         effective: effective_date(effective_policy(repo), today(repo)),
         concurrency: 4,
+        deadline: Some(lock.write_deadline()),
     };
     let mut lines = execute(psa, &plan, &options).await;
     lines.extend(stale);

@@ -69,13 +69,133 @@ impl Checkout {
                 .hinted(format!("`git switch {}` and run again", self.base)));
             }
         }
-        if self.git.has_uncommitted_changes().map_err(git_error)? {
+        // history/ is unitsync's own: what an interrupted run left there is committed by the
+        // next apply (see `leftover_history`), and stashing the adjustment journal would lose
+        // the record that stops an Autotask adjustment being posted twice.
+        let history = self.repo_path(Path::new(crate::config::HISTORY_DIR));
+        if self
+            .git
+            .has_uncommitted_changes_outside(&history)
+            .map_err(git_error)?
+        {
             return Err(CommandError::user(
                 "the checkout has uncommitted changes; only committed counts are applied",
             )
             .hinted("commit or stash them, then run again"));
         }
         Ok(())
+    }
+
+    /// Whether `remote` only adds unitsync's own commits to `head`, changing nothing but
+    /// history/, and every uncommitted file under history/ here is absent from `remote` or
+    /// identical to it there (so catching up loses nothing).
+    fn only_history_since(&self, head: Oid, remote: Oid) -> Result<bool, CommandError> {
+        let git = &self.git;
+        if !git.is_ancestor(head, remote).map_err(git_error)?
+            || !git
+                .foreign_commits(remote, head)
+                .map_err(git_error)?
+                .is_empty()
+        {
+            return Ok(false);
+        }
+        let history = format!("{}/", self.repo_path(Path::new(crate::config::HISTORY_DIR)));
+        if !git
+            .changed_paths(head, remote)
+            .map_err(git_error)?
+            .iter()
+            .all(|path| path.starts_with(&history))
+        {
+            return Ok(false);
+        }
+        for (path, bytes) in self.leftover_history()? {
+            if let Some(there) = git.read_file(remote, &path).map_err(git_error)?
+                && there.as_bytes() != bytes.as_slice()
+            {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Files under history/ that are new or changed in the working tree: records (and the
+    /// Autotask journal, and the source-accounts marker) written by a run that was killed or
+    /// failed to push before committing them. The next apply commits them with its own record,
+    /// so the history on the remote is complete.
+    pub fn leftover_history(&self) -> Result<Vec<(String, Vec<u8>)>, CommandError> {
+        let history = self.repo_path(Path::new(crate::config::HISTORY_DIR));
+        let mut files = Vec::new();
+        for path in self.git.changes_under(&history).map_err(git_error)? {
+            // A record being written when its run was killed (see `HistoryRecord::write`).
+            if path.ends_with(".tmp") {
+                continue;
+            }
+            match std::fs::read(self.git.workdir().join(&path)) {
+                Ok(bytes) => files.push((path, bytes)),
+                // Deleted in the working tree: not something a run leaves behind; leave it.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(CommandError::external(format!("cannot read {path}: {e}")));
+                }
+            }
+        }
+        Ok(files)
+    }
+}
+
+impl Checkout {
+    /// Refuses when HEAD is not on the default branch (tracked changes are allowed): a local
+    /// apply on another branch would write counts nobody has approved.
+    pub fn require_on_default_branch(&self) -> Result<(), CommandError> {
+        match self.git.head_branch() {
+            Some(head) if head == self.base => Ok(()),
+            head => Err(CommandError::user(format!(
+                "HEAD is {}, not the default branch {}; apply runs only from the default branch",
+                head.map_or_else(|| "detached".to_string(), |h| format!("branch {h}")),
+                self.base
+            ))
+            .hinted(format!(
+                "`git switch {}` and run again; `unitsync plan` shows what a branch would change",
+                self.base
+            ))),
+        }
+    }
+
+    /// Refuses when the remote's default branch has commits this checkout lacks (another run
+    /// recorded history, or a pull request was merged, since it was made). Without a remote
+    /// there is nothing to compare with.
+    pub fn require_up_to_date(&self) -> Result<(), CommandError> {
+        if !self.git.has_remote() {
+            return Ok(());
+        }
+        self.git.fetch().map_err(git_error)?;
+        let head = self.git.head_commit().map_err(git_error)?;
+        match self.git.remote_branch(&self.base) {
+            Some(remote) if remote != head && self.only_history_since(head, remote)? => {
+                // Another run (or this checkout's own run, killed after pushing) recorded
+                // history: nothing approved changed, so catch up rather than refuse — the
+                // records are what tells this run what is already applied.
+                println!(
+                    "Catching up with the history unitsync recorded on {} since this checkout ({} → {}).",
+                    self.base,
+                    &head.to_string()[..7],
+                    &remote.to_string()[..7]
+                );
+                self.git.reset_hard(remote).map_err(git_error)
+            }
+            Some(remote) if remote != head => Err(CommandError::external(format!(
+                "origin/{} is at {}, but this checkout is at {}: the default branch moved since \
+                 this checkout was made; nothing was changed",
+                self.base,
+                &remote.to_string()[..7],
+                &head.to_string()[..7]
+            ))
+            .hinted(
+                "`git pull` (or start the workflow again) and run again, so the latest approval \
+                 and history are applied",
+            )),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -176,6 +296,10 @@ pub struct Approval {
 /// Applies the lock in `repo` (merged on the default branch), records every line's outcome in a
 /// history record, and commits it (with `extra_files`, such as the lock for automatic approval)
 /// to the default branch. Drifted lines are skipped unless `force`.
+///
+/// The whole of it runs under the run lock, and only when the checkout is the remote's default
+/// branch as it is now: a checkout made before another run recorded its history would apply an
+/// older approval.
 pub async fn apply_merged<P: Psa + Sync>(
     repo: &BillingRepo,
     psa: &P,
@@ -184,7 +308,39 @@ pub async fn apply_merged<P: Psa + Sync>(
     force: bool,
     extra_files: Vec<(String, Vec<u8>)>,
 ) -> Result<Outcome, CommandError> {
+    let lock = super::lock::RunLock::take(repo, Some(checkout))?;
+    let result = match checkout.require_up_to_date() {
+        Ok(()) => {
+            let deadline = lock.write_deadline();
+            apply_merged_locked(repo, psa, checkout, approval, force, extra_files, deadline).await
+        }
+        Err(e) => Err(e),
+    };
+    lock.release(Some(checkout));
+    result
+}
+
+async fn apply_merged_locked<P: Psa + Sync>(
+    repo: &BillingRepo,
+    psa: &P,
+    checkout: &Checkout,
+    approval: Approval,
+    force: bool,
+    extra_files: Vec<(String, Vec<u8>)>,
+    deadline: jiff::Timestamp,
+) -> Result<Outcome, CommandError> {
     let started = jiff::Timestamp::now();
+    let leftovers = checkout.leftover_history()?;
+    if !leftovers.is_empty() {
+        println!(
+            "Recording what an interrupted run left uncommitted: {}.",
+            leftovers
+                .iter()
+                .map(|(path, _)| path.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     let super::workflow::Planned {
         plan: planned,
         source_accounts,
@@ -226,15 +382,17 @@ pub async fn apply_merged<P: Psa + Sync>(
     let options = ApplyOptions {
         effective: effective_date(effective_policy(repo), super::apply::today(repo)),
         concurrency: 4,
+        deadline: Some(deadline),
     };
     let mut lines = execute(psa, &plan, &options).await;
     lines.extend(found_applied(&plan));
-    if lines.is_empty() && extra_files.is_empty() {
+    if lines.is_empty() && extra_files.is_empty() && leftovers.is_empty() {
         println!("\nNothing to apply.");
         return super::plan::outcome(&plan, false);
     }
 
-    let mut files = extra_files;
+    let mut files = leftovers;
+    files.extend(extra_files);
     if let Some((path, bytes)) =
         super::workflow::record_source_accounts(repo, &plan, source_accounts)?
     {
@@ -272,10 +430,20 @@ pub async fn apply_merged<P: Psa + Sync>(
             bytes,
         ));
     }
-    let mut message = format!(
-        "unitsync: apply {applied} unit change{}",
-        if applied == 1 { "" } else { "s" }
-    );
+    // Written last, so this run's own version of a file (the journal, the marker) is the one
+    // committed rather than a leftover's.
+    let mut seen = std::collections::BTreeSet::new();
+    files.reverse();
+    files.retain(|(path, _)| seen.insert(path.clone()));
+    files.reverse();
+    let mut message = if applied == 0 && lines.is_empty() {
+        "unitsync: record the history an interrupted run left uncommitted".to_string()
+    } else {
+        format!(
+            "unitsync: apply {applied} unit change{}",
+            if applied == 1 { "" } else { "s" }
+        )
+    };
     if let Some(number) = approval.pull_request {
         message.push_str(&format!(" from #{number}"));
     }

@@ -11,6 +11,7 @@ mod error;
 mod gitops;
 mod history;
 mod init;
+mod lock;
 mod plan;
 mod propose;
 mod sandbox;

@@ -38,6 +38,39 @@ pub struct Settings {
     /// Where pull requests are opened.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub github: Option<GitHubSettings>,
+    /// The lock that keeps two applies from writing the PSA at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_lock: Option<RunLockSettings>,
+}
+
+impl Settings {
+    /// How long an apply's lock lasts before another run may take it over.
+    pub fn run_lock_expiry(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(
+            self.run_lock
+                .as_ref()
+                .map_or(RunLockSettings::DEFAULT_EXPIRY_SECONDS, |l| {
+                    l.expires_after_seconds
+                }),
+        )
+    }
+}
+
+/// An apply holds a lock (on this machine, and on the git remote when there is one) from before
+/// it reads the PSA until its history is recorded. A run that is killed cannot release the lock
+/// on the remote, so that lock expires; the holder starts no PSA write in the last quarter of it
+/// (at most the last two minutes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunLockSettings {
+    /// Seconds after which a run's lock may be taken over (default 3600). Longer than the
+    /// longest apply you expect; lines not started in time are left for the next run.
+    #[schemars(range(min = 10))]
+    pub expires_after_seconds: u64,
+}
+
+impl RunLockSettings {
+    pub const DEFAULT_EXPIRY_SECONDS: u64 = 3600;
 }
 
 /// The one PSA this billing repo syncs to. Exactly one key: `connectwise` or `autotask`.

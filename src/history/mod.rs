@@ -104,31 +104,43 @@ impl HistoryRecord {
             source,
         })?;
         let base = self.run.replace(':', "");
-        let text = self.to_yaml();
-        for n in 1.. {
-            let name = if n == 1 {
-                format!("{base}.yaml")
-            } else {
-                format!("{base}-{n}.yaml")
-            };
-            let relative = dir.join(name);
-            let path = root.join(&relative);
-            match std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path)
-            {
-                Ok(mut file) => {
-                    use std::io::Write;
-                    file.write_all(text.as_bytes())
-                        .map_err(|source| HistoryError::Write { path, source })?;
-                    return Ok(relative);
+        // A record appears whole or not at all: a run killed while writing must not leave half
+        // a record for the next run to trip over (or to commit). So the text goes to a temporary
+        // file first, reaches the disk, and is then linked under its name — a link, unlike a
+        // rename, fails rather than replace a record that is already there.
+        let temp = root
+            .join(&dir)
+            .join(format!(".{base}.{}.tmp", std::process::id()));
+        let write_temp = || -> std::io::Result<()> {
+            use std::io::Write;
+            let mut file = std::fs::File::create(&temp)?;
+            file.write_all(self.to_yaml().as_bytes())?;
+            file.sync_all()
+        };
+        write_temp().map_err(|source| HistoryError::Write {
+            path: temp.clone(),
+            source,
+        })?;
+        let result = (1..)
+            .map(|n| {
+                let name = if n == 1 {
+                    format!("{base}.yaml")
+                } else {
+                    format!("{base}-{n}.yaml")
+                };
+                dir.join(name)
+            })
+            .find_map(|relative| {
+                let path = root.join(&relative);
+                match std::fs::hard_link(&temp, &path) {
+                    Ok(()) => Some(Ok(relative)),
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => None,
+                    Err(source) => Some(Err(HistoryError::Write { path, source })),
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                Err(source) => return Err(HistoryError::Write { path, source }),
-            }
-        }
-        unreachable!("an unbounded range always yields a free name")
+            })
+            .expect("an unbounded range always yields a free name");
+        let _ = std::fs::remove_file(&temp);
+        result
     }
 
     pub fn to_yaml(&self) -> String {

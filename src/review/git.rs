@@ -87,8 +87,8 @@ impl GitRepo {
         Ok(self.repo.head()?.peel_to_commit()?.id())
     }
 
-    /// The remote's default branch (`refs/remotes/origin/HEAD`, which `git clone` sets), else the
-    /// branch HEAD is on.
+    /// The remote's default branch (`refs/remotes/origin/HEAD`, which `git clone` sets), else a
+    /// local `main` or `master`, else the branch HEAD is on.
     pub fn default_branch(&self) -> Result<String, GitError> {
         if let Ok(reference) = self
             .repo
@@ -97,6 +97,13 @@ impl GitRepo {
             && let Some(name) = target.strip_prefix(&format!("refs/remotes/{REMOTE}/"))
         {
             return Ok(name.to_string());
+        }
+        // No remote to ask (a repository made with `git init`): the conventional names first,
+        // so that being on a feature branch does not make it the default.
+        for name in ["main", "master"] {
+            if self.repo.find_branch(name, git2::BranchType::Local).is_ok() {
+                return Ok(name.to_string());
+            }
         }
         self.head_branch().ok_or_else(|| {
             GitError::State(
@@ -107,12 +114,16 @@ impl GitRepo {
         })
     }
 
-    /// Whether tracked files have uncommitted changes (untracked files do not count).
-    pub fn has_uncommitted_changes(&self) -> Result<bool, GitError> {
+    /// Whether tracked files outside the folder `except` (repo-relative, `/`-separated; `""`
+    /// for none) have uncommitted changes. Untracked files do not count.
+    pub fn has_uncommitted_changes_outside(&self, except: &str) -> Result<bool, GitError> {
         let mut options = git2::StatusOptions::new();
         options.include_untracked(false).include_ignored(false);
         let statuses = self.repo.statuses(Some(&mut options))?;
-        Ok(!statuses.is_empty())
+        let prefix = format!("{}/", except.trim_end_matches('/'));
+        Ok(statuses
+            .iter()
+            .any(|s| except.is_empty() || !s.path().is_ok_and(|path| path.starts_with(&prefix))))
     }
 
     /// Paths under `dir` (repo-relative, `/`-separated) with staged, unstaged or untracked
@@ -235,6 +246,52 @@ impl GitRepo {
         .map(|_| ())
     }
 
+    /// Whether the repository has the remote unitsync pushes to.
+    pub fn has_remote(&self) -> bool {
+        self.repo.find_remote(REMOTE).is_ok()
+    }
+
+    /// The repository's git directory shared by all its worktrees (`.git`).
+    pub fn common_dir(&self) -> &Path {
+        self.repo.commondir()
+    }
+
+    /// Fetches the remote's `reference` (a full name, `refs/…`) and returns the commit it points
+    /// at, or `None` when the remote has no such reference. The commit is kept locally under
+    /// `refs/unitsync/fetched/…` so it can be read.
+    pub fn fetch_ref(&self, reference: &str) -> Result<Option<Oid>, GitError> {
+        let local = format!(
+            "refs/unitsync/fetched/{}",
+            reference.trim_start_matches("refs/")
+        );
+        let args = [
+            "fetch",
+            "--quiet",
+            "--no-tags",
+            REMOTE,
+            &format!("+{reference}:{local}"),
+        ];
+        let output = self.run(&args)?;
+        if !output.status.success() {
+            let message = String::from_utf8_lossy(&output.stderr).trim().to_string();
+            if message.contains("couldn't find remote ref") {
+                return Ok(None);
+            }
+            return Err(GitError::Command {
+                command: args.join(" "),
+                message,
+            });
+        }
+        Ok(Some(
+            self.repo.find_reference(&local)?.peel_to_commit()?.id(),
+        ))
+    }
+
+    /// The full message of `commit`.
+    pub fn commit_message(&self, commit: Oid) -> Result<String, GitError> {
+        Ok(String::from_utf8_lossy(self.repo.find_commit(commit)?.message_bytes()).into_owned())
+    }
+
     /// The commit `origin/<branch>` points at (after a [`fetch`](Self::fetch)).
     pub fn remote_branch(&self, branch: &str) -> Option<Oid> {
         self.repo
@@ -340,6 +397,26 @@ impl GitRepo {
         Ok(foreign)
     }
 
+    /// Whether `ancestor` is `descendant` or one of its ancestors.
+    pub fn is_ancestor(&self, ancestor: Oid, descendant: Oid) -> Result<bool, GitError> {
+        Ok(ancestor == descendant || self.repo.graph_descendant_of(descendant, ancestor)?)
+    }
+
+    /// The paths (repo-relative, `/`-separated) whose contents differ between two commits.
+    pub fn changed_paths(&self, a: Oid, b: Oid) -> Result<Vec<String>, GitError> {
+        let a = self.repo.find_commit(a)?.tree()?;
+        let b = self.repo.find_commit(b)?.tree()?;
+        let diff = self.repo.diff_tree_to_tree(Some(&a), Some(&b), None)?;
+        Ok(diff
+            .deltas()
+            .flat_map(|d| [d.old_file().path(), d.new_file().path()])
+            .flatten()
+            .map(|p| p.to_string_lossy().replace('\\', "/"))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect())
+    }
+
     /// Pushes `commit` to `refs/heads/<branch>` on the remote. With `lease`, the push replaces
     /// the branch only if it still points at that commit (`None` inside: only if it does not
     /// exist) — a force-push that cannot overwrite work it has not seen. Without `lease`, only
@@ -350,10 +427,26 @@ impl GitRepo {
         branch: &str,
         lease: Option<Option<Oid>>,
     ) -> Result<Push, GitError> {
-        let refspec = format!("{commit}:refs/heads/{branch}");
+        self.push_ref(Some(commit), &format!("refs/heads/{branch}"), lease)
+    }
+
+    /// Points the remote's `reference` (a full name, `refs/…`) at `commit`, or deletes it when
+    /// `commit` is `None`, under the same `lease` rule as [`push`](Self::push). The remote checks
+    /// the lease and updates the reference in one step, so of two pushes expecting the same old
+    /// value only one succeeds.
+    pub fn push_ref(
+        &self,
+        commit: Option<Oid>,
+        reference: &str,
+        lease: Option<Option<Oid>>,
+    ) -> Result<Push, GitError> {
+        let refspec = format!(
+            "{}:{reference}",
+            commit.map(|c| c.to_string()).unwrap_or_default()
+        );
         let lease_arg = lease.map(|expected| {
             format!(
-                "--force-with-lease=refs/heads/{branch}:{}",
+                "--force-with-lease={reference}:{}",
                 expected.map(|o| o.to_string()).unwrap_or_default()
             )
         });
@@ -377,6 +470,8 @@ impl GitRepo {
             "non-fast-forward",
             "fetch first",
             "stale info",
+            // Lost a race the remote settled while updating the reference.
+            "cannot lock ref",
         ]
         .iter()
         .any(|needle| text.contains(needle));

@@ -8,6 +8,7 @@
 
 pub mod git;
 pub mod github;
+pub mod lease;
 
 use std::collections::BTreeMap;
 

@@ -133,6 +133,11 @@ impl Env {
     /// Runs `unitsync -C REPO ARGS…` in the temp dir, with a clean environment; `stdin` is piped
     /// (empty when `Some("")`), or closed when `None`.
     pub(crate) fn run_with_stdin(&self, args: &[&str], stdin: Option<&str>) -> Run {
+        run(self.command(args, stdin.is_some()), stdin)
+    }
+
+    /// The command [`run_with_stdin`](Self::run_with_stdin) runs, to start it in the background.
+    fn command(&self, args: &[&str], stdin: bool) -> Command {
         let mut cmd = Command::new(binary());
         cmd.env_clear()
             .env("NO_COLOR", "1")
@@ -141,11 +146,7 @@ impl Env {
             .arg("-C")
             .arg(&self.repo)
             .args(args)
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
+            .stdin(if stdin { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         // The demo makes its throwaway repo under TMPDIR: keep it inside this test's folder.
@@ -155,7 +156,7 @@ impl Env {
                 cmd.env(name, value);
             }
         }
-        run(cmd, stdin)
+        cmd
     }
 
     /// The additions' quantities by id, for the three mapped lines.
@@ -1643,4 +1644,97 @@ fn an_empty_vendor_source_holds_everything_and_changes_nothing() {
     assert_eq!(env.quantities(), [(5001, 3.0), (5003, 2.0), (5005, 120.25)]);
     // An outage never becomes the baseline the next run is compared against.
     assert!(!env.repo.join("history/last-source-accounts").exists());
+}
+
+// ---------------------------------------------------------------------------------------------
+// The run lock and the default branch
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_second_apply_on_the_same_machine_is_refused_while_the_first_runs() {
+    let env = Env::new();
+    env.sandbox
+        .set_faults(Faults::none().with_latency(std::time::Duration::from_millis(300)));
+    let first = env.command(&["apply", "--yes"], false).spawn().unwrap();
+    // The lock is taken before the PSA is read: once a request arrives, it is held.
+    let start = std::time::Instant::now();
+    while env.sandbox.requests().is_empty() {
+        assert!(start.elapsed() < std::time::Duration::from_secs(10));
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let second = env.run(&["apply", "--yes"]);
+    let first = first.wait_with_output().unwrap();
+    assert_eq!(second.code, Some(1), "{second:?}");
+    assert!(
+        second
+            .stderr
+            .starts_with("error: another unitsync apply is running on this machine (tester@"),
+        "{}",
+        second.stderr
+    );
+    assert!(
+        second
+            .stderr
+            .contains("; nothing was changed\nhint: wait for that run to finish; a run that was killed released this lock when it ended\n"),
+        "{}",
+        second.stderr
+    );
+    assert_eq!(second.stdout, "", "the second run read nothing");
+    assert!(first.status.success(), "{first:?}");
+    assert_eq!(
+        env.writes().len(),
+        2,
+        "Bob's and DigitalTorch's lines, written once, by the first run"
+    );
+    // The first run is over: the lock is free again.
+    env.sandbox.set_faults(Faults::none());
+    let third = env.run(&["apply", "--yes"]);
+    assert_eq!(third.code, Some(0), "{third:?}");
+    assert!(
+        third.stdout.contains("Nothing to apply."),
+        "{}",
+        third.stdout
+    );
+}
+
+#[test]
+fn apply_in_a_git_checkout_runs_only_from_the_default_branch() {
+    let env = Env::new();
+    let git = |args: &[&str]| {
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(&env.repo)
+            .args(args)
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    };
+    git(&["init", "--quiet", "-b", "main"]);
+    git(&["add", "."]);
+    git(&["commit", "--quiet", "-m", "billing repo"]);
+    git(&["switch", "--quiet", "-c", "raise-bob"]);
+
+    let refused = env.run(&["apply", "--yes"]);
+    assert_eq!(refused.code, Some(1), "{refused:?}");
+    assert_eq!(
+        refused.stderr,
+        "error: HEAD is branch raise-bob, not the default branch main; apply runs only from the default branch\n\
+         hint: `git switch main` and run again; `unitsync plan` shows what a branch would change\n"
+    );
+    assert!(env.writes().is_empty());
+    assert!(
+        env.sandbox.requests().is_empty(),
+        "refused before reading the PSA"
+    );
+
+    git(&["switch", "--quiet", "main"]);
+    let applied = env.run(&["apply", "--yes"]);
+    assert_eq!(applied.code, Some(0), "{applied:?}");
+    assert_eq!(env.writes().len(), 2);
 }

@@ -437,27 +437,19 @@ impl World {
     }
 
     fn unitsync_with_token(&self, args: &[&str], token: Option<&str>) -> Output {
-        let login = self.sandbox.login();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_unitsync"));
-        command.env_remove("GITHUB_TOKEN");
-        if let Some(token) = token {
-            command.env("GITHUB_TOKEN", token);
-        }
-        let out = command
-            .arg("-C")
-            .arg(&self.work)
-            .args(args)
-            .env_remove("GITHUB_REPOSITORY")
-            .env_remove("RUST_LOG")
-            .env("GITHUB_API_URL", &self.github.url)
-            .env("UNITSYNC_CW_PUBLIC_KEY", &login.public_key)
-            .env("UNITSYNC_CW_PRIVATE_KEY", &login.private_key)
-            .env("UNITSYNC_CW_CLIENT_ID", login.client_id.unwrap_or_default())
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("NO_COLOR", "1")
-            .output()
-            .unwrap();
+        self.unitsync_with_env(args, token, &[])
+    }
+
+    /// Runs unitsync with `env` set on top of the usual environment.
+    fn unitsync_with_env(
+        &self,
+        args: &[&str],
+        token: Option<&str>,
+        env: &[(&str, String)],
+    ) -> Output {
+        let mut command = self.command(&self.work, args, token);
+        command.envs(env.iter().map(|(k, v)| (k, v)));
+        let out = command.output().unwrap();
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),
@@ -468,6 +460,30 @@ impl World {
             assert!(!text.contains(token), "the token leaked: {text}");
         }
         out
+    }
+
+    /// The unitsync command run in the checkout `dir`, pointed at this world's PSA and GitHub.
+    fn command(&self, dir: &Path, args: &[&str], token: Option<&str>) -> Command {
+        let login = self.sandbox.login();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_unitsync"));
+        command.env_remove("GITHUB_TOKEN");
+        if let Some(token) = token {
+            command.env("GITHUB_TOKEN", token);
+        }
+        command
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .env_remove("GITHUB_REPOSITORY")
+            .env_remove("RUST_LOG")
+            .env("GITHUB_API_URL", &self.github.url)
+            .env("UNITSYNC_CW_PUBLIC_KEY", &login.public_key)
+            .env("UNITSYNC_CW_PRIVATE_KEY", &login.private_key)
+            .env("UNITSYNC_CW_CLIENT_ID", login.client_id.unwrap_or_default())
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("NO_COLOR", "1");
+        command
     }
 
     /// Runs unitsync and expects success; returns stdout.
@@ -892,11 +908,63 @@ fn the_history_push_is_retried_when_the_default_branch_moved() {
     let world = World::new("manual");
     world.ok(&["propose"]);
     let merged = world.merge(1);
-    // Someone pushes to main after the checkout was made: the first push is not a fast-forward.
-    world.commit_main(&[("README.md", "# billing\n")], "readme", false);
-    let readme = world.remote_sha("main");
+    // Someone pushes to main while the apply runs — after it checked that its checkout is
+    // current, before it records history — so its first push is not a fast-forward. A `git`
+    // wrapper on PATH pushes the reviewer's commit just before unitsync's first push to main.
+    git_in(&world.reviewer, &["checkout", "--quiet", "main"]);
+    git_in(
+        &world.reviewer,
+        &["pull", "--quiet", "--ff-only", "origin", "main"],
+    );
+    std::fs::write(world.reviewer.join("README.md"), "# billing\n").unwrap();
+    git_in(&world.reviewer, &["add", "."]);
+    git_in(&world.reviewer, &["commit", "--quiet", "-m", "readme"]);
+    let readme = git_in(&world.reviewer, &["rev-parse", "HEAD"]);
+    let bin = world.dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let real_git = Command::new("sh")
+        .args(["-c", "command -v git"])
+        .output()
+        .unwrap();
+    let real_git = String::from_utf8(real_git.stdout)
+        .unwrap()
+        .trim()
+        .to_string();
+    let wrapper = bin.join("git");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\n\
+             case \" $* \" in *\" push \"*refs/heads/main*)\n\
+               if mkdir '{marker}' 2>/dev/null; then\n\
+                 '{real_git}' -C '{reviewer}' push --quiet origin main || exit 97\n\
+               fi ;;\n\
+             esac\n\
+             exec '{real_git}' \"$@\"\n",
+            marker = world.dir.path().join("moved").display(),
+            reviewer = world.reviewer.display(),
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
 
-    let out = world.ok(&["apply", "--gitops"]);
+    let out = world.unitsync_with_env(&["apply", "--gitops"], Some(TOKEN), &[("PATH", path)]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.contains("attempt 1"), "{out}");
     assert!(out.contains("after 2 attempts"), "{out}");
     let main = world.remote_sha("main");
@@ -1095,4 +1163,376 @@ fn github_credentials_are_required_and_never_printed() {
         "nothing pushed"
     );
     assert_eq!(world.patches(), 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The run lock: two applies never write the PSA at once
+// ---------------------------------------------------------------------------------------------
+
+const LEASE: &str = "refs/unitsync/apply-lock";
+
+impl World {
+    /// Whether the remote holds the apply lock.
+    fn lease_held(&self) -> bool {
+        Command::new("git")
+            .args(["--git-dir", self.remote.to_str().unwrap()])
+            .args(["show-ref", "--verify", "--quiet", LEASE])
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .status()
+            .unwrap()
+            .success()
+    }
+
+    /// A second clone of the billing repo: another machine.
+    fn second_checkout(&self) -> PathBuf {
+        git_in(
+            self.dir.path(),
+            &["clone", "--quiet", "billing.git", "work2"],
+        );
+        self.dir.path().join("work2")
+    }
+
+    /// Polls `condition` every 10 ms for up to 10 s.
+    fn wait_for(&self, what: &str, condition: impl Fn() -> bool) {
+        let start = std::time::Instant::now();
+        while !condition() {
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(10),
+                "timed out waiting for {what}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+}
+
+fn text(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn two_applies_at_once_from_two_machines_never_both_write() {
+    let world = World::new("manual");
+    world.ok(&["propose"]);
+    world.merge(1);
+    let other = world.second_checkout();
+    world.sandbox.clear_requests();
+    // Slow enough that the first run is still applying when the second starts.
+    world
+        .sandbox
+        .set_faults(Faults::none().with_latency(std::time::Duration::from_millis(300)));
+
+    let first = world
+        .command(&world.work, &["apply", "--gitops"], Some(TOKEN))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    world.wait_for("the first run's lock", || world.lease_held());
+    let second = world
+        .command(&other, &["apply", "--gitops"], Some(TOKEN))
+        .output()
+        .unwrap();
+    let first = first.wait_with_output().unwrap();
+
+    let (out, err) = text(&second);
+    assert_eq!(second.status.code(), Some(1), "{out}{err}");
+    assert!(
+        err.starts_with("error: another unitsync apply holds the apply lock on origin ("),
+        "{err}"
+    );
+    assert!(err.contains("; nothing was changed\n"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "hint: if that run is no longer running (killed or cancelled), release the lock with `git push origin --delete {LEASE}`"
+        )),
+        "{err}"
+    );
+    assert!(!out.contains("applied"), "{out}");
+    let (out, err) = text(&first);
+    assert!(first.status.success(), "{out}{err}");
+    assert_eq!(
+        world.patches(),
+        2,
+        "Bob's and DigitalTorch's lines, once each"
+    );
+    assert_eq!(world.remote_history().len(), 1);
+    assert!(!world.lease_held(), "the lock is released after the run");
+
+    // The other machine's checkout is now behind by the first run's history commit: it catches
+    // up with it (nothing approved changed) and finds nothing left to do.
+    world.sandbox.set_faults(Faults::none());
+    let again = world
+        .command(&other, &["apply", "--gitops"], Some(TOKEN))
+        .output()
+        .unwrap();
+    let (out, err) = text(&again);
+    assert!(again.status.success(), "{out}{err}");
+    assert!(
+        out.contains(
+            "\nCatching up with the history unitsync recorded on main since this checkout ("
+        ),
+        "{out}"
+    );
+    assert!(out.contains("Nothing to apply."), "{out}");
+    assert_eq!(world.patches(), 2);
+    assert_eq!(world.remote_history().len(), 1);
+
+    // But a checkout behind a merged pull request (a person's commit) is refused: it would
+    // apply an older approval.
+    world.commit_main(&[("README.md", "# billing\n")], "readme", false);
+    let stale = world
+        .command(&other, &["apply", "--gitops"], Some(TOKEN))
+        .output()
+        .unwrap();
+    let (out, err) = text(&stale);
+    assert_eq!(stale.status.code(), Some(1), "{out}{err}");
+    assert!(
+        err.contains("the default branch moved since this checkout was made; nothing was changed"),
+        "{err}"
+    );
+    assert!(!world.lease_held(), "a refused run releases the lock too");
+}
+
+#[test]
+fn two_applies_started_together_write_each_line_once() {
+    let world = World::new("manual");
+    world.ok(&["propose"]);
+    world.merge(1);
+    let other = world.second_checkout();
+    world.sandbox.clear_requests();
+    let runs: Vec<_> = [&world.work, &other]
+        .into_iter()
+        .map(|dir| {
+            world
+                .command(dir, &["apply", "--gitops"], Some(TOKEN))
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outs: Vec<Output> = runs
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    let succeeded = outs.iter().filter(|o| o.status.success()).count();
+    assert_eq!(
+        succeeded,
+        1,
+        "exactly one applies: {:?}",
+        outs.iter().map(text).collect::<Vec<_>>()
+    );
+    let refused = outs.iter().find(|o| !o.status.success()).unwrap();
+    let (_, err) = text(refused);
+    assert!(
+        err.contains("another unitsync apply holds the apply lock on origin")
+            || err.contains("the default branch moved since this checkout was made"),
+        "{err}"
+    );
+    assert_eq!(world.patches(), 2);
+    assert_eq!(world.remote_history().len(), 1);
+    assert!(!world.lease_held());
+}
+
+#[test]
+fn a_killed_apply_blocks_the_next_until_its_lock_is_released_and_the_rerun_completes_it() {
+    let world = World::new("manual");
+    world.ok(&["propose"]);
+    world.merge(1);
+    world.sandbox.clear_requests();
+    world
+        .sandbox
+        .set_faults(Faults::none().with_latency(std::time::Duration::from_millis(200)));
+    let mut killed = world
+        .command(&world.work, &["apply", "--gitops"], Some(TOKEN))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    world.wait_for("a PATCH", || world.patches() >= 1);
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    let pid = killed.id();
+    world.sandbox.set_faults(Faults::none());
+    assert!(world.lease_held(), "a killed run cannot release its lock");
+
+    let blocked = world.unitsync(&["apply", "--gitops"]);
+    let (out, err) = text(&blocked);
+    assert_eq!(blocked.status.code(), Some(1), "{out}{err}");
+    assert!(
+        err.contains(&format!(" pid {pid}, since ")),
+        "names the holder: {err}"
+    );
+    let patches_before = world.patches();
+
+    // The hint's command releases it; the rerun writes only what the killed run did not, and
+    // records every line once.
+    git_in(
+        &world.work,
+        &["push", "--quiet", "origin", "--delete", LEASE],
+    );
+    let out = world.ok(&["apply", "--gitops"]);
+    assert_eq!(
+        world.patches(),
+        2,
+        "each line written once over both runs: {out}"
+    );
+    assert!(patches_before >= 1);
+    assert_eq!(world.quantity(5001), 4.0);
+    assert_eq!(world.quantity(5005), 135.5);
+    let history = world.remote_history();
+    assert_eq!(history.len(), 1, "{out}");
+    let mut lines: Vec<(&str, LineOutcome)> = history[0]
+        .lines
+        .iter()
+        .map(|l| (l.mapping.as_str(), l.outcome))
+        .collect();
+    lines.sort_by_key(|(mapping, _)| *mapping);
+    // Fox's line was already at its approved 2: recorded once as the starting point, as on
+    // any first apply.
+    assert_eq!(
+        lines,
+        [
+            (FOX, LineOutcome::Applied),
+            (BOB, LineOutcome::Applied),
+            (TORCH, LineOutcome::Applied)
+        ]
+    );
+    assert!(!world.lease_held());
+}
+
+#[test]
+fn an_expired_lock_is_taken_over_and_a_foreign_reference_is_refused() {
+    let world = World::new("manual");
+    world.ok(&["propose"]);
+    world.merge(1);
+    // A lock left by a run that died long ago.
+    let expired = git_in(
+        &world.work,
+        &[
+            "commit-tree",
+            "HEAD^{tree}",
+            "-p",
+            "HEAD",
+            "-m",
+            "unitsync apply lock\n\nHolder: ci@old-runner pid 41\nAcquired: 2026-01-01T00:00:00Z\nExpires: 2026-01-01T01:00:00Z\n",
+        ],
+    );
+    git_in(
+        &world.work,
+        &["push", "--quiet", "origin", &format!("{expired}:{LEASE}")],
+    );
+    let out = world.ok(&["apply", "--gitops"]);
+    assert!(
+        out.contains(
+            "\nTook over the apply lock left by ci@old-runner pid 41, since 2026-01-01T00:00:00Z, which expired at 2026-01-01T01:00:00Z.\n"
+        ),
+        "{out}"
+    );
+    assert_eq!(world.patches(), 2);
+    assert!(!world.lease_held());
+
+    // Something else at that name is not ours to take over.
+    let foreign = git_in(
+        &world.work,
+        &[
+            "commit-tree",
+            "HEAD^{tree}",
+            "-p",
+            "HEAD",
+            "-m",
+            "not a lock",
+        ],
+    );
+    git_in(
+        &world.work,
+        &["push", "--quiet", "origin", &format!("{foreign}:{LEASE}")],
+    );
+    let refused = world.unitsync(&["apply", "--gitops"]);
+    let (out, err) = text(&refused);
+    assert_eq!(refused.status.code(), Some(1), "{out}{err}");
+    assert!(
+        err.starts_with(&format!(
+            "error: origin has {LEASE} (commit {foreign}), but it is not a unitsync apply lock; nothing was changed\n"
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_run_whose_lock_is_about_to_expire_starts_no_write() {
+    let world = World::new("manual");
+    let login = world.sandbox.login();
+    let settings = unitsync::config::ConnectWiseSettings {
+        site: world.sandbox.base_url(),
+        company: "computech".into(),
+        api_version: None,
+        update: unitsync::config::UpdatePolicy::InPlace,
+        effective: Default::default(),
+        concurrency: None,
+    };
+    let client = unitsync::psa::ConnectWiseClient::new(
+        &settings,
+        unitsync::psa::Credentials::new(
+            login.public_key.clone(),
+            login.private_key.clone(),
+            login.client_id.clone().unwrap_or_default(),
+        ),
+    )
+    .unwrap();
+    let q = |s: &str| s.parse::<unitsync::quantity::Quantity>().unwrap();
+    let plan = unitsync::plan::Plan {
+        desired: unitsync::plan::DesiredFrom::Lock,
+        lines: vec![unitsync::plan::PlanLine {
+            mapping: BOB.into(),
+            account: "Bob's Dentistry".into(),
+            license_type: "ShadowProtect Desktop".into(),
+            target: unitsync::plan::ResolvedTarget {
+                contract_id: Some(1001),
+                line_id: Some(5001),
+                ..Default::default()
+            },
+            vendor: Some(q("4")),
+            approved: Some(q("4")),
+            psa: Some(q("3")),
+            last_applied: None,
+            update: unitsync::config::UpdatePolicy::InPlace,
+            action: unitsync::plan::Action::Update {
+                from: q("3"),
+                to: q("4"),
+            },
+        }],
+        unmapped: vec![],
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let options = |deadline| unitsync::apply::ApplyOptions {
+        effective: jiff::civil::date(2026, 12, 1),
+        concurrency: 4,
+        deadline: Some(deadline),
+    };
+    world.sandbox.clear_requests();
+    let past = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(1);
+    let lines = runtime.block_on(unitsync::apply::execute(&client, &plan, &options(past)));
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0].outcome, LineOutcome::Failed);
+    assert_eq!(
+        lines[0].reason.as_deref(),
+        Some(
+            format!("not attempted: this run's lock was about to expire ({past}); run apply again")
+                .as_str()
+        )
+    );
+    assert!(world.sandbox.requests().is_empty(), "not a single request");
+    assert_eq!(world.quantity(5001), 3.0);
+
+    let future = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(60);
+    let lines = runtime.block_on(unitsync::apply::execute(&client, &plan, &options(future)));
+    assert_eq!(lines[0].outcome, LineOutcome::Applied);
+    assert_eq!(world.quantity(5001), 4.0);
 }
