@@ -155,6 +155,9 @@ async fn apply_locked<P: Psa + Sync>(
             .hinted("run `unitsync plan` again to see the PSA as it is now, and apply a new plan"));
         }
         println!("\nNothing to apply.");
+        if let Some(held) = crate::notify::Event::held(psa_name(repo), &plan, None) {
+            crate::notify::send_and_print(repo.settings.notifications.as_ref(), &[held]).await;
+        }
         super::workflow::record_source_accounts(repo, &plan, source_accounts)?;
         return super::plan::outcome(&plan, false);
     }

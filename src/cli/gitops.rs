@@ -388,6 +388,10 @@ async fn apply_merged_locked<P: Psa + Sync>(
     lines.extend(found_applied(&plan));
     if lines.is_empty() && extra_files.is_empty() && leftovers.is_empty() {
         println!("\nNothing to apply.");
+        let psa_name = repo.settings.psa.kind().to_string();
+        if let Some(held) = crate::notify::Event::held(&psa_name, &plan, approval.pull_request) {
+            crate::notify::send_and_print(repo.settings.notifications.as_ref(), &[held]).await;
+        }
         return super::plan::outcome(&plan, false);
     }
 

@@ -113,6 +113,15 @@ pub async fn propose<P: Psa + Sync, R: Review + Sync>(
                 "Nothing to propose: units.lock.yaml on {base} already holds these counts."
             ),
         }
+        // Everything held (an emptied source, say) proposes nothing: say so to people anyway.
+        let held = crate::notify::Event::held(
+            &repo.settings.psa.kind().to_string(),
+            &plan,
+            open.as_ref().map(|pr| pr.number),
+        );
+        if let Some(held) = held {
+            crate::notify::send_and_print(repo.settings.notifications.as_ref(), &[held]).await;
+        }
         return Ok(Outcome::Done);
     }
 
@@ -200,15 +209,24 @@ pub async fn propose<P: Psa + Sync, R: Review + Sync>(
         }
     };
 
+    let psa_name = repo.settings.psa.kind().to_string();
+    let mut events = Vec::new();
     if pull_changed {
-        let event = crate::notify::Event::proposed(
-            &repo.settings.psa.kind().to_string(),
+        events.extend(crate::notify::Event::proposed(
+            &psa_name,
             &plan,
             &proposed,
             Some(pull.number),
             pull.html_url.clone(),
-        );
-        crate::notify::send_and_print(repo.settings.notifications.as_ref(), event.as_slice()).await;
+        ));
+    }
+    events.extend(crate::notify::Event::held(
+        &psa_name,
+        &plan,
+        Some(pull.number),
+    ));
+    if !events.is_empty() {
+        crate::notify::send_and_print(repo.settings.notifications.as_ref(), &events).await;
     }
     crate::ci_env::set_output("pr-number", &pull.number.to_string())
         .map_err(|e| CommandError::user(e.to_string()))?;

@@ -41,6 +41,10 @@ pub fn body(event: &Event) -> String {
             "{n} line{s} in {} were changed by hand since unitsync last wrote them; unitsync left them alone.",
             event.psa
         ),
+        EventKind::Held => format!(
+            "A guardrail held back {n} unit change{s} for {}; each line says why and how to release it.",
+            event.psa
+        ),
     };
     out.push_str(&intro);
     out.push('\n');

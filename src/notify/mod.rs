@@ -30,6 +30,8 @@ pub enum EventKind {
     Failed,
     /// The PSA was changed by hand since unitsync last wrote these lines; they were left alone.
     Drift,
+    /// A guardrail held these changes back for a person to confirm.
+    Held,
 }
 
 impl EventKind {
@@ -39,6 +41,7 @@ impl EventKind {
             EventKind::Applied => "applied",
             EventKind::Failed => "failed",
             EventKind::Drift => "drifted",
+            EventKind::Held => "held",
         }
     }
 }
@@ -94,6 +97,7 @@ impl Event {
             EventKind::Applied => format!("unitsync: {what} to {}", self.psa),
             EventKind::Failed => format!("unitsync: {what} on {}", self.psa),
             EventKind::Drift => format!("unitsync: {what} in {}", self.psa),
+            EventKind::Held => format!("unitsync: {what} back for {}", self.psa),
         }
     }
 
@@ -136,8 +140,41 @@ impl Event {
         })
     }
 
-    /// The events of an apply: one `Applied`, one `Failed` (failed and stale lines) and one
-    /// `Drift` (drifted lines of `plan` that were left alone), each only when it has lines.
+    /// A `Held` event for the changes of `plan` a guardrail held back, each with its reason and
+    /// how to release it; `None` when nothing was held. Sent on every run that holds something,
+    /// even when nothing else happened: an emptied source holds every change, and that run
+    /// changes no pull request — this is how anyone hears about it.
+    pub fn held(psa: &str, plan: &Plan, pull_request: Option<u64>) -> Option<Event> {
+        let changes: Vec<Change> = plan
+            .lines
+            .iter()
+            .filter_map(|line| match &line.action {
+                Action::Hold { from, to, reason } => Some(Change {
+                    mapping: line.mapping.clone(),
+                    account: line.account.clone(),
+                    license_type: line.license_type.clone(),
+                    company: line.target.company.clone(),
+                    product: line.target.product.clone(),
+                    from: Some(*from),
+                    to: *to,
+                    reason: Some(reason.to_string()),
+                }),
+                _ => None,
+            })
+            .collect();
+        (!changes.is_empty()).then(|| Event {
+            kind: EventKind::Held,
+            psa: psa.to_string(),
+            pull_request,
+            url: None,
+            summary: Some(plan.summary().to_string()),
+            changes,
+        })
+    }
+
+    /// The events of an apply: one `Applied`, one `Failed` (failed and stale lines), one
+    /// `Drift` (drifted lines of `plan` that were left alone) and one `Held` (changes a
+    /// guardrail held back), each only when it has lines.
     pub fn applied(
         psa: &str,
         lines: &[HistoryLine],
@@ -198,6 +235,7 @@ impl Event {
             summary: None,
             changes,
         })
+        .chain(Event::held(psa, plan, pull_request))
         .collect()
     }
 }

@@ -712,3 +712,33 @@ fn events_per_kind_leave_out_empty_kinds_and_held_back_proposals() {
         "unitsync: 2 changes failed on Autotask PSA"
     );
 }
+
+#[test]
+fn a_run_held_by_an_emptied_source_tells_people_what_it_held_and_why() {
+    let sink = SmtpSink::start(None);
+    let env = env_notifying(sink.port);
+    // The vendor export came back with its header and no rows: an outage, not a zero bill.
+    let usage = env.repo.join("usage.csv");
+    let header = std::fs::read_to_string(&usage)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_string();
+    std::fs::write(&usage, format!("{header}\n")).unwrap();
+    let out = env.run_with_stdin(&["apply", "--yes"], None);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stdout
+            .contains("\nnotified: e-mail to billing@computech.example (held)\n"),
+        "{}",
+        out.stdout
+    );
+    let messages = sink.messages(1);
+    assert_eq!(messages.len(), 1, "{messages:#?}");
+    assert_eq!(
+        messages[0]["headers"]["subject"],
+        "unitsync: 3 changes held back for ConnectWise PSA"
+    );
+    insta::assert_snapshot!(messages[0]["body"].as_str().unwrap());
+}
