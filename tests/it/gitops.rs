@@ -1001,24 +1001,7 @@ fn an_interrupted_apply_is_completed_without_writing_a_line_twice() {
     world.merge(2);
 
     // An apply that died after writing Bob's line, before committing history.
-    let login = world.sandbox.login();
-    let settings = unitsync::config::ConnectWiseSettings {
-        site: world.sandbox.base_url(),
-        company: "computech".into(),
-        api_version: None,
-        update: unitsync::config::UpdatePolicy::InPlace,
-        effective: Default::default(),
-        concurrency: None,
-    };
-    let client = unitsync::psa::ConnectWiseClient::new(
-        &settings,
-        unitsync::psa::Credentials::new(
-            login.public_key.clone(),
-            login.private_key.clone(),
-            login.client_id.clone().unwrap_or_default(),
-        ),
-    )
-    .unwrap();
+    let client = world.client();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -1172,6 +1155,28 @@ fn github_credentials_are_required_and_never_printed() {
 const LEASE: &str = "refs/unitsync/apply-lock";
 
 impl World {
+    /// A ConnectWise client for this world's sandbox: the PSA as another program sees it.
+    fn client(&self) -> unitsync::psa::ConnectWiseClient {
+        let login = self.sandbox.login();
+        let settings = unitsync::config::ConnectWiseSettings {
+            site: self.sandbox.base_url(),
+            company: "computech".into(),
+            api_version: None,
+            update: unitsync::config::UpdatePolicy::InPlace,
+            effective: Default::default(),
+            concurrency: None,
+        };
+        unitsync::psa::ConnectWiseClient::new(
+            &settings,
+            unitsync::psa::Credentials::new(
+                login.public_key.clone(),
+                login.private_key.clone(),
+                login.client_id.clone().unwrap_or_default(),
+            ),
+        )
+        .unwrap()
+    }
+
     /// Whether the remote holds the apply lock.
     fn lease_held(&self) -> bool {
         Command::new("git")
@@ -1465,24 +1470,7 @@ fn an_expired_lock_is_taken_over_and_a_foreign_reference_is_refused() {
 #[test]
 fn a_run_whose_lock_is_about_to_expire_starts_no_write() {
     let world = World::new("manual");
-    let login = world.sandbox.login();
-    let settings = unitsync::config::ConnectWiseSettings {
-        site: world.sandbox.base_url(),
-        company: "computech".into(),
-        api_version: None,
-        update: unitsync::config::UpdatePolicy::InPlace,
-        effective: Default::default(),
-        concurrency: None,
-    };
-    let client = unitsync::psa::ConnectWiseClient::new(
-        &settings,
-        unitsync::psa::Credentials::new(
-            login.public_key.clone(),
-            login.private_key.clone(),
-            login.client_id.clone().unwrap_or_default(),
-        ),
-    )
-    .unwrap();
+    let client = world.client();
     let q = |s: &str| s.parse::<unitsync::quantity::Quantity>().unwrap();
     let plan = unitsync::plan::Plan {
         desired: unitsync::plan::DesiredFrom::Lock,
