@@ -129,25 +129,50 @@ impl Response {
     }
 }
 
-/// Removes credential values from any text quoted back to the user.
+/// Removes credential values from any text quoted back to the user — in every form a server or
+/// an error could show them: as they are, percent-encoded (as in a query string, upper or lower
+/// case, with `+` or `%20` for a space) and in base64 — and puts that text on one line, so a
+/// server cannot add lines or terminal control sequences to a message.
 pub(crate) struct Redactor {
-    secrets: Vec<SecretString>,
+    /// Every form of every secret, longest first.
+    needles: Vec<SecretString>,
 }
 
 impl Redactor {
     pub fn new(secrets: Vec<SecretString>) -> Self {
-        Redactor { secrets }
+        use base64::Engine as _;
+        let mut needles: Vec<String> = Vec::new();
+        for secret in &secrets {
+            let value = secret.expose_secret();
+            if value.is_empty() {
+                continue;
+            }
+            let strict = encode_query_value(value);
+            let forms = [
+                value.to_string(),
+                lower_percent_escapes(&strict),
+                encode_form_value(value),
+                base64::engine::general_purpose::STANDARD.encode(value),
+                strict,
+            ];
+            for form in forms {
+                if !needles.contains(&form) {
+                    needles.push(form);
+                }
+            }
+        }
+        needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
+        Redactor {
+            needles: needles.into_iter().map(SecretString::from).collect(),
+        }
     }
 
     pub fn redact(&self, text: &str) -> String {
         let mut out = text.to_string();
-        for secret in &self.secrets {
-            let value = secret.expose_secret();
-            if !value.is_empty() {
-                out = out.replace(value, "[redacted]");
-            }
+        for needle in &self.needles {
+            out = out.replace(needle.expose_secret(), "[redacted]");
         }
-        out
+        single_line(&out)
     }
 
     /// A bounded, redacted excerpt of a response body.
@@ -609,13 +634,22 @@ pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds.min(86_400.0)))
 }
 
+/// A reqwest error and its causes. The URL reqwest quotes loses its query, which may carry a
+/// credential (Autotask's zone discovery sends the user name there); the caller names the path.
 pub(crate) fn error_chain(e: &reqwest::Error) -> String {
     let mut parts = vec![if e.is_timeout() {
         "timed out".to_string()
     } else if e.is_connect() {
         "connection failed".to_string()
     } else {
-        e.to_string()
+        match e.url() {
+            Some(url) if url.query().is_some() => {
+                let mut shown = url.clone();
+                shown.set_query(None);
+                e.to_string().replace(url.as_str(), shown.as_str())
+            }
+            _ => e.to_string(),
+        }
     }];
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
@@ -640,6 +674,52 @@ pub(crate) fn encode_query_value(value: &str) -> String {
         }
     }
     out
+}
+
+/// `application/x-www-form-urlencoded` as `Url::query_pairs_mut` writes it: `*-._` and
+/// alphanumerics stay, a space is `+`, everything else is `%XX`.
+fn encode_form_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() * 3 / 2);
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'*' | b'-' | b'.' | b'_') {
+            out.push(b as char);
+        } else if b == b' ' {
+            out.push('+');
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// `%2F` → `%2f`: the same encoding with lower-case hex digits.
+fn lower_percent_escapes(encoded: &str) -> String {
+    let mut out = String::with_capacity(encoded.len());
+    let mut hex_left = 0;
+    for c in encoded.chars() {
+        if c == '%' {
+            hex_left = 2;
+            out.push(c);
+        } else if hex_left > 0 {
+            hex_left -= 1;
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Line breaks, tabs and other control characters become single spaces.
+pub(crate) fn single_line(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_string();
+    }
+    text.split(char::is_control)
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]
@@ -728,6 +808,24 @@ mod tests {
         assert_eq!(
             r.redact("x pub-key y priv-key"),
             "x [redacted] y [redacted]"
+        );
+    }
+
+    #[test]
+    fn redactor_removes_encoded_forms_and_keeps_one_line() {
+        let r = Redactor::new(vec![SecretString::from("api user@x.example/+=~*")]);
+        for text in [
+            "api user@x.example/+=~*",
+            "api%20user%40x.example%2F%2B%3D~%2A",
+            "api%20user%40x.example%2f%2b%3d~%2a",
+            "api+user%40x.example%2F%2B%3D%7E*",
+            "YXBpIHVzZXJAeC5leGFtcGxlLys9fio=",
+        ] {
+            assert_eq!(r.redact(&format!("a {text} b")), "a [redacted] b", "{text}");
+        }
+        assert_eq!(
+            r.redact("line one\r\n\tline\u{1b}[2J two\n"),
+            "line one line [2J two"
         );
     }
 }
