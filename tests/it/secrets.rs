@@ -15,7 +15,6 @@
 //! - Vendor and PSA text full of Markdown, HTML, table breaks, Mermaid-breaking and terminal
 //!   control characters comes out escaped, exactly, in every renderer.
 
-use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -382,7 +381,8 @@ fn github_reply(pulls: &Mutex<Vec<Value>>, req: &Seen) -> (u16, String) {
         }
         ("PATCH", ["pulls", n]) => {
             let body: Value = serde_json::from_str(&req.body).unwrap();
-            let Some(pull) = pulls.iter_mut().find(|p| p["number"].to_string() == *n) else {
+            let n: u64 = n.parse().unwrap();
+            let Some(pull) = pulls.iter_mut().find(|p| p["number"] == n) else {
                 return not_found;
             };
             for key in ["title", "body"] {
@@ -392,7 +392,10 @@ fn github_reply(pulls: &Mutex<Vec<Value>>, req: &Seen) -> (u16, String) {
             }
             (200, pull.to_string())
         }
-        ("GET", ["pulls", n]) => match pulls.iter().find(|p| p["number"].to_string() == *n) {
+        ("GET", ["pulls", n]) => match pulls
+            .iter()
+            .find(|p| n.parse::<u64>().is_ok_and(|n| p["number"] == n))
+        {
             Some(pull) => (200, pull.to_string()),
             None => not_found,
         },
@@ -1028,6 +1031,8 @@ fn echo_text(req: &Seen) -> String {
 enum EchoBody {
     Json,
     Text,
+    /// Usage records whose `units` is the echo: valid JSON, invalid records.
+    Records,
 }
 
 /// A server that answers every request with the status and body shape in `mode` (changeable
@@ -1048,13 +1053,15 @@ fn echo_server(mode: Arc<Mutex<(u16, EchoBody)>>) -> Server {
             })
             .to_string(),
             EchoBody::Text => format!("you sent {echo}"),
+            EchoBody::Records => json!([{
+                "account": "Bob's Dentistry",
+                "license_type": "ShadowProtect Desktop",
+                "units": echo,
+            }])
+            .to_string(),
         };
         (status, text)
     })
-}
-
-fn outputs(run: &Run) -> String {
-    format!("{}\n{}", run.stdout, run.stderr)
 }
 
 #[test]
@@ -1222,4 +1229,259 @@ async fn autotask_zone_discovery_errors_carry_no_user_name_in_any_encoding() {
         "/atservicesrest/v1.0/zoneInformation?user=api.Zq7k%40computech.example"
     );
     leaks.assert_none();
+}
+
+/// A token in the source URL's query string (some vendors take their key there).
+const QUERY_TOKEN: &str = "srcQueryTok5Vn8+Yt2=";
+
+#[test]
+fn usage_source_errors_that_echo_the_credentials_name_the_url_but_not_the_secrets() {
+    let mode = Arc::new(Mutex::new((401, EchoBody::Json)));
+    let echo = echo_server(mode.clone());
+    let world = World::connectwise();
+    let source_url = world.source.url.clone();
+    let query = format!("?api_key={}&page=1", percent(QUERY_TOKEN, false));
+    world.edit_settings(
+        &format!("url: {source_url}/usage"),
+        &format!("url: {}/usage{query}", echo.url),
+    );
+    let shown = format!("GET {}/usage?…", echo.url);
+    for (status, body, says) in [
+        (401, EchoBody::Json, "returned 401 Unauthorized: "),
+        (500, EchoBody::Text, "returned 500 Internal Server Error: "),
+        (200, EchoBody::Text, "not valid JSON"),
+        (200, EchoBody::Records, "record at index 0"),
+    ] {
+        *mode.lock().unwrap() = (status, body);
+        let plan = world.run(&["plan"]);
+        assert_eq!(plan.code, Some(1), "{plan:?}");
+        let error = plan
+            .stderr
+            .lines()
+            .find(|l| l.starts_with("error: "))
+            .unwrap();
+        assert!(error.starts_with("error: vendor source: "), "{error}");
+        assert!(error.contains(says), "{error}");
+        if status != 200 {
+            assert!(error.contains(&shown), "{error}");
+            assert!(error.contains("[redacted]"), "{error}");
+        }
+    }
+    // Exactly, for one: the request and the server's words, without the credentials.
+    *mode.lock().unwrap() = (500, EchoBody::Text);
+    let plan = world.run(&["plan"]);
+    let host = echo.url.trim_start_matches("http://");
+    assert_eq!(
+        plan.stderr.lines().find(|l| l.starts_with("error: ")),
+        Some(
+            format!(
+                "error: vendor source: GET {}/usage?… returned 500 Internal Server Error: you sent GET \
+                 /usage?api_key=[redacted]&page=1 accept: application/json authorization: [redacted] host: \
+                 {host}; the vendor's service failed; try again later",
+                echo.url
+            )
+            .as_str()
+        )
+    );
+    // Every request carried both credentials.
+    for seen in echo.seen() {
+        assert_eq!(seen.header("authorization"), Some(source_header().as_str()));
+        assert_eq!(seen.query("api_key").as_deref(), Some(QUERY_TOKEN));
+    }
+    // Nothing listens: the connection error names the URL without its query.
+    world.edit_settings(
+        &format!("url: {}/usage", echo.url),
+        &format!("url: http://127.0.0.1:{}/usage", free_port()),
+    );
+    let plan = world.run(&["plan"]);
+    assert_eq!(plan.code, Some(1), "{plan:?}");
+    let error = plan
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap();
+    assert!(
+        error.starts_with("error: vendor source: GET http://127.0.0.1:")
+            && error.contains("/usage?… failed: ")
+            && error.ends_with("; check source.http.url and the network"),
+        "{error}"
+    );
+    let mut needles = all_needles(Kind::ConnectWise);
+    needles.extend(forms("the source URL's api_key", QUERY_TOKEN));
+    world.sweep_outputs(&needles).assert_none();
+}
+
+#[test]
+fn github_errors_that_echo_the_token_name_the_call_but_not_the_token() {
+    let mode = Arc::new(Mutex::new((401, EchoBody::Json)));
+    let echo = echo_server(mode.clone());
+    let mut world = World::connectwise();
+    world.set("GITHUB_API_URL", &echo.url);
+    let list = format!("error: GitHub list open pull requests for {BRANCH}: ");
+    for (status, body, says) in [
+        (401, EchoBody::Json, "(HTTP 401); check GITHUB_TOKEN"),
+        (404, EchoBody::Json, "(HTTP 404); check the repository name"),
+        (422, EchoBody::Json, "(HTTP 422)"),
+        (200, EchoBody::Text, ""),
+    ] {
+        *mode.lock().unwrap() = (status, body);
+        let propose = world.run(&["propose"]);
+        assert_eq!(propose.code, Some(1), "{propose:?}");
+        let error = propose
+            .stderr
+            .lines()
+            .find(|l| l.starts_with("error: "))
+            .unwrap();
+        assert!(error.starts_with(&list), "{error}");
+        assert!(error.contains(says), "{error}");
+        if body == EchoBody::Json {
+            assert!(error.contains("[redacted]"), "{error}");
+        }
+    }
+    // Exactly, for one: the call, GitHub's message without the token, the status and a hint.
+    *mode.lock().unwrap() = (401, EchoBody::Json);
+    let propose = world.run(&["propose"]);
+    let host = echo.url.trim_start_matches("http://");
+    assert_eq!(
+        propose.stderr.lines().find(|l| l.starts_with("error: ")),
+        Some(
+            format!(
+                "{list}you sent GET /repos/{REPOSITORY}/pulls?state=open&head=computech%3Aunitsync%2Fpending\
+                 &sort=updated&direction=desc&per_page=30 x-github-api-version: 2022-11-28 content-length: 0 \
+                 authorization: Bearer [redacted] user-agent: octocrab host: {host} (HTTP 401); check GITHUB_TOKEN"
+            )
+            .as_str()
+        )
+    );
+    // apply --gitops asks GitHub who merged the commit.
+    *mode.lock().unwrap() = (401, EchoBody::Json);
+    let apply = world.run(&["apply", "--gitops"]);
+    assert_eq!(apply.code, Some(1), "{apply:?}");
+    assert!(
+        apply
+            .stderr
+            .contains("error: GitHub find the pull request of commit "),
+        "{}",
+        tail(&apply.stderr)
+    );
+    for seen in echo.seen() {
+        assert_eq!(
+            seen.header("authorization"),
+            Some(format!("Bearer {GITHUB_TOKEN}").as_str())
+        );
+    }
+    world
+        .sweep_outputs(&all_needles(Kind::ConnectWise))
+        .assert_none();
+}
+
+/// An SMTP server that offers AUTH and refuses it with a reply quoting the client's AUTH line
+/// and the login it decodes from it.
+fn hostile_smtp() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            std::thread::spawn(move || {
+                let mut writer = stream.try_clone().unwrap();
+                let mut reader = BufReader::new(stream);
+                let _ = writer.write_all(b"220 hostile.example ESMTP\r\n");
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
+                    let command = line.trim_end().to_string();
+                    line.clear();
+                    let upper = command.to_ascii_uppercase();
+                    let reply = if upper.starts_with("EHLO") || upper.starts_with("HELO") {
+                        "250-hostile.example\r\n250 AUTH PLAIN LOGIN\r\n".to_string()
+                    } else if upper.starts_with("AUTH") {
+                        let decoded = command
+                            .split_whitespace()
+                            .nth(2)
+                            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+                            .map(|d| String::from_utf8_lossy(&d).replace('\0', " "))
+                            .unwrap_or_default();
+                        format!("535 5.7.8 refused {command} (login{decoded})\r\n")
+                    } else if upper.starts_with("QUIT") {
+                        let _ = writer.write_all(b"221 bye\r\n");
+                        break;
+                    } else {
+                        "250 OK\r\n".to_string()
+                    };
+                    if writer.write_all(reply.as_bytes()).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn notification_failures_that_echo_credentials_are_warnings_without_them() {
+    let failing = Server::start(|req| (500, json!({ "message": echo_text(req) }).to_string()));
+    let redirecting = Server::start(|req| (302, echo_text(req)));
+    let smtp = hostile_smtp();
+    let mut world = World::connectwise();
+    let (json_var, _, json_token) = HOOK_TOKENS[0];
+    let (slack_var, _, slack_token) = HOOK_TOKENS[1];
+    let (teams_var, _, teams_token) = HOOK_TOKENS[2];
+    world.set(
+        json_var,
+        &format!("{}/hook/{json_token}?sig={json_token}", failing.url),
+    );
+    world.set(
+        slack_var,
+        &format!("{}/hook/{slack_token}?sig={slack_token}", redirecting.url),
+    );
+    world.set(
+        teams_var,
+        &format!(
+            "http://127.0.0.1:{}/hook/{teams_token}?sig={teams_token}",
+            free_port()
+        ),
+    );
+    world.edit_settings(
+        &format!("port: {}", world.smtp.port),
+        &format!("port: {smtp}"),
+    );
+    git(&world.work, &["commit", "--quiet", "-am", "hostile SMTP"]);
+    git(&world.work, &["push", "--quiet", "origin", "main"]);
+    let out = world.run(&["propose"]);
+    assert_eq!(out.code, Some(0), "{}\n{}", out.stdout, tail(&out.stderr));
+    let warnings: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("warning: notification not sent: "))
+        .collect();
+    assert_eq!(warnings.len(), 4, "{}", out.stdout);
+    assert!(
+        warnings[0].starts_with(&format!(
+            "warning: notification not sent: e-mail to billing@computech.example (proposed) via \
+             127.0.0.1:{smtp}: permanent error (535): 5.7.8 refused AUTH PLAIN [redacted] (login"
+        )),
+        "{}",
+        warnings[0]
+    );
+    assert_eq!(
+        warnings[1..],
+        [
+            "warning: notification not sent: webhook $UNITSYNC_HOOK_JSON (json) (proposed): HTTP 500 Internal Server Error",
+            "warning: notification not sent: webhook $UNITSYNC_HOOK_SLACK (slack) (proposed): HTTP 302 Found",
+            warnings[3],
+        ]
+    );
+    assert!(
+        warnings[3].starts_with(
+            "warning: notification not sent: webhook $UNITSYNC_HOOK_TEAMS (teams) (proposed): "
+        ),
+        "{}",
+        warnings[3]
+    );
+    assert_eq!(failing.seen().len(), 1);
+    assert_eq!(redirecting.seen().len(), 1);
+    world
+        .sweep_outputs(&all_needles(Kind::ConnectWise))
+        .assert_none();
 }

@@ -9,12 +9,12 @@ use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode, Url};
-use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use tokio::sync::{Mutex, Semaphore};
 
 use super::wire::ErrorBody;
 use crate::psa::PsaError;
+pub(crate) use crate::redact::Redactor;
 
 /// The codebase used when `/login/companyinfo/{company}` does not say.
 pub const DEFAULT_CODEBASE: &str = "v4_6_release/";
@@ -24,8 +24,6 @@ pub const DEFAULT_API_VERSION: &str = "2025.8";
 pub const PAGE_SIZE: &str = "1000";
 /// Most pages followed for one listing, a guard against `Link` loops.
 const MAX_PAGES: usize = 10_000;
-/// Longest response-body excerpt quoted in an error.
-const MAX_BODY_EXCERPT: usize = 600;
 
 /// Timeouts and retries for ConnectWise requests.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,67 +124,6 @@ impl Response {
                 redact.excerpt(&self.body)
             ),
         })
-    }
-}
-
-/// Removes credential values from any text quoted back to the user — in every form a server or
-/// an error could show them: as they are, percent-encoded (as in a query string, upper or lower
-/// case, with `+` or `%20` for a space) and in base64 — and puts that text on one line, so a
-/// server cannot add lines or terminal control sequences to a message.
-pub(crate) struct Redactor {
-    /// Every form of every secret, longest first.
-    needles: Vec<SecretString>,
-}
-
-impl Redactor {
-    pub fn new(secrets: Vec<SecretString>) -> Self {
-        use base64::Engine as _;
-        let mut needles: Vec<String> = Vec::new();
-        for secret in &secrets {
-            let value = secret.expose_secret();
-            if value.is_empty() {
-                continue;
-            }
-            let strict = encode_query_value(value);
-            let forms = [
-                value.to_string(),
-                lower_percent_escapes(&strict),
-                encode_form_value(value),
-                base64::engine::general_purpose::STANDARD.encode(value),
-                strict,
-            ];
-            for form in forms {
-                if !needles.contains(&form) {
-                    needles.push(form);
-                }
-            }
-        }
-        needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
-        Redactor {
-            needles: needles.into_iter().map(SecretString::from).collect(),
-        }
-    }
-
-    pub fn redact(&self, text: &str) -> String {
-        let mut out = text.to_string();
-        for needle in &self.needles {
-            out = out.replace(needle.expose_secret(), "[redacted]");
-        }
-        single_line(&out)
-    }
-
-    /// A bounded, redacted excerpt of a response body.
-    pub fn excerpt(&self, body: &[u8]) -> String {
-        let text = String::from_utf8_lossy(body);
-        let redacted = self.redact(text.trim());
-        if redacted.chars().count() > MAX_BODY_EXCERPT {
-            let cut: String = redacted.chars().take(MAX_BODY_EXCERPT).collect();
-            format!("{cut}…")
-        } else if redacted.is_empty() {
-            "(empty body)".into()
-        } else {
-            redacted
-        }
     }
 }
 
@@ -665,61 +602,7 @@ pub(crate) fn error_chain(e: &reqwest::Error) -> String {
 /// Percent-encodes a query value, leaving only RFC 3986 unreserved characters (so a space is
 /// `%20`, never `+`).
 pub(crate) fn encode_query_value(value: &str) -> String {
-    let mut out = String::with_capacity(value.len() * 3 / 2);
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// `application/x-www-form-urlencoded` as `Url::query_pairs_mut` writes it: `*-._` and
-/// alphanumerics stay, a space is `+`, everything else is `%XX`.
-fn encode_form_value(value: &str) -> String {
-    let mut out = String::with_capacity(value.len() * 3 / 2);
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'*' | b'-' | b'.' | b'_') {
-            out.push(b as char);
-        } else if b == b' ' {
-            out.push('+');
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// `%2F` → `%2f`: the same encoding with lower-case hex digits.
-fn lower_percent_escapes(encoded: &str) -> String {
-    let mut out = String::with_capacity(encoded.len());
-    let mut hex_left = 0;
-    for c in encoded.chars() {
-        if c == '%' {
-            hex_left = 2;
-            out.push(c);
-        } else if hex_left > 0 {
-            hex_left -= 1;
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// Line breaks, tabs and other control characters become single spaces.
-pub(crate) fn single_line(text: &str) -> String {
-    if !text.chars().any(char::is_control) {
-        return text.to_string();
-    }
-    text.split(char::is_control)
-        .map(str::trim)
-        .filter(|part| !part.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
+    crate::redact::percent_encode(value)
 }
 
 #[cfg(test)]
@@ -796,36 +679,6 @@ mod tests {
                 .unwrap()
                 .as_str(),
             "https://api-na.myconnectwise.net/v4_6_release/apis/3.0/x?page=4"
-        );
-    }
-
-    #[test]
-    fn redactor_removes_every_secret() {
-        let r = Redactor::new(vec![
-            SecretString::from("pub-key"),
-            SecretString::from("priv-key"),
-        ]);
-        assert_eq!(
-            r.redact("x pub-key y priv-key"),
-            "x [redacted] y [redacted]"
-        );
-    }
-
-    #[test]
-    fn redactor_removes_encoded_forms_and_keeps_one_line() {
-        let r = Redactor::new(vec![SecretString::from("api user@x.example/+=~*")]);
-        for text in [
-            "api user@x.example/+=~*",
-            "api%20user%40x.example%2F%2B%3D~%2A",
-            "api%20user%40x.example%2f%2b%3d~%2a",
-            "api+user%40x.example%2F%2B%3D%7E*",
-            "YXBpIHVzZXJAeC5leGFtcGxlLys9fio=",
-        ] {
-            assert_eq!(r.redact(&format!("a {text} b")), "a [redacted] b", "{text}");
-        }
-        assert_eq!(
-            r.redact("line one\r\n\tline\u{1b}[2J two\n"),
-            "line one line [2J two"
         );
     }
 }
