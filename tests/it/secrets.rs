@@ -1485,3 +1485,272 @@ fn notification_failures_that_echo_credentials_are_warnings_without_them() {
         .sweep_outputs(&all_needles(Kind::ConnectWise))
         .assert_none();
 }
+
+// ---------------------------------------------------------------------------------------------
+// 3. Vendor and PSA text cannot inject links, HTML, table breaks or terminal sequences
+
+/// A vendor account name with a Markdown link, raw HTML, a table pipe, a line break, backticks,
+/// quotes, a screen-clearing escape sequence, a carriage return, a mention, an issue reference
+/// and a right-to-left override.
+const EVIL: &str = "Evil [x](http://evil.example) <script>alert(1)</script> <img src=x onerror=alert(1)> \
+                    a|b\nc `rm` \"q\" \x1b[2J\r@admin #1 \u{202e}txt";
+/// A licence type that would end a Mermaid string and diagram, and colour a terminal.
+const EVIL_TYPE: &str = "Desk|top <b>\"x\"</b> ```\n%%{init}%% ]; \x1b[31m";
+/// The PSA's agreement name: a link, HTML, a heading on a new line, an OSC 8 terminal hyperlink.
+const EVIL_AGREEMENT: &str = "Managed | <i>Backup</i> [y](javascript:alert(1))\n# Head \x1b]8;;http://evil.example\x07link\x1b]8;;\x07";
+
+/// A YAML double-quoted scalar for any text.
+fn yaml_quoted(text: &str) -> String {
+    let mut out = String::from("\"");
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() || !c.is_ascii() => {
+                out.push_str(&format!("\\u{:04X}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn evil_world() -> World {
+    let mut seed = cw_seed();
+    let agreement = seed.agreements.iter_mut().find(|a| a.id == 1001).unwrap();
+    agreement.name = EVIL_AGREEMENT.into();
+    let sandbox =
+        Sandbox::start_in_background(seed, Faults::none(), "127.0.0.1:0".parse().unwrap()).unwrap();
+    let story = Story {
+        mappings: format!(
+            "mappings:\n  - id: evil-corp/desktop\n    account: {}\n    license_type: ShadowProtect Desktop\n    \
+             company: BobsDentistry\n    agreement: 1001\n    addition: SP-DESKTOP\n",
+            yaml_quoted(EVIL)
+        ),
+        usage: json!([
+            { "account": EVIL, "license_type": "ShadowProtect Desktop", "units": 4 },
+            { "account": EVIL, "license_type": EVIL_TYPE, "units": 2 },
+        ]),
+        lock: "units:\n  evil-corp/desktop: 3\n".into(),
+    };
+    World::new(
+        Kind::ConnectWise,
+        &cw_settings(&sandbox.base_url()),
+        Some(Psa::ConnectWise(sandbox)),
+        story,
+    )
+}
+
+/// `EVIL` in Markdown: brackets, pipe, backticks, `:` (autolinks), `<`/`>` escaped, the line
+/// break, escape and carriage return as spaces, mention and reference broken by a word joiner,
+/// the right-to-left override dropped.
+const EVIL_MD: &str = "Evil \\[x\\](http\\://evil.example) &lt;script&gt;alert(1)&lt;/script&gt; \
+                       &lt;img src=x onerror=alert(1)&gt; a\\|b c \\`rm\\` \"q\"  \\[2J @\u{2060}admin #\u{2060}1 txt";
+const EVIL_TYPE_MD: &str = "Desk\\|top &lt;b&gt;\"x\"&lt;/b&gt; \\`\\`\\` %%{init}%% \\];  \\[31m";
+const EVIL_AGREEMENT_MD: &str = "Managed \\| &lt;i&gt;Backup&lt;/i&gt; \\[y\\](javascript\\:alert(1)) #\u{2060} Head  \
+                                 \\]8;;http\\://evil.example link \\]8;; ";
+/// `EVIL` for a terminal (and plain-text e-mail): control characters and the override shown as
+/// escapes.
+const EVIL_TERM: &str = "Evil [x](http://evil.example) <script>alert(1)</script> <img src=x onerror=alert(1)> \
+                         a|b\\nc `rm` \"q\" \\u{1b}[2J\\r@admin #1 \\u{202e}txt";
+const EVIL_TYPE_TERM: &str = "Desk|top <b>\"x\"</b> ```\\n%%{init}%% ]; \\u{1b}[31m";
+/// In HTML: markup characters as entities, control characters as spaces (a line break is
+/// whitespace there), the override dropped.
+const EVIL_HTML: &str = "Evil [x](http://evil.example) &lt;script&gt;alert(1)&lt;/script&gt; \
+                         &lt;img src=x onerror=alert(1)&gt; a|b\nc `rm` &quot;q&quot;  [2J @admin #1 txt";
+const EVIL_TYPE_HTML: &str = "Desk|top &lt;b&gt;&quot;x&quot;&lt;/b&gt; ```\n%%{init}%% ];  [31m";
+
+/// Nothing a terminal would interpret: no ESC, BEL, CR, C1 control or bidi override.
+fn assert_terminal_safe(what: &str, text: &str) {
+    let bad: Vec<char> = text
+        .chars()
+        .filter(|c| {
+            (c.is_control() && *c != '\n')
+                || ('\u{202A}'..='\u{202E}').contains(c)
+                || ('\u{2066}'..='\u{2069}').contains(c)
+        })
+        .collect();
+    assert!(bad.is_empty(), "{what} has {bad:?}:\n{text}");
+}
+
+#[test]
+fn vendor_and_psa_text_is_escaped_in_every_renderer() {
+    let world = evil_world();
+    let html_path = world.dir.path().join("status.html");
+
+    // The terminal: shown, not interpreted, and no line added.
+    let table = world.expect(0, &["plan"]);
+    assert_terminal_safe("plan", &table);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 8, "{table}");
+    assert!(
+        lines[1].starts_with(
+            "evil-corp/desktop  BobsDentistry  Managed | <i>Backup</i> [y](javascript:alert(1))\\n# Head \
+             \\u{1b}]8;;http://evil.example\\u{7}link\\u{1b}]8;;\\u{7}  SP-DESKTOP"
+        ),
+        "{}",
+        lines[1]
+    );
+    assert_eq!(
+        lines[5],
+        format!("{EVIL_TERM}  {EVIL_TYPE_TERM}      2"),
+        "{table}"
+    );
+    let status = world.expect(0, &["status"]);
+    assert_terminal_safe("status", &status);
+    assert!(
+        status.contains(&format!(
+            "\n  {EVIL_TYPE_TERM}           2           0\n  ShadowProtect Desktop{}4           3\n",
+            " ".repeat(39)
+        )),
+        "{status}"
+    );
+    assert!(
+        status.contains(&format!(
+            "\n  warning: unmapped: {EVIL_TERM} / {EVIL_TYPE_TERM} (2 units not billed); see `unitsync accounts --suggest`\n"
+        )),
+        "{status}"
+    );
+    let accounts = world.expect(0, &["accounts"]);
+    assert_terminal_safe("accounts", &accounts);
+    assert_eq!(accounts.lines().count(), 3, "{accounts}");
+    assert!(accounts.contains(&format!("\n{EVIL_TERM}  ShadowProtect Desktop ")));
+
+    // Markdown: the whole plan, exactly.
+    let markdown = world.expect(0, &["plan", "--format", "markdown"]);
+    let changes = format!(
+        "| `evil-corp/desktop` | {EVIL_MD} · ShadowProtect Desktop | BobsDentistry › {EVIL_AGREEMENT_MD} › SP-DESKTOP \
+         | update | 3 | 4 | +1 |"
+    );
+    let unmapped = format!("| {EVIL_MD} | {EVIL_TYPE_MD} | 2 |");
+    assert_eq!(
+        markdown,
+        format!(
+            "## unitsync plan\n\n**Plan: 1 to update (+1 / -0 units), 0 in sync, 1 unmapped, 0 errors.**\n\n\
+             ### Changes (1)\n\n| Mapping | Vendor account | PSA line | Action | From | To | Change |\n\
+             |---|---|---|---|--:|--:|--:|\n{changes}\n\n### Unmapped vendor accounts (1)\n\n\
+             Not billed until a mapping covers them.\n\n| Account | Licence type | Units |\n|---|---|--:|\n\
+             {unmapped}\n"
+        )
+    );
+    // The status page in Markdown: the table row, the Mermaid label, the alert.
+    let status_md = world.expect(
+        0,
+        &[
+            "status",
+            "--format",
+            "markdown",
+            "--html",
+            html_path.to_str().unwrap(),
+        ],
+    );
+    for expected in [
+        format!("\n| {EVIL_TYPE_MD} | 2 | 0 |\n"),
+        "\n    x-axis [\"Desk|top  b  x  /b         init         31m\", \"ShadowProtect Desktop\"]\n"
+            .to_string(),
+        format!(
+            "\n- Warning: unmapped\\: {EVIL_MD} / {EVIL_TYPE_MD} (2 units not billed); see \\`unitsync accounts --suggest\\`\n"
+        ),
+    ] {
+        assert!(status_md.contains(&expected), "{expected}\nnot in\n{status_md}");
+    }
+    // HTML: entities, no element from the data.
+    let html = std::fs::read_to_string(&html_path).unwrap();
+    for expected in [
+        format!(
+            "<tr><td>{EVIL_TYPE_HTML}</td><td class=\"num\">2</td><td class=\"num\">0</td></tr>"
+        ),
+        format!(
+            "<li class=\"warning\">Warning: unmapped: {EVIL_HTML} / {EVIL_TYPE_HTML} (2 units not billed); \
+             see `unitsync accounts --suggest`</li>"
+        ),
+        format!(
+            "<text x=\"68.0\" y=\"154.0\" font-size=\"10\" text-anchor=\"middle\">{EVIL_TYPE_HTML}</text>"
+        ),
+    ] {
+        assert!(html.contains(&expected), "{expected}\nnot in\n{html}");
+    }
+    for element in [
+        "<script", "<img", "<b>", "<i>", "\u{1b}", "\u{202e}", "\u{7}",
+    ] {
+        assert!(!html.contains(element), "{element:?} in the HTML page");
+    }
+
+    // The pull request: the same escaped rows; its proposal notifications.
+    world.expect(0, &["propose"]);
+    let body = world.github.pulls()[0]["body"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        body.contains(&format!(
+            "| `evil-corp/desktop` | {EVIL_MD} · ShadowProtect Desktop | BobsDentistry › {EVIL_AGREEMENT_MD} › \
+             SP-DESKTOP | propose | 3 | 4 | +1 |\n"
+        )),
+        "{body}"
+    );
+    assert!(body.contains(&format!("\n{unmapped}\n")), "{body}");
+    for markup in ["<script", "<img", "](http://", "](javascript:", "\n# "] {
+        assert!(!body.contains(markup), "{markup:?} in\n{body}");
+    }
+
+    // Apply, then the history table.
+    world.merge(1);
+    world.expect(0, &["apply", "--gitops"]);
+    let history = world.expect(0, &["history"]);
+    assert_terminal_safe("history", &history);
+    assert_eq!(history.lines().count(), 3, "{history}");
+    assert!(
+        history.contains(&format!(
+            "  {EVIL_TERM}  ShadowProtect Desktop  BobsDentistry  SP-DESKTOP  3 → 4      applied  jdoe         #1\n"
+        )),
+        "{history}"
+    );
+
+    // Notifications: e-mail, Slack and Teams, for the proposal and the apply.
+    let line = format!("{EVIL_TERM} / ShadowProtect Desktop (BobsDentistry, SP-DESKTOP): 3 → 4");
+    let messages = world.smtp.messages(2);
+    assert_eq!(messages.len(), 2);
+    assert_eq!(
+        messages[1]["body"],
+        format!(
+            "unitsync applied 1 unit change to ConnectWise PSA.\n\n\
+             Account / licence type (company, product): from → to\n- {line}\n"
+        )
+    );
+    assert!(
+        messages[0]["body"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("\n- {line}\n"))
+    );
+    let hooks = world.hooks.seen();
+    let payload = |token: &str, event: usize| -> Value {
+        let calls: Vec<&Seen> = hooks
+            .iter()
+            .filter(|s| s.path() == format!("/hook/{token}"))
+            .collect();
+        serde_json::from_str(&calls[event].body).unwrap()
+    };
+    assert_eq!(
+        payload(HOOK_TOKENS[1].2, 1),
+        json!({
+            "text": format!(
+                "*unitsync: 1 change applied to ConnectWise PSA*\n• {}",
+                line.replace('<', "&lt;").replace('>', "&gt;")
+            )
+        })
+    );
+    let teams = payload(HOOK_TOKENS[2].2, 1);
+    assert_eq!(
+        teams["attachments"][0]["content"]["body"][1]["text"],
+        format!(
+            "- Evil \\[x\\](http\\://evil.example) &lt;script&gt;alert(1)&lt;/script&gt; &lt;img src=x onerror=alert(1)&gt; \
+             a\\|b\\\\nc \\`rm\\` \"q\" \\\\u{{1b}}\\[2J\\\\r@\u{2060}admin #\u{2060}1 \\\\u{{202e}}txt / \
+             ShadowProtect Desktop (BobsDentistry, SP-DESKTOP)\\: 3 → 4"
+        )
+    );
+    // The JSON payload carries the data as it is: it is for programs.
+    assert_eq!(payload(HOOK_TOKENS[0].2, 1)["changes"][0]["account"], EVIL);
+}
