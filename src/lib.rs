@@ -17,6 +17,7 @@ pub mod plan;
 pub mod progress;
 pub mod psa;
 pub mod quantity;
+mod redact;
 pub mod render;
 pub mod review;
 pub mod sandbox;

@@ -131,10 +131,9 @@ pub fn run(global: &GlobalArgs, args: &AccountsArgs) -> Result<Outcome, CommandE
     Ok(Outcome::Done)
 }
 
+/// Vendor and PSA text for the terminal: see [`crate::render::terminal_text`].
 fn clean(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
+    crate::render::terminal_text(text)
 }
 
 fn rows_text(rows: &[AccountRow]) -> String {

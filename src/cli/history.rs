@@ -16,6 +16,7 @@ use serde::Serialize;
 use super::{CommandError, GlobalArgs, Outcome};
 use crate::history::{HistoryLine, HistoryRecord, LineOutcome, read_all};
 use crate::quantity::Quantity;
+use crate::render::terminal_text;
 use crate::review::git::{GitRepo, Push};
 
 /// The JSON output's version; bumped when a field changes meaning or disappears.
@@ -306,15 +307,16 @@ fn table(rows: &[Row<'_>], totals: &Totals) -> String {
         .collect(),
     ];
     for row in rows {
+        // Vendor and PSA text, and the approver's login, are shown, not interpreted.
         cells.push(vec![
             short_date(row.run),
-            row.account.to_string(),
-            row.license_type.to_string(),
-            row.company.to_string(),
-            row.product.to_string(),
+            terminal_text(row.account),
+            terminal_text(row.license_type),
+            terminal_text(row.company),
+            terminal_text(row.product),
             format!("{} → {}", row.from, row.to),
             outcome_text(row.outcome).to_string(),
-            row.approved_by.unwrap_or("-").to_string(),
+            terminal_text(row.approved_by.unwrap_or("-")),
             row.pull_request
                 .map(|n| format!("#{n}"))
                 .unwrap_or_else(|| "-".into()),

@@ -14,6 +14,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::{Event, EventKind, Report};
 use crate::config::{EmailNotifications, SmtpSecurity};
+use crate::redact::Redactor;
 
 pub const USERNAME_ENV: &str = "UNITSYNC_SMTP_USERNAME";
 pub const PASSWORD_ENV: &str = "UNITSYNC_SMTP_PASSWORD";
@@ -83,6 +84,7 @@ pub async fn send_with(
     report: &mut Report,
 ) {
     let to = settings.to.join(", ");
+    let redactor = login_redactor(credentials.as_ref());
     let transport = match transport(settings, credentials) {
         Ok(t) => t,
         Err(problem) => {
@@ -100,7 +102,8 @@ pub async fn send_with(
                 .send(message)
                 .await
                 .map(|_| ())
-                .map_err(|e| describe(&e)),
+                // The server's reply is quoted: it may echo the AUTH exchange.
+                .map_err(|e| redactor.redact(&describe(&e))),
             Err(problem) => Err(problem),
         };
         match outcome {
@@ -163,6 +166,25 @@ fn credentials() -> Result<Option<Credentials>, String> {
         (Some(_), None) => Err(format!("{USERNAME_ENV} is set but {PASSWORD_ENV} is not")),
         (None, Some(_)) => Err(format!("{PASSWORD_ENV} is set but {USERNAME_ENV} is not")),
     }
+}
+
+/// Removes the login from a server's reply: the user name, the password and the PLAIN
+/// response, as they are and (by the redactor) in base64, which is how `AUTH` sends them.
+fn login_redactor(credentials: Option<&Credentials>) -> Redactor {
+    use lettre::transport::smtp::authentication::Mechanism;
+    let mut secrets = Vec::new();
+    if let Some(credentials) = credentials {
+        for (mechanism, challenge) in [
+            (Mechanism::Plain, None),
+            (Mechanism::Login, Some("User Name")),
+            (Mechanism::Login, Some("Password")),
+        ] {
+            if let Ok(value) = mechanism.response(credentials, challenge) {
+                secrets.push(SecretString::from(value));
+            }
+        }
+    }
+    Redactor::new(secrets)
 }
 
 fn is_loopback(host: &str) -> bool {

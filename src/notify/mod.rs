@@ -14,6 +14,7 @@ use crate::config::{Lock, Notifications};
 use crate::history::{HistoryLine, LineOutcome};
 use crate::plan::{Action, Plan};
 use crate::quantity::Quantity;
+use crate::render::terminal_text;
 
 /// The version of the `json` webhook payload; bumped when a field changes meaning or goes away.
 pub const FORMAT_VERSION: u32 = 1;
@@ -242,18 +243,24 @@ impl Event {
 
 impl Change {
     /// `Bob's Dentistry / ShadowProtect Desktop (BobsDentistry, SP-DESKTOP): 3 → 4`, plus the
-    /// reason when there is one. Plain text: each channel escapes it for its own markup.
+    /// reason when there is one. Plain text on one line: control characters in vendor and PSA
+    /// text are shown escaped (a line break in a name cannot forge another line of the e-mail);
+    /// each channel escapes the rest for its own markup.
     pub fn line(&self) -> String {
         let from = self
             .from
             .map_or_else(|| "(none)".to_string(), |q| q.to_string());
         let mut text = format!(
             "{} / {} ({}, {}): {from} → {}",
-            self.account, self.license_type, self.company, self.product, self.to
+            terminal_text(&self.account),
+            terminal_text(&self.license_type),
+            terminal_text(&self.company),
+            terminal_text(&self.product),
+            self.to
         );
         if let Some(reason) = &self.reason {
             text.push_str(" — ");
-            text.push_str(reason);
+            text.push_str(&terminal_text(reason));
         }
         text
     }

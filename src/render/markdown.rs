@@ -63,7 +63,7 @@ pub fn escape_markdown(text: &str) -> String {
                 out.push(c);
                 out.push('\u{2060}');
             }
-            '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' => {}
+            c if super::is_bidi_control(c) => {}
             c if c.is_control() => out.push(' '),
             c => out.push(c),
         }

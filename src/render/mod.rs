@@ -25,6 +25,34 @@ use crate::config::UpdatePolicy;
 use crate::plan::Action;
 use crate::quantity::Quantity;
 
+/// Vendor or PSA text for a terminal, shown rather than interpreted: control characters
+/// (escape sequences, `\r`, line breaks, C1 controls) and bidirectional overrides become visible
+/// escapes such as `\u{1b}`, `\r` and `\u{202e}`, so a name can neither move the cursor, clear
+/// the screen, change colours, add a line, nor reorder what follows it.
+pub fn terminal_text(text: &str) -> String {
+    let shown_escaped = |c: char| c.is_control() || is_bidi_control(c);
+    if !text.chars().any(shown_escaped) {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else if is_bidi_control(c) {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Bidirectional embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069), which
+/// reorder the text after them.
+pub(crate) fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
 /// `+1`, `-2`, `+15.25`: the signed change from `from` to `to`.
 fn signed_delta(from: Quantity, to: Quantity) -> String {
     let delta = to.saturating_sub(from);
@@ -85,6 +113,15 @@ mod tests {
 
     fn q(s: &str) -> Quantity {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn terminal_text_shows_control_characters_and_bidi_overrides_escaped() {
+        assert_eq!(
+            terminal_text("a\x1b[2Jb\r\nc\u{9b}31m\u{202e}d\tе"),
+            "a\\u{1b}[2Jb\\r\\nc\\u{9b}31m\\u{202e}d\\tе"
+        );
+        assert_eq!(terminal_text("Bob's Dentistry"), "Bob's Dentistry");
     }
 
     #[test]

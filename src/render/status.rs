@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::escape_markdown;
+use super::{escape_markdown, is_bidi_control, terminal_text};
 use crate::history::{HistoryRecord, LineOutcome};
 use crate::plan::{Action, Plan};
 use crate::quantity::Quantity;
@@ -242,8 +242,13 @@ pub fn status_text(r: &StatusReport) -> String {
     let mut out = String::new();
     let c = &r.counts;
     let _ = writeln!(out, "Integration");
-    let _ = writeln!(out, "  PSA           {} ({})", r.psa, r.site);
-    let _ = writeln!(out, "  Approval      {}", r.approval);
+    let _ = writeln!(
+        out,
+        "  PSA           {} ({})",
+        terminal_text(&r.psa),
+        terminal_text(&r.site)
+    );
+    let _ = writeln!(out, "  Approval      {}", terminal_text(&r.approval));
     let _ = writeln!(out, "  Last refresh  {}", or_never(&r.last_refresh));
     let _ = writeln!(out, "  Last sync     {}", or_never(&r.last_sync));
     let _ = writeln!(out, "\nMappings");
@@ -255,7 +260,7 @@ pub fn status_text(r: &StatusReport) -> String {
     let width = r
         .units
         .iter()
-        .map(|u| u.license_type.chars().count())
+        .map(|u| terminal_text(&u.license_type).chars().count())
         .chain(["Licence type".len()])
         .max()
         .unwrap_or(0);
@@ -265,7 +270,7 @@ pub fn status_text(r: &StatusReport) -> String {
         "Licence type", "Vendor", "PSA"
     );
     for u in &r.units {
-        let name = sanitize_terminal(&u.license_type);
+        let name = terminal_text(&u.license_type);
         let pad = width.saturating_sub(name.chars().count());
         let _ = writeln!(
             out,
@@ -284,7 +289,7 @@ pub fn status_text(r: &StatusReport) -> String {
                 l.run,
                 l.approved_by
                     .as_deref()
-                    .map(|a| format!(" (approved by {})", sanitize_terminal(a)))
+                    .map(|a| format!(" (approved by {})", terminal_text(a)))
                     .unwrap_or_default(),
                 l.updated,
                 l.failed,
@@ -305,25 +310,18 @@ pub fn status_text(r: &StatusReport) -> String {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
-        let _ = writeln!(out, "  {tag}: {}", sanitize_terminal(&a.text));
+        let _ = writeln!(out, "  {tag}: {}", terminal_text(&a.text));
     }
     out
 }
 
-/// Control characters (escape sequences) from vendor text never reach the terminal.
-fn sanitize_terminal(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
-}
-
 /// A Mermaid label: quotes and anything outside plain text removed, so a name cannot end the
-/// string or the diagram.
+/// string or the diagram, nor hold a `%%{init: …}%%` directive (which Mermaid looks for anywhere).
 fn mermaid_label(text: &str) -> String {
     text.chars()
         .map(|c| match c {
-            '"' | '\\' | '`' | '<' | '>' | '&' | '#' | ';' | '[' | ']' | '{' | '}' => ' ',
-            c if c.is_control() => ' ',
+            '"' | '\\' | '`' | '<' | '>' | '&' | '#' | ';' | '[' | ']' | '{' | '}' | '%' => ' ',
+            c if c.is_control() || is_bidi_control(c) => ' ',
             c => c,
         })
         .collect()
@@ -441,6 +439,8 @@ pub fn escape_html(text: &str) -> String {
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
             c if c.is_control() && c != '\n' => out.push(' '),
+            // Bidirectional overrides would reorder the page's text after them.
+            c if is_bidi_control(c) => {}
             c => out.push(c),
         }
     }

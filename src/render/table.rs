@@ -4,7 +4,7 @@
 use std::ffi::OsStr;
 use std::io::IsTerminal;
 
-use super::{action_text, direction, plural, qty_or_dash};
+use super::{action_text, direction, plural, qty_or_dash, terminal_text};
 use crate::plan::{Action, Plan, PlanLine};
 
 /// How [`table`] renders.
@@ -46,34 +46,17 @@ struct Cell {
 impl Cell {
     fn plain(text: impl AsRef<str>) -> Cell {
         Cell {
-            text: clean(text.as_ref()),
+            text: terminal_text(text.as_ref()),
             style: None,
         }
     }
 
     fn styled(text: impl AsRef<str>, style: Option<&'static str>) -> Cell {
         Cell {
-            text: clean(text.as_ref()),
+            text: terminal_text(text.as_ref()),
             style,
         }
     }
-}
-
-/// Vendor and PSA text goes to a terminal: control characters (escape sequences, newlines) are
-/// shown escaped rather than interpreted.
-fn clean(text: &str) -> String {
-    if !text.chars().any(char::is_control) {
-        return text.to_string();
-    }
-    text.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
 }
 
 fn width(text: &str) -> usize {
@@ -253,12 +236,6 @@ mod tests {
         assert!(color_policy(Some(OsStr::new("")), true));
         assert!(!color_policy(Some(OsStr::new("1")), true));
         assert!(!color_policy(None, false));
-    }
-
-    #[test]
-    fn control_characters_are_shown_not_interpreted() {
-        assert_eq!(clean("a\x1b[31mb\nc"), "a\\u{1b}[31mb\\nc");
-        assert_eq!(clean("Bob's"), "Bob's");
     }
 
     #[test]

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{MergedPull, PullRequest, Review, ReviewError};
 use crate::config::GitHubSettings;
+use crate::redact::Redactor;
 
 pub const ENV_API_URL: &str = "GITHUB_API_URL";
 pub const ENV_TOKEN: &str = "GITHUB_TOKEN";
@@ -86,6 +87,8 @@ pub struct GitHub {
     crab: octocrab::Octocrab,
     owner: String,
     repo: String,
+    /// Removes the token from anything GitHub (or a proxy in between) sends back.
+    redactor: Redactor,
 }
 
 /// The fields of a GitHub pull-request object unitsync reads.
@@ -152,6 +155,7 @@ impl GitHub {
             crab,
             owner: config.owner.clone(),
             repo: config.repo.clone(),
+            redactor: Redactor::new(vec![config.token.clone()]),
         })
     }
 
@@ -173,30 +177,35 @@ impl GitHub {
         self.crab
             .get(self.pulls_route(), Some(&self.list_query(state, branch)))
             .await
-            .map_err(|e| api_error(&format!("list {state} pull requests for {branch}"), e))
+            .map_err(|e| self.api_error(&format!("list {state} pull requests for {branch}"), e))
     }
-}
 
-fn api_error(operation: &str, e: octocrab::Error) -> ReviewError {
-    let message = match &e {
-        octocrab::Error::GitHub { source, .. } => {
-            let status = source.status_code.as_u16();
-            let hint = match status {
-                401 => "; check GITHUB_TOKEN",
-                403 | 404 => {
-                    "; check the repository name and that the token may write contents and pull requests \
-                     (in an Action: `permissions: { contents: write, pull-requests: write }` and the setting \
-                     \"Allow GitHub Actions to create and approve pull requests\")"
-                }
-                _ => "",
-            };
-            format!("{} (HTTP {status}){hint}", source.message)
+    /// The error of one API call: what unitsync was doing, GitHub's message (redacted: a server
+    /// may echo the request's `Authorization` header) and its HTTP status, with a hint.
+    fn api_error(&self, operation: &str, e: octocrab::Error) -> ReviewError {
+        let message = match &e {
+            octocrab::Error::GitHub { source, .. } => {
+                let status = source.status_code.as_u16();
+                let hint = match status {
+                    401 => "; check GITHUB_TOKEN",
+                    403 | 404 => {
+                        "; check the repository name and that the token may write contents and pull requests \
+                         (in an Action: `permissions: { contents: write, pull-requests: write }` and the setting \
+                         \"Allow GitHub Actions to create and approve pull requests\")"
+                    }
+                    _ => "",
+                };
+                format!(
+                    "{} (HTTP {status}){hint}",
+                    self.redactor.redact(&source.message)
+                )
+            }
+            other => self.redactor.redact(&other.to_string()),
+        };
+        ReviewError::Api {
+            operation: operation.to_string(),
+            message,
         }
-        other => other.to_string(),
-    };
-    ReviewError::Api {
-        operation: operation.to_string(),
-        message,
     }
 }
 
@@ -227,7 +236,7 @@ impl Review for GitHub {
             .crab
             .post(self.pulls_route(), Some(&request))
             .await
-            .map_err(|e| api_error("create a pull request", e))?;
+            .map_err(|e| self.api_error("create a pull request", e))?;
         Ok(pull.into())
     }
 
@@ -242,7 +251,7 @@ impl Review for GitHub {
             .crab
             .patch(format!("{}/{number}", self.pulls_route()), Some(&request))
             .await
-            .map_err(|e| api_error(&format!("update pull request #{number}"), e))?;
+            .map_err(|e| self.api_error(&format!("update pull request #{number}"), e))?;
         Ok(pull.into())
     }
 
@@ -257,11 +266,10 @@ impl Review for GitHub {
 
     async fn pull_for_commit(&self, sha: &str) -> Result<Option<MergedPull>, ReviewError> {
         let route = format!("/repos/{}/{}/commits/{sha}/pulls", self.owner, self.repo);
-        let pulls: Vec<WirePull> = self
-            .crab
-            .get(route, None::<&()>)
-            .await
-            .map_err(|e| api_error(&format!("find the pull request of commit {sha}"), e))?;
+        let pulls: Vec<WirePull> =
+            self.crab.get(route, None::<&()>).await.map_err(|e| {
+                self.api_error(&format!("find the pull request of commit {sha}"), e)
+            })?;
         // Prefer the pull request this commit is the merge of; else any merged one containing it.
         let Some(pull) = pulls
             .iter()
@@ -278,7 +286,7 @@ impl Review for GitHub {
                 None::<&()>,
             )
             .await
-            .map_err(|e| api_error(&format!("read pull request #{}", pull.number), e))?;
+            .map_err(|e| self.api_error(&format!("read pull request #{}", pull.number), e))?;
         Ok(Some(MergedPull {
             number: full.number,
             merged_by: full.merged_by.map(|u| u.login),

@@ -12,6 +12,7 @@ use super::json::{JsonDocument, parse_json_records};
 use super::{BoxFuture, SourceError, UsageSource, truncate_chars};
 use crate::config::HttpSource;
 use crate::plan::UsageRecord;
+use crate::redact::Redactor;
 
 const DEFAULT_TIMEOUT_SECONDS: u32 = 30;
 /// Most characters of an error response's body quoted in an error.
@@ -127,6 +128,7 @@ impl HttpUsageSource {
             Some(n) => n,
         };
         let credential = self.credential()?;
+        let redactor = redactor(&url, credential.as_ref().map(|(_, secret)| secret));
 
         let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
@@ -182,11 +184,10 @@ impl HttpUsageSource {
         let status = response.status();
         let body = response.bytes().await.map_err(failed)?;
         if !status.is_success() {
-            let secret = credential.as_ref().map(|(_, s)| s);
             return Err(SourceError::HttpStatus {
                 url: shown,
                 status: status.to_string(),
-                body: sanitize_body(&body, secret),
+                body: sanitize_body(&body, &redactor),
                 hint: status_hint(status),
             });
         }
@@ -197,6 +198,23 @@ impl HttpUsageSource {
             self.settings.records.as_deref(),
             &self.settings.fields,
         )
+        .map_err(|e| {
+            // A record or syntax error quotes what the server sent; a server that echoes the
+            // request would have it quote the credential.
+            let text = e.to_string();
+            if !redactor.finds(&text) {
+                return e;
+            }
+            let problem = text
+                .strip_prefix(shown.as_str())
+                .map_or(text.as_str(), |rest| {
+                    rest.trim_start_matches(':').trim_start()
+                });
+            SourceError::JsonShape {
+                origin: shown.clone(),
+                problem: redactor.redact(problem),
+            }
+        })
     }
 }
 
@@ -252,29 +270,40 @@ pub(crate) fn redact_url(url: &str) -> String {
     }
 }
 
-/// A short, single-line excerpt of an error body with the credential (and its token part) blanked.
-fn sanitize_body(body: &[u8], secret: Option<&SecretString>) -> String {
-    let mut text = String::from_utf8_lossy(body).into_owned();
-    if let Some(secret) = secret {
-        let secret = secret.expose_secret().trim();
-        let mut needles = vec![secret];
-        // `Bearer abc…`: the server may echo only the token.
-        if let Some((_, token)) = secret.rsplit_once(' ')
-            && token.len() >= 6
+/// Shortest query value treated as a credential: `?api_key=…` is, `?page=2` is not.
+const MIN_QUERY_SECRET_CHARS: usize = 6;
+
+/// What a server's reply may echo of the request's credentials: the header's value (and, for
+/// `Bearer abc…`, the token alone), the URL's user info, and every query value of at least
+/// [`MIN_QUERY_SECRET_CHARS`] characters (vendors put API keys there).
+fn redactor(url: &Url, credential: Option<&SecretString>) -> Redactor {
+    let mut secrets = Vec::new();
+    if let Some(secret) = credential {
+        let value = secret.expose_secret().trim();
+        secrets.push(SecretString::from(value));
+        if let Some((_, token)) = value.rsplit_once(' ')
+            && token.len() >= MIN_QUERY_SECRET_CHARS
         {
-            needles.push(token);
-        }
-        for needle in needles {
-            if !needle.is_empty() {
-                text = text.replace(needle, "[redacted]");
-            }
+            secrets.push(SecretString::from(token));
         }
     }
-    let single_line = text
-        .split(|c: char| c.is_whitespace() || c.is_control())
-        .filter(|w| !w.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ");
+    for value in url
+        .query_pairs()
+        .map(|(_, v)| v)
+        .chain([url.username().into()])
+        .chain(url.password().map(Into::into))
+    {
+        if value.chars().count() >= MIN_QUERY_SECRET_CHARS {
+            secrets.push(SecretString::from(value.into_owned()));
+        }
+    }
+    Redactor::new(secrets)
+}
+
+/// A short, single-line excerpt of an error body with the credentials blanked.
+fn sanitize_body(body: &[u8], redactor: &Redactor) -> String {
+    let text = redactor.redact(&String::from_utf8_lossy(body));
+    let single_line = text.split_whitespace().collect::<Vec<_>>().join(" ");
     truncate_chars(&single_line, BODY_EXCERPT_CHARS)
 }
 
@@ -313,14 +342,16 @@ mod tests {
     #[test]
     fn bodies_are_short_single_line_and_redacted() {
         let secret = SecretString::from("Bearer s3cr3t-token");
-        let body = b"{\"error\":\"bad token s3cr3t-token\",\n \"sent\":\"Bearer s3cr3t-token\"}";
+        let url = Url::parse("http://h/u?page=2&key=k3y%2Bvalue").unwrap();
+        let redactor = redactor(&url, Some(&secret));
+        let body = b"{\"error\":\"bad token s3cr3t-token\",\n \"sent\":\"Bearer s3cr3t-token\", \"url\":\"/u?page=2&key=k3y%2Bvalue\", \"key\":\"k3y+value\"}";
         assert_eq!(
-            sanitize_body(body, Some(&secret)),
-            "{\"error\":\"bad token [redacted]\", \"sent\":\"[redacted]\"}"
+            sanitize_body(body, &redactor),
+            "{\"error\":\"bad token [redacted]\", \"sent\":\"[redacted]\", \"url\":\"/u?page=2&key=[redacted]\", \"key\":\"[redacted]\"}"
         );
         let long = "x".repeat(500);
         assert_eq!(
-            sanitize_body(long.as_bytes(), None),
+            sanitize_body(long.as_bytes(), &Redactor::new(Vec::new())),
             format!("{}… (300 more bytes)", "x".repeat(200))
         );
     }

@@ -14,6 +14,7 @@ mod notify;
 mod render;
 mod sandbox;
 mod schedule;
+mod secrets;
 mod sources;
 mod status;
 mod storagecraft;

@@ -34,14 +34,14 @@ fn python() -> String {
 }
 
 /// A running `smtp_sink.py`; killed on drop.
-struct SmtpSink {
+pub(super) struct SmtpSink {
     child: Child,
-    port: u16,
+    pub(super) port: u16,
     dir: tempfile::TempDir,
 }
 
 impl SmtpSink {
-    fn start(auth: Option<(&str, &str)>) -> SmtpSink {
+    pub(super) fn start(auth: Option<(&str, &str)>) -> SmtpSink {
         let python = python();
         let check = Command::new(&python)
             .args(["-c", "import aiosmtpd"])
@@ -77,7 +77,7 @@ impl SmtpSink {
     }
 
     /// The received messages, waiting up to 10 s for `n` of them.
-    fn messages(&self, n: usize) -> Vec<Value> {
+    pub(super) fn messages(&self, n: usize) -> Vec<Value> {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let mut files: Vec<PathBuf> = std::fs::read_dir(self.dir.path())
@@ -104,7 +104,7 @@ impl Drop for SmtpSink {
     }
 }
 
-fn free_port() -> u16 {
+pub(super) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

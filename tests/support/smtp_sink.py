@@ -4,7 +4,7 @@ Usage: smtp_sink.py PORT OUTDIR [USER PASSWORD]
 
 Listens on 127.0.0.1:PORT and writes each received message to OUTDIR/NNN.json with the
 envelope, the AUTH login (when given), the parsed headers and the decoded plain-text body
-(with LF line ends and a single final newline).
+(with LF line ends and a single final newline), and the whole DATA as received (`data`).
 With USER and PASSWORD, AUTH PLAIN/LOGIN is offered on the plain connection
 (auth_require_tls=False) and required; wrong credentials are refused.
 Prints "READY" once it accepts connections; stops on SIGTERM or when stdin closes.
@@ -43,6 +43,7 @@ class Sink:
             "headers": {k.lower(): str(v) for k, v in message.items()},
             # Line ends as text (CRLF on the wire), without the blank line the transfer adds.
             "body": message.get_content().replace("\r\n", "\n").rstrip("\n") + "\n",
+            "data": envelope.original_content.decode("utf-8", "replace"),
         }
         with self.lock:
             self.count += 1

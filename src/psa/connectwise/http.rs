@@ -9,12 +9,12 @@ use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode, Url};
-use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use tokio::sync::{Mutex, Semaphore};
 
 use super::wire::ErrorBody;
 use crate::psa::PsaError;
+pub(crate) use crate::redact::Redactor;
 
 /// The codebase used when `/login/companyinfo/{company}` does not say.
 pub const DEFAULT_CODEBASE: &str = "v4_6_release/";
@@ -24,8 +24,6 @@ pub const DEFAULT_API_VERSION: &str = "2025.8";
 pub const PAGE_SIZE: &str = "1000";
 /// Most pages followed for one listing, a guard against `Link` loops.
 const MAX_PAGES: usize = 10_000;
-/// Longest response-body excerpt quoted in an error.
-const MAX_BODY_EXCERPT: usize = 600;
 
 /// Timeouts and retries for ConnectWise requests.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,42 +124,6 @@ impl Response {
                 redact.excerpt(&self.body)
             ),
         })
-    }
-}
-
-/// Removes credential values from any text quoted back to the user.
-pub(crate) struct Redactor {
-    secrets: Vec<SecretString>,
-}
-
-impl Redactor {
-    pub fn new(secrets: Vec<SecretString>) -> Self {
-        Redactor { secrets }
-    }
-
-    pub fn redact(&self, text: &str) -> String {
-        let mut out = text.to_string();
-        for secret in &self.secrets {
-            let value = secret.expose_secret();
-            if !value.is_empty() {
-                out = out.replace(value, "[redacted]");
-            }
-        }
-        out
-    }
-
-    /// A bounded, redacted excerpt of a response body.
-    pub fn excerpt(&self, body: &[u8]) -> String {
-        let text = String::from_utf8_lossy(body);
-        let redacted = self.redact(text.trim());
-        if redacted.chars().count() > MAX_BODY_EXCERPT {
-            let cut: String = redacted.chars().take(MAX_BODY_EXCERPT).collect();
-            format!("{cut}…")
-        } else if redacted.is_empty() {
-            "(empty body)".into()
-        } else {
-            redacted
-        }
     }
 }
 
@@ -609,13 +571,22 @@ pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds.min(86_400.0)))
 }
 
+/// A reqwest error and its causes. The URL reqwest quotes loses its query, which may carry a
+/// credential (Autotask's zone discovery sends the user name there); the caller names the path.
 pub(crate) fn error_chain(e: &reqwest::Error) -> String {
     let mut parts = vec![if e.is_timeout() {
         "timed out".to_string()
     } else if e.is_connect() {
         "connection failed".to_string()
     } else {
-        e.to_string()
+        match e.url() {
+            Some(url) if url.query().is_some() => {
+                let mut shown = url.clone();
+                shown.set_query(None);
+                e.to_string().replace(url.as_str(), shown.as_str())
+            }
+            _ => e.to_string(),
+        }
     }];
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
@@ -631,15 +602,7 @@ pub(crate) fn error_chain(e: &reqwest::Error) -> String {
 /// Percent-encodes a query value, leaving only RFC 3986 unreserved characters (so a space is
 /// `%20`, never `+`).
 pub(crate) fn encode_query_value(value: &str) -> String {
-    let mut out = String::with_capacity(value.len() * 3 / 2);
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    crate::redact::percent_encode(value)
 }
 
 #[cfg(test)]
@@ -716,18 +679,6 @@ mod tests {
                 .unwrap()
                 .as_str(),
             "https://api-na.myconnectwise.net/v4_6_release/apis/3.0/x?page=4"
-        );
-    }
-
-    #[test]
-    fn redactor_removes_every_secret() {
-        let r = Redactor::new(vec![
-            SecretString::from("pub-key"),
-            SecretString::from("priv-key"),
-        ]);
-        assert_eq!(
-            r.redact("x pub-key y priv-key"),
-            "x [redacted] y [redacted]"
         );
     }
 }
