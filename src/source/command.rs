@@ -12,6 +12,20 @@ use crate::config::CommandSource;
 use crate::plan::UsageRecord;
 
 const DEFAULT_TIMEOUT_SECONDS: u32 = 300;
+
+/// unitsync's own secrets, kept from the vendor's program: it needs its own credentials, never
+/// the PSA's keys or the token that can push to the billing repo.
+pub const WITHHELD_VARIABLES: &[&str] = &[
+    "UNITSYNC_CW_PUBLIC_KEY",
+    "UNITSYNC_CW_PRIVATE_KEY",
+    "UNITSYNC_CW_CLIENT_ID",
+    "UNITSYNC_AT_USERNAME",
+    "UNITSYNC_AT_SECRET",
+    "UNITSYNC_AT_INTEGRATION_CODE",
+    "UNITSYNC_SMTP_USERNAME",
+    "UNITSYNC_SMTP_PASSWORD",
+    "GITHUB_TOKEN",
+];
 /// Most characters of a failed program's stderr carried in the error.
 const STDERR_CHARS: usize = 2000;
 
@@ -53,7 +67,11 @@ impl CommandUsageSource {
             }
             Some(n) => n,
         };
-        let mut child = tokio::process::Command::new(self.executable())
+        let mut command = tokio::process::Command::new(self.executable());
+        for name in WITHHELD_VARIABLES {
+            command.env_remove(name);
+        }
+        let mut child = command
             .args(&self.settings.args)
             .current_dir(&self.root)
             .stdin(Stdio::null())

@@ -1738,3 +1738,25 @@ fn apply_in_a_git_checkout_runs_only_from_the_default_branch() {
     assert_eq!(applied.code, Some(0), "{applied:?}");
     assert_eq!(env.writes().len(), 2);
 }
+
+#[test]
+fn a_command_source_never_sees_unitsyncs_own_secrets() {
+    let mut env = Env::new();
+    env.creds
+        .push(("GITHUB_TOKEN", Some("ghp_never_for_the_vendor".into())));
+    env.creds
+        .push(("VENDOR_API_KEY", Some("the-vendors-own".into())));
+    // The vendor's program reports, as account names, which variables it can see.
+    edit(
+        &env.repo.join("unitsync.yaml"),
+        "  csv:\n    path: usage.csv\n",
+        "  command:\n    program: sh\n    args: ['-c', 'printf \"[{\\\"account\\\": \\\"%s|%s|%s\\\", \\\"license_type\\\": \\\"x\\\", \\\"units\\\": 1}]\" \"${UNITSYNC_CW_PRIVATE_KEY:-withheld}\" \"${GITHUB_TOKEN:-withheld}\" \"${VENDOR_API_KEY:-unset}\"']\n",
+    );
+    let out = env.run(&["accounts", "--unmapped"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stdout.contains("withheld|withheld|the-vendors-own"),
+        "{}",
+        out.stdout
+    );
+}
