@@ -941,6 +941,7 @@ fn an_interrupted_apply_is_completed_without_writing_a_line_twice() {
         update: unitsync::config::UpdatePolicy::InPlace,
         effective: Default::default(),
         concurrency: None,
+        timeout_seconds: None,
     };
     let client = unitsync::psa::ConnectWiseClient::new(
         &settings,

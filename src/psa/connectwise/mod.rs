@@ -220,6 +220,9 @@ impl ConnectWiseClient {
         let concurrency = usize::from(settings.concurrency.unwrap_or(4).max(1));
         let mut transport = Transport::new(host, company, headers, auth, concurrency, redactor)?;
         transport.retry = retry;
+        if let Some(seconds) = settings.timeout_seconds {
+            transport.retry.timeout = std::time::Duration::from_secs(seconds.into());
+        }
         Ok(ConnectWiseClient {
             transport: Arc::new(transport),
             client_id_is_guid,
