@@ -124,6 +124,7 @@ async fn psa_benchmarks(snapshot: bool, apply: bool) {
         update: UpdatePolicy::InPlace,
         effective: Default::default(),
         concurrency: Some(CONCURRENCY as u8),
+        timeout_seconds: None,
     };
     let client = ConnectWiseClient::new(
         &settings,

@@ -8,7 +8,7 @@ use clap::Args;
 
 use super::workflow::{Planned, connect, load_repo, make_plan, runtime};
 use super::{CommandError, GlobalArgs, Outcome};
-use crate::apply::{ApplyOptions, effective_date, execute};
+use crate::apply::{ApplyOptions, FOUND_APPLIED, effective_date, execute, found_applied};
 use crate::config::{BillingRepo, EffectiveDate, PsaSettings};
 use crate::history::{HistoryLine, HistoryRecord, LineOutcome};
 use crate::plan::{Action, DesiredFrom, LineError, Plan};
@@ -116,6 +116,13 @@ async fn apply_locked<P: Psa + Sync>(
         source_accounts,
         ..
     } = make_plan(repo, psa, desired).await?;
+    // A saved plan refuses what changed since it was made, so it cannot also take such lines
+    // as found applied.
+    let found = if saved.is_none() {
+        found_unrecorded(&plan)
+    } else {
+        Vec::new()
+    };
     let plan = match saved {
         Some(saved) => saved.refuse_stale(&plan),
         None => plan,
@@ -154,6 +161,14 @@ async fn apply_locked<P: Psa + Sync>(
             ))
             .hinted("run `unitsync plan` again to see the PSA as it is now, and apply a new plan"));
         }
+        if !found.is_empty() {
+            println!();
+            print_outcomes(&found);
+            let path = write_history(repo, started, found, false)?;
+            println!("Recorded in {}.", path.display());
+            super::workflow::record_source_accounts(repo, &plan, source_accounts)?;
+            return super::plan::outcome(&plan, false);
+        }
         println!("\nNothing to apply.");
         if let Some(held) = crate::notify::Event::held(psa_name(repo), &plan, None) {
             crate::notify::send_and_print(repo.settings.notifications.as_ref(), &[held]).await;
@@ -171,6 +186,7 @@ async fn apply_locked<P: Psa + Sync>(
         deadline: Some(lock.write_deadline()),
     };
     let mut lines = execute(psa, &plan, &options).await;
+    lines.extend(found);
     lines.extend(stale);
     // The outcomes first: should the record fail to be written, this output is the record.
     println!();
@@ -251,6 +267,26 @@ pub(super) fn print_outcomes(lines: &[HistoryLine]) {
             ),
         }
     }
+}
+
+/// Lines an interrupted earlier run wrote but did not record: the PSA holds the count this run
+/// wants while history still shows an earlier one. They plan as in sync, so they are never
+/// written twice; recording them keeps the history complete.
+///
+/// [`found_applied`] compares the PSA with the approved count; what a local run approves is the
+/// count it applies: the vendor's, or the lock's with `--from-lock`. Lines with no record at all
+/// are left out: a local run records changes, not a baseline of every line already in sync.
+fn found_unrecorded(plan: &Plan) -> Vec<HistoryLine> {
+    let mut wanted = plan.clone();
+    if plan.desired == DesiredFrom::Vendor {
+        for line in &mut wanted.lines {
+            line.approved = line.vendor;
+        }
+    }
+    found_applied(&wanted)
+        .into_iter()
+        .filter(|line| line.reason.as_deref() == Some(FOUND_APPLIED))
+        .collect()
 }
 
 /// Saved-plan lines refused as stale become history lines too, so the record shows every line

@@ -72,6 +72,7 @@ fn psa_section(psa: InitPsa) -> &'static str {
     company: your-company            # the company id typed at the ConnectWise login screen
     update: in-place                 # or cancel-and-readd, for additions already invoiced
     # effective: first-of-next-month # for cancel-and-readd: or today
+    # timeout_seconds: 30            # per request; a slower read is retried, a write is checked first
     # API keys and client id come from UNITSYNC_CW_PUBLIC_KEY, UNITSYNC_CW_PRIVATE_KEY and
     # UNITSYNC_CW_CLIENT_ID, never from this file.
 "
@@ -81,6 +82,7 @@ fn psa_section(psa: InitPsa) -> &'static str {
   autotask:
     # url: https://webservices5.autotask.net/ATServicesRest  # the zone; discovered when left out
     effective: first-of-next-month   # when unit adjustments take effect: or today
+    # timeout_seconds: 30            # per request; a slower read is retried, an adjustment re-checked
     # The API user, secret and integration code come from UNITSYNC_AT_USERNAME,
     # UNITSYNC_AT_SECRET and UNITSYNC_AT_INTEGRATION_CODE, never from this file.
 "

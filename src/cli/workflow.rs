@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::config::{BillingRepo, PsaSettings, load};
+use crate::config::{BillingRepo, PsaSettings, UpdatePolicy, load};
 use crate::history;
 use crate::plan::{self, DesiredFrom, Plan, PlanInput, PsaSnapshot};
 use crate::psa::autotask::{self, AutotaskClient, AutotaskOptions};
@@ -30,9 +30,21 @@ pub fn connect(repo: &BillingRepo) -> Result<AnyPsa, CommandError> {
     match &repo.settings.psa {
         PsaSettings::Connectwise(settings) => {
             let credentials = Credentials::from_env().map_err(psa_error)?;
-            ConnectWiseClient::new(settings, credentials)
-                .map(AnyPsa::ConnectWise)
-                .map_err(psa_error)
+            let client = ConnectWiseClient::new(settings, credentials).map_err(psa_error)?;
+            // Only a cancel-and-readd leaves an addition cancelled on the effective date for a
+            // rerun to resume.
+            let readds = repo
+                .mappings
+                .iter()
+                .any(|m| m.update.unwrap_or(settings.update) == UpdatePolicy::CancelAndReadd);
+            Ok(AnyPsa::ConnectWise(if readds {
+                client.resuming_readds_on(crate::apply::effective_date(
+                    settings.effective,
+                    super::apply::today(repo),
+                ))
+            } else {
+                client
+            }))
         }
         PsaSettings::Autotask(settings) => {
             let credentials = autotask::Credentials::from_env().map_err(psa_error)?;

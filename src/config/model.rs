@@ -129,6 +129,12 @@ pub struct ConnectWiseSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 16))]
     pub concurrency: Option<u8>,
+    /// Seconds one request may take, from connecting to the end of the answer (default 30).
+    /// A read or quantity update that runs out of time is sent again (it sets an absolute
+    /// value); a re-add is looked for first, never posted twice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 600))]
+    pub timeout_seconds: Option<u32>,
 }
 
 /// Autotask PSA connection facts. The API user, secret and integration code come from
@@ -142,6 +148,12 @@ pub struct AutotaskSettings {
     /// The date unit adjustments take effect.
     #[serde(default)]
     pub effective: EffectiveDate,
+    /// Seconds one request may take, from connecting to the end of the answer (default 30).
+    /// A read that runs out of time is sent again; an adjustment is checked by re-reading the
+    /// units, never posted twice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 600))]
+    pub timeout_seconds: Option<u32>,
 }
 
 /// How a changed quantity is written to a PSA line.

@@ -66,7 +66,8 @@
 //!   the collection → 405, all `{"errors":["ContractServiceAdjustments can only be created…"]}`.
 //! - Other methods on known paths → 405, unknown paths → 404, both `{"errors":[…]}`.
 //! - Injected faults (see [`Faults`]) come before auth: 429 `{"errors":["…"]}` with
-//!   `Retry-After`, 5xx `{"errors":["…"]}`, dropped connections.
+//!   `Retry-After`, 5xx `{"errors":["…"]}`, dropped connections. A lost answer comes after the
+//!   request was carried out (and logged with the status it would have had).
 //! - Dates are rendered `YYYY-MM-DDTHH:MM:SSZ`; unit rows are per calendar month of the contract.
 
 // Handlers return `Result<_, Response>` so errors can be answered as they are found.
@@ -75,6 +76,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -91,7 +93,10 @@ use serde_json::{Map, Value, json};
 use super::autotask_seed::{
     AtContract, AtLogin, AtSeed, CONTRACT_STATUS_ACTIVE, CONTRACT_TYPE_RECURRING_SERVICE,
 };
-use super::{DroppingListener, FaultState, Faults, HasFaults, Injected, RecordedRequest, lock};
+use super::{
+    DroppingListener, FaultState, Faults, HasFaults, InFlight, Injected, LostResponse,
+    RecordedRequest, lock, lose_response,
+};
 
 /// Headers copied into the request log (lower case). `Secret` and `ApiIntegrationCode` are never
 /// recorded; the `UserName` header becomes [`RecordedRequest::auth_user`].
@@ -143,6 +148,7 @@ pub(crate) struct AtShared {
     faults: Mutex<FaultState>,
     log: Mutex<Vec<RecordedRequest>>,
     limits: Mutex<Limits>,
+    in_flight: AtomicUsize,
     addr: SocketAddr,
 }
 
@@ -459,6 +465,7 @@ fn prepare(seed: AtSeed, faults: Faults, addr: SocketAddr) -> io::Result<(Arc<At
         faults: Mutex::new(FaultState { faults }),
         log: Mutex::new(Vec::new()),
         limits: Mutex::new(Limits::default()),
+        in_flight: AtomicUsize::new(0),
         addr,
     });
     let app = Router::new()
@@ -503,6 +510,12 @@ impl AutotaskSandboxHandle {
     /// Every request so far, in the order they were answered.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         lock(&self.shared.log).clone()
+    }
+
+    /// Requests being handled right now. After a client is killed, 0 means no request it sent
+    /// can still change anything.
+    pub fn in_flight(&self) -> usize {
+        self.shared.in_flight.load(Ordering::SeqCst)
     }
 
     pub fn clear_requests(&self) {
@@ -651,6 +664,8 @@ fn too_many(message: impl Into<String>, retry_after: u64) -> Response {
 
 /// Records every request and applies injected 429s and 5xx.
 async fn outer(State(shared): State<Arc<AtShared>>, req: Request, next: Next) -> Response {
+    let _in_flight = InFlight::enter(&shared.in_flight);
+    let received = Instant::now();
     let (parts, body) = req.into_parts();
     let bytes = match axum::body::to_bytes(body, 64 * 1024 * 1024).await {
         Ok(b) => b,
@@ -680,6 +695,8 @@ async fn outer(State(shared): State<Arc<AtShared>>, req: Request, next: Next) ->
             .and_then(|t| serde_json::from_str(t).ok()),
         body_text,
         status: 0,
+        response_lost: false,
+        received,
     };
     let fault = lock(&shared.faults)
         .next_fault(parts.method.as_str(), parts.uri.path())
@@ -689,15 +706,18 @@ async fn outer(State(shared): State<Arc<AtShared>>, req: Request, next: Next) ->
             format!("Too many requests; retry after {secs} seconds (injected by the sandbox)"),
             secs,
         ),
-        Some(Injected::ServerError(status)) => {
-            let status = StatusCode::from_u16(status)
-                .ok()
-                .filter(|s| s.is_server_error())
-                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            at_error(
-                status,
-                "An unexpected error occurred (injected by the sandbox)",
-            )
+        Some(Injected::ServerError(status)) => server_error(status),
+        Some(Injected::LoseAfterCommit(how)) => {
+            let response = next
+                .run(Request::from_parts(parts, Body::from(bytes)))
+                .await;
+            entry.status = response.status().as_u16();
+            entry.response_lost = true;
+            lock(&shared.log).push(entry);
+            return match how {
+                LostResponse::ServerError(status) => server_error(status),
+                other => lose_response(response, other).await,
+            };
         }
         None => {
             next.run(Request::from_parts(parts, Body::from(bytes)))
@@ -706,7 +726,25 @@ async fn outer(State(shared): State<Arc<AtShared>>, req: Request, next: Next) ->
     };
     entry.status = response.status().as_u16();
     lock(&shared.log).push(entry);
+    let mut response = response;
+    if lock(&shared.faults).faults.close_connections {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     response
+}
+
+/// An injected 5xx (500 unless `status` is another 5xx).
+fn server_error(status: u16) -> Response {
+    let status = StatusCode::from_u16(status)
+        .ok()
+        .filter(|s| s.is_server_error())
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    at_error(
+        status,
+        "An unexpected error occurred (injected by the sandbox)",
+    )
 }
 
 fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {

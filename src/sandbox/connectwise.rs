@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::body::{Body, Bytes};
@@ -23,7 +24,7 @@ use serde_json::{Map, Value, json};
 
 use super::conditions::{self, normalize_datetime};
 use super::seed::{Seed, SeedAddition, SeedAgreement, SeedCompany, SeedLogin, SeedProduct};
-use super::{Faults, RecordedRequest};
+use super::{Faults, InFlight, LostResponse, RecordedRequest, lose_response};
 
 /// The API version the sandbox claims (`api-current-version`, `/login/companyinfo`).
 pub const API_VERSION: &str = "2025.8";
@@ -49,6 +50,7 @@ pub(crate) struct Shared {
     pub store: Mutex<Store>,
     pub faults: Mutex<FaultState>,
     pub log: Mutex<Vec<RecordedRequest>>,
+    pub in_flight: AtomicUsize,
     pub addr: SocketAddr,
 }
 
@@ -321,6 +323,8 @@ async fn fallback(uri: Uri) -> Response {
 
 /// Records every request, applies latency and injected faults.
 async fn outer(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+    let _in_flight = InFlight::enter(&shared.in_flight);
+    let received = std::time::Instant::now();
     let (parts, body) = req.into_parts();
     let bytes = match axum::body::to_bytes(body, 64 * 1024 * 1024).await {
         Ok(b) => b,
@@ -350,6 +354,8 @@ async fn outer(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> R
             .and_then(|t| serde_json::from_str(t).ok()),
         body_text,
         status: 0,
+        response_lost: false,
+        received,
     };
 
     let (latency, fault) = lock(&shared.faults).next_fault(parts.method.as_str(), parts.uri.path());
@@ -367,16 +373,18 @@ async fn outer(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> R
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
             r
         }
-        Some(Injected::ServerError(status)) => {
-            let status = StatusCode::from_u16(status)
-                .ok()
-                .filter(|s| s.is_server_error())
-                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            cw_error(
-                status,
-                "InternalServerError",
-                "An unexpected error occurred (injected by the sandbox)",
-            )
+        Some(Injected::ServerError(status)) => server_error(status),
+        Some(Injected::LoseAfterCommit(how)) => {
+            let response = next
+                .run(Request::from_parts(parts, Body::from(bytes)))
+                .await;
+            entry.status = response.status().as_u16();
+            entry.response_lost = true;
+            lock(&shared.log).push(entry);
+            return match how {
+                LostResponse::ServerError(status) => server_error(status),
+                other => lose_response(response, other).await,
+            };
         }
         None => {
             next.run(Request::from_parts(parts, Body::from(bytes)))
@@ -385,13 +393,34 @@ async fn outer(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> R
     };
     entry.status = response.status().as_u16();
     lock(&shared.log).push(entry);
+    let mut response = response;
+    if lock(&shared.faults).faults.close_connections {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     response
+}
+
+/// An injected 5xx (500 unless `status` is another 5xx).
+fn server_error(status: u16) -> Response {
+    let status = StatusCode::from_u16(status)
+        .ok()
+        .filter(|s| s.is_server_error())
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    cw_error(
+        status,
+        "InternalServerError",
+        "An unexpected error occurred (injected by the sandbox)",
+    )
 }
 
 /// A fault chosen for one request.
 pub(crate) enum Injected {
     RateLimited(u64),
     ServerError(u16),
+    /// Carry the request out, then lose the answer.
+    LoseAfterCommit(LostResponse),
 }
 
 impl FaultState {
@@ -417,6 +446,9 @@ impl FaultState {
         } else if f.server_errors > 0 {
             f.server_errors -= 1;
             Some(Injected::ServerError(f.server_error_status))
+        } else if f.lose_responses_after_commit > 0 {
+            f.lose_responses_after_commit -= 1;
+            Some(Injected::LoseAfterCommit(f.lost_response))
         } else {
             None
         };

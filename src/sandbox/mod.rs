@@ -5,8 +5,9 @@
 //! agreements, agreement additions (list, count, get, PATCH, POST), the product catalog and
 //! `system/info`, with ConnectWise's auth, paging (`page`/`pageSize`/`Link`, and forward-only
 //! `pageId`), `conditions`, `orderBy` and `fields`. Faults (latency, 429 with `Retry-After`, 5xx,
-//! dropped connections) can be injected at any time through the [`SandboxHandle`], which also
-//! exposes a log of every request and the current additions.
+//! dropped connections, answers lost after the request was carried out) can be injected at any
+//! time through the [`SandboxHandle`], which also exposes a log of every request and the current
+//! additions.
 //!
 //! The wire shapes here are written independently of the client in `crate::psa`, so that tests
 //! against the sandbox check the client against the documented API rather than against itself.
@@ -53,6 +54,8 @@
 //! - Injected 429s (with `Retry-After`) and 5xx bodies are `{"code":"TooManyRequests"|
 //!   "InternalServerError","message":…}`. Fault counters count every request, including
 //!   `/login/companyinfo` and requests that would fail auth, unless narrowed by method or path.
+//! - A lost answer ([`Faults::lose_responses_after_commit`]) comes after the request was carried
+//!   out and logged with the status it would have had (and [`RecordedRequest::response_lost`]).
 
 mod autotask;
 pub mod autotask_seed;
@@ -63,9 +66,12 @@ pub mod seed;
 use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use axum::body::Body;
+use axum::response::Response;
 use serde::Serialize;
 
 pub use connectwise::{API_VERSION, DEFAULT_PAGE_SIZE, LOGGED_HEADERS, MAX_PAGE_SIZE};
@@ -119,10 +125,34 @@ pub struct Faults {
     /// The next N new TCP connections are closed as soon as they are accepted, before any
     /// request is read (requests on already-open keep-alive connections are not affected).
     pub dropped_connections: u32,
-    /// Only requests with one of these methods (such as `PATCH`) get 429s and 5xx; empty = all.
+    /// Only requests with one of these methods (such as `PATCH`) get 429s, 5xx and lost
+    /// answers; empty = all.
     pub only_methods: Vec<String>,
-    /// Only requests whose path contains this text get 429s and 5xx.
+    /// Only requests whose path contains this text get 429s, 5xx and lost answers.
     pub only_path_containing: Option<String>,
+    /// The next N matching requests (after any 429s and 5xx) are carried out — a write is
+    /// committed — and then their answer is lost as [`Faults::lost_response`] says: the case
+    /// where a client cannot know whether its write happened.
+    pub lose_responses_after_commit: u32,
+    pub lost_response: LostResponse,
+    /// Every answer carries `Connection: close`, so every request opens a new connection and
+    /// `dropped_connections` can reach requests in the middle of a run, not only its first ones.
+    pub close_connections: bool,
+    /// New connections accepted normally before `dropped_connections` start being dropped.
+    pub drop_connections_after: u32,
+}
+
+/// How an answer is lost after the request was carried out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LostResponse {
+    /// The connection is closed mid-answer: the client sees the connection drop.
+    #[default]
+    Dropped,
+    /// The answer is held back this long (past the client's timeout), then sent.
+    Stalled(Duration),
+    /// The answer is replaced by this 5xx, as a proxy in front of a server that did commit
+    /// answers 502 or 504.
+    ServerError(u16),
 }
 
 impl Faults {
@@ -154,16 +184,81 @@ impl Faults {
         self
     }
 
-    /// Limits 429s and 5xx to requests with this method.
+    /// Accepts `skip` new connections, then closes the next `n` as soon as they are accepted.
+    pub fn drop_connections_after(mut self, skip: u32, n: u32) -> Faults {
+        self.drop_connections_after = skip;
+        self.dropped_connections = n;
+        self
+    }
+
+    /// Answers every request with `Connection: close`.
+    pub fn close_connections(mut self) -> Faults {
+        self.close_connections = true;
+        self
+    }
+
+    /// The next `n` requests are carried out, then their answer is lost as `how` says.
+    pub fn lose_responses(mut self, n: u32, how: LostResponse) -> Faults {
+        self.lose_responses_after_commit = n;
+        self.lost_response = how;
+        self
+    }
+
+    /// Limits 429s, 5xx and lost answers to requests with this method.
     pub fn only_method(mut self, method: &str) -> Faults {
         self.only_methods.push(method.to_ascii_uppercase());
         self
     }
 
-    /// Limits 429s and 5xx to requests whose path contains `text`.
+    /// Limits 429s, 5xx and lost answers to requests whose path contains `text`.
     pub fn only_path_containing(mut self, text: &str) -> Faults {
         self.only_path_containing = Some(text.to_string());
         self
+    }
+}
+
+/// Answers `response` after it was lost as `how` says (a [`LostResponse::ServerError`] is the
+/// caller's, in its own API's error shape). The caller has already carried out the request.
+pub(crate) async fn lose_response(response: Response, how: LostResponse) -> Response {
+    let (mut parts, body) = response.into_parts();
+    // The replacement body has no known length; a stale Content-Length would make the client
+    // wait for bytes that never come instead of seeing what happened.
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    let body = match how {
+        LostResponse::Stalled(delay) => {
+            let bytes = axum::body::to_bytes(body, usize::MAX)
+                .await
+                .unwrap_or_default();
+            Body::from_stream(futures_util::stream::once(async move {
+                tokio::time::sleep(delay).await;
+                Ok::<_, io::Error>(bytes)
+            }))
+        }
+        LostResponse::Dropped | LostResponse::ServerError(_) => {
+            Body::from_stream(futures_util::stream::once(async {
+                Err::<axum::body::Bytes, _>(io::Error::new(
+                    io::ErrorKind::ConnectionAborted,
+                    "the sandbox dropped this answer (injected fault)",
+                ))
+            }))
+        }
+    };
+    Response::from_parts(parts, body)
+}
+
+/// Counts a request in flight until dropped (also when the server abandons it).
+pub(crate) struct InFlight<'a>(&'a AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    pub(crate) fn enter(counter: &'a AtomicUsize) -> InFlight<'a> {
+        counter.fetch_add(1, Ordering::SeqCst);
+        InFlight(counter)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -184,8 +279,13 @@ pub struct RecordedRequest {
     pub body: Option<serde_json::Value>,
     /// The body as text, when there was one.
     pub body_text: Option<String>,
-    /// The status the sandbox answered with.
+    /// The status the sandbox answered with (for a lost answer: the one it would have sent).
     pub status: u16,
+    /// The request was carried out but its answer was lost ([`Faults::lose_responses_after_commit`]).
+    pub response_lost: bool,
+    /// When the sandbox received it, for tests that check how long a client waited.
+    #[serde(skip)]
+    pub received: Instant,
 }
 
 impl RecordedRequest {
@@ -296,6 +396,7 @@ fn prepare(
         store: Mutex::new(Store::new(seed, format!("http://{addr}"))),
         faults: Mutex::new(FaultState { faults }),
         log: Mutex::new(Vec::new()),
+        in_flight: AtomicUsize::new(0),
         addr,
     });
     let app = connectwise::router(shared.clone());
@@ -334,12 +435,15 @@ impl<S: HasFaults> axum::serve::Listener for DroppingListener<S> {
             };
             let drop_it = {
                 let mut state = lock(self.shared.fault_state());
-                let n = &mut state.faults.dropped_connections;
-                if *n > 0 {
-                    *n -= 1;
-                    true
-                } else {
+                let f = &mut state.faults;
+                if f.dropped_connections == 0 {
                     false
+                } else if f.drop_connections_after > 0 {
+                    f.drop_connections_after -= 1;
+                    false
+                } else {
+                    f.dropped_connections -= 1;
+                    true
                 }
             };
             if drop_it {
@@ -400,6 +504,12 @@ impl SandboxHandle {
 
     pub fn clear_requests(&self) {
         lock(&self.shared.log).clear();
+    }
+
+    /// Requests being handled right now. After a client is killed, 0 means no request it sent
+    /// can still change anything.
+    pub fn in_flight(&self) -> usize {
+        self.shared.in_flight.load(Ordering::SeqCst)
     }
 
     /// The additions as they are now, by id.

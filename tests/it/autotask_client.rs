@@ -359,6 +359,7 @@ fn settings(url: Option<String>) -> AutotaskSettings {
     AutotaskSettings {
         url,
         effective: Default::default(),
+        timeout_seconds: None,
     }
 }
 

@@ -66,6 +66,7 @@ fn client_with(
     let settings = AutotaskSettings {
         url: None,
         effective: Default::default(),
+        timeout_seconds: None,
     };
     AutotaskClient::new(&settings, credentials, options).unwrap()
 }

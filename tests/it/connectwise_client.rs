@@ -134,6 +134,7 @@ impl Stub {
             update: UpdatePolicy::InPlace,
             effective: Default::default(),
             concurrency: None,
+            timeout_seconds: None,
         }
     }
 

@@ -48,6 +48,7 @@ fn settings(sandbox: &SandboxHandle) -> ConnectWiseSettings {
         update: UpdatePolicy::InPlace,
         effective: Default::default(),
         concurrency: None,
+        timeout_seconds: None,
     }
 }
 
@@ -1527,6 +1528,7 @@ async fn an_unreachable_host_fails_the_first_doctor_check() {
             update: UpdatePolicy::InPlace,
             effective: Default::default(),
             concurrency: None,
+            timeout_seconds: None,
         },
         Credentials::new("p", "k", "5e4b6a4c-0d2c-4b8e-9a53-5a4b1c0ffee1"),
         fast_retry(),

@@ -1165,6 +1165,7 @@ impl World {
             update: unitsync::config::UpdatePolicy::InPlace,
             effective: Default::default(),
             concurrency: None,
+            timeout_seconds: None,
         };
         unitsync::psa::ConnectWiseClient::new(
             &settings,

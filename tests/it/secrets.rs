@@ -1207,6 +1207,7 @@ async fn autotask_zone_discovery_errors_carry_no_user_name_in_any_encoding() {
             &unitsync::config::AutotaskSettings {
                 url: None,
                 effective: Default::default(),
+                timeout_seconds: None,
             },
             Credentials::new(AT_USERNAME, AT_SECRET, AT_INTEGRATION_CODE),
             options,

@@ -13,7 +13,9 @@ use tokio::sync::{Mutex, OnceCell, Semaphore};
 
 use super::wire::{ErrorBody, QueryPage, QueryRequest, ZoneInformation};
 use crate::psa::PsaError;
-use crate::psa::connectwise::http::{Redactor, RetryPolicy, error_chain, retry_after};
+use crate::psa::connectwise::http::{
+    Redactor, RetryPolicy, error_chain, retry_after, timeout_hint,
+};
 
 /// Autotask's page-size limit for queries.
 pub const MAX_RECORDS: u32 = 500;
@@ -210,7 +212,10 @@ impl Transport {
                     parts
                 }
                 Err(e) => {
-                    let message = self.redactor.redact(&error_chain(&e));
+                    let mut message = self.redactor.redact(&error_chain(&e));
+                    if e.is_timeout() {
+                        message.push_str(&timeout_hint(self.retry.timeout, "autotask"));
+                    }
                     if request.repeat == Repeat::Idempotent
                         && attempt < self.retry.max_attempts
                         && !e.is_builder()

@@ -251,12 +251,16 @@ impl AutotaskClient {
             credentials.username.clone(),
         ]);
         let base_is_fixed = fixed_base.is_some();
+        let mut retry = options.retry;
+        if let Some(seconds) = settings.timeout_seconds {
+            retry.timeout = std::time::Duration::from_secs(seconds.into());
+        }
         let transport = Transport::new(
             discovery,
             fixed_base,
             credentials.username.expose_secret().to_string(),
             headers,
-            options.retry,
+            retry,
             redactor,
         )?;
         Ok(AutotaskClient {

@@ -340,7 +340,10 @@ impl Transport {
                     let retry = request.repeat == Repeat::Idempotent
                         && attempt < self.retry.max_attempts
                         && !e.is_builder();
-                    let message = self.redactor.redact(&error_chain(&e));
+                    let mut message = self.redactor.redact(&error_chain(&e));
+                    if e.is_timeout() {
+                        message.push_str(&timeout_hint(self.retry.timeout, "connectwise"));
+                    }
                     if retry {
                         let delay = self.retry.backoff(attempt);
                         tracing::debug!(%method, %path, attempt, ?delay, "{message}; retrying");
@@ -569,6 +572,14 @@ pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
     let seconds: f64 = value.trim().parse().ok()?;
     (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds.min(86_400.0)))
+}
+
+/// Names the setting to raise when a request ran out of time.
+pub(crate) fn timeout_hint(timeout: Duration, psa: &str) -> String {
+    format!(
+        " (no complete answer within {} s; psa.{psa}.timeout_seconds sets the limit)",
+        timeout.as_secs_f64()
+    )
 }
 
 /// A reqwest error and its causes. The URL reqwest quotes loses its query, which may carry a

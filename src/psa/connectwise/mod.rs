@@ -152,6 +152,8 @@ pub fn api_host(site: &str) -> Result<Url, PsaError> {
 pub struct ConnectWiseClient {
     transport: Arc<Transport>,
     client_id_is_guid: bool,
+    /// See [`ConnectWiseClient::resuming_readds_on`].
+    readds_effective: Option<jiff::civil::Date>,
 }
 
 impl fmt::Debug for ConnectWiseClient {
@@ -220,10 +222,27 @@ impl ConnectWiseClient {
         let concurrency = usize::from(settings.concurrency.unwrap_or(4).max(1));
         let mut transport = Transport::new(host, company, headers, auth, concurrency, redactor)?;
         transport.retry = retry;
+        if let Some(seconds) = settings.timeout_seconds {
+            transport.retry.timeout = std::time::Duration::from_secs(seconds.into());
+        }
         Ok(ConnectWiseClient {
             transport: Arc::new(transport),
             client_id_is_guid,
+            readds_effective: None,
         })
+    }
+
+    /// Reads an addition cancelled on `effective` (the date this run's re-adds start) with no
+    /// copy of its product still running as the line in force, not as cancelled.
+    ///
+    /// That is what a cancel-and-readd stopped between its two writes (a killed run) leaves
+    /// behind. Read as cancelled, the mapping would be a plan error and the line would stay
+    /// without a replacement; read as in force, it plans as an update and applying it resumes
+    /// the re-add (the cancel is not repeated). Like that resume, this takes an addition
+    /// cancelled on exactly the effective date, with nothing replacing it, to be unitsync's own.
+    pub fn resuming_readds_on(mut self, effective: jiff::civil::Date) -> ConnectWiseClient {
+        self.readds_effective = Some(effective);
+        self
     }
 
     /// The codebase in use (discovering it if needed), e.g. `v4_6_release/`.
@@ -399,7 +418,17 @@ impl ConnectWiseClient {
                 what: "reading additions".into(),
                 reason: format!("a reader task failed: {e}"),
             })??;
-            lines.extend(additions.iter().map(|a| a.to_snapshot(agreement_id)));
+            let awaiting = self
+                .readds_effective
+                .map(|effective| awaiting_readd(&additions, effective))
+                .unwrap_or_default();
+            lines.extend(additions.iter().map(|a| {
+                if awaiting.contains(&a.id) {
+                    a.to_snapshot_awaiting_readd(agreement_id)
+                } else {
+                    a.to_snapshot(agreement_id)
+                }
+            }));
         }
         lines.sort_by_key(|l| (l.contract_id, l.id));
 
@@ -982,6 +1011,30 @@ impl Psa for ConnectWiseClient {
     }
 }
 
+/// The additions of one agreement a cancel-and-readd cancelled on `effective` and did not get to
+/// re-add: per product, the newest one cancelled that day, when no addition of that product is
+/// still running (a finished re-add leaves its copy running).
+fn awaiting_readd(additions: &[Addition], effective: jiff::civil::Date) -> BTreeSet<u64> {
+    let effective = effective.to_string();
+    let product = |a: &Addition| a.product.as_ref().and_then(|p| p.id);
+    let mut newest: BTreeMap<u64, u64> = BTreeMap::new();
+    for a in additions.iter().filter(|a| a.cancelled_on(&effective)) {
+        if let Some(p) = product(a) {
+            let id = newest.entry(p).or_insert(a.id);
+            *id = (*id).max(a.id);
+        }
+    }
+    newest
+        .into_iter()
+        .filter(|(p, _)| {
+            !additions
+                .iter()
+                .any(|a| a.running() && product(a) == Some(*p))
+        })
+        .map(|(_, id)| id)
+        .collect()
+}
+
 #[derive(Default)]
 struct CompanyRefs {
     ids: BTreeSet<u64>,
@@ -1083,6 +1136,30 @@ mod tests {
         assert!(err.to_string().contains(ENV_PRIVATE_KEY), "{err}");
         let creds = Credentials::new("pub-SECRET", "priv-SECRET", "cid-SECRET");
         assert!(!format!("{creds:?}").contains("SECRET"));
+    }
+
+    #[test]
+    fn only_the_newest_unreplaced_addition_cancelled_on_the_effective_date_awaits_a_readd() {
+        let addition = |id: u64, product: u64, cancelled: Option<&str>| -> Addition {
+            serde_json::from_value(serde_json::json!({
+                "id": id, "product": {"id": product}, "cancelledDate": cancelled
+            }))
+            .unwrap()
+        };
+        let additions = [
+            // Re-added once this month, then cancelled again and stopped: the newest awaits.
+            addition(1, 301, Some("2026-12-01T00:00:00Z")),
+            addition(2, 301, Some("2026-12-01T00:00:00Z")),
+            // Its copy is running: the re-add finished.
+            addition(3, 302, Some("2026-12-01T00:00:00Z")),
+            addition(4, 302, None),
+            // Cancelled on another day: not a re-add of this run's.
+            addition(5, 303, Some("2026-11-15T00:00:00Z")),
+        ];
+        assert_eq!(
+            awaiting_readd(&additions, jiff::civil::date(2026, 12, 1)),
+            BTreeSet::from([2])
+        );
     }
 
     #[test]

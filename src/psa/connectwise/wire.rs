@@ -182,6 +182,22 @@ impl Addition {
             .as_deref()
             .is_some_and(|d| d.trim().starts_with(date))
     }
+
+    /// Whether it still bills: no `cancelledDate`.
+    pub fn running(&self) -> bool {
+        self.cancelled_date
+            .as_deref()
+            .is_none_or(|d| d.trim().is_empty())
+    }
+
+    /// The snapshot of an addition whose cancel-and-readd stopped after the cancel: it is still
+    /// the line that bills, so it reads as its agreement's status rather than as cancelled.
+    pub fn to_snapshot_awaiting_readd(&self, contract_id: u64) -> PsaLine {
+        PsaLine {
+            status: status_from(self.agreement_status.as_deref()),
+            ..self.to_snapshot(contract_id)
+        }
+    }
 }
 
 /// One JSON-patch operation: `{"op":"replace","path":"quantity","value":4}`.
