@@ -116,16 +116,32 @@ async fn apply_locked<P: Psa + Sync>(
         source_accounts,
         ..
     } = make_plan(repo, psa, desired).await?;
-    // A saved plan refuses what changed since it was made, so it cannot also take such lines
-    // as found applied.
-    let found = if saved.is_none() {
-        found_unrecorded(&plan)
-    } else {
-        Vec::new()
-    };
-    let plan = match saved {
-        Some(saved) => saved.refuse_stale(&plan),
-        None => plan,
+    let (plan, found) = match saved {
+        None => {
+            let found = found_unrecorded(&plan);
+            (plan, found)
+        }
+        // A saved plan refuses what changed since it was made, except a change to exactly its
+        // own target: that is this plan, written by a run killed before recording it.
+        Some(saved) => {
+            let checked = saved.refuse_stale(&plan);
+            let found = saved
+                .lines
+                .iter()
+                .zip(&checked.lines)
+                .filter_map(|(before, after)| match (&before.action, &after.action) {
+                    (Action::Update { from, to }, Action::InSync) => Some(crate::apply::entry(
+                        after,
+                        *from,
+                        *to,
+                        LineOutcome::Applied,
+                        Some(FOUND_APPLIED.to_string()),
+                    )),
+                    _ => None,
+                })
+                .collect();
+            (checked, found)
+        }
     };
     print!(
         "{}",

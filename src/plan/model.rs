@@ -362,12 +362,20 @@ impl Plan {
             .collect();
         let mut checked = self.clone();
         for line in &mut checked.lines {
-            let Action::Update { from, .. } = line.action else {
+            let Action::Update { from, to } = line.action else {
                 continue;
             };
             let now = fresh_lines.get(line.mapping.as_str());
             let found = match now {
                 Some(now) if now.target.line_id == line.target.line_id && now.psa == Some(from) => {
+                    continue;
+                }
+                // Already written — by a run of this plan killed before it recorded the line:
+                // nothing to write again; it is in sync, and the caller can record it.
+                Some(now) if now.target.line_id == line.target.line_id && now.psa == Some(to) => {
+                    line.action = Action::InSync;
+                    line.psa = now.psa;
+                    line.last_applied = now.last_applied;
                     continue;
                 }
                 Some(now) if now.target.line_id != line.target.line_id => {

@@ -1760,3 +1760,36 @@ fn a_command_source_never_sees_unitsyncs_own_secrets() {
         out.stdout
     );
 }
+
+#[test]
+fn a_saved_plan_rerun_after_a_kill_records_what_was_written_and_writes_the_rest_once() {
+    let env = Env::new();
+    let plan_file = env.temp.path().join("plan.json");
+    let out = env.run(&["plan", "--out", plan_file.to_str().unwrap()]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    // A run of this plan wrote Bob's 4 and was killed before it recorded anything.
+    env.hand_edit(5001, 4.0);
+    let out = env.run(&["apply", "--plan", plan_file.to_str().unwrap(), "--yes"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(
+        write_calls(&env),
+        [patch("1003/additions/5005", "135.5")],
+        "Bob's line is not written again"
+    );
+    assert_eq!(env.quantities(), [(5001, 4.0), (5003, 2.0), (5005, 135.5)]);
+    let history = normalized_history(&env);
+    assert_eq!(history.len(), 1);
+    assert!(
+        history[0].1.ends_with(&format!(
+            "  from: 3\n  to: 4\n  outcome: applied\n  reason: {}\n",
+            unitsync::apply::FOUND_APPLIED
+        )),
+        "{}",
+        history[0].1
+    );
+    assert!(
+        history[0]
+            .1
+            .contains("  from: 120.25\n  to: 135.5\n  outcome: applied\n")
+    );
+}
