@@ -81,6 +81,7 @@ trait Psa {
     fn requests(&self) -> Vec<RecordedRequest>;
     fn clear_requests(&self);
     fn set_faults(&self, faults: Faults);
+    fn faults(&self) -> Faults;
     fn in_flight(&self) -> usize;
 }
 
@@ -93,6 +94,9 @@ impl Psa for SandboxHandle {
     }
     fn set_faults(&self, faults: Faults) {
         SandboxHandle::set_faults(self, faults)
+    }
+    fn faults(&self) -> Faults {
+        SandboxHandle::faults(self)
     }
     fn in_flight(&self) -> usize {
         SandboxHandle::in_flight(self)
@@ -108,6 +112,9 @@ impl Psa for AutotaskSandboxHandle {
     }
     fn set_faults(&self, faults: Faults) {
         AutotaskSandboxHandle::set_faults(self, faults)
+    }
+    fn faults(&self) -> Faults {
+        AutotaskSandboxHandle::faults(self)
     }
     fn in_flight(&self) -> usize {
         AutotaskSandboxHandle::in_flight(self)
@@ -1285,11 +1292,15 @@ fn snapshot_connections<S: Psa>(b: &Billing<S>) -> u32 {
     n
 }
 
-#[test]
-fn cw_dropped_connections_during_the_snapshot_and_the_writes_converge() {
-    let mut b = Billing::connectwise(&[(10, 11), (20, 22), (30, 33)], "in-place", "");
+/// Connections dropped right after the snapshot's (the first writes), then at the start of the
+/// next run (the first reads): each line is written once, and the PSA converges both times.
+fn dropped_connections_converge<S: Psa>(
+    mut b: Billing<S>,
+    writes: fn(&[RecordedRequest]) -> BTreeMap<i64, Vec<String>>,
+    line: fn(usize) -> i64,
+    values: impl Fn(&S) -> Vec<f64>,
+) {
     let snapshot = snapshot_connections(&b);
-    // The first two connections after the snapshot's: the first writes.
     b.sandbox.set_faults(
         Faults::none()
             .close_connections()
@@ -1301,12 +1312,8 @@ fn cw_dropped_connections_during_the_snapshot_and_the_writes_converge() {
         0,
         "both were dropped"
     );
-    assert_eq!(
-        quantity_patches(&b.sandbox.requests()),
-        each(0..3, addition, &["200"])
-    );
+    assert_eq!(writes(&b.sandbox.requests()), each(0..3, line, &["200"]));
 
-    // The first two connections of the run: the codebase discovery, twice.
     for n in 0..3 {
         b.set_vendor(n, 40 + n as u32);
     }
@@ -1315,11 +1322,8 @@ fn cw_dropped_connections_during_the_snapshot_and_the_writes_converge() {
         .set_faults(Faults::none().close_connections().drop_connections(2));
     b.apply_ok();
     assert_eq!(b.sandbox.faults().dropped_connections, 0);
-    assert_eq!(
-        quantity_patches(&b.sandbox.requests()),
-        each(0..3, addition, &["200"])
-    );
-    assert_eq!(quantities(&b.sandbox, 3), [40.0, 41.0, 42.0]);
+    assert_eq!(writes(&b.sandbox.requests()), each(0..3, line, &["200"]));
+    assert_eq!(values(&b.sandbox), [40.0, 41.0, 42.0]);
     assert_eq!(
         b.records(),
         [
@@ -1330,44 +1334,22 @@ fn cw_dropped_connections_during_the_snapshot_and_the_writes_converge() {
 }
 
 #[test]
-fn at_dropped_connections_during_the_snapshot_and_the_writes_converge() {
-    let mut b = Billing::autotask(&[(10, 11), (20, 22), (30, 33)], "");
-    let snapshot = snapshot_connections(&b);
-    b.sandbox.set_faults(
-        Faults::none()
-            .close_connections()
-            .drop_connections_after(snapshot, 2),
+fn cw_dropped_connections_during_the_snapshot_and_the_writes_converge() {
+    dropped_connections_converge(
+        Billing::connectwise(&[(10, 11), (20, 22), (30, 33)], "in-place", ""),
+        quantity_patches,
+        addition,
+        |sandbox| quantities(sandbox, 3),
     );
-    b.apply_ok();
-    assert_eq!(
-        b.sandbox.faults().dropped_connections,
-        0,
-        "both were dropped"
-    );
-    assert_eq!(
-        adjustment_posts(&b.sandbox.requests()),
-        each(0..3, contract_service, &["200"])
-    );
+}
 
-    for n in 0..3 {
-        b.set_vendor(n, 40 + n as u32);
-    }
-    b.sandbox.clear_requests();
-    b.sandbox
-        .set_faults(Faults::none().close_connections().drop_connections(2));
-    b.apply_ok();
-    assert_eq!(b.sandbox.faults().dropped_connections, 0);
-    assert_eq!(
-        adjustment_posts(&b.sandbox.requests()),
-        each(0..3, contract_service, &["200"])
-    );
-    assert_eq!(units(&b.sandbox, 3), [40, 41, 42]);
-    assert_eq!(
-        b.records(),
-        [
-            applied(&[(0, 10, 11), (1, 20, 22), (2, 30, 33)], ""),
-            applied(&[(0, 11, 40), (1, 22, 41), (2, 33, 42)], ""),
-        ]
+#[test]
+fn at_dropped_connections_during_the_snapshot_and_the_writes_converge() {
+    dropped_connections_converge(
+        Billing::autotask(&[(10, 11), (20, 22), (30, 33)], ""),
+        adjustment_posts,
+        contract_service,
+        |sandbox| units(sandbox, 3).into_iter().map(f64::from).collect(),
     );
 }
 
