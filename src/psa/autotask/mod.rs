@@ -1129,8 +1129,8 @@ fn thousands(n: u64) -> String {
 pub fn fuzz_response(body: &[u8]) {
     use wire::{ErrorBody, QueryPage, ZoneInformation};
     let redactor = Redactor::new(vec![SecretString::from("s3cret-secret")]);
-    let base = Url::parse("https://webservices5.autotask.net/atservicesrest/v1.0/")
-        .expect("a valid URL");
+    let base =
+        Url::parse("https://webservices5.autotask.net/atservicesrest/v1.0/").expect("a valid URL");
     let date = jiff::civil::date(2026, 12, 1);
     let next = |next: Option<wire::PageDetails>| {
         if let Some(url) = next.and_then(|p| p.next_page_url) {
@@ -1206,9 +1206,7 @@ mod tests {
     fn units_beyond_int32_are_a_decode_error_not_an_overflow() {
         let body = br#"{"items":[{"id":1,"contractID":2,"contractServiceID":1,"startDate":"2026-11-01","endDate":"2026-12-31","units":9223372036854775807}]}"#;
         fuzz_response(body);
-        assert!(
-            serde_json::from_slice::<wire::QueryPage<ContractServiceUnit>>(body).is_err()
-        );
+        assert!(serde_json::from_slice::<wire::QueryPage<ContractServiceUnit>>(body).is_err());
         let ok = br#"{"items":[{"contractServiceID":1,"units":-2147483648}]}"#;
         assert!(serde_json::from_slice::<wire::QueryPage<ContractServiceUnit>>(ok).is_ok());
     }
