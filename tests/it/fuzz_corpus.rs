@@ -202,25 +202,25 @@ const TOKENS: &[&str] = &[
 fn mutation() -> impl Strategy<Value = Mutation> {
     let at = any::<usize>();
     prop_oneof![
-        (at.clone(), 1u8..).prop_map(|(at, mask)| Mutation::Flip { at, mask }),
-        (at.clone(), proptest::collection::vec(any::<u8>(), 1..8))
+        (at, 1u8..).prop_map(|(at, mask)| Mutation::Flip { at, mask }),
+        (at, proptest::collection::vec(any::<u8>(), 1..8))
             .prop_map(|(at, bytes)| Mutation::Insert { at, bytes }),
-        (at.clone(), 0..TOKENS.len()).prop_map(|(at, token)| Mutation::Token { at, token }),
-        (at.clone(), 1usize..64).prop_map(|(at, len)| Mutation::Delete { at, len }),
-        (at.clone(), 1usize..16, 2usize..512).prop_map(|(at, len, times)| Mutation::Repeat {
+        (at, 0..TOKENS.len()).prop_map(|(at, token)| Mutation::Token { at, token }),
+        (at, 1usize..64).prop_map(|(at, len)| Mutation::Delete { at, len }),
+        (at, 1usize..16, 2usize..512).prop_map(|(at, len, times)| Mutation::Repeat {
             at,
             len,
             times
         }),
-        at.clone().prop_map(|at| Mutation::Truncate { at }),
-        (at.clone(), any::<usize>(), any::<usize>(), 1usize..256).prop_map(
-            |(at, seed, from, len)| Mutation::Splice {
+        at.prop_map(|at| Mutation::Truncate { at }),
+        (at, any::<usize>(), any::<usize>(), 1usize..256).prop_map(|(at, seed, from, len)| {
+            Mutation::Splice {
                 at,
                 seed,
                 from,
-                len
+                len,
             }
-        ),
+        }),
     ]
 }
 
