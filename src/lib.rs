@@ -11,6 +11,8 @@ pub mod apply;
 pub mod ci_env;
 pub mod cli;
 pub mod config;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod history;
 pub mod notify;
 pub mod plan;

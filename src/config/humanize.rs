@@ -7,6 +7,7 @@
 //! fields, record references, one-key choices such as `psa:`) the branch the user evidently meant
 //! is found and its errors are reported instead of the combinator's.
 
+use std::collections::HashSet;
 use std::path::Path;
 
 use jsonschema::error::{TypeKind, ValidationErrorKind};
@@ -25,35 +26,60 @@ pub(crate) fn quote(text: &str) -> String {
 /// `psa.connectwise.site`, `units."bobs-dentistry/x"`; `None` for the document itself.
 pub(crate) fn context(pointer: &str) -> Option<String> {
     let segs = segments(pointer);
+    context_of(&segs.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// The longest a key is shown in a context (longer ones are cut with `…`): a context is repeated
+/// in every message about the nodes below it.
+const CONTEXT_SEGMENT_CHARS: usize = 40;
+/// A context deeper than this shows its first and last segments around `…`.
+const CONTEXT_SEGMENTS: usize = 8;
+
+/// [`context`] from a pointer's unescaped segments.
+pub(crate) fn context_of(segs: &[&str]) -> Option<String> {
     if segs.is_empty() {
         return None;
     }
     let mut out = String::new();
-    let (rest, suffix) = match segs.as_slice() {
-        [first, index, rest @ ..] if first == "mappings" && index.parse::<usize>().is_ok() => {
+    let (rest, suffix) = match segs {
+        [first, index, rest @ ..] if *first == "mappings" && index.parse::<usize>().is_ok() => {
             let n = index.parse::<usize>().unwrap_or(0) + 1;
             (rest, Some(format!("mapping {n}")))
         }
-        _ => (segs.as_slice(), None),
+        _ => (segs, None),
     };
     let mut parent_is_units = false;
     for (i, seg) in rest.iter().enumerate() {
+        if rest.len() > CONTEXT_SEGMENTS && i >= CONTEXT_SEGMENTS / 2 {
+            if i == CONTEXT_SEGMENTS / 2 {
+                out.push_str(".…");
+            }
+            if i < rest.len() - CONTEXT_SEGMENTS / 2 {
+                continue;
+            }
+        }
         if let Ok(n) = seg.parse::<usize>() {
             out.push_str(&format!("[{n}]"));
         } else {
             if i > 0 {
                 out.push('.');
             }
-            let plain = seg
+            // Cut without counting every character of a long key.
+            let (shown, cut) = match seg.char_indices().nth(CONTEXT_SEGMENT_CHARS) {
+                Some(_) => (seg.chars().take(CONTEXT_SEGMENT_CHARS - 1).collect(), true),
+                None => (seg.to_string(), false),
+            };
+            let plain = shown
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            let shown = if cut { format!("{shown}…") } else { shown };
             if plain && !parent_is_units {
-                out.push_str(seg);
+                out.push_str(&shown);
             } else {
-                out.push_str(&quote(seg));
+                out.push_str(&quote(&shown));
             }
         }
-        parent_is_units = i == 0 && seg == "units" && suffix.is_none();
+        parent_is_units = i == 0 && *seg == "units" && suffix.is_none();
     }
     Some(match (out.is_empty(), suffix) {
         (true, Some(s)) => s,
@@ -62,35 +88,70 @@ pub(crate) fn context(pointer: &str) -> Option<String> {
     })
 }
 
+/// How much work one [`suggest`] may do, in edit-distance table cells and characters read: far
+/// more than any real typo needs, and a bound on what an adversarial file can cost.
+pub(crate) const SUGGEST_WORK: usize = 4_000_000;
+
 /// The closest of `candidates` to `word`, when close enough to be a likely typo.
 pub(crate) fn suggest<'a>(
     word: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
-    let lower = word.to_lowercase();
-    let limit = match word.chars().count() {
+    let mut work = SUGGEST_WORK;
+    suggest_within(word, candidates, &mut work)
+}
+
+/// [`suggest`], drawing on a shared `work` budget (see [`SUGGEST_WORK`]) so that many lookups
+/// together stay bounded; once it runs out, the best candidate so far (if any) is the answer.
+pub(crate) fn suggest_within<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+    work: &mut usize,
+) -> Option<&'a str> {
+    let lower: Vec<char> = word.to_lowercase().chars().collect();
+    let limit = match lower.len() {
         0..=3 => 1,
         4..=8 => 2,
         n => n / 3,
     };
-    candidates
-        .into_iter()
-        .map(|c| (levenshtein(&lower, &c.to_lowercase()), c))
-        .filter(|(d, c)| *d <= limit && *c != word)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
+    let mut best: Option<(usize, &str)> = None;
+    for candidate in candidates {
+        let reading = candidate.len() + 1;
+        if reading > *work {
+            break;
+        }
+        *work -= reading;
+        if candidate == word {
+            continue;
+        }
+        let other: Vec<char> = candidate.to_lowercase().chars().collect();
+        // The distance is at least the difference in length.
+        if lower.len().abs_diff(other.len()) > limit {
+            continue;
+        }
+        let cells = lower.len().saturating_mul(other.len());
+        if cells > *work {
+            break;
+        }
+        *work -= cells;
+        let d = levenshtein(&lower, &other);
+        if d <= limit && best.is_none_or(|(b, _)| d < b) {
+            best = Some((d, candidate));
+        }
+    }
+    best.map(|(_, c)| c)
 }
 
-fn levenshtein(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
+fn levenshtein(a: &[char], b: &[char]) -> usize {
     let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
+    let mut cur = vec![0; b.len() + 1];
+    for (i, ca) in a.iter().enumerate() {
+        cur[0] = i + 1;
         for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
+            let cost = usize::from(ca != cb);
             cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
         }
-        prev = cur;
+        std::mem::swap(&mut prev, &mut cur);
     }
     prev[b.len()]
 }
@@ -175,7 +236,7 @@ pub(crate) fn schema_diagnostics<'a>(
     }
     // `licence_type` reported as unknown with "did you mean license_type" already says that
     // `license_type` is missing.
-    let suggested: Vec<(String, String)> = problems
+    let suggested: HashSet<(String, String)> = problems
         .iter()
         .filter_map(|p| {
             let parent = p.pointer.rsplit_once('/').map_or("", |(a, _)| a);
@@ -623,6 +684,34 @@ mod tests {
             context("/notifications/email/to/0").as_deref(),
             Some("notifications.email.to[0]")
         );
+    }
+
+    #[test]
+    fn long_and_deep_contexts_are_cut() {
+        let long = "k".repeat(100_000);
+        assert_eq!(
+            context_of(&["source", &long]).unwrap(),
+            format!("source.{}…", "k".repeat(CONTEXT_SEGMENT_CHARS - 1))
+        );
+        let deep: Vec<String> = (0..300).map(|i| format!("k{i}")).collect();
+        let deep: Vec<&str> = deep.iter().map(String::as_str).collect();
+        assert_eq!(
+            context_of(&deep).unwrap(),
+            "k0.k1.k2.k3.….k296.k297.k298.k299"
+        );
+    }
+
+    #[test]
+    fn suggestions_stop_when_the_work_budget_runs_out() {
+        let names = ["license_type", "account"];
+        let mut work = 0;
+        assert_eq!(suggest_within("licence_type", names, &mut work), None);
+        let mut work = SUGGEST_WORK;
+        assert_eq!(
+            suggest_within("licence_type", names, &mut work),
+            Some("license_type")
+        );
+        assert!(work < SUGGEST_WORK);
     }
 
     #[test]

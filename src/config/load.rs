@@ -1,14 +1,16 @@
 //! Reading a billing repo: every file through YAML → schema → typed model → meaning, collecting
 //! every problem in one pass.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
+use schemars::Schema;
 use serde::de::DeserializeOwned;
 
 use super::diagnostic::{Diagnostic, Pos, summary};
-use super::humanize::{quote, schema_diagnostics, suggest};
+use super::humanize::{SUGGEST_WORK, quote, schema_diagnostics, suggest, suggest_within};
 use super::schema::FileKind;
 use super::yaml::{self, YamlDoc, push_segment};
 use super::{
@@ -89,8 +91,76 @@ pub fn load(root: &Path) -> Result<BillingRepo, LoadError> {
 /// Checks every file of the billing repo at `root` and reports all problems, sorted by file and
 /// position. The repo is returned when there are no errors (there may be warnings).
 pub fn check(root: &Path) -> (Option<BillingRepo>, Vec<Diagnostic>) {
+    check_files(root, Files::Disk(root))
+}
+
+/// [`check`] on files held in memory, by path relative to the repo root (`unitsync.yaml`,
+/// `mappings/acme.yaml`): the same checks without a disk, for fuzzing and tests.
+pub(crate) fn check_in_memory(
+    files: &BTreeMap<PathBuf, Vec<u8>>,
+) -> (Option<BillingRepo>, Vec<Diagnostic>) {
+    check_files(Path::new(""), Files::Memory(files))
+}
+
+/// Where the billing repo's files are read from.
+#[derive(Clone, Copy)]
+enum Files<'a> {
+    Disk(&'a Path),
+    /// Contents by path relative to the root.
+    Memory(&'a BTreeMap<PathBuf, Vec<u8>>),
+}
+
+impl Files<'_> {
+    fn is_file(self, relative: &Path) -> bool {
+        match self {
+            Files::Disk(root) => root.join(relative).is_file(),
+            Files::Memory(files) => files.contains_key(relative),
+        }
+    }
+
+    fn is_dir(self, relative: &Path) -> bool {
+        match self {
+            Files::Disk(root) => root.join(relative).is_dir(),
+            Files::Memory(files) => {
+                relative.as_os_str().is_empty() || files.keys().any(|f| f.starts_with(relative))
+            }
+        }
+    }
+
+    /// The names of the files directly in the directory `relative`.
+    fn file_names(self, relative: &Path) -> std::io::Result<Vec<String>> {
+        match self {
+            Files::Disk(root) => Ok(std::fs::read_dir(root.join(relative))?
+                .filter_map(Result::ok)
+                .filter(|e| e.path().is_file())
+                .filter_map(|e| e.file_name().into_string().ok())
+                .collect()),
+            Files::Memory(files) => Ok(files
+                .keys()
+                .filter(|f| f.parent() == Some(relative))
+                .filter_map(|f| f.file_name()?.to_str().map(str::to_string))
+                .collect()),
+        }
+    }
+
+    fn read_to_string(self, relative: &Path) -> std::io::Result<String> {
+        match self {
+            Files::Disk(root) => std::fs::read_to_string(root.join(relative)),
+            Files::Memory(files) => {
+                let bytes = files
+                    .get(relative)
+                    .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))?;
+                String::from_utf8(bytes.clone())
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+            }
+        }
+    }
+}
+
+fn check_files(root: &Path, fs: Files<'_>) -> (Option<BillingRepo>, Vec<Diagnostic>) {
     let mut checker = Checker {
         root,
+        fs,
         diagnostics: Vec::new(),
         files: Vec::new(),
     };
@@ -100,11 +170,14 @@ pub fn check(root: &Path) -> (Option<BillingRepo>, Vec<Diagnostic>) {
         files,
         ..
     } = checker;
+    let order: HashMap<&PathBuf, usize> = files
+        .iter()
+        .enumerate()
+        .rev()
+        .map(|(i, f)| (f, i))
+        .collect();
     diagnostics.sort_by_key(|d| {
-        let file = files
-            .iter()
-            .position(|f| *f == d.file)
-            .unwrap_or(usize::MAX);
+        let file = order.get(&d.file).copied().unwrap_or(usize::MAX);
         (file, d.line, d.column)
     });
     let failed = diagnostics.iter().any(Diagnostic::is_error);
@@ -113,6 +186,7 @@ pub fn check(root: &Path) -> (Option<BillingRepo>, Vec<Diagnostic>) {
 
 struct Checker<'a> {
     root: &'a Path,
+    fs: Files<'a>,
     diagnostics: Vec<Diagnostic>,
     /// Files in the order their diagnostics are listed.
     files: Vec<PathBuf>,
@@ -124,17 +198,20 @@ struct Loaded<T> {
     doc: YamlDoc,
     value: Option<T>,
     /// JSON Pointers the schema found problems at.
-    bad: Vec<String>,
+    bad: BTreeSet<String>,
 }
 
 impl<T> Loaded<T> {
     /// The part of the file at `pointer` as a `P`, when it is there and passed the schema.
     fn part<P: DeserializeOwned>(&self, pointer: &str) -> Option<P> {
+        // Sorted, so the first pointer from `pointer/` on tells whether any is inside it.
         let inside = format!("{pointer}/");
-        if self
-            .bad
-            .iter()
-            .any(|b| b == pointer || b.starts_with(&inside))
+        if self.bad.contains(pointer)
+            || self
+                .bad
+                .range(inside.clone()..)
+                .next()
+                .is_some_and(|b| b.starts_with(&inside))
         {
             return None;
         }
@@ -191,13 +268,13 @@ impl Checker<'_> {
         // Settings.
         let settings_file = PathBuf::from(SETTINGS_FILE);
         self.files.push(settings_file.clone());
-        let settings: Option<Loaded<Settings>> = if self.root.join(SETTINGS_FILE).is_file() {
+        let settings: Option<Loaded<Settings>> = if self.fs.is_file(Path::new(SETTINGS_FILE)) {
             self.load_file(&settings_file, FileKind::Settings)
         } else {
             self.error(
                 &settings_file,
                 Pos::START,
-                if self.root.is_dir() {
+                if self.fs.is_dir(Path::new("")) {
                     "file not found: every billing repo has one".to_string()
                 } else {
                     format!("file not found: {} is not a directory", self.root.display())
@@ -211,14 +288,13 @@ impl Checker<'_> {
         };
 
         // Mappings: mappings.yaml or mappings/*.yaml.
-        let single = self.root.join(MAPPINGS_FILE);
-        let dir = self.root.join(MAPPINGS_DIR);
+        let single = self.fs.is_file(Path::new(MAPPINGS_FILE));
         let mut mapping_files = Vec::new();
-        if single.is_file() {
+        if single {
             mapping_files.push(PathBuf::from(MAPPINGS_FILE));
         }
-        if dir.is_dir() {
-            if single.is_file() {
+        if self.fs.is_dir(Path::new(MAPPINGS_DIR)) {
+            if single {
                 self.error(
                     Path::new(MAPPINGS_FILE),
                     Pos::START,
@@ -228,12 +304,10 @@ impl Checker<'_> {
                     "move the mappings from {MAPPINGS_FILE} into a file under {MAPPINGS_DIR}/, or delete {MAPPINGS_DIR}/"
                 ));
             }
-            match std::fs::read_dir(&dir) {
-                Ok(entries) => {
-                    let mut names: Vec<String> = entries
-                        .filter_map(Result::ok)
-                        .filter(|e| e.path().is_file())
-                        .filter_map(|e| e.file_name().into_string().ok())
+            match self.fs.file_names(Path::new(MAPPINGS_DIR)) {
+                Ok(names) => {
+                    let mut names: Vec<String> = names
+                        .into_iter()
                         .filter(|n| n.ends_with(".yaml") || n.ends_with(".yml"))
                         .collect();
                     names.sort();
@@ -264,7 +338,7 @@ impl Checker<'_> {
         // Lock.
         let lock_file = PathBuf::from(LOCK_FILE);
         self.files.push(lock_file.clone());
-        let lock: Option<Loaded<Lock>> = if self.root.join(LOCK_FILE).is_file() {
+        let lock: Option<Loaded<Lock>> = if self.fs.is_file(Path::new(LOCK_FILE)) {
             self.load_file(&lock_file, FileKind::Lock)
         } else {
             Some(Loaded {
@@ -273,7 +347,7 @@ impl Checker<'_> {
                     .0
                     .expect("empty mapping parses"),
                 value: Some(Lock::default()),
-                bad: Vec::new(),
+                bad: BTreeSet::new(),
             })
         };
 
@@ -365,7 +439,7 @@ impl Checker<'_> {
 
     /// YAML, then schema, then the typed model. `None` when the YAML itself is unreadable.
     fn load_file<T: DeserializeOwned>(&mut self, file: &Path, kind: FileKind) -> Option<Loaded<T>> {
-        let text = match std::fs::read_to_string(self.root.join(file)) {
+        let text = match self.fs.read_to_string(file) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
                 self.error(file, Pos::START, "not UTF-8 text").hint =
@@ -382,9 +456,8 @@ impl Checker<'_> {
         let (doc, diagnostics) = yaml::parse(file, &text);
         self.diagnostics.extend(diagnostics);
         let doc = doc?;
-        let schema = kind.schema();
-        let validator = match jsonschema::validator_for(schema.as_value()) {
-            Ok(v) => v,
+        let (schema, validator) = match compiled_schema(kind) {
+            Ok(compiled) => compiled,
             Err(e) => {
                 self.error(file, Pos::START, format!("internal error: bad schema: {e}"));
                 return None;
@@ -413,7 +486,7 @@ impl Checker<'_> {
             file: file.to_path_buf(),
             doc,
             value,
-            bad,
+            bad: bad.into_iter().collect(),
         })
     }
 
@@ -479,7 +552,7 @@ impl Checker<'_> {
             _ => Vec::new(),
         };
         for (kind, key, path) in local {
-            if self.root.join(path).is_file() {
+            if self.fs.is_file(Path::new(path)) {
                 continue;
             }
             let pointer = format!("/source/{kind}/{key}");
@@ -700,6 +773,9 @@ impl Checker<'_> {
     }
 
     fn check_lock(&mut self, file: &Path, doc: &YamlDoc, lock: &Lock, ids: Option<&[String]>) {
+        let known: Option<HashSet<&str>> = ids.map(|ids| ids.iter().map(String::as_str).collect());
+        // One budget for every "did you mean" of the file: each compares with every mapping id.
+        let mut work = 4 * SUGGEST_WORK;
         for (id, units) in &lock.units {
             let pointer = push_segment("/units", id);
             if units.is_negative() {
@@ -710,12 +786,14 @@ impl Checker<'_> {
                 )
                 .hint = Some("unit counts are 0 or more".into());
             }
-            let Some(ids) = ids else { continue };
-            if ids.contains(id) {
+            let (Some(ids), Some(known)) = (ids, &known) else {
+                continue;
+            };
+            if known.contains(id.as_str()) {
                 continue;
             }
             let mut message = format!("lock entry {} matches no mapping", quote(id));
-            if let Some(s) = suggest(id, ids.iter().map(String::as_str)) {
+            if let Some(s) = suggest_within(id, ids.iter().map(String::as_str), &mut work) {
                 message.push_str(&format!("; did you mean {}?", quote(s)));
             }
             self.error(file, doc.key_pos(&pointer), message).hint = Some(
@@ -724,6 +802,22 @@ impl Checker<'_> {
             );
         }
     }
+}
+
+/// The schema of a kind of file and its validator, compiled once per process.
+fn compiled_schema(kind: FileKind) -> &'static Result<(Schema, jsonschema::Validator), String> {
+    type Compiled = OnceLock<Result<(Schema, jsonschema::Validator), String>>;
+    static COMPILED: [Compiled; 3] = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
+    let slot = match kind {
+        FileKind::Settings => 0,
+        FileKind::Mappings => 1,
+        FileKind::Lock => 2,
+    };
+    COMPILED[slot].get_or_init(|| {
+        let schema = kind.schema();
+        let validator = jsonschema::validator_for(schema.as_value()).map_err(|e| e.to_string())?;
+        Ok((schema, validator))
+    })
 }
 
 /// Checks the numbers in a schedule the schema's pattern already accepted the shape of.
@@ -783,5 +877,138 @@ mod tests {
                 .unwrap_err()
                 .contains("day 32")
         );
+    }
+
+    /// Adversarial files must cost time in proportion to their size. Each of these was
+    /// quadratic (minutes to hours, or gigabytes) before; each must now finish quickly.
+    mod adversarial {
+        use std::time::{Duration, Instant};
+
+        use super::*;
+
+        const SETTINGS: &str = "psa:\n  connectwise:\n    site: na.myconnectwise.net\n    company: c\nsource:\n  csv: { path: usage.csv }\n";
+
+        fn timed(files: &[(&str, String)]) -> (Duration, Vec<Diagnostic>) {
+            let dir = tempfile::tempdir().unwrap();
+            for (name, text) in files {
+                let path = dir.path().join(name);
+                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                std::fs::write(path, text).unwrap();
+            }
+            std::fs::write(dir.path().join("usage.csv"), "").unwrap();
+            let start = Instant::now();
+            let (_, diagnostics) = check(dir.path());
+            (start.elapsed(), diagnostics)
+        }
+
+        /// Generous for a debug build on a busy 2-core machine; the quadratic versions took
+        /// minutes or ran out of memory.
+        const BOUND: Duration = Duration::from_secs(20);
+
+        #[test]
+        fn a_long_key_above_many_nodes() {
+            // Every node's position used to be stored under its full JSON Pointer, which repeats
+            // the 200 KB key (an explicit `? key`: a plain one is at most 1024 characters): 10 GB
+            // for a 300 KB file.
+            let key = "k".repeat(200_000);
+            let items = vec!["0"; 50_000].join(", ");
+            let (took, diagnostics) = timed(&[
+                (SETTINGS_FILE, format!("{SETTINGS}? {key}\n: [{items}]\n")),
+                (MAPPINGS_FILE, "mappings: []\n".into()),
+            ]);
+            assert!(took < BOUND, "{took:?}");
+            assert!(diagnostics[0].to_string().contains("unknown key"));
+        }
+
+        #[test]
+        fn many_duplicate_keys_under_a_long_key() {
+            let key = "k".repeat(200_000);
+            let entries = vec!["a: 1"; 20_000].join(", ");
+            let (took, diagnostics) = timed(&[
+                (
+                    SETTINGS_FILE,
+                    format!("{SETTINGS}? {key}\n: {{{entries}}}\n"),
+                ),
+                (MAPPINGS_FILE, "mappings: []\n".into()),
+            ]);
+            assert!(took < BOUND, "{took:?}");
+            let duplicates = diagnostics
+                .iter()
+                .filter(|d| d.to_string().contains("duplicate key"))
+                .count();
+            assert_eq!(duplicates, 19_999);
+            let total: usize = diagnostics.iter().map(|d| d.to_string().len()).sum();
+            assert!(total < 20_000 * 500, "{total} bytes of messages");
+        }
+
+        #[test]
+        fn many_mappings_with_problems() {
+            // Each mapping's part of the file was checked against every schema problem.
+            let mapping = "  - { account: a, license_type: b, company: c, agreement: 1, addition: x, licence_typ: 1 }\n";
+            let (took, diagnostics) = timed(&[
+                (SETTINGS_FILE, SETTINGS.into()),
+                (
+                    MAPPINGS_FILE,
+                    format!("mappings:\n{}", mapping.repeat(15_000)),
+                ),
+            ]);
+            assert!(took < BOUND, "{took:?}");
+            assert_eq!(diagnostics.len(), 15_000, "{:?}", diagnostics.first());
+        }
+
+        #[test]
+        fn many_unknown_lock_entries_and_many_mappings() {
+            // Every unknown entry was compared (edit distance) with every mapping id.
+            let mappings: String = (0..3_000)
+                .map(|i| {
+                    format!("  - {{ account: account-{i}-with-a-longer-name, license_type: type, company: c, agreement: {i}, addition: x }}\n")
+                })
+                .collect();
+            let units: String = (0..20_000)
+                .map(|i| format!("  entry-{i}-that-matches-no-mapping-at-all/type: 1\n"))
+                .collect();
+            let (took, diagnostics) = timed(&[
+                (SETTINGS_FILE, SETTINGS.into()),
+                (MAPPINGS_FILE, format!("mappings:\n{mappings}")),
+                (LOCK_FILE, format!("units:\n{units}")),
+            ]);
+            assert!(took < BOUND, "{took:?}");
+            assert_eq!(diagnostics.len(), 20_000);
+        }
+
+        #[test]
+        fn a_huge_time_zone() {
+            // Compared with each of ~600 zone names by edit distance: 600 × 1 M × 20 cells.
+            let tz = "x".repeat(1_000_000);
+            let (took, diagnostics) = timed(&[
+                (
+                    SETTINGS_FILE,
+                    format!("{SETTINGS}schedule:\n  timezone: {tz}\n"),
+                ),
+                (MAPPINGS_FILE, "mappings: []\n".into()),
+            ]);
+            assert!(took < BOUND, "{took:?}");
+            assert!(diagnostics[0].to_string().contains("unknown time zone"));
+        }
+
+        #[test]
+        fn deep_nesting() {
+            // The parser's nesting limit (255) ends it; nothing recurses without bound.
+            for text in [
+                "[".repeat(100_000),
+                "{a: ".repeat(100_000),
+                "- ".repeat(100_000),
+            ] {
+                let (took, diagnostics) = timed(&[
+                    (SETTINGS_FILE, text),
+                    (MAPPINGS_FILE, "mappings: []\n".into()),
+                ]);
+                assert!(took < BOUND, "{took:?}");
+                assert!(
+                    diagnostics[0].to_string().contains("invalid YAML"),
+                    "{diagnostics:?}"
+                );
+            }
+        }
     }
 }

@@ -11,6 +11,7 @@ pub mod schema;
 mod yaml;
 
 pub use diagnostic::{Diagnostic, Pos, Severity};
+pub(crate) use load::check_in_memory;
 pub use load::{BillingRepo, LoadError, MappingSource, check, load};
 pub use model::*;
 

@@ -6,13 +6,13 @@
 //! checks can point at the exact spot in the file. That pass also finds duplicate keys, reporting
 //! each with where the key first appeared.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::Path;
 
 use serde_saphyr::granit_parser::{Event, Parser, ScalarStyle, Span};
 
 use super::diagnostic::{Diagnostic, Pos};
-use super::humanize::{context, quote};
+use super::humanize::{context_of, quote};
 
 /// Where a node is: its value and, for a mapping entry, its key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,29 +21,47 @@ pub(crate) struct NodePos {
     pub value: Pos,
 }
 
-/// A parsed file: its value and the position of each node by JSON Pointer.
+/// One node the file spells out.
+#[derive(Debug, Clone)]
+struct Node {
+    pos: NodePos,
+    /// A plain scalar that looks like a number with leading zeros (`0042`), which YAML 1.2 reads
+    /// as text here: a likely surprise where an id was meant.
+    leading_zeros: bool,
+}
+
+/// A parsed file: its value and the position of each node.
+///
+/// Nodes are kept as a tree (each child under its parent's index and its own key or list
+/// index), not under their full JSON Pointer: a pointer repeats every ancestor's key, so storing
+/// one per node would cost the key's length times the number of nodes below it.
 #[derive(Debug, Clone)]
 pub(crate) struct YamlDoc {
     pub value: serde_json::Value,
-    positions: HashMap<String, NodePos>,
-    /// Plain scalars that look like numbers with leading zeros (`0042`), which YAML 1.2 reads as
-    /// text here: a likely surprise where an id was meant.
-    leading_zeros: HashSet<String>,
+    /// `nodes[0]` is the root, when the file has one.
+    nodes: Vec<Node>,
+    children: HashMap<(usize, String), usize>,
 }
 
 impl YamlDoc {
-    /// The nearest recorded node at or above `pointer`.
-    fn nearest(&self, pointer: &str) -> Option<NodePos> {
-        let mut p = pointer;
-        loop {
-            if let Some(found) = self.positions.get(p) {
-                return Some(*found);
-            }
-            match p.rfind('/') {
-                Some(at) => p = &p[..at],
-                None => return None,
+    /// The node at `pointer` (`exact`) and the nearest recorded node at or above it.
+    fn walk(&self, pointer: &str) -> (Option<usize>, Option<usize>) {
+        if self.nodes.is_empty() {
+            return (None, None);
+        }
+        let mut at = 0;
+        for segment in segments(pointer) {
+            match self.children.get(&(at, segment)) {
+                Some(&child) => at = child,
+                None => return (None, Some(at)),
             }
         }
+        (Some(at), Some(at))
+    }
+
+    /// The nearest recorded node at or above `pointer`.
+    fn nearest(&self, pointer: &str) -> Option<NodePos> {
+        self.walk(pointer).1.map(|i| self.nodes[i].pos)
     }
 
     /// Where the value at `pointer` starts (or its nearest recorded ancestor).
@@ -59,12 +77,14 @@ impl YamlDoc {
 
     /// Whether the node at `pointer` is a plain scalar such as `0042` that was read as text.
     pub fn has_leading_zeros(&self, pointer: &str) -> bool {
-        self.leading_zeros.contains(pointer)
+        self.walk(pointer)
+            .0
+            .is_some_and(|i| self.nodes[i].leading_zeros)
     }
 
     /// Whether the file spells out a node at `pointer`.
     pub fn has(&self, pointer: &str) -> bool {
-        self.positions.contains_key(pointer)
+        self.walk(pointer).0.is_some()
     }
 }
 
@@ -82,7 +102,8 @@ pub(crate) fn segments(pointer: &str) -> Vec<String> {
         return Vec::new();
     }
     pointer
-        .trim_start_matches('/')
+        .strip_prefix('/')
+        .unwrap_or(pointer)
         .split('/')
         .map(|s| s.replace("~1", "/").replace("~0", "~"))
         .collect()
@@ -94,12 +115,14 @@ fn pos(span: &Span) -> Pos {
 
 enum Frame {
     Map {
-        pointer: String,
+        node: usize,
         key: Option<(String, Pos)>,
         seen: HashMap<String, Pos>,
+        /// `in <context>` for messages about this mapping's keys, made once.
+        context: Option<String>,
     },
     Seq {
-        pointer: String,
+        node: usize,
         index: usize,
     },
     /// A collection used as a mapping key: skipped, `depth` nested collections deep.
@@ -112,8 +135,10 @@ enum Frame {
 /// reported but do not stop the file from being checked further (the first occurrence counts).
 pub(crate) fn parse(file: &Path, text: &str) -> (Option<YamlDoc>, Vec<Diagnostic>) {
     let mut diagnostics = Vec::new();
-    let mut positions: HashMap<String, NodePos> = HashMap::new();
-    let mut leading_zeros = HashSet::new();
+    let mut nodes: Vec<Node> = Vec::new();
+    // Each node's parent and its own segment, for messages that name where a node is.
+    let mut places: Vec<(Option<usize>, String)> = Vec::new();
+    let mut children: HashMap<(usize, String), usize> = HashMap::new();
     let mut stack: Vec<Frame> = Vec::new();
     for next in Parser::new_from_str(text) {
         let (event, span) = match next {
@@ -143,21 +168,22 @@ pub(crate) fn parse(file: &Path, text: &str) -> (Option<YamlDoc>, Vec<Diagnostic
         );
         if is_node {
             let here = pos(&span);
-            // Where does this node go?
-            let mut pointer = None;
+            // Where does this node go: (parent, segment, key position)?
+            let mut place: Option<(Option<usize>, String, Option<Pos>)> = None;
             match stack.last_mut() {
-                None => pointer = Some((String::new(), None)),
+                None => place = Some((None, String::new(), None)),
                 Some(Frame::Skip { .. }) => {}
-                Some(Frame::Seq { pointer: p, index }) => {
-                    pointer = Some((push_segment(p, &index.to_string()), None));
+                Some(Frame::Seq { node, index }) => {
+                    place = Some((Some(*node), index.to_string(), None));
                     *index += 1;
                 }
                 Some(Frame::Map {
-                    pointer: p,
+                    node,
                     key,
                     seen,
+                    context,
                 }) => match key.take() {
-                    Some((k, key_pos)) => pointer = Some((push_segment(p, &k), Some(key_pos))),
+                    Some((k, key_pos)) => place = Some((Some(*node), k, Some(key_pos))),
                     None => {
                         // This node is a key.
                         let name = match &event {
@@ -165,15 +191,15 @@ pub(crate) fn parse(file: &Path, text: &str) -> (Option<YamlDoc>, Vec<Diagnostic
                             _ => "\u{0}complex key".to_string(),
                         };
                         if let Some(first) = seen.get(&name) {
-                            let entry = push_segment(p, &name);
+                            let context = context
+                                .get_or_insert_with(|| in_context(&segments_of(*node, &places)));
                             diagnostics.push(
                                 Diagnostic::error(
                                     file,
                                     here,
                                     format!(
-                                        "duplicate key {}{} (first at line {})",
+                                        "duplicate key {}{context} (first at line {})",
                                         quote(&name),
-                                        in_context(&entry),
                                         first.line
                                     ),
                                 )
@@ -190,22 +216,40 @@ pub(crate) fn parse(file: &Path, text: &str) -> (Option<YamlDoc>, Vec<Diagnostic
                     }
                 },
             }
-            if let Some((pointer, key)) = pointer {
-                positions
-                    .entry(pointer.clone())
-                    .or_insert(NodePos { key, value: here });
-                if let Event::Scalar(text, ScalarStyle::Plain, ..) = &event
-                    && looks_like_leading_zero_number(text)
-                {
-                    leading_zeros.insert(pointer.clone());
-                }
+            if let Some((parent, segment, key)) = place {
+                // Only the first node at a place is kept (a duplicate key's value is not).
+                let existing = match parent {
+                    None => (!nodes.is_empty()).then_some(0),
+                    Some(p) => children.get(&(p, segment.clone())).copied(),
+                };
+                let id = match existing {
+                    Some(id) => id,
+                    None => {
+                        let leading_zeros = matches!(
+                            &event,
+                            Event::Scalar(text, ScalarStyle::Plain, ..)
+                                if looks_like_leading_zero_number(text)
+                        );
+                        nodes.push(Node {
+                            pos: NodePos { key, value: here },
+                            leading_zeros,
+                        });
+                        let id = nodes.len() - 1;
+                        if let Some(p) = parent {
+                            children.insert((p, segment.clone()), id);
+                        }
+                        places.push((parent, segment));
+                        id
+                    }
+                };
                 match event {
                     Event::MappingStart(..) => stack.push(Frame::Map {
-                        pointer,
+                        node: id,
                         key: None,
                         seen: HashMap::new(),
+                        context: None,
                     }),
-                    Event::SequenceStart(..) => stack.push(Frame::Seq { pointer, index: 0 }),
+                    Event::SequenceStart(..) => stack.push(Frame::Seq { node: id, index: 0 }),
                     _ => {}
                 }
             } else if let Some(Frame::Skip { depth }) = stack.last_mut()
@@ -246,8 +290,8 @@ pub(crate) fn parse(file: &Path, text: &str) -> (Option<YamlDoc>, Vec<Diagnostic
     (
         Some(YamlDoc {
             value,
-            positions,
-            leading_zeros,
+            nodes,
+            children,
         }),
         diagnostics,
     )
@@ -258,12 +302,21 @@ fn looks_like_leading_zero_number(text: &str) -> bool {
     digits.len() > 1 && digits.starts_with('0') && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
-fn in_context(pointer: &str) -> String {
-    let parent = match pointer.rfind('/') {
-        Some(at) => &pointer[..at],
-        None => "",
-    };
-    match context(parent) {
+/// The segments of node `id`'s JSON Pointer, unescaped.
+fn segments_of(id: usize, places: &[(Option<usize>, String)]) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut at = id;
+    while let Some((Some(parent), segment)) = places.get(at) {
+        out.push(segment.as_str());
+        at = *parent;
+    }
+    out.reverse();
+    out
+}
+
+/// ` in <where>` for a message about a key of the mapping with these segments.
+fn in_context(parent: &[&str]) -> String {
+    match context_of(parent) {
         Some(ctx) => format!(" in {ctx}"),
         None => String::new(),
     }

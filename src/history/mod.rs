@@ -160,15 +160,18 @@ pub fn read_all(root: &Path) -> Result<Vec<(PathBuf, HistoryRecord)>, HistoryErr
                 path: path.clone(),
                 source,
             })?;
-            let record = serde_saphyr::from_str::<HistoryRecord>(&text).map_err(|e| {
-                HistoryError::Parse {
-                    path: path.clone(),
-                    message: e.to_string(),
-                }
-            })?;
+            let record = parse_record(&path, &text)?;
             Ok((path, record))
         })
         .collect()
+}
+
+/// Reads one history record's text (`path` is only for messages).
+pub fn parse_record(path: &Path, text: &str) -> Result<HistoryRecord, HistoryError> {
+    serde_saphyr::from_str::<HistoryRecord>(text).map_err(|e| HistoryError::Parse {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
 }
 
 /// Orders `…/2026-11-25T093000Z.yaml` before `…/2026-11-25T093000Z-2.yaml` (a second run in

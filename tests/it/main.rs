@@ -8,6 +8,7 @@ mod cli_local;
 mod connectwise_client;
 mod connectwise_e2e;
 mod faults;
+mod fuzz_corpus;
 mod gitops;
 mod history_cli;
 mod init;

@@ -261,7 +261,7 @@ impl Transport {
                 tokio::time::sleep(delay).await;
                 continue;
             }
-            let errors = self.errors_in(&body);
+            let errors = Self::errors_in(&self.redactor, &body);
             if status.is_success() && errors.is_none() {
                 return Ok(Response {
                     body,
@@ -274,7 +274,7 @@ impl Transport {
     }
 
     /// The messages of a `{"errors":[…]}` body, if it has any.
-    fn errors_in(&self, body: &[u8]) -> Option<String> {
+    pub(crate) fn errors_in(redactor: &Redactor, body: &[u8]) -> Option<String> {
         let parsed: ErrorBody = serde_json::from_slice(body).ok()?;
         let parts: Vec<String> = parsed
             .errors?
@@ -295,7 +295,7 @@ impl Transport {
             })
             .filter(|s| !s.trim().is_empty())
             .collect();
-        (!parts.is_empty()).then(|| self.redactor.redact(&parts.join("; ")))
+        (!parts.is_empty()).then(|| redactor.redact(&parts.join("; ")))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -364,7 +364,7 @@ impl Transport {
 
     /// A `nextPageUrl` on our own host. A link to another origin is rebased (path and query) so
     /// the credentials never leave for a host the settings or the zone do not name.
-    fn rebase(&self, base: &Url, link: &str) -> Option<Url> {
+    pub(crate) fn rebase(base: &Url, link: &str) -> Option<Url> {
         let parsed = base.join(link).ok()?;
         if parsed.origin() == base.origin() {
             return Some(parsed);
@@ -404,7 +404,7 @@ impl Transport {
                 .page_details
                 .and_then(|p| p.next_page_url)
                 .filter(|u| !u.trim().is_empty())
-                .and_then(|u| self.rebase(&base, u.trim()));
+                .and_then(|u| Self::rebase(&base, u.trim()));
             match next {
                 Some(next) if !empty && seen.insert(next.to_string()) => {
                     request = Request {

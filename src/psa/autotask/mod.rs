@@ -1065,7 +1065,7 @@ fn units_at(rows: &[ContractServiceUnit], date: jiff::civil::Date) -> BTreeMap<u
         if start > date || end < date {
             continue;
         }
-        let units = row.units.unwrap_or(0);
+        let units = i64::from(row.units.unwrap_or(0));
         match best.get(&row.contract_service_id) {
             Some((s, _)) if *s >= start => {}
             _ => {
@@ -1126,6 +1126,50 @@ fn thousands(n: u64) -> String {
     out
 }
 
+/// Decodes `body` as each Autotask response unitsync reads and runs what follows the decode
+/// (units per period, snapshot lines, zone URLs, error messages, paging links): for
+/// [`crate::fuzzing`].
+#[doc(hidden)]
+pub fn fuzz_response(body: &[u8]) {
+    use wire::{ErrorBody, QueryPage, ZoneInformation};
+    let redactor = Redactor::new(vec![SecretString::from("s3cret-secret")]);
+    let base =
+        Url::parse("https://webservices5.autotask.net/atservicesrest/v1.0/").expect("a valid URL");
+    let date = jiff::civil::date(2026, 12, 1);
+    let next = |next: Option<wire::PageDetails>| {
+        if let Some(url) = next.and_then(|p| p.next_page_url) {
+            let _ = Transport::rebase(&base, url.trim());
+        }
+    };
+    if let Ok(page) = serde_json::from_slice::<QueryPage<Company>>(body) {
+        next(page.page_details);
+    }
+    if let Ok(page) = serde_json::from_slice::<QueryPage<Contract>>(body) {
+        next(page.page_details);
+    }
+    let services: BTreeMap<u64, Service> = serde_json::from_slice::<QueryPage<Service>>(body)
+        .map(|page| page.items.into_iter().map(|s| (s.id, s)).collect())
+        .unwrap_or_default();
+    let units = serde_json::from_slice::<QueryPage<ContractServiceUnit>>(body)
+        .map(|page| units_at(&page.items, date))
+        .unwrap_or_default();
+    if let Ok(page) = serde_json::from_slice::<QueryPage<ContractService>>(body) {
+        for cs in &page.items {
+            let _ = to_line(cs, &services, units.get(&cs.id).copied());
+        }
+    }
+    if let Ok(zone) = serde_json::from_slice::<ZoneInformation>(body)
+        && let Some(url) = zone.url.as_deref().map(str::trim)
+        && let Ok(url) = Url::parse(url)
+    {
+        let _ = api_base(&url);
+    }
+    let _ = serde_json::from_slice::<ThresholdStatus>(body);
+    let _ = serde_json::from_slice::<Created>(body);
+    let _ = serde_json::from_slice::<ErrorBody>(body);
+    let _ = Transport::errors_in(&redactor, body);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1157,6 +1201,18 @@ mod tests {
         assert_eq!(units_at(&rows, d("2026-11-15")), BTreeMap::from([(7, 3)]));
         assert_eq!(units_at(&rows, d("2026-12-01")), BTreeMap::from([(7, 4)]));
         assert_eq!(units_at(&rows, d("2027-01-01")), BTreeMap::from([(7, 5)]));
+    }
+
+    /// Found by fuzzing: units beyond what a Quantity holds overflowed `Quantity::from_units`
+    /// (a panic in debug builds, a wrong count in release). Autotask's units are int32, so a
+    /// larger value is a decode error.
+    #[test]
+    fn units_beyond_int32_are_a_decode_error_not_an_overflow() {
+        let body = br#"{"items":[{"id":1,"contractID":2,"contractServiceID":1,"startDate":"2026-11-01","endDate":"2026-12-31","units":9223372036854775807}]}"#;
+        fuzz_response(body);
+        assert!(serde_json::from_slice::<wire::QueryPage<ContractServiceUnit>>(body).is_err());
+        let ok = br#"{"items":[{"contractServiceID":1,"units":-2147483648}]}"#;
+        assert!(serde_json::from_slice::<wire::QueryPage<ContractServiceUnit>>(ok).is_ok());
     }
 
     #[test]

@@ -113,8 +113,10 @@ pub struct ContractServiceUnit {
     pub start_date: Option<String>,
     #[serde(default, rename = "endDate")]
     pub end_date: Option<String>,
+    /// Autotask's units are int32; a larger number fails the decode rather than overflowing
+    /// the fixed-point [`Quantity`](crate::quantity::Quantity) later.
     #[serde(default)]
-    pub units: Option<i64>,
+    pub units: Option<i32>,
 }
 
 /// `POST /v1.0/ContractServiceAdjustments` body.

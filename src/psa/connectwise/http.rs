@@ -365,7 +365,7 @@ impl Transport {
                     .iter()
                     .filter_map(|v| v.to_str().ok())
                     .find_map(next_link)
-                    .and_then(|link| self.rebase(&url, &link));
+                    .and_then(|link| Self::rebase(&self.host, &url, &link));
                 return Ok(Response {
                     body,
                     next,
@@ -412,7 +412,7 @@ impl Transport {
         codebase: &str,
         attempts: u32,
     ) -> PsaError {
-        let message = self.error_message(body);
+        let message = Self::error_message(&self.redactor, body);
         let detail = if body.iter().all(u8::is_ascii_whitespace) {
             String::new()
         } else {
@@ -463,7 +463,7 @@ impl Transport {
 
     /// `message` and each `errors[].message` (with field) from a ConnectWise error body, or an
     /// excerpt of the body. Always redacted.
-    fn error_message(&self, body: &[u8]) -> String {
+    pub(crate) fn error_message(redactor: &Redactor, body: &[u8]) -> String {
         match serde_json::from_slice::<ErrorBody>(body) {
             Ok(parsed) if parsed.message.is_some() || !parsed.errors.is_empty() => {
                 let mut parts = Vec::new();
@@ -481,20 +481,21 @@ impl Transport {
                         parts.push(text);
                     }
                 }
-                self.redactor.redact(&parts.join("; "))
+                redactor.redact(&parts.join("; "))
             }
-            _ => self.redactor.excerpt(body),
+            _ => redactor.excerpt(body),
         }
     }
 
     /// A `Link` target on our own host. A link to another origin is rebased (path and query) so
     /// the credentials never leave for a host the settings do not name.
-    fn rebase(&self, current: &Url, link: &str) -> Option<Url> {
+    /// `host` is the configured host.
+    pub(crate) fn rebase(host: &Url, current: &Url, link: &str) -> Option<Url> {
         let parsed = current.join(link).ok()?;
-        if parsed.origin() == self.host.origin() {
+        if parsed.origin() == host.origin() {
             return Some(parsed);
         }
-        let mut url = self.host.clone();
+        let mut url = host.clone();
         url.set_path(parsed.path());
         url.set_query(parsed.query());
         tracing::debug!(link, "rebased a paging link onto the configured host");
@@ -668,7 +669,8 @@ mod tests {
         .unwrap();
         let current = host.join("/v4_6_release/apis/3.0/x?page=1").unwrap();
         assert_eq!(
-            t.rebase(
+            Transport::rebase(
+                &t.host,
                 &current,
                 "https://api-na.myconnectwise.net/v4_6_release/apis/3.0/x?page=2"
             )
@@ -677,7 +679,8 @@ mod tests {
             "https://api-na.myconnectwise.net/v4_6_release/apis/3.0/x?page=2"
         );
         assert_eq!(
-            t.rebase(
+            Transport::rebase(
+                &t.host,
                 &current,
                 "https://evil.example/v4_6_release/apis/3.0/x?page=3"
             )
@@ -686,7 +689,7 @@ mod tests {
             "https://api-na.myconnectwise.net/v4_6_release/apis/3.0/x?page=3"
         );
         assert_eq!(
-            t.rebase(&current, "/v4_6_release/apis/3.0/x?page=4")
+            Transport::rebase(&t.host, &current, "/v4_6_release/apis/3.0/x?page=4")
                 .unwrap()
                 .as_str(),
             "https://api-na.myconnectwise.net/v4_6_release/apis/3.0/x?page=4"

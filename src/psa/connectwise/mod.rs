@@ -1097,6 +1097,44 @@ fn looks_like_guid(text: &str) -> bool {
             .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
+/// Decodes `body` as each ConnectWise response unitsync reads and runs what follows the decode
+/// (snapshot records, error messages, paging links): for [`crate::fuzzing`].
+#[doc(hidden)]
+pub fn fuzz_response(body: &[u8]) {
+    let redactor = Redactor::new(vec![SecretString::from("s3cret-private-key")]);
+    if let Ok(companies) = serde_json::from_slice::<Vec<Company>>(body) {
+        companies.into_iter().for_each(|c| drop(c.into_snapshot()));
+    }
+    if let Ok(agreements) = serde_json::from_slice::<Vec<Agreement>>(body) {
+        agreements.into_iter().for_each(|a| drop(a.into_snapshot()));
+    }
+    if let Ok(additions) = serde_json::from_slice::<Vec<Addition>>(body) {
+        for a in additions {
+            let _ = (a.to_snapshot(1001), a.cancelled_on("2026-12-01"));
+        }
+    }
+    if let Ok(addition) = serde_json::from_slice::<Addition>(body) {
+        let _ = addition.to_snapshot(1001);
+    }
+    let _ = serde_json::from_slice::<wire::CompanyInfo>(body);
+    let _ = Transport::error_message(&redactor, body);
+    let _ = redactor.excerpt(body);
+    // The same bytes as a `Link` and a `Retry-After` header.
+    if let Ok(text) = std::str::from_utf8(body) {
+        let host = Url::parse("https://api-na.myconnectwise.net").expect("a valid URL");
+        let current = host
+            .join("/v4_6_release/apis/3.0/finance/agreements?page=1")
+            .expect("a valid URL");
+        if let Some(link) = http::next_link(text) {
+            let _ = Transport::rebase(&host, &current, &link);
+        }
+    }
+    if let Ok(value) = HeaderValue::from_bytes(body) {
+        let headers = HeaderMap::from_iter([(reqwest::header::RETRY_AFTER, value)]);
+        let _ = http::retry_after(&headers);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
