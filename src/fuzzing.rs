@@ -182,14 +182,6 @@ pub fn sandbox_conditions(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    if nests_deeper_than(text, KNOWN_SAFE_NESTING) {
-        // KNOWN BUG, not fixed here (src/sandbox/ belongs to other work): the recursive-descent
-        // parser and the recursive `Expr` (evaluation and drop) overflow the stack on about
-        // 1,000 nested parentheses or `not`s, or 3,000 conditions joined by and/or (2 MB stack,
-        // debug build), which aborts the sandbox server. Reproduced by the ignored test
-        // `fuzz_corpus::sandbox_conditions_deep_nesting_overflows_the_stack`.
-        return;
-    }
     let Ok(expr) = crate::sandbox::conditions::parse(text) else {
         return;
     };
@@ -206,22 +198,4 @@ pub fn sandbox_conditions(data: &[u8]) {
     });
     let _ = expr.unknown_path(&record);
     let _ = expr.matches(&record);
-}
-
-/// How deep a `conditions` text may nest before [`sandbox_conditions`] skips it (see there).
-const KNOWN_SAFE_NESTING: usize = 200;
-
-/// Whether `text` has more than `limit` parentheses and `not`/`and`/`or` words, together: an
-/// upper bound on how deep its expression nests.
-fn nests_deeper_than(text: &str, limit: usize) -> bool {
-    let parens = text.matches('(').count();
-    let words = text
-        .split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '/'))
-        .filter(|w| {
-            ["not", "and", "or"]
-                .iter()
-                .any(|k| w.eq_ignore_ascii_case(k))
-        })
-        .count();
-    parens + words > limit
 }

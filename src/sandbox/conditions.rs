@@ -407,9 +407,33 @@ fn describe(tok: &Tok) -> String {
     }
 }
 
+/// Most parentheses and `and`/`or`/`not` words, together, in one `conditions` text.
+pub const MAX_NESTING: usize = 200;
+
 /// Parses a `conditions` text.
 pub fn parse(text: &str) -> Result<Expr, ConditionError> {
     let toks = lex(text)?;
+    // The parser and `Expr` recurse, so how deep a text can nest is bounded here, not by the
+    // stack: about 1,000 nested parentheses or 3,000 joined conditions overflowed it (found by
+    // fuzzing), which aborted the server. Far above any real query.
+    let nesting = toks
+        .iter()
+        .filter(|(tok, _)| match tok {
+            Tok::LParen => true,
+            Tok::Word(w) => ["and", "or", "not"]
+                .iter()
+                .any(|k| w.eq_ignore_ascii_case(k)),
+            _ => false,
+        })
+        .count();
+    if nesting > MAX_NESTING {
+        return err(
+            format!(
+                "conditions too complex: {nesting} parentheses and and/or/not together, more than {MAX_NESTING}"
+            ),
+            0,
+        );
+    }
     let mut p = Parser {
         toks,
         at: 0,

@@ -352,13 +352,30 @@ fn mutated_sandbox_conditions() {
     mutate_target(target("sandbox_conditions"));
 }
 
-/// KNOWN BUG in `src/sandbox/conditions.rs`, found by this fuzzing and left for the sandbox's
-/// owners: deep nesting overflows the stack, which aborts the process (here the whole test
-/// binary, in `unitsync sandbox` the server). Run with `--ignored` once it is fixed, then drop
-/// the guard in `unitsync::fuzzing::sandbox_conditions`.
+/// Found by this fuzzing: deep nesting overflowed the stack, which aborted the process (the
+/// sandbox server). The parser now refuses texts past `MAX_NESTING` with an error; just under it,
+/// parsing and evaluating still fit the stack.
 #[test]
-#[ignore = "stack overflow in sandbox::conditions on deep nesting; aborts the test binary"]
-fn sandbox_conditions_deep_nesting_overflows_the_stack() {
+fn sandbox_conditions_refuse_deep_nesting_instead_of_overflowing_the_stack() {
+    use unitsync::sandbox::conditions::{MAX_NESTING, parse};
+    let limit = MAX_NESTING;
+    let under = [
+        format!("{}id = 1{}", "(".repeat(limit), ")".repeat(limit)),
+        format!("{}id = 1", "not ".repeat(limit)),
+        vec!["id = 1"; limit + 1].join(" and "),
+    ];
+    for text in under {
+        let expr = parse(&text).unwrap();
+        assert!(expr.matches(&serde_json::json!({"id": 1})), "{text}");
+    }
+    let over = format!("{}id = 1{}", "(".repeat(limit + 1), ")".repeat(limit + 1));
+    assert_eq!(
+        parse(&over).unwrap_err().message,
+        format!(
+            "conditions too complex: {} parentheses and and/or/not together, more than {limit}",
+            limit + 1
+        )
+    );
     let texts = [
         format!("{}id = 1{}", "(".repeat(1_000), ")".repeat(1_000)),
         format!("{}id = 1", "not ".repeat(3_000)),
