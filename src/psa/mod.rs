@@ -21,6 +21,20 @@ pub use connectwise::{ConnectWiseClient, Credentials, RetryPolicy};
 /// A PSA that unitsync can read and write.
 ///
 /// The methods return `Send` futures so callers may spawn them on a multi-threaded runtime.
+/// A credential both PSAs require from the environment (through `lookup`): trimmed, with an
+/// empty value counted as missing, so the error names the variable and what to set it to.
+pub(crate) fn required_secret(
+    lookup: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    hint: &'static str,
+) -> Result<secrecy::SecretString, PsaError> {
+    lookup(name)
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .map(secrecy::SecretString::from)
+        .ok_or(PsaError::MissingCredential(name, hint))
+}
+
 pub trait Psa {
     /// Reads the companies, contracts and lines the mappings name — and nothing else.
     fn snapshot(

@@ -71,14 +71,27 @@ impl CommandUsageSource {
         for name in WITHHELD_VARIABLES {
             command.env_remove(name);
         }
-        let mut child = command
+        command
             .args(&self.settings.args)
             .current_dir(&self.root)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
+            .kill_on_drop(true);
+        // A script written an instant ago can still be open for writing in a process forked
+        // meanwhile (any program this process starts), and Linux refuses to run it until that
+        // process has exec'd ("text file busy"): a moment later it runs.
+        let mut spawned = command.spawn();
+        for _ in 0..20 {
+            match &spawned {
+                Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                    tokio::time::sleep(Duration::from_millis(25)).await;
+                    spawned = command.spawn();
+                }
+                _ => break,
+            }
+        }
+        let mut child = spawned
             .map_err(|source| SourceError::CommandSpawn {
                 program: program.clone(),
                 hint: match source.kind() {

@@ -84,13 +84,7 @@ impl Credentials {
     /// Like [`Credentials::from_env`], reading variables through `lookup`. Empty values count
     /// as missing.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Credentials, PsaError> {
-        let get = |name: &'static str, hint: &'static str| {
-            lookup(name)
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-                .map(SecretString::from)
-                .ok_or(PsaError::MissingCredential(name, hint))
-        };
+        let get = |name, hint| crate::psa::required_secret(&lookup, name, hint);
         Ok(Credentials {
             public_key: get(
                 ENV_PUBLIC_KEY,
