@@ -58,17 +58,10 @@ impl Checkout {
     /// Refuses to run unless HEAD is the default branch and tracked files are unchanged: what is
     /// applied must be exactly what was merged.
     pub fn require_default_branch(&self) -> Result<(), CommandError> {
-        match self.git.head_branch() {
-            Some(head) if head == self.base => {}
-            head => {
-                return Err(CommandError::user(format!(
-                    "HEAD is {}, not the default branch {}; only merged counts are applied",
-                    head.map_or_else(|| "detached".to_string(), |h| format!("branch {h}")),
-                    self.base
-                ))
-                .hinted(format!("`git switch {}` and run again", self.base)));
-            }
-        }
+        self.require_branch(
+            "only merged counts are applied",
+            format!("`git switch {}` and run again", self.base),
+        )?;
         // history/ is unitsync's own: what an interrupted run left there is committed by the
         // next apply (see `leftover_history`), and stashing the adjustment journal would lose
         // the record that stops an Autotask adjustment being posted twice.
@@ -147,17 +140,25 @@ impl Checkout {
     /// Refuses when HEAD is not on the default branch (tracked changes are allowed): a local
     /// apply on another branch would write counts nobody has approved.
     pub fn require_on_default_branch(&self) -> Result<(), CommandError> {
+        self.require_branch(
+            "apply runs only from the default branch",
+            format!(
+                "`git switch {}` and run again; `unitsync plan` shows what a branch would change",
+                self.base
+            ),
+        )
+    }
+
+    /// Refuses unless HEAD is the default branch, saying `why` it must be and what to do.
+    fn require_branch(&self, why: &str, hint: String) -> Result<(), CommandError> {
         match self.git.head_branch() {
             Some(head) if head == self.base => Ok(()),
             head => Err(CommandError::user(format!(
-                "HEAD is {}, not the default branch {}; apply runs only from the default branch",
+                "HEAD is {}, not the default branch {}; {why}",
                 head.map_or_else(|| "detached".to_string(), |h| format!("branch {h}")),
                 self.base
             ))
-            .hinted(format!(
-                "`git switch {}` and run again; `unitsync plan` shows what a branch would change",
-                self.base
-            ))),
+            .hinted(hint)),
         }
     }
 

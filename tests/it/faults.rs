@@ -681,12 +681,7 @@ fn cw_a_429_on_the_snapshot_and_on_a_write_is_waited_out() {
             .only_method("GET")
             .only_path_containing("/agreements/2001/additions"),
     );
-    let took = b.apply_ok();
-    assert!(took >= RETRY_AFTER, "{took:?}");
-    let log = b.sandbox.requests();
-    let waits = waits_after_429(&log);
-    assert_eq!(waits.len(), 1);
-    assert!(waits[0] >= RETRY_AFTER, "{waits:?}");
+    let log = apply_waiting_out_one_429(&b);
     // Refused, repeated, then read again after the apply.
     assert_eq!(
         statuses(&log, "GET", "/agreements/2001/additions"),
@@ -707,12 +702,7 @@ fn cw_a_429_on_the_snapshot_and_on_a_write_is_waited_out() {
             .rate_limit(1, RETRY_AFTER.as_secs())
             .only_method("PATCH"),
     );
-    let took = b.apply_ok();
-    assert!(took >= RETRY_AFTER, "{took:?}");
-    let log = b.sandbox.requests();
-    let waits = waits_after_429(&log);
-    assert_eq!(waits.len(), 1);
-    assert!(waits[0] >= RETRY_AFTER, "{waits:?}");
+    let log = apply_waiting_out_one_429(&b);
     assert_eq!(quantity_patches(&log), each([1], addition, &["429", "200"]));
     assert_eq!(quantities(&b.sandbox, 3), [11.0, 25.0, 33.0]);
     assert_eq!(
@@ -724,6 +714,18 @@ fn cw_a_429_on_the_snapshot_and_on_a_write_is_waited_out() {
     );
 }
 
+/// Applies through exactly one 429, and returns the request log after checking that the run,
+/// and the retry after the 429, waited at least `Retry-After`.
+fn apply_waiting_out_one_429<S: Psa>(b: &Billing<S>) -> Vec<RecordedRequest> {
+    let took = b.apply_ok();
+    assert!(took >= RETRY_AFTER, "{took:?}");
+    let log = b.sandbox.requests();
+    let waits = waits_after_429(&log);
+    assert_eq!(waits.len(), 1);
+    assert!(waits[0] >= RETRY_AFTER, "{waits:?}");
+    log
+}
+
 #[test]
 fn at_a_429_on_the_snapshot_and_on_an_adjustment_is_waited_out() {
     let mut b = Billing::autotask(&[(10, 11), (20, 22), (30, 33)], "");
@@ -732,12 +734,7 @@ fn at_a_429_on_the_snapshot_and_on_an_adjustment_is_waited_out() {
             .rate_limit(1, RETRY_AFTER.as_secs())
             .only_path_containing("/ContractServiceUnits/query"),
     );
-    let took = b.apply_ok();
-    assert!(took >= RETRY_AFTER, "{took:?}");
-    let log = b.sandbox.requests();
-    let waits = waits_after_429(&log);
-    assert_eq!(waits.len(), 1);
-    assert!(waits[0] >= RETRY_AFTER, "{waits:?}");
+    let log = apply_waiting_out_one_429(&b);
     // The snapshot's query (refused, repeated), one re-read per write, and the read-back.
     assert_eq!(
         statuses(&log, "POST", "/ContractServiceUnits/query"),
@@ -761,12 +758,7 @@ fn at_a_429_on_the_snapshot_and_on_an_adjustment_is_waited_out() {
             .rate_limit(1, RETRY_AFTER.as_secs())
             .only_path_containing("/ContractServiceAdjustments"),
     );
-    let took = b.apply_ok();
-    assert!(took >= RETRY_AFTER, "{took:?}");
-    let log = b.sandbox.requests();
-    let waits = waits_after_429(&log);
-    assert_eq!(waits.len(), 1);
-    assert!(waits[0] >= RETRY_AFTER, "{waits:?}");
+    let log = apply_waiting_out_one_429(&b);
     assert_eq!(
         adjustment_posts(&log),
         each([1], contract_service, &["429", "200"])
