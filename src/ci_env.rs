@@ -149,11 +149,7 @@ fn delimiter_for(value: &str) -> String {
         let random = |salt: u64| {
             let mut h = RandomState::new().build_hasher();
             h.write_u64(salt);
-            h.write_u128(
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_nanos()),
-            );
+            h.write_u64(crate::clock::unique_bits());
             h.finish()
         };
         let delimiter = format!("ghadelimiter_{:016x}{:016x}", random(1), random(2));

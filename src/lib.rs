@@ -10,6 +10,7 @@
 pub mod apply;
 pub mod ci_env;
 pub mod cli;
+pub mod clock;
 pub mod config;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -7,7 +7,6 @@
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
 static REQUESTS: AtomicUsize = AtomicUsize::new(0);
@@ -30,10 +29,13 @@ pub fn request_done() {
     if !ENABLED.load(Ordering::Relaxed) {
         return;
     }
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
+    // Milliseconds since the first redraw check: a duration, so monotonic time, not the clock.
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let now = START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis() as u64
+        + 100;
     let last = LAST_DRAWN_MS.load(Ordering::Relaxed);
     if now.saturating_sub(last) >= 100
         && LAST_DRAWN_MS

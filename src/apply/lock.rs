@@ -29,9 +29,8 @@ pub struct Holder {
 impl Holder {
     /// This process, holding a lock for `ttl` from now.
     pub fn this_process(ttl: std::time::Duration) -> Holder {
-        let acquired = jiff::Timestamp::now()
-            .round(jiff::Unit::Second)
-            .unwrap_or_else(|_| jiff::Timestamp::now());
+        let now = crate::clock::now();
+        let acquired = now.round(jiff::Unit::Second).unwrap_or(now);
         let ttl = jiff::SignedDuration::try_from(ttl).unwrap_or(jiff::SignedDuration::MAX);
         Holder {
             who: format!(

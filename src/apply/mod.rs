@@ -56,7 +56,7 @@ pub async fn execute<P: Psa + Sync>(
     let mut results: Vec<(usize, HistoryLine)> = stream::iter(work.into_iter().enumerate())
         .map(|(index, (line, change))| async move {
             if let Some(deadline) = options.deadline
-                && jiff::Timestamp::now() >= deadline
+                && crate::clock::now() >= deadline
             {
                 let reason = format!(
                     "not attempted: this run's lock was about to expire ({deadline}); run apply again"

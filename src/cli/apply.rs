@@ -107,7 +107,7 @@ async fn apply_locked<P: Psa + Sync>(
     answers: &mut dyn BufRead,
     lock: &super::lock::RunLock,
 ) -> Result<Outcome, CommandError> {
-    let started = jiff::Timestamp::now();
+    let started = crate::clock::now();
     // A saved plan says what it was made towards (vendor counts or the lock); the fresh plan it
     // is checked against, and the re-read after applying, must aim at the same counts.
     let desired = saved.as_ref().map_or(desired, |saved| saved.desired);
@@ -402,7 +402,7 @@ pub(crate) fn today(repo: &BillingRepo) -> jiff::civil::Date {
         .as_ref()
         .and_then(|s| jiff::tz::TimeZone::get(&s.timezone).ok())
         .unwrap_or_else(jiff::tz::TimeZone::system);
-    jiff::Timestamp::now().to_zoned_datetime(tz).date()
+    crate::clock::today_in(&tz)
 }
 
 /// Says which changes a guardrail held back, why, and how to release them.

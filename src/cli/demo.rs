@@ -198,9 +198,9 @@ fn psa_table(snapshot: &PsaSnapshot) -> String {
 
 fn tempdir() -> Result<PathBuf, CommandError> {
     let dir = std::env::temp_dir().join(format!(
-        "unitsync-demo-{}-{}",
+        "unitsync-demo-{}-{:016x}",
         std::process::id(),
-        jiff::Timestamp::now().as_millisecond()
+        crate::clock::unique_bits()
     ));
     std::fs::create_dir_all(&dir)
         .map_err(|e| CommandError::internal(format!("cannot create {}: {e}", dir.display())))?;

@@ -65,7 +65,7 @@ pub fn run(global: &GlobalArgs, args: &DueArgs) -> Result<Outcome, CommandError>
     })?;
     let last =
         schedule::last_run(&global.dir, kind).map_err(|e| CommandError::user(e.to_string()))?;
-    let now = args.now.unwrap_or_else(Timestamp::now);
+    let now = args.now.unwrap_or_else(crate::clock::now);
     let due = schedule::is_due(cadence, &tz, now, last);
     println!("{}", due.explain(kind));
     Ok(if due.is_due() {

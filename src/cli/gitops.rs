@@ -330,7 +330,7 @@ async fn apply_merged_locked<P: Psa + Sync>(
     extra_files: Vec<(String, Vec<u8>)>,
     deadline: jiff::Timestamp,
 ) -> Result<Outcome, CommandError> {
-    let started = jiff::Timestamp::now();
+    let started = crate::clock::now();
     let leftovers = checkout.leftover_history()?;
     if !leftovers.is_empty() {
         println!(

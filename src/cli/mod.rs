@@ -118,6 +118,11 @@ pub fn parse() -> Result<Cli, ExitCode> {
 }
 
 pub fn run(cli: Cli) -> Result<Outcome, CommandError> {
+    // A malformed pin must stop the run: falling back to the real clock would date changes by
+    // a day the user did not ask for.
+    if let Some(at) = crate::clock::check_env().map_err(|e| CommandError::user(e.to_string()))? {
+        tracing::info!(%at, "the clock is pinned by {}", crate::clock::ENV_NOW);
+    }
     match cli.command {
         Command::Validate => validate::run(&cli.global),
         Command::Schema(args) => schema::run(&cli.global, &args),

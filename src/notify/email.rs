@@ -137,7 +137,7 @@ fn message(settings: &EmailNotifications, event: &Event) -> Result<Message, Stri
         .from(from)
         .subject(event.title())
         .message_id(None)
-        .date_now();
+        .date(crate::clock::now_system_time());
     for to in &settings.to {
         let mailbox: Mailbox = to
             .parse()

@@ -79,7 +79,7 @@ pub fn acquire(git: &GitRepo, head: Oid, holder: Holder) -> Result<Lease, LeaseE
                         commit: commit.to_string(),
                     }
                 })?;
-                if jiff::Timestamp::now() < found.expires {
+                if crate::clock::now() < found.expires {
                     return Err(LeaseError::Held { holder: found });
                 }
                 (Some(commit), Some(found))

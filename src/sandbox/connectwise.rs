@@ -1075,7 +1075,7 @@ async fn addition(
 }
 
 fn now() -> String {
-    jiff::Timestamp::now()
+    crate::clock::now()
         .strftime("%Y-%m-%dT%H:%M:%SZ")
         .to_string()
 }

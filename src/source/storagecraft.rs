@@ -69,11 +69,9 @@ impl StorageCraftUsageSource {
 
     /// The billing month as (year, month).
     pub fn billing_month(&self) -> (i16, i8) {
-        let today = self.today.unwrap_or_else(|| {
-            jiff::Timestamp::now()
-                .to_zoned_datetime(jiff::tz::TimeZone::UTC)
-                .date()
-        });
+        let today = self
+            .today
+            .unwrap_or_else(|| crate::clock::today_in(&jiff::tz::TimeZone::UTC));
         self.settings.month.resolve(today)
     }
 }

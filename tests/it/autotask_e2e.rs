@@ -772,11 +772,11 @@ async fn doctor_passes_and_skips_the_write_check_with_its_reason() {
 
 mod cli {
     use std::path::{Path, PathBuf};
-    use std::process::{Command, Stdio};
+    use std::process::Stdio;
 
     use unitsync::sandbox::{AutotaskSandbox, AutotaskSandboxHandle, Faults, autotask_demo_seed};
 
-    use crate::cli_local::{Run, binary, run};
+    use crate::cli_local::{Run, run};
 
     const MAPPINGS: &str = r#"mappings:
   - account: "Bob's Dentistry"
@@ -808,14 +808,10 @@ DigitalTorch Inc,Cloud Premium GB,135,
   digitaltorch-inc/cloud-premium-gb: 135
 ";
 
-    /// The demo seed with its contracts spanning last year to next year. The CLI takes "today"
-    /// from the clock (the effective date is the first of next month), so contracts fixed to
-    /// 2026 would make these tests fail from December 2026 on.
+    /// The demo seed with its contracts spanning last year to next year around the pinned today
+    /// (the CLI's effective date is the first of next month, which may be in the next year).
     fn seed_around_today() -> unitsync::sandbox::AtSeed {
-        let year = jiff::Timestamp::now()
-            .to_zoned_datetime(jiff::tz::TimeZone::UTC)
-            .date()
-            .year();
+        let year = crate::support::today().year();
         let mut seed = autotask_demo_seed();
         for contract in &mut seed.contracts {
             contract.start_date = jiff::civil::date(year - 1, 1, 1);
@@ -865,9 +861,8 @@ DigitalTorch Inc,Cloud Premium GB,135,
 
         pub(super) fn run(&self, args: &[&str]) -> Run {
             let login = self.sandbox.login();
-            let mut cmd = Command::new(binary());
-            cmd.env_clear()
-                .env("NO_COLOR", "1")
+            let mut cmd = crate::support::unitsync_clean();
+            cmd.env("NO_COLOR", "1")
                 .env("USER", "tester")
                 .env("TMPDIR", self.temp.path())
                 .env("UNITSYNC_AT_USERNAME", &login.username)

@@ -1149,9 +1149,7 @@ fn demo_seed_tells_the_guides_story() {
 
 #[test]
 fn cli_prints_the_autotask_environment() {
-    let bin = std::env::temp_dir().join(format!("unitsync-at-sandbox-{}", std::process::id()));
-    std::fs::copy(env!("CARGO_BIN_EXE_unitsync"), &bin).expect("copy binary");
-    let out = std::process::Command::new(&bin)
+    let out = crate::support::unitsync()
         .args(["sandbox", "--psa", "autotask", "--print-seed"])
         .output()
         .expect("run");
@@ -1159,7 +1157,7 @@ fn cli_prints_the_autotask_environment() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(AtSeed::from_yaml(&text).is_ok());
 
-    let mut child = std::process::Command::new(&bin)
+    let mut child = crate::support::unitsync()
         .args(["sandbox", "--psa", "autotask", "--port", "0"])
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -1177,7 +1175,6 @@ fn cli_prints_the_autotask_environment() {
     }
     let _ = child.kill();
     let _ = child.wait();
-    let _ = std::fs::remove_file(&bin);
     let text = lines.join("\n");
     assert!(
         text.starts_with("Autotask sandbox at http://127.0.0.1:"),

@@ -4,41 +4,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
 
 use unitsync::sandbox::{Faults, RecordedRequest, Sandbox, SandboxHandle, Seed, demo_seed};
 
-/// The binary, linked (or copied) once to a private path: the target directory is shared with
-/// other worktrees, whose builds may replace `CARGO_BIN_EXE_unitsync` while these tests run.
-/// Cargo replaces that file rather than rewriting it, so a hard link keeps this build's binary
-/// without copying it. Leftovers of earlier runs (whose process is gone) are removed first.
-pub(crate) fn binary() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
-        let prefix = "cli-local-bin-";
-        if let Ok(entries) = std::fs::read_dir(base) {
-            for entry in entries.flatten() {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                if let Some(pid) = name.strip_prefix(prefix)
-                    && !Path::new("/proc").join(pid).exists()
-                {
-                    let _ = std::fs::remove_dir_all(entry.path());
-                }
-            }
-        }
-        let dir = base.join(format!("{prefix}{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let bin = dir.join("unitsync");
-        let _ = std::fs::remove_file(&bin);
-        if std::fs::hard_link(env!("CARGO_BIN_EXE_unitsync"), &bin).is_err() {
-            let partial = dir.join("unitsync.partial");
-            std::fs::copy(env!("CARGO_BIN_EXE_unitsync"), &partial).unwrap();
-            std::fs::rename(&partial, &bin).unwrap();
-        }
-        bin
-    })
-}
+pub(crate) use crate::support::binary;
 
 fn manifest_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -138,9 +107,8 @@ impl Env {
 
     /// The command [`run_with_stdin`](Self::run_with_stdin) runs, to start it in the background.
     fn command(&self, args: &[&str], stdin: bool) -> Command {
-        let mut cmd = Command::new(binary());
-        cmd.env_clear()
-            .env("NO_COLOR", "1")
+        let mut cmd = crate::support::unitsync_clean();
+        cmd.env("NO_COLOR", "1")
             .env("USER", "tester")
             .current_dir(self.temp.path())
             .arg("-C")
@@ -262,7 +230,7 @@ fn settings() -> insta::Settings {
         r#"run: "\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z""#,
         r#"run: "[RUN]""#,
     );
-    settings.add_filter(r"/\S*unitsync-demo-\d+-\d+", "[DEMO REPO]");
+    settings.add_filter(r"/\S*unitsync-demo-\d+-[0-9a-f]+", "[DEMO REPO]");
     settings.set_prepend_module_to_snapshot(false);
     settings
 }
@@ -1431,7 +1399,7 @@ fn apply_that_cannot_write_history_still_shows_what_it_changed() {
     let env = Env::new();
     // A file where this year's history folder should be (written as root, so permissions
     // would not stop it).
-    let year = jiff::Timestamp::now().strftime("%Y").to_string();
+    let year = crate::support::today().year().to_string();
     std::fs::create_dir(env.repo.join("history")).unwrap();
     std::fs::write(env.repo.join("history").join(year), "not a folder\n").unwrap();
     let out = env.run(&["apply", "--yes"]);
@@ -1500,6 +1468,7 @@ fn run_on_a_terminal(env: &Env, args: &[&str]) -> String {
     }
     let mut cmd = Command::new("script");
     cmd.env_clear()
+        .env(unitsync::clock::ENV_NOW, crate::support::now().to_string())
         .env("NO_COLOR", "1")
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .args(["-q", "-e", "-c", &line, "/dev/null"]);

@@ -23,7 +23,7 @@ use unitsync::sandbox::{
     SandboxHandle, Seed, autotask_demo_seed, demo_seed,
 };
 
-use crate::cli_local::{Run, binary, run};
+use crate::cli_local::{Run, run};
 
 const LICENSE: &str = "ShadowProtect Desktop";
 /// The run of the history record every repo starts with.
@@ -65,13 +65,7 @@ fn contract_service(n: usize) -> i64 {
 
 /// The day changes take effect, as the binary works it out: the first of next month.
 fn effective() -> jiff::civil::Date {
-    let today = jiff::Timestamp::now()
-        .to_zoned_datetime(jiff::tz::TimeZone::system())
-        .date();
-    today
-        .first_of_month()
-        .checked_add(jiff::Span::new().months(1))
-        .unwrap()
+    crate::support::first_of_next_month()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -146,10 +140,7 @@ fn connectwise_seed(lines: &[(u32, u32)]) -> Seed {
 /// Like [`connectwise_seed`] in Autotask terms, the contracts spanning last year to next year
 /// (the binary takes the effective date from the clock).
 fn autotask_seed(lines: &[(u32, u32)]) -> AtSeed {
-    let year = jiff::Timestamp::now()
-        .to_zoned_datetime(jiff::tz::TimeZone::system())
-        .date()
-        .year();
+    let year = crate::support::today().year();
     let mut seed = serde_json::to_value(autotask_demo_seed()).unwrap();
     for (n, (psa, _)) in lines.iter().enumerate() {
         seed["companies"]
@@ -330,9 +321,8 @@ impl<S: Psa> Billing<S> {
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(binary());
-        cmd.env_clear()
-            .env("NO_COLOR", "1")
+        let mut cmd = crate::support::unitsync_clean();
+        cmd.env("NO_COLOR", "1")
             .env("USER", "tester")
             .env("TMPDIR", self.temp.path())
             .current_dir(self.temp.path())

@@ -465,7 +465,7 @@ impl World {
     /// The unitsync command run in the checkout `dir`, pointed at this world's PSA and GitHub.
     fn command(&self, dir: &Path, args: &[&str], token: Option<&str>) -> Command {
         let login = self.sandbox.login();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_unitsync"));
+        let mut command = crate::support::unitsync();
         command.env_remove("GITHUB_TOKEN");
         if let Some(token) = token {
             command.env("GITHUB_TOKEN", token);
@@ -1506,7 +1506,7 @@ fn a_run_whose_lock_is_about_to_expire_starts_no_write() {
         deadline: Some(deadline),
     };
     world.sandbox.clear_requests();
-    let past = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(1);
+    let past = crate::support::now() - jiff::SignedDuration::from_secs(1);
     let lines = runtime.block_on(unitsync::apply::execute(&client, &plan, &options(past)));
     assert_eq!(lines.len(), 1);
     assert_eq!(lines[0].outcome, LineOutcome::Failed);
@@ -1520,7 +1520,7 @@ fn a_run_whose_lock_is_about_to_expire_starts_no_write() {
     assert!(world.sandbox.requests().is_empty(), "not a single request");
     assert_eq!(world.quantity(5001), 3.0);
 
-    let future = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(60);
+    let future = crate::support::now() + jiff::SignedDuration::from_secs(60);
     let lines = runtime.block_on(unitsync::apply::execute(&client, &plan, &options(future)));
     assert_eq!(lines[0].outcome, LineOutcome::Applied);
     assert_eq!(world.quantity(5001), 4.0);

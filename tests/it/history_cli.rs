@@ -6,8 +6,6 @@ use std::process::Command;
 
 use unitsync::history::{HistoryLine, HistoryRecord, LineOutcome};
 
-use crate::cli_local::binary;
-
 struct Run {
     code: Option<i32>,
     stdout: String,
@@ -15,7 +13,7 @@ struct Run {
 }
 
 fn unitsync(dir: &Path, args: &[&str]) -> Run {
-    let output = Command::new(binary())
+    let output = crate::support::unitsync()
         .arg("-C")
         .arg(dir)
         .args(args)

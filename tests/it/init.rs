@@ -1,9 +1,6 @@
 //! `unitsync init`, `completions` and `man`, run as the binary.
 
 use std::path::Path;
-use std::process::Command;
-
-use crate::cli_local::binary;
 
 struct Run {
     code: Option<i32>,
@@ -12,7 +9,7 @@ struct Run {
 }
 
 fn unitsync(dir: &Path, args: &[&str]) -> Run {
-    let output = Command::new(binary())
+    let output = crate::support::unitsync()
         .current_dir(dir)
         .args(args)
         .env_remove("RUST_LOG")

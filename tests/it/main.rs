@@ -20,4 +20,5 @@ mod secrets;
 mod sources;
 mod status;
 mod storagecraft;
+mod support;
 mod validate;

@@ -1141,7 +1141,7 @@ fn background_sandbox_serves_synchronous_callers_and_the_cli_runs() {
 
     // `unitsync sandbox --port 0` prints the URL and the credentials, then serves.
     use std::io::BufRead;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_unitsync"))
+    let mut child = crate::support::unitsync()
         .args(["sandbox", "--port", "0"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
@@ -1179,7 +1179,7 @@ fn background_sandbox_serves_synchronous_callers_and_the_cli_runs() {
     assert_eq!(body["Codebase"], "v4_6_release/");
 
     // --print-seed writes the demo seed, which --seed reads back.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_unitsync"))
+    let out = crate::support::unitsync()
         .args(["sandbox", "--print-seed"])
         .output()
         .unwrap();

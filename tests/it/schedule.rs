@@ -1,7 +1,7 @@
 //! `unitsync due refresh|sync`: the binary on a billing repo in a temp dir, with `--now`.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 const SETTINGS: &str = "\
 psa:
@@ -26,7 +26,7 @@ fn marker(root: &Path, kind: &str, text: &str) {
 }
 
 fn due(root: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_unitsync"))
+    crate::support::unitsync()
         .arg("-C")
         .arg(root)
         .arg("due")
@@ -211,7 +211,7 @@ fn errors_exit_1_and_say_what_to_fix() {
 
 #[test]
 fn help_documents_the_exit_codes() {
-    let output = Command::new(env!("CARGO_BIN_EXE_unitsync"))
+    let output = crate::support::unitsync()
         .args(["due", "--help"])
         .output()
         .unwrap();

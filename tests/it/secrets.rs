@@ -27,7 +27,7 @@ use unitsync::sandbox::{
     demo_seed,
 };
 
-use super::cli_local::{Run, binary, run};
+use super::cli_local::{Run, run};
 use super::notify::{SmtpSink, free_port};
 
 // ---------------------------------------------------------------------------------------------
@@ -571,10 +571,7 @@ fn cw_seed() -> unitsync::sandbox::Seed {
 /// The Autotask demo with its contracts around today (the CLI's effective date follows the
 /// clock) and the distinctive login.
 fn at_seed() -> unitsync::sandbox::AtSeed {
-    let year = jiff::Timestamp::now()
-        .to_zoned_datetime(jiff::tz::TimeZone::UTC)
-        .date()
-        .year();
+    let year = crate::support::today().year();
     let mut seed = autotask_demo_seed();
     for contract in &mut seed.contracts {
         contract.start_date = jiff::civil::date(year - 1, 1, 1);
@@ -684,9 +681,8 @@ impl World {
     /// Runs `unitsync -C WORK ARGS…` with every secret in its environment, the most logging,
     /// and the job-summary and step-output files of a GitHub Actions step.
     fn run(&self, args: &[&str]) -> Run {
-        let mut cmd = Command::new(binary());
-        cmd.env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        let mut cmd = crate::support::unitsync_clean();
+        cmd.env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", self.dir.path())
             .env("TMPDIR", self.dir.path())
             .env("USER", "tester")
@@ -775,13 +771,8 @@ impl World {
         match self.psa.as_ref().expect("a sandbox") {
             Psa::ConnectWise(sandbox) => sandbox.addition(5001).unwrap().quantity,
             Psa::Autotask(sandbox) => {
-                let today = jiff::Timestamp::now()
-                    .to_zoned_datetime(jiff::tz::TimeZone::UTC)
-                    .date();
-                let next = today
-                    .first_of_month()
-                    .checked_add(jiff::Span::new().months(1));
-                f64::from(sandbox.units_on(41001, next.unwrap()).unwrap())
+                let next = crate::support::first_of_next_month();
+                f64::from(sandbox.units_on(41001, next).unwrap())
             }
         }
     }

@@ -4,39 +4,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
 
 use unitsync::sandbox::{Faults, Sandbox, SandboxHandle, demo_seed};
-
-/// The binary, hard-linked (or copied) to a private path once: other worktrees share the target
-/// directory and may replace `CARGO_BIN_EXE_unitsync` while these tests run.
-fn binary() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
-        let prefix = "status-bin-";
-        if let Ok(entries) = std::fs::read_dir(base) {
-            for entry in entries.flatten() {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                if let Some(pid) = name.strip_prefix(prefix)
-                    && !Path::new("/proc").join(pid).exists()
-                {
-                    let _ = std::fs::remove_dir_all(entry.path());
-                }
-            }
-        }
-        let dir = base.join(format!("{prefix}{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let bin = dir.join("unitsync");
-        let _ = std::fs::remove_file(&bin);
-        if std::fs::hard_link(env!("CARGO_BIN_EXE_unitsync"), &bin).is_err() {
-            let partial = dir.join("unitsync.partial");
-            std::fs::copy(env!("CARGO_BIN_EXE_unitsync"), &partial).unwrap();
-            std::fs::rename(&partial, &bin).unwrap();
-        }
-        bin
-    })
-}
 
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
@@ -97,9 +66,8 @@ impl Env {
 
     fn run(&self, args: &[&str]) -> Run {
         let login = self.sandbox.login();
-        let mut cmd = Command::new(binary());
-        cmd.env_clear()
-            .env("NO_COLOR", "1")
+        let mut cmd = crate::support::unitsync_clean();
+        cmd.env("NO_COLOR", "1")
             .env("UNITSYNC_CW_PUBLIC_KEY", login.public_key)
             .env("UNITSYNC_CW_PRIVATE_KEY", login.private_key)
             .current_dir(self.temp.path())

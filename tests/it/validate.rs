@@ -2,7 +2,6 @@
 //! schemas, and the real binary.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use unitsync::config::schema::FileKind;
 use unitsync::config::{Diagnostic, PsaKind, check, load};
@@ -167,7 +166,7 @@ fn edit(path: &Path, from: &str, to: &str) {
 }
 
 fn unitsync(dir: &Path) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_unitsync"))
+    crate::support::unitsync()
         .arg("-C")
         .arg(dir)
         .arg("validate")

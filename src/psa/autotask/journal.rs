@@ -181,5 +181,5 @@ impl Journal {
 }
 
 pub(crate) fn now() -> String {
-    jiff::Timestamp::now().to_string()
+    crate::clock::now().to_string()
 }

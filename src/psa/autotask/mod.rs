@@ -629,8 +629,9 @@ impl AutotaskClient {
         })?;
         let intent = Intent {
             id: format!(
-                "{}-{}",
-                jiff::Timestamp::now().as_nanosecond(),
+                "{}-{:016x}-{}",
+                crate::clock::now().as_nanosecond(),
+                crate::clock::unique_bits(),
                 change.line_id
             ),
             mapping: change.mapping.clone(),
@@ -758,7 +759,7 @@ impl AutotaskClient {
                 .map_or(60, |n| n.max(1) as u64),
         };
         if needed > budget.remaining() {
-            let after = jiff::Timestamp::now()
+            let after = crate::clock::now()
                 + jiff::SignedDuration::from_mins(budget.timeframe_minutes as i64);
             return Err(PsaError::RequestBudget {
                 needed,
