@@ -24,6 +24,7 @@ use unitsync::sandbox::{
 
 const API: &str = "/atservicesrest/v1.0";
 
+/// The in-process tests' effective date, pinned by these tests themselves.
 fn effective() -> jiff::civil::Date {
     jiff::civil::date(2026, 12, 1)
 }
@@ -949,12 +950,11 @@ fn cli_plans_applies_records_and_doctors_against_the_sandbox() {
         .map(|a| (a.contract_service_id, a.effective_date, a.unit_change))
         .collect();
     posted.sort();
-    assert_eq!(
-        posted,
-        vec![(41001, effective(), 1), (41003, effective(), 15)]
-    );
-    assert_eq!(env.sandbox.units_on(41001, effective()), Some(4));
-    assert_eq!(env.sandbox.units_on(41003, effective()), Some(135));
+    // The binary dates adjustments the first of the month after the pinned today.
+    let next = crate::support::first_of_next_month();
+    assert_eq!(posted, vec![(41001, next, 1), (41003, next, 15)]);
+    assert_eq!(env.sandbox.units_on(41001, next), Some(4));
+    assert_eq!(env.sandbox.units_on(41003, next), Some(135));
     let files = env.history();
     assert_eq!(files.len(), 2, "{files:?}");
     assert_eq!(files[0], env.repo.join(JOURNAL_PATH));

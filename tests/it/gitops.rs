@@ -1415,17 +1415,15 @@ fn an_expired_lock_is_taken_over_and_a_foreign_reference_is_refused() {
     let world = World::new("manual");
     world.ok(&["propose"]);
     world.merge(1);
-    // A lock left by a run that died long ago.
+    // A lock left by a run that died a day before the pinned now.
+    let acquired = crate::support::now() - jiff::SignedDuration::from_hours(25);
+    let expires = acquired + jiff::SignedDuration::from_hours(1);
+    let message = format!(
+        "unitsync apply lock\n\nHolder: ci@old-runner pid 41\nAcquired: {acquired}\nExpires: {expires}\n"
+    );
     let expired = git_in(
         &world.work,
-        &[
-            "commit-tree",
-            "HEAD^{tree}",
-            "-p",
-            "HEAD",
-            "-m",
-            "unitsync apply lock\n\nHolder: ci@old-runner pid 41\nAcquired: 2026-01-01T00:00:00Z\nExpires: 2026-01-01T01:00:00Z\n",
-        ],
+        &["commit-tree", "HEAD^{tree}", "-p", "HEAD", "-m", &message],
     );
     git_in(
         &world.work,
@@ -1433,9 +1431,9 @@ fn an_expired_lock_is_taken_over_and_a_foreign_reference_is_refused() {
     );
     let out = world.ok(&["apply", "--gitops"]);
     assert!(
-        out.contains(
-            "\nTook over the apply lock left by ci@old-runner pid 41, since 2026-01-01T00:00:00Z, which expired at 2026-01-01T01:00:00Z.\n"
-        ),
+        out.contains(&format!(
+            "\nTook over the apply lock left by ci@old-runner pid 41, since {acquired}, which expired at {expires}.\n"
+        )),
         "{out}"
     );
     assert_eq!(world.patches(), 2);

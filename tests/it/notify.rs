@@ -54,26 +54,40 @@ impl SmtpSink {
              which these tests use), or set UNITSYNC_TEST_PYTHON to a Python that has it\n{}",
             String::from_utf8_lossy(&check.stderr)
         );
-        let port = free_port();
-        let dir = tempfile::tempdir().unwrap();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtp_sink.py");
-        let mut cmd = Command::new(&python);
-        cmd.arg(script).arg(port.to_string()).arg(dir.path());
-        if let Some((user, password)) = auth {
-            cmd.args([user, password]);
+        // The port is free when picked but another test may take it before the sink binds it,
+        // so a sink that exits before READY is started again on a new port.
+        let mut stderr_text = String::new();
+        for _ in 0..5 {
+            let port = free_port();
+            let dir = tempfile::tempdir().unwrap();
+            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtp_sink.py");
+            let mut cmd = Command::new(&python);
+            cmd.arg(script).arg(port.to_string()).arg(dir.path());
+            if let Some((user, password)) = auth {
+                cmd.args([user, password]);
+            }
+            let mut log = tempfile::tempfile().unwrap();
+            let mut child = cmd
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(log.try_clone().unwrap())
+                .spawn()
+                .unwrap();
+            let mut line = String::new();
+            std::io::BufReader::new(child.stdout.take().unwrap())
+                .read_line(&mut line)
+                .unwrap();
+            if line.trim() == "READY" {
+                return SmtpSink { child, port, dir };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            use std::io::{Read, Seek};
+            stderr_text.clear();
+            log.rewind().unwrap();
+            log.read_to_string(&mut stderr_text).unwrap();
         }
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert_eq!(line.trim(), "READY", "smtp_sink.py did not start");
-        SmtpSink { child, port, dir }
+        panic!("smtp_sink.py did not start:\n{stderr_text}");
     }
 
     /// The received messages, waiting up to 10 s for `n` of them.

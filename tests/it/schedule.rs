@@ -220,3 +220,50 @@ fn help_documents_the_exit_codes() {
     assert!(help.contains("3  not due"), "{help}");
     assert!(help.contains("1  error"), "{help}");
 }
+
+/// `due` with the clock pinned at `now` instead of the suite's date.
+fn due_pinned_at(root: &Path, args: &[&str], now: &str) -> Output {
+    crate::support::unitsync()
+        .env(unitsync::clock::ENV_NOW, now)
+        .arg("-C")
+        .arg(root)
+        .arg("due")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Without `--now`, `due` asks unitsync's clock, which `UNITSYNC_NOW` pins for the whole process:
+/// the same repo and marker are due or not by the pinned instant alone.
+#[test]
+fn without_now_due_follows_the_pinned_clock() {
+    let dir = repo(LA);
+    marker(dir.path(), "refresh", "2026-11-24T10:03:00Z\n");
+    let at = |now: &str| outcome(due_pinned_at(dir.path(), &["refresh"], now));
+    let (code, stdout, stderr) = at("2026-11-25T10:47:00Z");
+    assert_eq!((code, stderr.as_str()), (0, ""), "{stdout}");
+    assert!(
+        stdout.starts_with("refresh is due: scheduled 2026-11-25 02:00 PST"),
+        "{stdout}"
+    );
+    let (code, stdout, _) = at("2026-11-25T09:59:00Z");
+    assert_eq!(code, 3, "{stdout}");
+}
+
+#[test]
+fn a_malformed_pin_is_an_error_not_the_real_clock() {
+    let dir = repo(LA);
+    let (code, stdout, stderr) = outcome(due_pinned_at(dir.path(), &["refresh"], "2027-02-29"));
+    assert_eq!((code, stdout.as_str()), (1, ""));
+    assert!(
+        stderr.starts_with(
+            "error: UNITSYNC_NOW=`2027-02-29` is neither an RFC 3339 instant (2026-11-30T23:59:00Z) \
+             nor a date (2026-11-30): "
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("unset it to use the real clock"),
+        "{stderr}"
+    );
+}

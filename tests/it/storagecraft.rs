@@ -98,6 +98,35 @@ async fn bobs_fourth_desktop_is_billed_from_the_month_after_it_was_activated() {
     );
 }
 
+/// Without `with_today`, as the binary builds it, the month follows unitsync's one clock, which
+/// the test binary pins (`UNITSYNC_NOW`), so this holds on any pinned date, a year's turn included.
+#[test]
+fn the_configured_source_takes_today_from_the_pinned_clock() {
+    let today = crate::support::today();
+    let previous = today.first_of_month() - jiff::Span::new().months(1);
+    let describe = |month: &str| {
+        from_settings(
+            &settings(json!({"billing_detail": "b.csv", "month": month})),
+            Path::new("/repo"),
+        )
+        .describe()
+    };
+    assert_eq!(
+        describe("previous"),
+        format!(
+            "StorageCraft Billing Detail report /repo/b.csv for {}",
+            previous.strftime("%Y-%m")
+        )
+    );
+    assert_eq!(
+        describe("current"),
+        format!(
+            "StorageCraft Billing Detail report /repo/b.csv for {}",
+            today.strftime("%Y-%m")
+        )
+    );
+}
+
 #[tokio::test]
 async fn previous_and_current_months_follow_today() {
     let root = story_repo();
