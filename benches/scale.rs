@@ -58,6 +58,7 @@ fn mapping(i: usize, company: usize, agreement: u64, product: &str) -> Mapping {
         contract: None,
         service: None,
         update: None,
+        commitment: None,
     }
 }
 
@@ -203,6 +204,7 @@ fn plan_for(mappings: &[Mapping], usage: &[UsageRecord], snapshot: &PsaSnapshot)
         default_update: UpdatePolicy::InPlace,
         guardrails: None,
         previous_source_accounts: None,
+        effective: unitsync::plan::EffectiveDates::all(jiff::civil::date(2026, 12, 1)),
     })
 }
 

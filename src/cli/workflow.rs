@@ -125,6 +125,7 @@ pub async fn make_plan<P: Psa + Sync>(
         default_update: default_update(repo),
         guardrails: repo.settings.guardrails.as_ref(),
         previous_source_accounts: crate::schedule::last_source_accounts(&repo.root),
+        effective: effective_dates(repo),
     });
     let source_accounts = plan::source_accounts(&usage);
     Ok(Planned {
@@ -152,6 +153,20 @@ pub fn record_source_accounts(
     let path = crate::schedule::record_source_accounts(&repo.root, accounts)
         .map_err(|e| CommandError::external(e.to_string()))?;
     Ok(Some((path, format!("{accounts}\n").into_bytes())))
+}
+
+/// When this run's changes would bill, from today in the billing time zone.
+pub fn effective_dates(repo: &BillingRepo) -> plan::EffectiveDates {
+    let today = super::apply::today(repo);
+    match &repo.settings.psa {
+        PsaSettings::Connectwise(cw) => plan::EffectiveDates {
+            in_place: today,
+            cancel_and_readd: crate::apply::effective_date(cw.effective, today),
+        },
+        PsaSettings::Autotask(at) => {
+            plan::EffectiveDates::all(crate::apply::effective_date(at.effective, today))
+        }
+    }
 }
 
 fn default_update(repo: &BillingRepo) -> crate::config::UpdatePolicy {

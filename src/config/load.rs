@@ -469,8 +469,34 @@ impl Checker<'_> {
             schema.as_value(),
             validator.iter_errors(&doc.value),
         );
-        let failed = !schema_errors.is_empty();
+        let mut failed = !schema_errors.is_empty();
         self.diagnostics.extend(schema_errors);
+        let mut bad = bad;
+        if kind == FileKind::Mappings {
+            // The schema checks a date's shape; the calendar is checked here, where the error
+            // can point at the value (the typed model would fail without a position).
+            for pointer in calendar_date_errors(&doc.value) {
+                let text = doc.value.pointer(&pointer).and_then(|v| v.as_str());
+                let reason = text
+                    .map(|t| match t.parse::<jiff::civil::Date>() {
+                        Err(e) => e.to_string(),
+                        Ok(_) => String::new(),
+                    })
+                    .unwrap_or_default();
+                let what = crate::config::humanize::context(&pointer).unwrap_or_default();
+                self.error(
+                    file,
+                    doc.value_pos(&pointer),
+                    format!(
+                        "{what}: {} is not a date ({reason})",
+                        quote(text.unwrap_or(""))
+                    ),
+                )
+                .hint = Some("write the term's last day as YYYY-MM-DD, such as 2027-03-31".into());
+                failed = true;
+                bad.push(pointer);
+            }
+        }
         let value = if failed {
             None
         } else {
@@ -818,6 +844,24 @@ fn compiled_schema(kind: FileKind) -> &'static Result<(Schema, jsonschema::Valid
         let validator = jsonschema::validator_for(schema.as_value()).map_err(|e| e.to_string())?;
         Ok((schema, validator))
     })
+}
+
+/// Pointers to the mappings' `commitment.ends` values that have a date's shape but name no day
+/// of the calendar (2027-02-30).
+fn calendar_date_errors(value: &serde_json::Value) -> Vec<String> {
+    let Some(mappings) = value.get("mappings").and_then(|m| m.as_array()) else {
+        return Vec::new();
+    };
+    mappings
+        .iter()
+        .enumerate()
+        .filter_map(|(i, m)| {
+            let text = m.pointer("/commitment/ends")?.as_str()?;
+            text.parse::<jiff::civil::Date>()
+                .is_err()
+                .then(|| format!("/mappings/{i}/commitment/ends"))
+        })
+        .collect()
 }
 
 /// Checks the numbers in a schedule the schema's pattern already accepted the shape of.

@@ -7,6 +7,7 @@
 //! ignored line that leaves a customer unbilled.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -712,6 +713,43 @@ pub struct Mapping {
     /// Overrides the PSA's `update` policy for this line.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub update: Option<UpdatePolicy>,
+    /// A term the MSP has committed to with the vendor for this line (such as a Microsoft NCE
+    /// annual subscription): decreases that would take effect on or before `ends` are held;
+    /// increases go through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commitment: Option<Commitment>,
+}
+
+/// A vendor commitment: the MSP pays for the committed seats until the term ends, so the
+/// customer's count may go up but not down before then.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Commitment {
+    /// The term's length, named in the reason a decrease is held.
+    pub term: CommitmentTerm,
+    /// The term's last day (YYYY-MM-DD). A decrease that takes effect after it goes through; when
+    /// the term renews, move this date to the new term's last day.
+    #[schemars(with = "String", regex(pattern = r"^\d{4}-\d{2}-\d{2}$"))]
+    pub ends: jiff::civil::Date,
+}
+
+/// The length of a commitment term.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CommitmentTerm {
+    Monthly,
+    Annual,
+    Triennial,
+}
+
+impl fmt::Display for CommitmentTerm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CommitmentTerm::Monthly => "monthly",
+            CommitmentTerm::Annual => "annual",
+            CommitmentTerm::Triennial => "triennial",
+        })
+    }
 }
 
 impl Mapping {

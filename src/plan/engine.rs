@@ -457,6 +457,11 @@ fn flag_shared_targets(lines: &mut [PlanLine]) {
 fn apply_guardrails(lines: &mut [PlanLine], input: &PlanInput<'_>) {
     let run_hold = run_level_hold(input);
     let limits = input.guardrails;
+    let commitments: std::collections::HashMap<String, &crate::config::Commitment> = input
+        .mappings
+        .iter()
+        .filter_map(|m| Some((m.effective_id(), m.commitment.as_ref()?)))
+        .collect();
     let mut changes: u32 = 0;
     for line in lines.iter_mut() {
         if let Some(reason) = &run_hold
@@ -489,6 +494,11 @@ fn apply_guardrails(lines: &mut [PlanLine], input: &PlanInput<'_>) {
         };
         let reason = run_hold
             .clone()
+            .or_else(|| {
+                let commitment = commitments.get(&line.mapping)?;
+                let effective = input.effective.for_policy(line.update);
+                commitment_hold(from, to, line.approved, commitment, effective)
+            })
             .or_else(|| line_hold(from, to, line.approved, limits))
             .or_else(|| {
                 let cap = limits?.max_changes_per_run?;
@@ -524,6 +534,24 @@ pub fn source_accounts(usage: &[UsageRecord]) -> usize {
         .map(|r| r.account.trim())
         .collect::<std::collections::BTreeSet<_>>()
         .len()
+}
+
+/// A decrease that would bill from `effective`, on or before the last day of the mapping's
+/// commitment, is held; an increase, or a value a person approved in the lock, is not.
+fn commitment_hold(
+    from: Quantity,
+    to: Quantity,
+    approved: Option<Quantity>,
+    commitment: &crate::config::Commitment,
+    effective: jiff::civil::Date,
+) -> Option<HoldReason> {
+    (to < from && approved != Some(to) && effective <= commitment.ends).then_some(
+        HoldReason::Commitment {
+            term: commitment.term,
+            ends: commitment.ends,
+            effective,
+        },
+    )
 }
 
 /// Why one vendor-driven change `from` → `to` is held, if it is. A value already approved in the

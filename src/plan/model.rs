@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Guardrails, Lock, Mapping, UpdatePolicy};
+use crate::config::{CommitmentTerm, Guardrails, Lock, Mapping, UpdatePolicy};
 use crate::quantity::Quantity;
 
 /// Whether a vendor count is a number of licences or a measured amount (GB, hours). Counts must be
@@ -106,6 +106,35 @@ pub struct PlanInput<'a> {
     /// How many distinct vendor accounts the source returned on the last successful run
     /// (`history/last-source-accounts`), for `min_source_accounts_percent`.
     pub previous_source_accounts: Option<usize>,
+    /// The first day this run's changes would bill, for commitments.
+    pub effective: EffectiveDates,
+}
+
+/// The first day a change bills, by how it is written: an in-place change to a ConnectWise
+/// addition bills from the day it is made; a cancel-and-readd line, and every Autotask
+/// adjustment, from the PSA settings' effective date. The caller works them out from today; the
+/// engine never reads a clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EffectiveDates {
+    pub in_place: jiff::civil::Date,
+    pub cancel_and_readd: jiff::civil::Date,
+}
+
+impl EffectiveDates {
+    /// One date for every policy.
+    pub fn all(date: jiff::civil::Date) -> EffectiveDates {
+        EffectiveDates {
+            in_place: date,
+            cancel_and_readd: date,
+        }
+    }
+
+    pub fn for_policy(&self, policy: UpdatePolicy) -> jiff::civil::Date {
+        match policy {
+            UpdatePolicy::InPlace => self.in_place,
+            UpdatePolicy::CancelAndReadd => self.cancel_and_readd,
+        }
+    }
 }
 
 /// The result of planning: one line per mapping, sorted by mapping id, and the vendor accounts no
@@ -192,6 +221,14 @@ pub enum Action {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum HoldReason {
+    #[error(
+        "a decrease during the {term} commitment, which ends {ends}: it would bill from {effective}, while the vendor bills the committed count until the term ends; to release it, approve the new value on this line of units.lock.yaml, or move commitment.ends in the mapping when the term renews"
+    )]
+    Commitment {
+        term: CommitmentTerm,
+        ends: jiff::civil::Date,
+        effective: jiff::civil::Date,
+    },
     #[error(
         "the vendor reports 0, and unitsync never sets a line to 0 by itself; to bill nothing, approve 0 by writing it on this line of units.lock.yaml in the pull request"
     )]

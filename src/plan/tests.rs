@@ -59,6 +59,7 @@ fn mapping(
         contract: None,
         service: None,
         update: None,
+        commitment: None,
     }
 }
 
@@ -152,6 +153,7 @@ struct Inputs {
     desired: DesiredFrom,
     guardrails: Option<Guardrails>,
     previous_source_accounts: Option<usize>,
+    effective: crate::plan::EffectiveDates,
 }
 
 impl Inputs {
@@ -165,6 +167,7 @@ impl Inputs {
             desired: DesiredFrom::Vendor,
             guardrails: None,
             previous_source_accounts: None,
+            effective: crate::plan::EffectiveDates::all(jiff::civil::date(2026, 12, 1)),
         }
     }
 
@@ -179,6 +182,7 @@ impl Inputs {
             default_update: UpdatePolicy::InPlace,
             guardrails: self.guardrails.as_ref(),
             previous_source_accounts: self.previous_source_accounts,
+            effective: self.effective,
         })
     }
 }
@@ -581,6 +585,7 @@ fn world() -> impl Strategy<Value = Inputs> {
                     },
                     guardrails: None,
                     previous_source_accounts: None,
+                    effective: crate::plan::EffectiveDates::all(jiff::civil::date(2026, 12, 1)),
                 }
             },
         )
@@ -953,4 +958,98 @@ fn holds_serialize_with_their_reason() {
         serde_json::to_value(&action).unwrap(),
         serde_json::json!({"action": "hold", "from": 5, "to": 0, "reason": {"kind": "to-zero"}})
     );
+}
+
+fn annual_until(ends: &str) -> Option<crate::config::Commitment> {
+    Some(crate::config::Commitment {
+        term: crate::config::CommitmentTerm::Annual,
+        ends: ends.parse().unwrap(),
+    })
+}
+
+#[test]
+fn a_commitment_holds_decreases_until_its_term_ends_and_lets_increases_through() {
+    let mut inputs = Inputs::story();
+    inputs.mappings[0].commitment = annual_until("2027-03-31");
+    assert_eq!(inputs.mappings[0].effective_id(), BOB);
+    // An increase during the term goes through.
+    assert_eq!(
+        action_of(&inputs.plan(), BOB),
+        &Action::Update {
+            from: q("3"),
+            to: q("4")
+        }
+    );
+
+    // A decrease that would bill from 1 December, inside the term, is held with its reason.
+    with_usage(&mut inputs, "Bob's Dentistry", "2");
+    let (from, to, reason) = hold_of(&inputs.plan(), BOB);
+    assert_eq!((from, to), (q("3"), q("2")));
+    assert_eq!(
+        reason,
+        HoldReason::Commitment {
+            term: crate::config::CommitmentTerm::Annual,
+            ends: jiff::civil::date(2027, 3, 31),
+            effective: jiff::civil::date(2026, 12, 1),
+        }
+    );
+    assert_eq!(
+        reason.to_string(),
+        "a decrease during the annual commitment, which ends 2027-03-31: it would bill from \
+         2026-12-01, while the vendor bills the committed count until the term ends; to release \
+         it, approve the new value on this line of units.lock.yaml, or move commitment.ends in \
+         the mapping when the term renews"
+    );
+    // The other lines are not touched by Bob's commitment.
+    assert!(action_of(&inputs.plan(), TORCH).is_update());
+
+    // On the term's last day still held; from the day after, it goes through.
+    inputs.effective = crate::plan::EffectiveDates::all(jiff::civil::date(2027, 3, 31));
+    assert!(action_of(&inputs.plan(), BOB).is_hold());
+    inputs.effective = crate::plan::EffectiveDates::all(jiff::civil::date(2027, 4, 1));
+    assert_eq!(
+        action_of(&inputs.plan(), BOB),
+        &Action::Update {
+            from: q("3"),
+            to: q("2")
+        }
+    );
+
+    // The line's update policy picks its date: in place bills today, a re-add from the effective
+    // date.
+    inputs.effective = crate::plan::EffectiveDates {
+        in_place: jiff::civil::date(2027, 3, 15),
+        cancel_and_readd: jiff::civil::date(2027, 4, 1),
+    };
+    assert!(action_of(&inputs.plan(), BOB).is_hold());
+    inputs.mappings[0].update = Some(UpdatePolicy::CancelAndReadd);
+    assert!(action_of(&inputs.plan(), BOB).is_update());
+
+    // A person's approval of the lower count releases it, as for every guardrail.
+    inputs.mappings[0].update = None;
+    inputs.approved.insert(BOB.into(), q("2"));
+    assert!(action_of(&inputs.plan(), BOB).is_update());
+}
+
+#[test]
+fn a_commitment_holds_a_proposed_decrease_and_keeps_the_approved_count() {
+    let mut inputs = Inputs::story();
+    inputs.mappings[0].commitment = annual_until("2027-03-31");
+    inputs.desired = DesiredFrom::Lock;
+    inputs.approved.insert(BOB.into(), q("3"));
+    with_usage(&mut inputs, "Bob's Dentistry", "1");
+    let plan = inputs.plan();
+    let (from, to, reason) = hold_of(&plan, BOB);
+    assert_eq!((from, to), (q("3"), q("1")));
+    assert!(
+        matches!(reason, HoldReason::Commitment { .. }),
+        "{reason:?}"
+    );
+    assert_eq!(plan.proposed_lock(&Lock::default()).units.get(BOB), None);
+    // A vendor 0 during the term is a commitment hold too (not "approve 0").
+    with_usage(&mut inputs, "Bob's Dentistry", "0");
+    assert!(matches!(
+        hold_of(&inputs.plan(), BOB).2,
+        HoldReason::Commitment { .. }
+    ));
 }

@@ -133,6 +133,7 @@ fn plan_of(mappings: &[Mapping], usage: &[UsageRecord], snapshot: &PsaSnapshot) 
         default_update: UpdatePolicy::InPlace,
         guardrails: None,
         previous_source_accounts: None,
+        effective: unitsync::plan::EffectiveDates::all(jiff::civil::date(2026, 12, 1)),
     })
 }
 

@@ -1762,3 +1762,53 @@ fn a_saved_plan_rerun_after_a_kill_records_what_was_written_and_writes_the_rest_
             .contains("  from: 120.25\n  to: 135.5\n  outcome: applied\n")
     );
 }
+
+#[test]
+fn a_decrease_during_a_commitment_is_held_and_goes_through_after_the_term() {
+    let env = Env::new();
+    edit(
+        &env.repo.join("usage.csv"),
+        "Bob's Dentistry,ShadowProtect Desktop,4,",
+        "Bob's Dentistry,ShadowProtect Desktop,2,",
+    );
+    // In place, a change bills from today: a term that ends in a month still holds it.
+    let ends = crate::support::today() + jiff::Span::new().days(30);
+    edit(
+        &env.repo.join("mappings.yaml"),
+        "    addition: SP-DESKTOP                 # product identifier on that agreement (or { id: N })\n",
+        &format!("    addition: SP-DESKTOP\n    commitment: {{ term: annual, ends: {ends} }}\n"),
+    );
+    let out = env.run(&["apply", "--yes"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let today = crate::support::today();
+    assert!(
+        out.stdout.contains(&format!(
+            "held     bobs-dentistry/shadowprotect-desktop: 3 → 2 not applied: a decrease during \
+             the annual commitment, which ends {ends}: it would bill from {today}, while the \
+             vendor bills the committed count until the term ends; to release it, approve the \
+             new value on this line of units.lock.yaml, or move commitment.ends in the mapping \
+             when the term renews\n"
+        )),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(write_calls(&env), [patch("1003/additions/5005", "135.5")]);
+    assert_eq!(env.quantities(), [(5001, 3.0), (5003, 2.0), (5005, 135.5)]);
+
+    // The term ended yesterday: the decrease goes through.
+    let yesterday = today - jiff::Span::new().days(1);
+    edit(
+        &env.repo.join("mappings.yaml"),
+        &format!("ends: {ends} }}"),
+        &format!("ends: {yesterday} }}"),
+    );
+    let out = env.run(&["apply", "--yes"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stdout
+            .contains("applied  bobs-dentistry/shadowprotect-desktop: 3 → 2\n"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(env.quantities(), [(5001, 2.0), (5003, 2.0), (5005, 135.5)]);
+}

@@ -1259,6 +1259,7 @@ async fn the_guides_story_round_trips_through_the_plan_engine() {
                 default_update: policy,
                 guardrails: None,
                 previous_source_accounts: None,
+                effective: unitsync::plan::EffectiveDates::all(jiff::civil::date(2026, 12, 1)),
             })
         };
 

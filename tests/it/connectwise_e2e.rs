@@ -158,6 +158,7 @@ fn plan_of(
         default_update: policy,
         guardrails: None,
         previous_source_accounts: None,
+        effective: unitsync::plan::EffectiveDates::all(jiff::civil::date(2026, 12, 1)),
     })
 }
 

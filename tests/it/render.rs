@@ -784,6 +784,7 @@ fn the_guides_story_through_the_engine() {
         contract: None,
         service: None,
         update: None,
+        commitment: None,
     }];
     let usage = vec![
         UsageRecord {
@@ -833,6 +834,7 @@ fn the_guides_story_through_the_engine() {
             default_update: UpdatePolicy::InPlace,
             guardrails: None,
             previous_source_accounts: None,
+            effective: unitsync::plan::EffectiveDates::all(jiff::civil::date(2026, 12, 1)),
         })
     };
 
