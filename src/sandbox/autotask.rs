@@ -43,10 +43,16 @@
 //!   `{"errors":["…"]}`.
 //! - Query answers `{"items":[…],"pageDetails":{"count","requestCount","prevPageUrl",
 //!   "nextPageUrl"}}`, items ordered by id. `IncludeFields` keeps those fields plus `id`.
-//!   `nextPageUrl`/`prevPageUrl` are absolute GET URLs
+//!   `nextPageUrl`/`prevPageUrl` are absolute URLs
 //!   `http://127.0.0.1:PORT/atservicesrest/v1.0/{Entity}/query/next?paging=<token>` (token:
 //!   unpadded base64url of `{"q":<query>,"after":<last id>}` or `{"q":…,"before":<first id>}`),
 //!   null on the last (first) page. Paging is by id, so it is stable while records change.
+//!   As on the real API, the link of a POSTed query must be **POSTed with the same query body**
+//!   (KelvinTegelaar/AutotaskAPI, django-autotask, n8n-nodes-autotask; live reproduction in
+//!   WYRE-AI/autotask-mcp PR #170); a GET of it answers 405
+//!   `{"Message":"The requested resource does not support http method 'GET'."}`, and a body that
+//!   is not the first page's query answers 400. The links of a GET `?search=` query also carry
+//!   `search=` and are followed with GET.
 //!   `…/query/count` (POST or GET `search`) → `{"queryCount":n}`.
 //! - `GET …/{Entity}/{id}` → `{"item":{…}}`, or `{"item":null}` for an unknown id (as Autotask
 //!   does). `GET …/Contracts/{id}/Services` and `…/Contracts/{id}/ServiceUnits` list a contract's
@@ -1081,16 +1087,47 @@ fn route(
                 Ok(v) => v,
                 Err(e) => return bad_request(format!("The query body is not valid JSON: {e}")),
             };
-            run_query(shared, entity, &parsed, Paging::First)
+            run_query(shared, entity, &parsed, Paging::First, QueryForm::Post)
         }
         ([q], &Method::GET) if q == "query" => match search_param(uri) {
-            Ok(parsed) => run_query(shared, entity, &parsed, Paging::First),
+            Ok(parsed) => run_query(shared, entity, &parsed, Paging::First, QueryForm::Search),
             Err(r) => r,
         },
-        ([q, n], &Method::GET) if q == "query" && n == "next" => match paging_param(uri) {
-            Ok((query, paging)) => run_query(shared, entity, &query, paging),
-            Err(r) => r,
-        },
+        // A next (or previous) page repeats the query: POSTed again as the body, or, for a
+        // query made with GET `?search=`, carried in the link's own `search` parameter. A GET
+        // of a link without `search` (what a POSTed query links to) is refused as Autotask
+        // does, with its ASP.NET-style body.
+        ([q, n], &Method::GET) if q == "query" && n == "next" => {
+            if !has_param(uri, "search") {
+                return get_not_supported();
+            }
+            let (token_query, paging) = match paging_param(uri) {
+                Ok(p) => p,
+                Err(r) => return r,
+            };
+            match search_param(uri) {
+                Ok(parsed) if parsed == token_query => {
+                    run_query(shared, entity, &parsed, paging, QueryForm::Search)
+                }
+                Ok(_) => bad_request(PAGING_MISMATCH),
+                Err(r) => r,
+            }
+        }
+        ([q, n], &Method::POST) if q == "query" && n == "next" => {
+            let (token_query, paging) = match paging_param(uri) {
+                Ok(p) => p,
+                Err(r) => return r,
+            };
+            match serde_json::from_slice::<Value>(body) {
+                Ok(parsed) if parsed == token_query => {
+                    run_query(shared, entity, &parsed, paging, QueryForm::Post)
+                }
+                Ok(_) => bad_request(PAGING_MISMATCH),
+                Err(e) => bad_request(format!(
+                    "The query body is not valid JSON (a next page needs the query POSTed again): {e}"
+                )),
+            }
+        }
         ([q, c], m) if q == "query" && c == "count" && (m == Method::GET || m == Method::POST) => {
             let parsed = if m == Method::GET {
                 match search_param(uri) {
@@ -1199,16 +1236,67 @@ fn paging_param(uri: &axum::http::Uri) -> Result<(Value, Paging), Response> {
     Ok((value["q"].clone(), paging))
 }
 
-fn paging_url(shared: &AtShared, entity: &str, query: &Value, key: &str, id: i64) -> String {
-    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(json!({ "q": query, key: id }).to_string());
-    format!(
-        "http://{}/atservicesrest/v1.0/{entity}/query/next?paging={token}",
-        shared.addr
-    )
+/// How a query reached the sandbox, which decides how its page links are followed.
+#[derive(Clone, Copy)]
+enum QueryForm {
+    /// `POST …/query`: the links carry only `paging` and must be POSTed with the same body.
+    Post,
+    /// `GET …/query?search=`: the links carry `search` too and are fetched with GET.
+    Search,
 }
 
-fn run_query(shared: &AtShared, entity: &str, raw: &Value, paging: Paging) -> Response {
+const PAGING_MISMATCH: &str =
+    "The paging parameter does not belong to this query; send the same query as the first page";
+
+fn has_param(uri: &axum::http::Uri, name: &str) -> bool {
+    Query::<Vec<(String, String)>>::try_from_uri(uri)
+        .map(|q| q.0.iter().any(|(k, _)| k.eq_ignore_ascii_case(name)))
+        .unwrap_or(false)
+}
+
+/// What Autotask (ASP.NET Web API) answers a GET of a `…/query/next?paging=…` link: 405 with a
+/// `{"Message": …}` body, not the usual `{"errors": […]}` (WYRE-AI/autotask-mcp PR #170).
+fn get_not_supported() -> Response {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        [(header::ALLOW, HeaderValue::from_static("POST"))],
+        axum::Json(json!({
+            "Message": "The requested resource does not support http method 'GET'."
+        })),
+    )
+        .into_response()
+}
+
+fn paging_url(
+    shared: &AtShared,
+    entity: &str,
+    query: &Value,
+    form: QueryForm,
+    key: &str,
+    id: i64,
+) -> String {
+    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(json!({ "q": query, key: id }).to_string());
+    let mut url = reqwest::Url::parse(&format!(
+        "http://{}/atservicesrest/v1.0/{entity}/query/next",
+        shared.addr
+    ))
+    .expect("a valid URL");
+    url.query_pairs_mut().append_pair("paging", &token);
+    if let QueryForm::Search = form {
+        url.query_pairs_mut()
+            .append_pair("search", &query.to_string());
+    }
+    url.to_string()
+}
+
+fn run_query(
+    shared: &AtShared,
+    entity: &str,
+    raw: &Value,
+    paging: Paging,
+    form: QueryForm,
+) -> Response {
     let q = match Parsed::from_json(entity, raw) {
         Ok(q) => q,
         Err(m) => return bad_request(m),
@@ -1241,13 +1329,13 @@ fn run_query(shared: &AtShared, entity: &str, raw: &Value, paging: Paging) -> Re
         matching
             .iter()
             .any(|(id, _)| *id > *last)
-            .then(|| paging_url(shared, entity, &normalized, "after", **last))
+            .then(|| paging_url(shared, entity, &normalized, form, "after", **last))
     });
     let prev = page.first().and_then(|(first, _)| {
         matching
             .iter()
             .any(|(id, _)| *id < *first)
-            .then(|| paging_url(shared, entity, &normalized, "before", **first))
+            .then(|| paging_url(shared, entity, &normalized, form, "before", **first))
     });
     let items: Vec<Value> = page.iter().map(|(_, r)| q.project(r)).collect();
     ok_json(json!({

@@ -604,12 +604,8 @@ async fn paging_follows_next_page_url_to_the_exact_total() {
         .unwrap();
     let api = Api::new(&sandbox);
     let filter = json!([{ "op": "beginsWith", "field": "companyName", "value": "Customer" }]);
-    let (status, first) = api
-        .query(
-            "Companies",
-            json!({"MaxRecords": 500, "IncludeFields": ["companyName"], "filter": filter}),
-        )
-        .await;
+    let query = json!({"MaxRecords": 500, "IncludeFields": ["companyName"], "filter": filter});
+    let (status, first) = api.query("Companies", query.clone()).await;
     assert_eq!(status, StatusCode::OK);
     let mut ids: Vec<i64> = Vec::new();
     let mut page = first.clone();
@@ -631,7 +627,9 @@ async fn paging_follows_next_page_url_to_the_exact_total() {
         };
         let prefix = format!("{}Companies/query/next?paging=", sandbox.api_url());
         assert!(next.starts_with(&prefix), "{next}");
-        let r = api.get(next).send().await.unwrap();
+        assert!(!next.contains("search="), "{next}");
+        // The link of a POSTed query is POSTed again with the same body.
+        let r = api.post(next, &query).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::OK);
         page = r.json().await.unwrap();
     }
@@ -642,20 +640,58 @@ async fn paging_follows_next_page_url_to_the_exact_total() {
     assert!(page["pageDetails"]["prevPageUrl"].is_string());
 
     // prevPageUrl of page 2 answers page 1 again.
-    let r = api.get(&second_prev.expect("prev")).send().await.unwrap();
+    let r = api
+        .post(&second_prev.expect("prev"), &query)
+        .send()
+        .await
+        .unwrap();
     let again: Value = r.json().await.unwrap();
     assert_eq!(again["items"], first["items"]);
 
-    // Next pages need auth too, and a broken token is a 400.
+    // A GET of that link is refused as the real API refuses it (WYRE-AI/autotask-mcp PR #170).
     let next = first["pageDetails"]["nextPageUrl"].as_str().unwrap();
-    let r = api.http.get(next).send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = api.get(next).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"Message": "The requested resource does not support http method 'GET'."})
+    );
+    // A POST with another query, or no body, is a 400.
+    let other = json!({"MaxRecords": 500, "filter": [{ "op": "gte", "field": "id", "value": 0 }]});
+    let r = api.post(next, &other).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     let r = api
-        .get("Companies/query/next?paging=garbage!")
+        .req(reqwest::Method::POST, next)
+        .header("Content-Type", "application/json")
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+
+    // Next pages need auth too, and a broken token is a 400.
+    let r = api.http.post(next).json(&query).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = api
+        .post("Companies/query/next?paging=garbage!", &query)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+
+    // A GET `?search=` query links to pages that carry `search` and are fetched with GET.
+    let r = api
+        .get("Companies/query")
+        .query(&[("search", query.to_string())])
+        .send()
+        .await
+        .unwrap();
+    let page: Value = r.json().await.unwrap();
+    let next = page["pageDetails"]["nextPageUrl"].as_str().unwrap();
+    assert!(next.contains("search="), "{next}");
+    let r = api.get(next).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let second: Value = r.json().await.unwrap();
+    assert_eq!(second["items"][0]["id"], 10_500);
 
     // The GET ?search= form and the count.
     let search = json!({"MaxRecords": 100, "filter": [{ "op": "eq", "field": "isActive", "value": false }, { "op": "gte", "field": "id", "value": 10000 }]});
