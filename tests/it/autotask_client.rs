@@ -152,7 +152,11 @@ impl World {
                 "currentTimeframeRequestCount": self.threshold.1
             })),
             ("POST", [entity, "query"]) => self.query(entity, r.body.as_ref().unwrap(), 0),
-            ("GET", [entity, "query", "next"]) => {
+            ("GET", [_, "query", "next"]) => status(
+                405,
+                json!({"Message": "The requested resource does not support http method 'GET'."}),
+            ),
+            ("POST", [entity, "query", "next"]) => {
                 let param = |n: &str| {
                     r.query
                         .iter()
@@ -161,6 +165,9 @@ impl World {
                         .unwrap()
                 };
                 let saved = self.pages.lock().unwrap()[param("key")].clone();
+                if r.body.as_ref() != Some(&saved) {
+                    return status(400, json!({"errors": ["not the first page's query"]}));
+                }
                 self.query(entity, &saved, param("offset"))
             }
             ("POST", ["ContractServiceAdjustments"]) => {
@@ -672,13 +679,15 @@ async fn pages_follow_next_page_url_and_ids_are_batched_by_500() {
         .iter()
         .filter(|r| r.entity() == "ContractServices")
         .collect();
-    // One POST, then two GETs of nextPageUrl (500 + 500 + 200).
+    // One POST of the query, then two POSTs of the same body to nextPageUrl (500 + 500 + 200).
     assert_eq!(services.len(), 3);
     assert_eq!(services[0].method, "POST");
     for r in &services[1..] {
-        assert_eq!(r.method, "GET");
+        assert_eq!(r.method, "POST");
         assert_eq!(r.path, format!("{API}/ContractServices/query/next"));
+        assert_eq!(r.body, services[0].body);
         assert_eq!(r.header("Secret"), Some(SECRET));
+        assert_eq!(r.header("Content-Type"), Some("application/json"));
     }
     // 1200 contract service ids: `in` batches of 500, 500 and 200.
     let unit_batches: Vec<usize> = requests
@@ -717,7 +726,7 @@ async fn a_repeated_next_page_url_stops_paging() {
         .count();
     assert_eq!(
         company_calls, 2,
-        "the POST and the one GET of the looping link"
+        "the POST and the one POST of the looping link"
     );
     assert_eq!(snapshot.companies.len(), 1);
 }

@@ -7,7 +7,8 @@
 //!
 //! - every read is `POST {Entity}/query` with
 //!   `{"MaxRecords":500,"IncludeFields":[…,"id"],"filter":[…]}`, following
-//!   `pageDetails.nextPageUrl` (a GET) until it is null, repeats, or a page is empty:
+//!   `pageDetails.nextPageUrl` (a POST of the same body; Autotask answers GET with 405) until it
+//!   is null, repeats, or a page is empty:
 //!   - companies: `{"op":"in","field":"id","value":[…]}` (≤ 500 ids a request), and one
 //!     `{"op":"eq","field":"companyName","value":"X"}` per `{name: X}`;
 //!   - contracts: `in` on `id`; contracts named by name list their companies' contracts,
