@@ -152,6 +152,18 @@ impl World {
                 "currentTimeframeRequestCount": self.threshold.1
             })),
             ("POST", [entity, "query"]) => self.query(entity, r.body.as_ref().unwrap(), 0),
+            ("POST", [entity, "query", "count"]) => {
+                let filters = r.body.as_ref().unwrap()["filter"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                let n = self
+                    .rows(entity)
+                    .iter()
+                    .filter(|row| filters.iter().all(|f| matches(row, f)))
+                    .count();
+                ok(json!({"queryCount": n}))
+            }
             ("GET", [_, "query", "next"]) => status(
                 405,
                 json!({"Message": "The requested resource does not support http method 'GET'."}),
@@ -1077,7 +1089,7 @@ async fn the_request_budget_refuses_a_run_that_does_not_fit() {
     let stub = Stub::start(w, None).await;
     let client = stub.fixed_client();
     let mappings = three_mappings();
-    let needed = client.estimate_requests(&mappings, 3);
+    let needed = client.estimate_requests(&mappings, 3, None);
     assert!(needed > 5, "{needed}");
     let err = client.check_budget(&mappings, 3).await.unwrap_err();
     let text = err.to_string();
@@ -1100,6 +1112,70 @@ async fn the_request_budget_refuses_a_run_that_does_not_fit() {
         .check_budget(&mappings, 3)
         .await
         .unwrap();
+}
+
+/// One mapped line on a contract with 1,200 contract services: the snapshot pages through all of
+/// them (and their units), so the budget check counts them first instead of assuming one page
+/// per query.
+#[tokio::test]
+async fn the_request_budget_counts_the_pages_of_a_contract_with_many_services() {
+    let mut w = world();
+    w.contract_services.clear();
+    let mut units = Vec::new();
+    for i in 0..1200u64 {
+        let cs = if i == 0 { 5001 } else { 20_000 + i };
+        w.contract_services
+            .push(json!({"id": cs, "contractID": 1001, "serviceID": 12}));
+        units.push(period(i, cs, "2026-12-01", "2026-12-31", 1));
+    }
+    *w.units.lock().unwrap() = units;
+    let stub = Stub::start(w, None).await;
+    let client = stub.fixed_client();
+    let mappings = three_mappings()[..1].to_vec();
+
+    let budget = client.check_budget_impl(&mappings, 0).await.unwrap();
+    let snapshot = client.snapshot(&mappings).await.unwrap();
+    assert_eq!(snapshot.lines.len(), 1200);
+    let made = stub.requests().len() as u64;
+    // ThresholdInformation, the count, Companies, Contracts, 3 pages of ContractServices,
+    // Services (one id) and 3 batches of ContractServiceUnits.
+    assert_eq!(made, 11, "{:#?}", stub.requests());
+    // Counted: 3 pages of contract services, and up to 3 batches each of services and units.
+    assert_eq!(budget.needed, 13);
+    assert!(budget.needed >= made);
+    // Without the count (one page a query, as before) the estimate was about half the cost.
+    assert_eq!(client.estimate_requests(&mappings, 0, None), 6);
+    assert_eq!(
+        client.estimate_requests(&mappings, 2, Some(&[1200])),
+        13 + 6
+    );
+
+    // A run that fits the lower bound but not the counted need is refused before any read.
+    let mut w = world();
+    w.contract_services = stub.state.world.contract_services.clone();
+    *w.units.lock().unwrap() = stub.state.world.units.lock().unwrap().clone();
+    w.threshold = (10_000, 9_990);
+    let tight = Stub::start(w, None).await;
+    let err = tight
+        .fixed_client()
+        .check_budget(&mappings, 0)
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains(
+            "this run needs ~13 Autotask API requests; only 10 of the hourly 10,000 remain"
+        ),
+        "{text}"
+    );
+    let paths: Vec<String> = tight.requests().iter().map(|r| r.path.clone()).collect();
+    assert_eq!(
+        paths,
+        vec![
+            format!("{API}/ThresholdInformation"),
+            format!("{API}/ContractServices/query/count")
+        ]
+    );
 }
 
 #[tokio::test]
