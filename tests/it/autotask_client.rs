@@ -228,6 +228,7 @@ fn matches(row: &Value, filter: &Value) -> bool {
     match filter["op"].as_str().unwrap() {
         "eq" => same(&actual, value),
         "in" => value.as_array().unwrap().iter().any(|v| same(&actual, v)),
+        "lt" => cmp(&actual, value).is_lt(),
         "lte" => cmp(&actual, value).is_le(),
         "gte" => cmp(&actual, value).is_ge(),
         op => panic!("stub does not know op {op}"),
@@ -554,8 +555,8 @@ async fn snapshot_sends_exactly_these_requests() {
             json!(["id", "contractServiceID", "startDate", "endDate", "units"]),
             json!([
                 {"op": "in", "field": "contractServiceID", "value": [5001, 6001, 7001]},
-                {"op": "lte", "field": "startDate", "value": "2026-12-01T00:00:00"},
-                {"op": "gte", "field": "endDate", "value": "2026-12-01T00:00:00"}
+                {"op": "lt", "field": "startDate", "value": "2026-12-02"},
+                {"op": "gte", "field": "endDate", "value": "2026-12-01"}
             ]),
         ),
     ];
@@ -918,7 +919,7 @@ async fn apply_posts_exactly_one_adjustment() {
         posts[0].body,
         Some(json!({
             "contractID": 1001, "contractServiceID": 5001, "serviceID": 12,
-            "effectiveDate": "2026-12-01T00:00:00Z", "unitChange": 2
+            "effectiveDate": "2026-12-01", "unitChange": 2
         }))
     );
     assert_eq!(posts[0].header("Secret"), Some(SECRET));

@@ -15,10 +15,10 @@
 //!     `in` on `companyID`;
 //!   - contract services: `in` on `contractID`;
 //!   - services: `in` on `id` (for `sku` and `name`);
-//!   - units: `ContractServiceUnits` with `in` on `contractServiceID`, `startDate lte E` and
-//!     `endDate gte E`, E being the effective date (`YYYY-MM-DDT00:00:00`);
+//!   - units: `ContractServiceUnits` with `in` on `contractServiceID`, `startDate lt E+1` and
+//!     `endDate gte E`, E being the effective date, both bare `YYYY-MM-DD` (see "Dates");
 //! - writes: one `POST ContractServiceAdjustments`
-//!   `{"contractID","contractServiceID","serviceID","effectiveDate":"E T00:00:00Z","unitChange"}`,
+//!   `{"contractID","contractServiceID","serviceID","effectiveDate":"YYYY-MM-DD","unitChange"}`,
 //!   guarded by a re-read and the [`journal`];
 //! - the request budget: `GET ThresholdInformation`, then one `POST ContractServices/query/count`
 //!   per 500 contracts mapped by id, so the estimate counts every page the snapshot will read
@@ -36,6 +36,23 @@
 //! vendor count with exactly what the write will change. When periods overlap at a boundary the
 //! row that starts last wins. A contract service with no period containing the effective date
 //! (its contract ended, or no periods were generated) is reported as expired and never written.
+//!
+//! **Dates.** `effectiveDate` and the unit periods' `startDate`/`endDate` are date-only values that
+//! the swagger types as date-times. Autotask keeps them as midnight US Eastern and answers them in
+//! UTC: 1 December is `2026-12-01T05:00:00.000Z` (`T04:00` in summer; captured django-autotask
+//! fixtures show `2012-10-24T05:00:00.000Z`), so UTC midnight of 1 December is 19:00 on
+//! 30 November there. Hence:
+//! - `effectiveDate` is sent as a bare `YYYY-MM-DD`, as n8n-nodes-autotask and django-autotask
+//!   send date-only fields: a date-time is an instant, and `2026-12-01T00:00:00Z` would land the
+//!   adjustment on 30 November.
+//! - The period filter is half-open in bare dates, `startDate lt E+1` and `endDate gte E`: it picks
+//!   the period containing E whether the server reads a bare date as midnight Eastern or as
+//!   midnight UTC (the stored Eastern midnight of E is before E+1 either way, and the previous
+//!   period's end, E−1 at 04:00–05:00 UTC, is before E either way). `startDate lte
+//!   E T00:00:00` missed the period starting on E, stored five hours later.
+//! - Period boundaries are read as the date written (`civil_date`), never converted, so
+//!   `…T05:00:00.000Z`, `…T00:00:00Z`, `…T00:00:00` and a bare date are the same day, and the
+//!   choice of the period containing E is made on those dates, not on instants.
 
 mod http;
 pub mod journal;
@@ -339,12 +356,14 @@ impl AutotaskClient {
         Ok(found)
     }
 
+    /// The periods containing `date`: `startDate lt {date + 1}` and `endDate gte {date}`, both
+    /// bare `YYYY-MM-DD` (see the module docs for why neither can shift a day).
     fn units_filter(&self, date: jiff::civil::Date) -> [Filter; 2] {
-        let at = format!("{date}T00:00:00");
-        [
-            Filter::new("lte", "startDate", &at),
-            Filter::new("gte", "endDate", &at),
-        ]
+        let start = match date.tomorrow() {
+            Ok(next) => Filter::new("lt", "startDate", next.to_string()),
+            Err(_) => Filter::new("lte", "startDate", date.to_string()),
+        };
+        [start, Filter::new("gte", "endDate", date.to_string())]
     }
 
     async fn units(
@@ -652,7 +671,9 @@ impl AutotaskClient {
             contract_id: change.contract_id,
             contract_service_id: cs.id,
             service_id,
-            effective_date: format!("{}T00:00:00Z", change.effective),
+            // A bare date: a date-time is an instant, and UTC midnight is the evening before
+            // in the US Eastern time Autotask keeps dates in (see the module docs).
+            effective_date: change.effective.to_string(),
             unit_change,
         })
         .expect("an adjustment serialises");
@@ -1158,9 +1179,19 @@ fn units_at(rows: &[ContractServiceUnit], date: jiff::civil::Date) -> BTreeMap<u
     best.into_iter().map(|(id, (_, u))| (id, u)).collect()
 }
 
-/// The date part of an Autotask date-time (`2026-12-01T00:00:00Z`, `2026-12-01T00:00:00.000`).
+/// The calendar date of an Autotask date-only value, as written: `2026-12-01T05:00:00.000Z`
+/// (midnight US Eastern in UTC, how Autotask answers), `2026-12-01T04:00:00.000Z` (the same in
+/// summer), `2026-12-01T00:00:00Z` or `…T00:00:00.00Z` (UTC midnight, also seen in captured
+/// responses), `2026-12-01T00:00:00` and `2026-12-01` are all 1 December. The written date is
+/// taken and never converted: converting the instant to UTC or to Eastern time would move one of
+/// those forms to another day. Anything that is not a date or date-time is `None`.
 fn civil_date(text: &str) -> Option<jiff::civil::Date> {
-    text.trim().get(..10)?.parse().ok()
+    let text = text.trim();
+    let date: jiff::civil::Date = text.get(..10)?.parse().ok()?;
+    let whole = text.len() == 10
+        || text.parse::<jiff::Timestamp>().is_ok()
+        || text.parse::<jiff::civil::DateTime>().is_ok();
+    whole.then_some(date)
 }
 
 fn to_line(cs: &ContractService, services: &BTreeMap<u64, Service>, units: Option<i64>) -> PsaLine {
@@ -1295,6 +1326,57 @@ mod tests {
         assert!(serde_json::from_slice::<wire::QueryPage<ContractServiceUnit>>(body).is_err());
         let ok = br#"{"items":[{"contractServiceID":1,"units":-2147483648}]}"#;
         assert!(serde_json::from_slice::<wire::QueryPage<ContractServiceUnit>>(ok).is_ok());
+    }
+
+    #[test]
+    fn date_only_values_read_as_the_date_written_whatever_the_time() {
+        let dec1 = jiff::civil::date(2026, 12, 1);
+        for text in [
+            "2026-12-01T05:00:00.000Z",
+            "2026-12-01T05:00:00Z",
+            "2026-12-01T00:00:00Z",
+            "2026-12-01T00:00:00.00Z",
+            "2026-12-01T00:00:00",
+            "2026-12-01T00:00:00.000",
+            "2026-12-01",
+            " 2026-12-01 ",
+        ] {
+            assert_eq!(civil_date(text), Some(dec1), "{text}");
+        }
+        assert_eq!(
+            civil_date("2026-07-01T04:00:00.000Z"),
+            Some(jiff::civil::date(2026, 7, 1))
+        );
+        for bad in [
+            "2026-12-01garbage",
+            "2026-12-01T",
+            "",
+            "12/01/2026",
+            "2026-13-01",
+        ] {
+            assert_eq!(civil_date(bad), None, "{bad}");
+        }
+    }
+
+    /// Eastern-midnight boundaries, as Autotask answers them: the period of 1 December is
+    /// December's, never November's.
+    #[test]
+    fn eastern_midnight_periods_choose_the_month_of_the_date() {
+        let row = |cs, start: &str, end: &str, units| ContractServiceUnit {
+            contract_service_id: cs,
+            start_date: Some(start.into()),
+            end_date: Some(end.into()),
+            units: Some(units),
+        };
+        let rows = vec![
+            row(7, "2026-11-01T04:00:00.000Z", "2026-11-30T05:00:00.000Z", 3),
+            row(7, "2026-12-01T05:00:00.000Z", "2026-12-31T05:00:00.000Z", 4),
+        ];
+        let d = |y, m, day| jiff::civil::date(y, m, day);
+        assert_eq!(units_at(&rows, d(2026, 11, 30)), BTreeMap::from([(7, 3)]));
+        assert_eq!(units_at(&rows, d(2026, 12, 1)), BTreeMap::from([(7, 4)]));
+        assert_eq!(units_at(&rows, d(2026, 12, 31)), BTreeMap::from([(7, 4)]));
+        assert_eq!(units_at(&rows, d(2027, 1, 1)), BTreeMap::new());
     }
 
     #[test]
