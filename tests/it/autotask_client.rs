@@ -1214,3 +1214,165 @@ async fn doctor_checks_zone_credentials_and_reads_and_skips_the_write_probe() {
             .all(|c| c.outcome == CheckOutcome::Skipped)
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Regression data: response bodies in Autotask's real shapes (tests/fixtures/autotask/README.md)
+
+fn fixture(name: &str) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/autotask")
+        .join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path:?}: {e}"))
+}
+
+/// Serves the fixture for each request the client makes, as Autotask would answer it.
+fn fixture_hook() -> Hook {
+    Box::new(|r, _| {
+        let field = r
+            .body
+            .as_ref()
+            .and_then(|b| b["filter"][0]["field"].as_str())
+            .unwrap_or_default()
+            .to_string();
+        let last = r.path.rsplit('/').next().unwrap_or_default().to_string();
+        let name = match (r.method.as_str(), r.entity().as_str(), last.as_str()) {
+            ("GET", _, "next") => return Some(status(405, fixture("next_page_get_405.json"))),
+            ("GET", "ThresholdInformation", _) => "threshold_information.json",
+            ("POST", "ContractServices", "count") => "contract_services_count.json",
+            ("POST", "Companies", "query") if field == "id" => "companies_by_id.json",
+            ("POST", "Companies", "query") => "companies_by_name.json",
+            ("POST", "Contracts", "query") if field == "id" => "contracts_by_id.json",
+            ("POST", "Contracts", "query") => "contracts_of_companies.json",
+            ("POST", "ContractServices", "query") => "contract_services_page1.json",
+            ("POST", "ContractServices", "next") => "contract_services_page2.json",
+            ("POST", "Services", "query") => "services.json",
+            ("POST", "ContractServiceUnits", "query") => "contract_service_units.json",
+            ("POST", "ContractServiceAdjustments", _) => "adjustment_created.json",
+            _ => return None,
+        };
+        Some(ok(fixture(name)))
+    })
+}
+
+/// Companies, contracts with `userDefinedFields: ""` and a string `contractPeriodType`, contract
+/// services with a null `unitCost`, unit periods with Eastern-midnight dates
+/// (`…T05:00:00.000Z`), a `nextPageUrl` on Autotask's own host with its JSON `paging` token, the
+/// threshold, the count and the created item, all through the client's real decoders.
+#[tokio::test]
+async fn captured_response_shapes_replay_through_the_client() {
+    let stub = Stub::start(World::default(), Some(fixture_hook())).await;
+    let client = stub.fixed_client();
+    let mappings = three_mappings();
+
+    let budget = client.check_budget_impl(&mappings, 1).await.unwrap();
+    assert_eq!((budget.used, budget.threshold), (1873, 10_000));
+    assert_eq!(
+        budget.needed,
+        client.estimate_requests(&mappings, 1, Some(&[3]))
+    );
+
+    let snapshot = client.snapshot(&mappings).await.unwrap();
+    let companies: Vec<(u64, &str)> = snapshot
+        .companies
+        .iter()
+        .map(|c| (c.id, c.name.as_str()))
+        .collect();
+    assert_eq!(
+        companies,
+        vec![
+            (250, "Bob's Dentistry"),
+            (251, "DigitalTorch Inc"),
+            (252, "Acme")
+        ]
+    );
+    let contracts: Vec<(u64, u64, RecordStatus)> = snapshot
+        .contracts
+        .iter()
+        .map(|c| (c.id, c.company_id, c.status))
+        .collect();
+    assert_eq!(
+        contracts,
+        vec![
+            (1001, 250, RecordStatus::Active),
+            (1002, 251, RecordStatus::Active),
+            (1003, 252, RecordStatus::Active)
+        ]
+    );
+    let lines: Vec<(u64, Option<&str>, &str, Quantity, RecordStatus)> = snapshot
+        .lines
+        .iter()
+        .map(|l| {
+            (
+                l.id,
+                l.product_identifier.as_deref(),
+                l.product_name.as_str(),
+                l.quantity,
+                l.status,
+            )
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        vec![
+            // December's period (3), not November's (2), though both came back.
+            (
+                5001,
+                Some("SP-DESKTOP"),
+                "ShadowProtect Desktop",
+                Quantity::from_units(3),
+                RecordStatus::Active
+            ),
+            (
+                6001,
+                Some("CLOUD-GB"),
+                "Cloud Premium",
+                Quantity::from_units(135),
+                RecordStatus::Active
+            ),
+            (
+                7001,
+                None,
+                "ShadowProtect Server",
+                Quantity::from_units(1),
+                RecordStatus::Active
+            ),
+        ]
+    );
+
+    // The second page: Autotask's link (on its own host) rebased onto the API base, POSTed
+    // with the first page's body, its `paging` token passed on untouched.
+    let requests = stub.requests();
+    let services: Vec<&Recorded> = requests
+        .iter()
+        .filter(|r| r.entity() == "ContractServices" && !r.path.ends_with("/count"))
+        .collect();
+    assert_eq!(services.len(), 2);
+    assert_eq!(services[1].method, "POST");
+    assert_eq!(
+        services[1].path,
+        format!("{API}/ContractServices/query/next")
+    );
+    assert_eq!(services[1].body, services[0].body);
+    assert_eq!(
+        services[1].query,
+        vec![(
+            "paging".to_string(),
+            r#"{"pageSize":500,"previousIds":[],"nextIds":[7001]}"#.to_string()
+        )]
+    );
+
+    // A write: the created item's id lands in the journal.
+    stub.state.requests.lock().unwrap().clear();
+    client.apply(&change(3, 5)).await.unwrap();
+    let posts = stub.posts();
+    assert_eq!(posts.len(), 1);
+    assert_eq!(
+        posts[0].body.as_ref().unwrap()["effectiveDate"],
+        "2026-12-01"
+    );
+    assert_eq!(posts[0].body.as_ref().unwrap()["unitChange"], 2);
+    let journal = journal_lines(&stub.journal());
+    assert_eq!(journal.last().unwrap()["event"], "posted");
+    assert_eq!(journal.last().unwrap()["item_id"], 98765);
+}

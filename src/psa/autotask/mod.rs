@@ -1379,6 +1379,53 @@ mod tests {
         assert_eq!(units_at(&rows, d(2027, 1, 1)), BTreeMap::new());
     }
 
+    /// The regression bodies in `tests/fixtures/autotask/` (see its README) through the decoders
+    /// the client's end-to-end replay cannot reach without leaving 127.0.0.1: zone discovery
+    /// answers a real Autotask host.
+    #[test]
+    fn fixture_bodies_decode() {
+        macro_rules! fixture {
+            ($name:literal) => {
+                include_str!(concat!("../../../tests/fixtures/autotask/", $name))
+            };
+        }
+        let zone: wire::ZoneInformation =
+            serde_json::from_str(fixture!("zone_information.json")).unwrap();
+        let url = Url::parse(zone.url.as_deref().unwrap()).unwrap();
+        assert_eq!(
+            api_base(&url).as_str(),
+            "https://webservices5.autotask.net/atservicesrest/v1.0/"
+        );
+        let threshold: ThresholdStatus =
+            serde_json::from_str(fixture!("threshold_information.json")).unwrap();
+        assert_eq!(threshold.current_timeframe_request_count, Some(1873));
+        let count: wire::QueryCount =
+            serde_json::from_str(fixture!("contract_services_count.json")).unwrap();
+        assert_eq!(count.query_count, Some(3));
+        let created: Created = serde_json::from_str(fixture!("adjustment_created.json")).unwrap();
+        assert_eq!(created.item_id, Some(98765));
+        let units: wire::QueryPage<ContractServiceUnit> =
+            serde_json::from_str(fixture!("contract_service_units.json")).unwrap();
+        assert_eq!(
+            units_at(&units.items, jiff::civil::date(2026, 12, 1)),
+            BTreeMap::from([(5001, 3), (6001, 135), (7001, 1)])
+        );
+        let contracts: wire::QueryPage<Contract> =
+            serde_json::from_str(fixture!("contracts_by_id.json")).unwrap();
+        assert_eq!(contracts.items.len(), 2);
+        for body in [
+            fixture!("companies_by_id.json"),
+            fixture!("companies_by_name.json"),
+            fixture!("contracts_of_companies.json"),
+            fixture!("contract_services_page1.json"),
+            fixture!("contract_services_page2.json"),
+            fixture!("services.json"),
+            fixture!("next_page_get_405.json"),
+        ] {
+            fuzz_response(body.as_bytes());
+        }
+    }
+
     #[test]
     fn thousands_are_grouped() {
         assert_eq!(thousands(10_000), "10,000");
