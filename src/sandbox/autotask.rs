@@ -233,7 +233,7 @@ fn eastern() -> &'static jiff::tz::TimeZone {
 fn date_only(d: Date) -> String {
     let ts = eastern()
         .to_timestamp(d.at(0, 0, 0, 0))
-        .unwrap_or_else(|_| jiff::Timestamp::UNIX_EPOCH);
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
     let utc = jiff::tz::TimeZone::UTC.to_datetime(ts);
     format!(
         "{}T{:02}:{:02}:{:02}.000Z",
