@@ -37,16 +37,23 @@
 //!   `{"op":"and"|"or","items":[…]}` groups nest. Leaf ops: `eq noteq gt gte lt lte beginsWith
 //!   endsWith contains exist notExist in notIn` (any case). Field names match case-insensitively
 //!   against the swagger model; `udf: true` looks in `userDefinedFields` by name. Strings compare
-//!   case-insensitively, date-times as instants (a bare date is midnight UTC), numbers as numbers.
+//!   case-insensitively, date-times as instants (UTC unless they carry an offset; a bare
+//!   `YYYY-MM-DD` is midnight US Eastern, where date-only values are kept), numbers as numbers.
 //!   A null field matches only `notExist` (SQL semantics). Unknown fields, unknown ops, a missing
 //!   or null `value`, a non-array `in`/`notIn` value, an empty group or malformed JSON → 400
 //!   `{"errors":["…"]}`.
 //! - Query answers `{"items":[…],"pageDetails":{"count","requestCount","prevPageUrl",
 //!   "nextPageUrl"}}`, items ordered by id. `IncludeFields` keeps those fields plus `id`.
-//!   `nextPageUrl`/`prevPageUrl` are absolute GET URLs
+//!   `nextPageUrl`/`prevPageUrl` are absolute URLs
 //!   `http://127.0.0.1:PORT/atservicesrest/v1.0/{Entity}/query/next?paging=<token>` (token:
 //!   unpadded base64url of `{"q":<query>,"after":<last id>}` or `{"q":…,"before":<first id>}`),
 //!   null on the last (first) page. Paging is by id, so it is stable while records change.
+//!   As on the real API, the link of a POSTed query must be **POSTed with the same query body**
+//!   (KelvinTegelaar/AutotaskAPI, django-autotask, n8n-nodes-autotask; live reproduction in
+//!   WYRE-AI/autotask-mcp PR #170); a GET of it answers 405
+//!   `{"Message":"The requested resource does not support http method 'GET'."}`, and a body that
+//!   is not the first page's query answers 400. The links of a GET `?search=` query also carry
+//!   `search=` and are followed with GET.
 //!   `…/query/count` (POST or GET `search`) → `{"queryCount":n}`.
 //! - `GET …/{Entity}/{id}` → `{"item":{…}}`, or `{"item":null}` for an unknown id (as Autotask
 //!   does). `GET …/Contracts/{id}/Services` and `…/Contracts/{id}/ServiceUnits` list a contract's
@@ -68,7 +75,12 @@
 //! - Injected faults (see [`Faults`]) come before auth: 429 `{"errors":["…"]}` with
 //!   `Retry-After`, 5xx `{"errors":["…"]}`, dropped connections. A lost answer comes after the
 //!   request was carried out (and logged with the status it would have had).
-//! - Dates are rendered `YYYY-MM-DDTHH:MM:SSZ`; unit rows are per calendar month of the contract.
+//! - Date-only fields (contract and unit-period `startDate`/`endDate`, `effectiveDate`) are kept as
+//!   midnight US Eastern and answered in UTC with milliseconds, as captured Autotask responses
+//!   show them: 1 December is `2026-12-01T05:00:00.000Z` (`T04:00:00.000Z` in summer). An
+//!   `effectiveDate` sent as a date-time lands on its Eastern date, so UTC midnight of
+//!   1 December is 30 November; a bare `2026-12-01` is 1 December. Other date-times are
+//!   `YYYY-MM-DDTHH:MM:SSZ`. Unit rows are per calendar month of the contract.
 
 // Handlers return `Result<_, Response>` so errors can be answered as they are found.
 #![allow(clippy::result_large_err)]
@@ -204,8 +216,37 @@ fn record(entity: &str, set: Value) -> Value {
     Value::Object(map)
 }
 
-fn date_time(d: Date) -> String {
-    format!("{d}T00:00:00Z")
+/// The zone Autotask keeps date-only values in: US Eastern, as its SOAP documentation says ("stores
+/// and returns all time data in Eastern Standard Time", respecting daylight saving) and as
+/// captured REST responses show (django-autotask's fixtures: `'createDate':
+/// '2012-10-24T05:00:00.000Z'`, a task's `'startDate': '2012-08-27T05:00:00.000Z'`).
+fn eastern() -> &'static jiff::tz::TimeZone {
+    static EASTERN: std::sync::OnceLock<jiff::tz::TimeZone> = std::sync::OnceLock::new();
+    EASTERN.get_or_init(|| {
+        jiff::tz::TimeZone::get("America/New_York")
+            .unwrap_or_else(|_| jiff::tz::TimeZone::fixed(jiff::tz::offset(-5)))
+    })
+}
+
+/// A date-only field as Autotask answers it: midnight US Eastern, in UTC with milliseconds
+/// (`2026-12-01T05:00:00.000Z`, `2026-07-01T04:00:00.000Z` in summer).
+fn date_only(d: Date) -> String {
+    let ts = eastern()
+        .to_timestamp(d.at(0, 0, 0, 0))
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    let utc = jiff::tz::TimeZone::UTC.to_datetime(ts);
+    format!(
+        "{}T{:02}:{:02}:{:02}.000Z",
+        utc.date(),
+        utc.hour(),
+        utc.minute(),
+        utc.second()
+    )
+}
+
+/// The calendar date of a stored date-only value (its date in US Eastern time).
+fn stored_date(text: &str) -> Option<Date> {
+    instant(text).map(|ts| eastern().to_datetime(ts).date())
 }
 
 /// Calendar-month periods covering `start..=end`.
@@ -281,7 +322,7 @@ impl AtStore {
                     "id": c.id, "companyID": c.company, "billToCompanyID": c.company,
                     "contractName": c.name, "contractNumber": c.number,
                     "contractType": c.contract_type, "contractPeriodType": 1, "status": c.status,
-                    "startDate": date_time(c.start_date), "endDate": date_time(c.end_date),
+                    "startDate": date_only(c.start_date), "endDate": date_only(c.end_date),
                     "isDefaultContract": c.is_default, "isCompliant": true,
                     "lastModifiedDateTime": SEED_TIME, "userDefinedFields": [],
                 }),
@@ -349,7 +390,7 @@ impl AtStore {
                 unit_id,
                 json!({
                     "id": unit_id, "contractID": contract.id, "contractServiceID": id,
-                    "serviceID": service, "startDate": date_time(from), "endDate": date_time(to),
+                    "serviceID": service, "startDate": date_only(from), "endDate": date_only(to),
                     "units": units, "price": f64::from(units) * price,
                     "internalCurrencyPrice": f64::from(units) * price,
                     "cost": f64::from(units) * cost,
@@ -361,7 +402,7 @@ impl AtStore {
     /// A contract as the seed type, from its record.
     fn contract(&self, id: i64) -> Option<AtContract> {
         let r = self.get("Contracts", id)?;
-        let date = |v: &Value| -> Option<Date> { v.as_str()?.get(..10)?.parse().ok() };
+        let date = |v: &Value| -> Option<Date> { stored_date(v.as_str()?) };
         Some(AtContract {
             id,
             company: r["companyID"].as_i64()?,
@@ -622,8 +663,8 @@ fn unit_period(r: &Value) -> Option<AtUnitPeriod> {
     Some(AtUnitPeriod {
         id: r["id"].as_i64()?,
         contract_service_id: r["contractServiceID"].as_i64()?,
-        start_date: r["startDate"].as_str()?.get(..10)?.parse().ok()?,
-        end_date: r["endDate"].as_str()?.get(..10)?.parse().ok()?,
+        start_date: stored_date(r["startDate"].as_str()?)?,
+        end_date: stored_date(r["endDate"].as_str()?)?,
         units: i32::try_from(r["units"].as_i64()?).ok()?,
     })
 }
@@ -1081,16 +1122,47 @@ fn route(
                 Ok(v) => v,
                 Err(e) => return bad_request(format!("The query body is not valid JSON: {e}")),
             };
-            run_query(shared, entity, &parsed, Paging::First)
+            run_query(shared, entity, &parsed, Paging::First, QueryForm::Post)
         }
         ([q], &Method::GET) if q == "query" => match search_param(uri) {
-            Ok(parsed) => run_query(shared, entity, &parsed, Paging::First),
+            Ok(parsed) => run_query(shared, entity, &parsed, Paging::First, QueryForm::Search),
             Err(r) => r,
         },
-        ([q, n], &Method::GET) if q == "query" && n == "next" => match paging_param(uri) {
-            Ok((query, paging)) => run_query(shared, entity, &query, paging),
-            Err(r) => r,
-        },
+        // A next (or previous) page repeats the query: POSTed again as the body, or, for a
+        // query made with GET `?search=`, carried in the link's own `search` parameter. A GET
+        // of a link without `search` (what a POSTed query links to) is refused as Autotask
+        // does, with its ASP.NET-style body.
+        ([q, n], &Method::GET) if q == "query" && n == "next" => {
+            if !has_param(uri, "search") {
+                return get_not_supported();
+            }
+            let (token_query, paging) = match paging_param(uri) {
+                Ok(p) => p,
+                Err(r) => return r,
+            };
+            match search_param(uri) {
+                Ok(parsed) if parsed == token_query => {
+                    run_query(shared, entity, &parsed, paging, QueryForm::Search)
+                }
+                Ok(_) => bad_request(PAGING_MISMATCH),
+                Err(r) => r,
+            }
+        }
+        ([q, n], &Method::POST) if q == "query" && n == "next" => {
+            let (token_query, paging) = match paging_param(uri) {
+                Ok(p) => p,
+                Err(r) => return r,
+            };
+            match serde_json::from_slice::<Value>(body) {
+                Ok(parsed) if parsed == token_query => {
+                    run_query(shared, entity, &parsed, paging, QueryForm::Post)
+                }
+                Ok(_) => bad_request(PAGING_MISMATCH),
+                Err(e) => bad_request(format!(
+                    "The query body is not valid JSON (a next page needs the query POSTed again): {e}"
+                )),
+            }
+        }
         ([q, c], m) if q == "query" && c == "count" && (m == Method::GET || m == Method::POST) => {
             let parsed = if m == Method::GET {
                 match search_param(uri) {
@@ -1199,16 +1271,67 @@ fn paging_param(uri: &axum::http::Uri) -> Result<(Value, Paging), Response> {
     Ok((value["q"].clone(), paging))
 }
 
-fn paging_url(shared: &AtShared, entity: &str, query: &Value, key: &str, id: i64) -> String {
-    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(json!({ "q": query, key: id }).to_string());
-    format!(
-        "http://{}/atservicesrest/v1.0/{entity}/query/next?paging={token}",
-        shared.addr
-    )
+/// How a query reached the sandbox, which decides how its page links are followed.
+#[derive(Clone, Copy)]
+enum QueryForm {
+    /// `POST …/query`: the links carry only `paging` and must be POSTed with the same body.
+    Post,
+    /// `GET …/query?search=`: the links carry `search` too and are fetched with GET.
+    Search,
 }
 
-fn run_query(shared: &AtShared, entity: &str, raw: &Value, paging: Paging) -> Response {
+const PAGING_MISMATCH: &str =
+    "The paging parameter does not belong to this query; send the same query as the first page";
+
+fn has_param(uri: &axum::http::Uri, name: &str) -> bool {
+    Query::<Vec<(String, String)>>::try_from_uri(uri)
+        .map(|q| q.0.iter().any(|(k, _)| k.eq_ignore_ascii_case(name)))
+        .unwrap_or(false)
+}
+
+/// What Autotask (ASP.NET Web API) answers a GET of a `…/query/next?paging=…` link: 405 with a
+/// `{"Message": …}` body, not the usual `{"errors": […]}` (WYRE-AI/autotask-mcp PR #170).
+fn get_not_supported() -> Response {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        [(header::ALLOW, HeaderValue::from_static("POST"))],
+        axum::Json(json!({
+            "Message": "The requested resource does not support http method 'GET'."
+        })),
+    )
+        .into_response()
+}
+
+fn paging_url(
+    shared: &AtShared,
+    entity: &str,
+    query: &Value,
+    form: QueryForm,
+    key: &str,
+    id: i64,
+) -> String {
+    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(json!({ "q": query, key: id }).to_string());
+    let mut url = reqwest::Url::parse(&format!(
+        "http://{}/atservicesrest/v1.0/{entity}/query/next",
+        shared.addr
+    ))
+    .expect("a valid URL");
+    url.query_pairs_mut().append_pair("paging", &token);
+    if let QueryForm::Search = form {
+        url.query_pairs_mut()
+            .append_pair("search", &query.to_string());
+    }
+    url.to_string()
+}
+
+fn run_query(
+    shared: &AtShared,
+    entity: &str,
+    raw: &Value,
+    paging: Paging,
+    form: QueryForm,
+) -> Response {
     let q = match Parsed::from_json(entity, raw) {
         Ok(q) => q,
         Err(m) => return bad_request(m),
@@ -1241,13 +1364,13 @@ fn run_query(shared: &AtShared, entity: &str, raw: &Value, paging: Paging) -> Re
         matching
             .iter()
             .any(|(id, _)| *id > *last)
-            .then(|| paging_url(shared, entity, &normalized, "after", **last))
+            .then(|| paging_url(shared, entity, &normalized, form, "after", **last))
     });
     let prev = page.first().and_then(|(first, _)| {
         matching
             .iter()
             .any(|(id, _)| *id < *first)
-            .then(|| paging_url(shared, entity, &normalized, "before", **first))
+            .then(|| paging_url(shared, entity, &normalized, form, "before", **first))
     });
     let items: Vec<Value> = page.iter().map(|(_, r)| q.project(r)).collect();
     ok_json(json!({
@@ -1500,9 +1623,19 @@ fn field_value<'a>(record: &'a Value, field: &str, udf: &Option<String>) -> &'a 
     }
 }
 
+/// A date or date-time as the instant Autotask reads it: with `Z` or an offset, that instant; a
+/// date-time without one, UTC (REST date-times are UTC); a bare `YYYY-MM-DD`, midnight of that
+/// date in US Eastern time, where date-only values are kept, so a bare date compares equal to
+/// the stored value of the same date and can never shift to the day before.
 fn instant(text: &str) -> Option<jiff::Timestamp> {
+    let text = text.trim();
     if let Ok(ts) = text.parse::<jiff::Timestamp>() {
         return Some(ts);
+    }
+    if text.len() == 10
+        && let Ok(d) = text.parse::<Date>()
+    {
+        return eastern().to_timestamp(d.at(0, 0, 0, 0)).ok();
     }
     let dt = text.parse::<jiff::civil::DateTime>().ok()?;
     jiff::tz::TimeZone::UTC.to_timestamp(dt).ok()
@@ -1593,18 +1726,12 @@ fn eval(c: &Cond, record: &Value) -> bool {
     }
 }
 
-/// The date part of an `effectiveDate` (`YYYY-MM-DD`, or a date-time; with an offset, the
-/// UTC date).
+/// The date an `effectiveDate` lands on. `effectiveDate` is a date-only value kept in US Eastern
+/// time: a bare `YYYY-MM-DD` is that date; a date-time is an instant (UTC without an offset)
+/// whose Eastern date counts, so `2026-12-01T00:00:00Z` (19:00 on 30 November in New York) lands
+/// on 30 November and `2026-12-01T05:00:00.000Z` on 1 December.
 fn parse_effective(text: &str) -> Option<Date> {
-    if let Ok(d) = text.parse::<Date>() {
-        return Some(d);
-    }
-    if let Ok(ts) = text.parse::<jiff::Timestamp>() {
-        return Some(jiff::tz::TimeZone::UTC.to_datetime(ts).date());
-    }
-    text.parse::<jiff::civil::DateTime>()
-        .ok()
-        .map(|dt| dt.date())
+    stored_date(text)
 }
 
 fn create_adjustment(shared: &AtShared, parent: Option<i64>, body: &Bytes) -> Response {

@@ -152,7 +152,23 @@ impl World {
                 "currentTimeframeRequestCount": self.threshold.1
             })),
             ("POST", [entity, "query"]) => self.query(entity, r.body.as_ref().unwrap(), 0),
-            ("GET", [entity, "query", "next"]) => {
+            ("POST", [entity, "query", "count"]) => {
+                let filters = r.body.as_ref().unwrap()["filter"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                let n = self
+                    .rows(entity)
+                    .iter()
+                    .filter(|row| filters.iter().all(|f| matches(row, f)))
+                    .count();
+                ok(json!({"queryCount": n}))
+            }
+            ("GET", [_, "query", "next"]) => status(
+                405,
+                json!({"Message": "The requested resource does not support http method 'GET'."}),
+            ),
+            ("POST", [entity, "query", "next"]) => {
                 let param = |n: &str| {
                     r.query
                         .iter()
@@ -161,6 +177,9 @@ impl World {
                         .unwrap()
                 };
                 let saved = self.pages.lock().unwrap()[param("key")].clone();
+                if r.body.as_ref() != Some(&saved) {
+                    return status(400, json!({"errors": ["not the first page's query"]}));
+                }
                 self.query(entity, &saved, param("offset"))
             }
             ("POST", ["ContractServiceAdjustments"]) => {
@@ -209,6 +228,7 @@ fn matches(row: &Value, filter: &Value) -> bool {
     match filter["op"].as_str().unwrap() {
         "eq" => same(&actual, value),
         "in" => value.as_array().unwrap().iter().any(|v| same(&actual, v)),
+        "lt" => cmp(&actual, value).is_lt(),
         "lte" => cmp(&actual, value).is_le(),
         "gte" => cmp(&actual, value).is_ge(),
         op => panic!("stub does not know op {op}"),
@@ -535,8 +555,8 @@ async fn snapshot_sends_exactly_these_requests() {
             json!(["id", "contractServiceID", "startDate", "endDate", "units"]),
             json!([
                 {"op": "in", "field": "contractServiceID", "value": [5001, 6001, 7001]},
-                {"op": "lte", "field": "startDate", "value": "2026-12-01T00:00:00"},
-                {"op": "gte", "field": "endDate", "value": "2026-12-01T00:00:00"}
+                {"op": "lt", "field": "startDate", "value": "2026-12-02"},
+                {"op": "gte", "field": "endDate", "value": "2026-12-01"}
             ]),
         ),
     ];
@@ -672,13 +692,15 @@ async fn pages_follow_next_page_url_and_ids_are_batched_by_500() {
         .iter()
         .filter(|r| r.entity() == "ContractServices")
         .collect();
-    // One POST, then two GETs of nextPageUrl (500 + 500 + 200).
+    // One POST of the query, then two POSTs of the same body to nextPageUrl (500 + 500 + 200).
     assert_eq!(services.len(), 3);
     assert_eq!(services[0].method, "POST");
     for r in &services[1..] {
-        assert_eq!(r.method, "GET");
+        assert_eq!(r.method, "POST");
         assert_eq!(r.path, format!("{API}/ContractServices/query/next"));
+        assert_eq!(r.body, services[0].body);
         assert_eq!(r.header("Secret"), Some(SECRET));
+        assert_eq!(r.header("Content-Type"), Some("application/json"));
     }
     // 1200 contract service ids: `in` batches of 500, 500 and 200.
     let unit_batches: Vec<usize> = requests
@@ -717,7 +739,7 @@ async fn a_repeated_next_page_url_stops_paging() {
         .count();
     assert_eq!(
         company_calls, 2,
-        "the POST and the one GET of the looping link"
+        "the POST and the one POST of the looping link"
     );
     assert_eq!(snapshot.companies.len(), 1);
 }
@@ -897,7 +919,7 @@ async fn apply_posts_exactly_one_adjustment() {
         posts[0].body,
         Some(json!({
             "contractID": 1001, "contractServiceID": 5001, "serviceID": 12,
-            "effectiveDate": "2026-12-01T00:00:00Z", "unitChange": 2
+            "effectiveDate": "2026-12-01", "unitChange": 2
         }))
     );
     assert_eq!(posts[0].header("Secret"), Some(SECRET));
@@ -1068,7 +1090,7 @@ async fn the_request_budget_refuses_a_run_that_does_not_fit() {
     let stub = Stub::start(w, None).await;
     let client = stub.fixed_client();
     let mappings = three_mappings();
-    let needed = client.estimate_requests(&mappings, 3);
+    let needed = client.estimate_requests(&mappings, 3, None);
     assert!(needed > 5, "{needed}");
     let err = client.check_budget(&mappings, 3).await.unwrap_err();
     let text = err.to_string();
@@ -1091,6 +1113,70 @@ async fn the_request_budget_refuses_a_run_that_does_not_fit() {
         .check_budget(&mappings, 3)
         .await
         .unwrap();
+}
+
+/// One mapped line on a contract with 1,200 contract services: the snapshot pages through all of
+/// them (and their units), so the budget check counts them first instead of assuming one page
+/// per query.
+#[tokio::test]
+async fn the_request_budget_counts_the_pages_of_a_contract_with_many_services() {
+    let mut w = world();
+    w.contract_services.clear();
+    let mut units = Vec::new();
+    for i in 0..1200u64 {
+        let cs = if i == 0 { 5001 } else { 20_000 + i };
+        w.contract_services
+            .push(json!({"id": cs, "contractID": 1001, "serviceID": 12}));
+        units.push(period(i, cs, "2026-12-01", "2026-12-31", 1));
+    }
+    *w.units.lock().unwrap() = units;
+    let stub = Stub::start(w, None).await;
+    let client = stub.fixed_client();
+    let mappings = three_mappings()[..1].to_vec();
+
+    let budget = client.check_budget_impl(&mappings, 0).await.unwrap();
+    let snapshot = client.snapshot(&mappings).await.unwrap();
+    assert_eq!(snapshot.lines.len(), 1200);
+    let made = stub.requests().len() as u64;
+    // ThresholdInformation, the count, Companies, Contracts, 3 pages of ContractServices,
+    // Services (one id) and 3 batches of ContractServiceUnits.
+    assert_eq!(made, 11, "{:#?}", stub.requests());
+    // Counted: 3 pages of contract services, and up to 3 batches each of services and units.
+    assert_eq!(budget.needed, 13);
+    assert!(budget.needed >= made);
+    // Without the count (one page a query, as before) the estimate was about half the cost.
+    assert_eq!(client.estimate_requests(&mappings, 0, None), 6);
+    assert_eq!(
+        client.estimate_requests(&mappings, 2, Some(&[1200])),
+        13 + 6
+    );
+
+    // A run that fits the lower bound but not the counted need is refused before any read.
+    let mut w = world();
+    w.contract_services = stub.state.world.contract_services.clone();
+    *w.units.lock().unwrap() = stub.state.world.units.lock().unwrap().clone();
+    w.threshold = (10_000, 9_990);
+    let tight = Stub::start(w, None).await;
+    let err = tight
+        .fixed_client()
+        .check_budget(&mappings, 0)
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains(
+            "this run needs ~13 Autotask API requests; only 10 of the hourly 10,000 remain"
+        ),
+        "{text}"
+    );
+    let paths: Vec<String> = tight.requests().iter().map(|r| r.path.clone()).collect();
+    assert_eq!(
+        paths,
+        vec![
+            format!("{API}/ThresholdInformation"),
+            format!("{API}/ContractServices/query/count")
+        ]
+    );
 }
 
 #[tokio::test]
@@ -1127,4 +1213,166 @@ async fn doctor_checks_zone_credentials_and_reads_and_skips_the_write_probe() {
             .iter()
             .all(|c| c.outcome == CheckOutcome::Skipped)
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Regression data: response bodies in Autotask's real shapes (tests/fixtures/autotask/README.md)
+
+fn fixture(name: &str) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/autotask")
+        .join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path:?}: {e}"))
+}
+
+/// Serves the fixture for each request the client makes, as Autotask would answer it.
+fn fixture_hook() -> Hook {
+    Box::new(|r, _| {
+        let field = r
+            .body
+            .as_ref()
+            .and_then(|b| b["filter"][0]["field"].as_str())
+            .unwrap_or_default()
+            .to_string();
+        let last = r.path.rsplit('/').next().unwrap_or_default().to_string();
+        let name = match (r.method.as_str(), r.entity().as_str(), last.as_str()) {
+            ("GET", _, "next") => return Some(status(405, fixture("next_page_get_405.json"))),
+            ("GET", "ThresholdInformation", _) => "threshold_information.json",
+            ("POST", "ContractServices", "count") => "contract_services_count.json",
+            ("POST", "Companies", "query") if field == "id" => "companies_by_id.json",
+            ("POST", "Companies", "query") => "companies_by_name.json",
+            ("POST", "Contracts", "query") if field == "id" => "contracts_by_id.json",
+            ("POST", "Contracts", "query") => "contracts_of_companies.json",
+            ("POST", "ContractServices", "query") => "contract_services_page1.json",
+            ("POST", "ContractServices", "next") => "contract_services_page2.json",
+            ("POST", "Services", "query") => "services.json",
+            ("POST", "ContractServiceUnits", "query") => "contract_service_units.json",
+            ("POST", "ContractServiceAdjustments", _) => "adjustment_created.json",
+            _ => return None,
+        };
+        Some(ok(fixture(name)))
+    })
+}
+
+/// Companies, contracts with `userDefinedFields: ""` and a string `contractPeriodType`, contract
+/// services with a null `unitCost`, unit periods with Eastern-midnight dates
+/// (`…T05:00:00.000Z`), a `nextPageUrl` on Autotask's own host with its JSON `paging` token, the
+/// threshold, the count and the created item, all through the client's real decoders.
+#[tokio::test]
+async fn captured_response_shapes_replay_through_the_client() {
+    let stub = Stub::start(World::default(), Some(fixture_hook())).await;
+    let client = stub.fixed_client();
+    let mappings = three_mappings();
+
+    let budget = client.check_budget_impl(&mappings, 1).await.unwrap();
+    assert_eq!((budget.used, budget.threshold), (1873, 10_000));
+    assert_eq!(
+        budget.needed,
+        client.estimate_requests(&mappings, 1, Some(&[3]))
+    );
+
+    let snapshot = client.snapshot(&mappings).await.unwrap();
+    let companies: Vec<(u64, &str)> = snapshot
+        .companies
+        .iter()
+        .map(|c| (c.id, c.name.as_str()))
+        .collect();
+    assert_eq!(
+        companies,
+        vec![
+            (250, "Bob's Dentistry"),
+            (251, "DigitalTorch Inc"),
+            (252, "Acme")
+        ]
+    );
+    let contracts: Vec<(u64, u64, RecordStatus)> = snapshot
+        .contracts
+        .iter()
+        .map(|c| (c.id, c.company_id, c.status))
+        .collect();
+    assert_eq!(
+        contracts,
+        vec![
+            (1001, 250, RecordStatus::Active),
+            (1002, 251, RecordStatus::Active),
+            (1003, 252, RecordStatus::Active)
+        ]
+    );
+    let lines: Vec<(u64, Option<&str>, &str, Quantity, RecordStatus)> = snapshot
+        .lines
+        .iter()
+        .map(|l| {
+            (
+                l.id,
+                l.product_identifier.as_deref(),
+                l.product_name.as_str(),
+                l.quantity,
+                l.status,
+            )
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        vec![
+            // December's period (3), not November's (2), though both came back.
+            (
+                5001,
+                Some("SP-DESKTOP"),
+                "ShadowProtect Desktop",
+                Quantity::from_units(3),
+                RecordStatus::Active
+            ),
+            (
+                6001,
+                Some("CLOUD-GB"),
+                "Cloud Premium",
+                Quantity::from_units(135),
+                RecordStatus::Active
+            ),
+            (
+                7001,
+                None,
+                "ShadowProtect Server",
+                Quantity::from_units(1),
+                RecordStatus::Active
+            ),
+        ]
+    );
+
+    // The second page: Autotask's link (on its own host) rebased onto the API base, POSTed
+    // with the first page's body, its `paging` token passed on untouched.
+    let requests = stub.requests();
+    let services: Vec<&Recorded> = requests
+        .iter()
+        .filter(|r| r.entity() == "ContractServices" && !r.path.ends_with("/count"))
+        .collect();
+    assert_eq!(services.len(), 2);
+    assert_eq!(services[1].method, "POST");
+    assert_eq!(
+        services[1].path,
+        format!("{API}/ContractServices/query/next")
+    );
+    assert_eq!(services[1].body, services[0].body);
+    assert_eq!(
+        services[1].query,
+        vec![(
+            "paging".to_string(),
+            r#"{"pageSize":500,"previousIds":[],"nextIds":[7001]}"#.to_string()
+        )]
+    );
+
+    // A write: the created item's id lands in the journal.
+    stub.state.requests.lock().unwrap().clear();
+    client.apply(&change(3, 5)).await.unwrap();
+    let posts = stub.posts();
+    assert_eq!(posts.len(), 1);
+    assert_eq!(
+        posts[0].body.as_ref().unwrap()["effectiveDate"],
+        "2026-12-01"
+    );
+    assert_eq!(posts[0].body.as_ref().unwrap()["unitChange"], 2);
+    let journal = journal_lines(&stub.journal());
+    assert_eq!(journal.last().unwrap()["event"], "posted");
+    assert_eq!(journal.last().unwrap()["item_id"], 98765);
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use unitsync::config::{AutotaskSettings, Mapping, UpdatePolicy};
 use unitsync::plan::{
-    Action, DesiredFrom, Plan, PlanInput, PsaSnapshot, UnitKind, UsageRecord, plan,
+    Action, DesiredFrom, Plan, PlanInput, PsaSnapshot, RecordStatus, UnitKind, UsageRecord, plan,
 };
 use unitsync::psa::autotask::{AutotaskOptions, Credentials, JOURNAL_PATH};
 use unitsync::psa::{AutotaskClient, CheckKind, CheckOutcome, LineChange, Psa, RetryPolicy};
@@ -257,8 +257,8 @@ async fn the_guides_story_snapshots_plans_and_applies() {
                        "MaxRecords":500,
                        "filter":[
                            {"field":"contractServiceID","op":"in","value":[41001,41002,41003]},
-                           {"field":"startDate","op":"lte","value":"2026-12-01T00:00:00"},
-                           {"field":"endDate","op":"gte","value":"2026-12-01T00:00:00"}]})
+                           {"field":"startDate","op":"lt","value":"2026-12-02"},
+                           {"field":"endDate","op":"gte","value":"2026-12-01"}]})
             ),
         ]
     );
@@ -322,7 +322,7 @@ async fn the_guides_story_snapshots_plans_and_applies() {
     assert_eq!(
         adjustments[0].body,
         json!({"contractID":1001,"contractServiceID":41001,"serviceID":12,
-               "effectiveDate":"2026-12-01T00:00:00Z","unitChange":1})
+               "effectiveDate":"2026-12-01","unitChange":1})
     );
     let writes: Vec<_> = sandbox
         .requests()
@@ -616,7 +616,8 @@ async fn more_than_500_contract_services_are_paged_through() {
         .collect();
     assert_eq!(services.len(), 2, "one query, one next page");
     assert_eq!(services[0].method, "POST");
-    assert_eq!(services[1].method, "GET");
+    // The next page is POSTed again (a GET of it answers 405, as the real API does).
+    assert_eq!(services[1].method, "POST");
     assert_eq!(
         services[1].path,
         format!("{API}/ContractServices/query/next")
@@ -693,6 +694,52 @@ async fn rate_limits_and_server_errors_are_retried() {
     );
     assert_eq!(sandbox.adjustments().len(), 1, "{first:?}");
     assert_eq!(sandbox.units_on(41001, effective()), Some(4));
+}
+
+/// The sandbox keeps dates as Autotask does (midnight US Eastern, answered as
+/// `…T05:00:00.000Z`): an adjustment meant for 1 December lands on 1 December, November keeps
+/// its units, and the snapshot reads December's period, not November's, on both sides of the
+/// change.
+#[tokio::test]
+async fn an_adjustment_for_the_first_of_december_never_lands_on_the_thirtieth_of_november() {
+    let sandbox = demo().await;
+    let dir = tempfile::tempdir().unwrap();
+    let client = client_in(&sandbox, dir.path());
+    let mappings = story_mappings();
+    let periods = sandbox.unit_periods(41001);
+    assert_eq!(
+        sandbox
+            .record("ContractServiceUnits", periods[11].id)
+            .unwrap()["startDate"],
+        "2026-12-01T05:00:00.000Z"
+    );
+
+    let snapshot = client.snapshot(&mappings).await.unwrap();
+    let bob = snapshot.lines.iter().find(|l| l.id == 41001).unwrap();
+    assert_eq!(bob.status, RecordStatus::Active);
+    assert_eq!(bob.quantity, q("3"));
+    let plan = plan_of(&mappings, &story_usage(), &snapshot);
+    let change = changes(&plan)
+        .into_iter()
+        .find(|c| c.line_id == 41001)
+        .unwrap();
+    assert_eq!(change.effective, jiff::civil::date(2026, 12, 1));
+    client.apply(&change).await.unwrap();
+
+    let adjustment = &sandbox.adjustments()[0];
+    assert_eq!(adjustment.body["effectiveDate"], "2026-12-01");
+    assert_eq!(adjustment.effective_date, jiff::civil::date(2026, 12, 1));
+    assert_eq!(
+        sandbox.units_on(41001, jiff::civil::date(2026, 11, 30)),
+        Some(3)
+    );
+    assert_eq!(
+        sandbox.units_on(41001, jiff::civil::date(2026, 12, 1)),
+        Some(4)
+    );
+    let again = client.snapshot(&mappings).await.unwrap();
+    let bob = again.lines.iter().find(|l| l.id == 41001).unwrap();
+    assert_eq!(bob.quantity, q("4"), "December's period, after the change");
 }
 
 #[tokio::test]

@@ -306,8 +306,9 @@ async fn records_carry_the_swagger_fields() {
     assert_eq!(item["contractType"], 7);
     assert_eq!(item["status"], 1);
     assert_eq!(item["contractName"], "Managed Backup");
-    assert_eq!(item["startDate"], "2026-01-01T00:00:00Z");
-    assert_eq!(item["endDate"], "2026-12-31T00:00:00Z");
+    // Date-only fields are midnight US Eastern, answered in UTC (as captured responses show).
+    assert_eq!(item["startDate"], "2026-01-01T05:00:00.000Z");
+    assert_eq!(item["endDate"], "2026-12-31T05:00:00.000Z");
     assert!(item.as_object().unwrap().contains_key("opportunityID"));
 
     let r = api.get("ContractServices/41001").send().await.unwrap();
@@ -349,8 +350,10 @@ async fn records_carry_the_swagger_fields() {
             .collect();
         assert_eq!(rows.len(), 12);
         assert!(rows.iter().all(|r| r["units"] == units), "{cs}");
-        assert_eq!(rows[0]["startDate"], "2026-01-01T00:00:00Z");
-        assert_eq!(rows[1]["endDate"], "2026-02-28T00:00:00Z");
+        assert_eq!(rows[0]["startDate"], "2026-01-01T05:00:00.000Z");
+        assert_eq!(rows[1]["endDate"], "2026-02-28T05:00:00.000Z");
+        // Summer dates are midnight EDT.
+        assert_eq!(rows[6]["startDate"], "2026-07-01T04:00:00.000Z");
     }
 
     // Child collections.
@@ -604,12 +607,8 @@ async fn paging_follows_next_page_url_to_the_exact_total() {
         .unwrap();
     let api = Api::new(&sandbox);
     let filter = json!([{ "op": "beginsWith", "field": "companyName", "value": "Customer" }]);
-    let (status, first) = api
-        .query(
-            "Companies",
-            json!({"MaxRecords": 500, "IncludeFields": ["companyName"], "filter": filter}),
-        )
-        .await;
+    let query = json!({"MaxRecords": 500, "IncludeFields": ["companyName"], "filter": filter});
+    let (status, first) = api.query("Companies", query.clone()).await;
     assert_eq!(status, StatusCode::OK);
     let mut ids: Vec<i64> = Vec::new();
     let mut page = first.clone();
@@ -631,7 +630,9 @@ async fn paging_follows_next_page_url_to_the_exact_total() {
         };
         let prefix = format!("{}Companies/query/next?paging=", sandbox.api_url());
         assert!(next.starts_with(&prefix), "{next}");
-        let r = api.get(next).send().await.unwrap();
+        assert!(!next.contains("search="), "{next}");
+        // The link of a POSTed query is POSTed again with the same body.
+        let r = api.post(next, &query).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::OK);
         page = r.json().await.unwrap();
     }
@@ -642,20 +643,58 @@ async fn paging_follows_next_page_url_to_the_exact_total() {
     assert!(page["pageDetails"]["prevPageUrl"].is_string());
 
     // prevPageUrl of page 2 answers page 1 again.
-    let r = api.get(&second_prev.expect("prev")).send().await.unwrap();
+    let r = api
+        .post(&second_prev.expect("prev"), &query)
+        .send()
+        .await
+        .unwrap();
     let again: Value = r.json().await.unwrap();
     assert_eq!(again["items"], first["items"]);
 
-    // Next pages need auth too, and a broken token is a 400.
+    // A GET of that link is refused as the real API refuses it (WYRE-AI/autotask-mcp PR #170).
     let next = first["pageDetails"]["nextPageUrl"].as_str().unwrap();
-    let r = api.http.get(next).send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = api.get(next).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"Message": "The requested resource does not support http method 'GET'."})
+    );
+    // A POST with another query, or no body, is a 400.
+    let other = json!({"MaxRecords": 500, "filter": [{ "op": "gte", "field": "id", "value": 0 }]});
+    let r = api.post(next, &other).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     let r = api
-        .get("Companies/query/next?paging=garbage!")
+        .req(reqwest::Method::POST, next)
+        .header("Content-Type", "application/json")
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+
+    // Next pages need auth too, and a broken token is a 400.
+    let r = api.http.post(next).json(&query).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = api
+        .post("Companies/query/next?paging=garbage!", &query)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+
+    // A GET `?search=` query links to pages that carry `search` and are fetched with GET.
+    let r = api
+        .get("Companies/query")
+        .query(&[("search", query.to_string())])
+        .send()
+        .await
+        .unwrap();
+    let page: Value = r.json().await.unwrap();
+    let next = page["pageDetails"]["nextPageUrl"].as_str().unwrap();
+    assert!(next.contains("search="), "{next}");
+    let r = api.get(next).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let second: Value = r.json().await.unwrap();
+    assert_eq!(second["items"][0]["id"], 10_500);
 
     // The GET ?search= form and the count.
     let search = json!({"MaxRecords": 100, "filter": [{ "op": "eq", "field": "isActive", "value": false }, { "op": "gte", "field": "id", "value": 10000 }]});
@@ -679,6 +718,78 @@ async fn paging_follows_next_page_url_to_the_exact_total() {
     assert_eq!(r.json::<Value>().await.unwrap(), json!({"queryCount": 412}));
 }
 
+/// Autotask keeps date-only values as midnight US Eastern: a bare `YYYY-MM-DD` names that date in
+/// filters and in `effectiveDate`, while a date-time is an instant, so UTC midnight of
+/// 1 December (19:00 on 30 November in New York) is still November.
+#[tokio::test]
+async fn date_only_values_are_eastern_midnight_and_a_bare_date_never_shifts() {
+    let (sandbox, api) = demo().await;
+    let starts = |filter: Value| {
+        let api = &api;
+        async move {
+            let (status, body) = api
+                .query(
+                    "ContractServiceUnits",
+                    json!({"IncludeFields": ["startDate"], "filter": [
+                        {"op": "eq", "field": "contractServiceID", "value": 41001}, filter]}),
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            body["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["startDate"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    let dec = "2026-12-01T05:00:00.000Z".to_string();
+    // A bare date equals the stored value of that date.
+    assert_eq!(
+        starts(json!({"op": "eq", "field": "startDate", "value": "2026-12-01"})).await,
+        vec![dec.clone()]
+    );
+    assert_eq!(
+        starts(json!({"op": "gte", "field": "startDate", "value": "2026-12-01"})).await,
+        vec![dec.clone()]
+    );
+    // UTC midnight is five hours before the stored 1 December: `lte` misses it.
+    let before =
+        starts(json!({"op": "lte", "field": "startDate", "value": "2026-12-01T00:00:00"})).await;
+    assert_eq!(before.len(), 11, "{before:?}");
+    assert!(!before.contains(&dec));
+    assert_eq!(
+        starts(json!({"op": "eq", "field": "startDate", "value": "2026-12-01T05:00:00Z"})).await,
+        vec![dec]
+    );
+
+    // effectiveDate: the bare date and Eastern midnight land on 1 December, UTC midnight on
+    // 30 November (so it changes November's units too).
+    for (sent, lands) in [
+        ("2026-12-01", date(2026, 12, 1)),
+        ("2026-12-01T05:00:00.000Z", date(2026, 12, 1)),
+        ("2026-12-01T00:00:00Z", date(2026, 11, 30)),
+        ("2026-12-01T00:00:00", date(2026, 11, 30)),
+    ] {
+        let (status, body) = api
+            .adjust(
+                "ContractServiceAdjustments",
+                json!({"contractID": 1001, "contractServiceID": 41001, "serviceID": 12,
+                       "effectiveDate": sent, "unitChange": 1}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{sent}: {body}");
+        assert_eq!(
+            sandbox.adjustments().last().unwrap().effective_date,
+            lands,
+            "{sent}"
+        );
+    }
+    // Two of the four reached November.
+    assert_eq!(sandbox.units_on(41001, date(2026, 11, 30)), Some(5));
+    assert_eq!(sandbox.units_on(41001, date(2026, 12, 1)), Some(7));
+}
+
 #[tokio::test]
 async fn adjustments_change_units_from_the_effective_period_on() {
     let (sandbox, api) = demo().await;
@@ -686,7 +797,7 @@ async fn adjustments_change_units_from_the_effective_period_on() {
         .adjust(
             "ContractServiceAdjustments",
             json!({"contractID": 1001, "contractServiceID": 41001, "serviceID": 12,
-                   "effectiveDate": "2026-11-15T00:00:00Z", "unitChange": 1}),
+                   "effectiveDate": "2026-11-15", "unitChange": 1}),
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -775,7 +886,7 @@ async fn adjustments_change_units_from_the_effective_period_on() {
 async fn bad_adjustments_are_refused_and_change_nothing() {
     let (sandbox, api) = demo().await;
     let base = json!({"contractID": 1001, "contractServiceID": 41001, "serviceID": 12,
-                      "effectiveDate": "2026-11-01T00:00:00Z", "unitChange": 1});
+                      "effectiveDate": "2026-11-01", "unitChange": 1});
     let with = |key: &str, value: Value| {
         let mut b = base.clone();
         if value.is_null() {

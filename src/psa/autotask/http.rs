@@ -1,7 +1,7 @@
 //! The Autotask transport: zone discovery, the three authentication headers, a concurrency limit
-//! per entity endpoint, retries with backoff, `Retry-After`, `nextPageUrl` paging, and turning
-//! failures (including `{"errors":[…]}` bodies sent with HTTP 200) into [`PsaError`]s that never
-//! carry a credential.
+//! per entity endpoint, retries with backoff, `Retry-After`, `nextPageUrl` paging (re-POSTing
+//! the query body), and turning failures (including `{"errors":[…]}` bodies sent with HTTP 200)
+//! into [`PsaError`]s that never carry a credential.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -376,8 +376,11 @@ impl Transport {
         Some(url)
     }
 
-    /// POSTs a query and follows `pageDetails.nextPageUrl` (GET) until it is empty, repeats, or
-    /// a page is empty.
+    /// POSTs a query and follows `pageDetails.nextPageUrl` until it is empty, repeats, or a page
+    /// is empty. Each next page is a POST of the **same query body** to that link: Autotask
+    /// answers a GET of `…/query/next?paging=…` with 405 (`{"Message":"The requested resource
+    /// does not support http method 'GET'."}`), as KelvinTegelaar/AutotaskAPI, django-autotask
+    /// and n8n-nodes-autotask page and WYRE-AI/autotask-mcp PR #170 reproduced on a live tenant.
     pub async fn query<T: DeserializeOwned>(
         &self,
         entity: &str,
@@ -385,11 +388,12 @@ impl Transport {
         what: &str,
     ) -> Result<Vec<T>, PsaError> {
         let base = self.base().await?;
+        let body = serde_json::to_value(query).expect("a query serialises");
         let mut request = Request {
             method: Method::POST,
             entity,
             target: Target::Api(format!("{entity}/query")),
-            body: Some(serde_json::to_value(query).expect("a query serialises")),
+            body: Some(body.clone()),
             repeat: Repeat::Idempotent,
             what,
         };
@@ -408,10 +412,10 @@ impl Transport {
             match next {
                 Some(next) if !empty && seen.insert(next.to_string()) => {
                     request = Request {
-                        method: Method::GET,
+                        method: Method::POST,
                         entity,
                         target: Target::Absolute(next),
-                        body: None,
+                        body: Some(body.clone()),
                         repeat: Repeat::Idempotent,
                         what,
                     };

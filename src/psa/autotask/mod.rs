@@ -7,19 +7,22 @@
 //!
 //! - every read is `POST {Entity}/query` with
 //!   `{"MaxRecords":500,"IncludeFields":[…,"id"],"filter":[…]}`, following
-//!   `pageDetails.nextPageUrl` (a GET) until it is null, repeats, or a page is empty:
+//!   `pageDetails.nextPageUrl` (a POST of the same body; Autotask answers GET with 405) until it
+//!   is null, repeats, or a page is empty:
 //!   - companies: `{"op":"in","field":"id","value":[…]}` (≤ 500 ids a request), and one
 //!     `{"op":"eq","field":"companyName","value":"X"}` per `{name: X}`;
 //!   - contracts: `in` on `id`; contracts named by name list their companies' contracts,
 //!     `in` on `companyID`;
 //!   - contract services: `in` on `contractID`;
 //!   - services: `in` on `id` (for `sku` and `name`);
-//!   - units: `ContractServiceUnits` with `in` on `contractServiceID`, `startDate lte E` and
-//!     `endDate gte E`, E being the effective date (`YYYY-MM-DDT00:00:00`);
+//!   - units: `ContractServiceUnits` with `in` on `contractServiceID`, `startDate lt E+1` and
+//!     `endDate gte E`, E being the effective date, both bare `YYYY-MM-DD` (see "Dates");
 //! - writes: one `POST ContractServiceAdjustments`
-//!   `{"contractID","contractServiceID","serviceID","effectiveDate":"E T00:00:00Z","unitChange"}`,
+//!   `{"contractID","contractServiceID","serviceID","effectiveDate":"YYYY-MM-DD","unitChange"}`,
 //!   guarded by a re-read and the [`journal`];
-//! - `GET ThresholdInformation` for the request budget.
+//! - the request budget: `GET ThresholdInformation`, then one `POST ContractServices/query/count`
+//!   per 500 contracts mapped by id, so the estimate counts every page the snapshot will read
+//!   (see [`AutotaskClient::estimate_requests`]).
 //!
 //! Headers on every call but zone discovery: `ApiIntegrationCode`, `UserName`, `Secret`
 //! (marked sensitive), and `Content-Type: application/json`. At most three requests are in flight
@@ -33,6 +36,23 @@
 //! vendor count with exactly what the write will change. When periods overlap at a boundary the
 //! row that starts last wins. A contract service with no period containing the effective date
 //! (its contract ended, or no periods were generated) is reported as expired and never written.
+//!
+//! **Dates.** `effectiveDate` and the unit periods' `startDate`/`endDate` are date-only values that
+//! the swagger types as date-times. Autotask keeps them as midnight US Eastern and answers them in
+//! UTC: 1 December is `2026-12-01T05:00:00.000Z` (`T04:00` in summer; captured django-autotask
+//! fixtures show `2012-10-24T05:00:00.000Z`), so UTC midnight of 1 December is 19:00 on
+//! 30 November there. Hence:
+//! - `effectiveDate` is sent as a bare `YYYY-MM-DD`, as n8n-nodes-autotask and django-autotask
+//!   send date-only fields: a date-time is an instant, and `2026-12-01T00:00:00Z` would land the
+//!   adjustment on 30 November.
+//! - The period filter is half-open in bare dates, `startDate lt E+1` and `endDate gte E`: it picks
+//!   the period containing E whether the server reads a bare date as midnight Eastern or as
+//!   midnight UTC (the stored Eastern midnight of E is before E+1 either way, and the previous
+//!   period's end, E−1 at 04:00–05:00 UTC, is before E either way). `startDate lte
+//!   E T00:00:00` missed the period starting on E, stored five hours later.
+//! - Period boundaries are read as the date written (`civil_date`), never converted, so
+//!   `…T05:00:00.000Z`, `…T00:00:00Z`, `…T00:00:00` and a bare date are the same day, and the
+//!   choice of the period containing E is made on those dates, not on instants.
 
 mod http;
 pub mod journal;
@@ -336,12 +356,14 @@ impl AutotaskClient {
         Ok(found)
     }
 
+    /// The periods containing `date`: `startDate lt {date + 1}` and `endDate gte {date}`, both
+    /// bare `YYYY-MM-DD` (see the module docs for why neither can shift a day).
     fn units_filter(&self, date: jiff::civil::Date) -> [Filter; 2] {
-        let at = format!("{date}T00:00:00");
-        [
-            Filter::new("lte", "startDate", &at),
-            Filter::new("gte", "endDate", &at),
-        ]
+        let start = match date.tomorrow() {
+            Ok(next) => Filter::new("lt", "startDate", next.to_string()),
+            Err(_) => Filter::new("lte", "startDate", date.to_string()),
+        };
+        [start, Filter::new("gte", "endDate", date.to_string())]
     }
 
     async fn units(
@@ -650,7 +672,9 @@ impl AutotaskClient {
             contract_id: change.contract_id,
             contract_service_id: cs.id,
             service_id,
-            effective_date: format!("{}T00:00:00Z", change.effective),
+            // A bare date: a date-time is an instant, and UTC midnight is the evening before
+            // in the US Eastern time Autotask keeps dates in (see the module docs).
+            effective_date: change.effective.to_string(),
             unit_change,
         })
         .expect("an adjustment serialises");
@@ -709,24 +733,100 @@ impl AutotaskClient {
         }
     }
 
-    /// Requests a run over `mappings` with up to `writes` adjustments needs, roughly: the
-    /// snapshot's queries (one page each assumed), the budget check, and three per write.
-    pub fn estimate_requests(&self, mappings: &[Mapping], writes: usize) -> u64 {
-        let pages = |n: usize| n.div_ceil(MAX_RECORDS as usize) as u64;
+    /// Requests a run over `mappings` with up to `writes` adjustments needs: the budget check,
+    /// every page of every query the snapshot makes, and three per write.
+    ///
+    /// A query is one request per page of 500 rows, so what it costs depends on how many rows it
+    /// returns, and the reads by a parent id can return far more rows than there are mappings:
+    /// the snapshot reads *every* contract service of the mapped contracts (and the services and
+    /// units of all of them), not just the mapped ones. `contract_services` is the number of
+    /// contract services of the contracts named by id, per `in` batch of 500 contracts, as
+    /// [`Self::check_budget_impl`] counts them with `ContractServices/query/count`; without it
+    /// every mapping is assumed to be the only line of its contract, which is a lower bound.
+    /// Reads by id (companies, contracts, services) return at most one row per id, so one page
+    /// per batch of 500 ids; units return one row per contract service (the period containing
+    /// the effective date), so one page per batch of 500 contract services. Contracts named by
+    /// name and their lines are not counted before the snapshot, so they enter as a lower bound.
+    pub fn estimate_requests(
+        &self,
+        mappings: &[Mapping],
+        writes: usize,
+        contract_services: Option<&[u64]>,
+    ) -> u64 {
+        let max = u64::from(MAX_RECORDS);
+        let batches = |n: u64| n.div_ceil(max);
+        // A query is at least one request, and one more per further 500 rows.
+        let pages = |rows: u64| rows.div_ceil(max).max(1);
         let refs = Refs::collect(mappings).unwrap_or_default();
-        let lines = mappings.len();
         let mut n = 1; // ThresholdInformation
         if !self.base_is_fixed {
             n += 1; // zone discovery
         }
-        n += pages(refs.company_ids.len()) + refs.company_names.len() as u64;
-        n += pages(refs.contract_ids.len());
-        if !refs.named_contracts.is_empty() {
-            n += pages(refs.named_contracts.len());
+        n += batches(refs.company_ids.len() as u64) + refs.company_names.len() as u64;
+        n += batches(refs.contract_ids.len() as u64);
+
+        // Mappings whose contract is named by id, and by name.
+        let by_id = mappings
+            .iter()
+            .filter(|m| {
+                matches!(
+                    m.contract
+                        .as_ref()
+                        .or(m.agreement.as_ref())
+                        .map(RecordRef::kind),
+                    Some(RefKind::Id(_))
+                )
+            })
+            .count() as u64;
+        let by_name = refs.named_contracts.len() as u64;
+        // Contract services of the contracts named by id: counted, or at least one a mapping.
+        let (id_rows, id_pages) = match contract_services {
+            Some(counted) => {
+                n += counted.len() as u64; // the count requests themselves
+                (
+                    counted.iter().sum::<u64>(),
+                    counted.iter().map(|&r| pages(r)).sum::<u64>(),
+                )
+            }
+            None => (
+                by_id,
+                batches(refs.contract_ids.len() as u64).max(by_id.div_ceil(max)),
+            ),
+        };
+        if by_name > 0 {
+            // The mapped companies' contracts, then the lines of the ones that match.
+            n += pages(by_name);
+            n += pages(by_name);
         }
-        // Contract services, services and units: a page per 500 mapped lines.
-        n += 3 * pages(lines);
+        n += id_pages;
+        let rows = id_rows + by_name;
+        // Services (at most one per contract service) and units (one row per contract service).
+        n += 2 * batches(rows);
         n + REQUESTS_PER_WRITE * writes as u64
+    }
+
+    /// The contract services of the contracts `mappings` name by id, per `in` batch of 500
+    /// contracts (one `ContractServices/query/count` each).
+    async fn count_contract_services(&self, mappings: &[Mapping]) -> Result<Vec<u64>, PsaError> {
+        let refs = Refs::collect(mappings)?;
+        let ids: Vec<u64> = refs.contract_ids.iter().copied().collect();
+        let mut counts = Vec::new();
+        for chunk in ids.chunks(MAX_RECORDS as usize) {
+            let query = serde_json::json!({ "filter": [Filter::new("in", "contractID", chunk)] });
+            let count: wire::QueryCount = self
+                .transport
+                .send_json(Request {
+                    method: Method::POST,
+                    entity: "ContractServices",
+                    target: Target::Api("ContractServices/query/count".into()),
+                    body: Some(query),
+                    repeat: Repeat::Idempotent,
+                    what: "the number of contract services of the mapped contracts",
+                })
+                .await?;
+            counts.push(count.query_count.unwrap_or(0));
+        }
+        Ok(counts)
     }
 
     /// Reads `ThresholdInformation` and refuses when the run would need more requests than the
@@ -736,7 +836,8 @@ impl AutotaskClient {
         mappings: &[Mapping],
         writes: usize,
     ) -> Result<Budget, PsaError> {
-        let needed = self.estimate_requests(mappings, writes);
+        // The lower bound first: a run that cannot fit even that is refused without counting.
+        let mut needed = self.estimate_requests(mappings, writes, None);
         let status: ThresholdStatus = self
             .transport
             .send_json(Request {
@@ -748,7 +849,7 @@ impl AutotaskClient {
                 what: "the API request threshold",
             })
             .await?;
-        let budget = Budget {
+        let mut budget = Budget {
             needed,
             threshold: status
                 .external_request_threshold
@@ -758,6 +859,14 @@ impl AutotaskClient {
                 .request_threshold_timeframe
                 .map_or(60, |n| n.max(1) as u64),
         };
+        // Then the contract services the snapshot will page through, counted: the mapped
+        // contracts' unmapped lines cost requests too.
+        let by_id = Refs::collect(mappings).is_ok_and(|r| !r.contract_ids.is_empty());
+        if needed <= budget.remaining() && by_id {
+            let counted = self.count_contract_services(mappings).await?;
+            needed = self.estimate_requests(mappings, writes, Some(&counted));
+            budget.needed = needed;
+        }
         if needed > budget.remaining() {
             let after = crate::clock::now()
                 + jiff::SignedDuration::from_mins(budget.timeframe_minutes as i64);
@@ -1071,9 +1180,19 @@ fn units_at(rows: &[ContractServiceUnit], date: jiff::civil::Date) -> BTreeMap<u
     best.into_iter().map(|(id, (_, u))| (id, u)).collect()
 }
 
-/// The date part of an Autotask date-time (`2026-12-01T00:00:00Z`, `2026-12-01T00:00:00.000`).
+/// The calendar date of an Autotask date-only value, as written: `2026-12-01T05:00:00.000Z`
+/// (midnight US Eastern in UTC, how Autotask answers), `2026-12-01T04:00:00.000Z` (the same in
+/// summer), `2026-12-01T00:00:00Z` or `…T00:00:00.00Z` (UTC midnight, also seen in captured
+/// responses), `2026-12-01T00:00:00` and `2026-12-01` are all 1 December. The written date is
+/// taken and never converted: converting the instant to UTC or to Eastern time would move one of
+/// those forms to another day. Anything that is not a date or date-time is `None`.
 fn civil_date(text: &str) -> Option<jiff::civil::Date> {
-    text.trim().get(..10)?.parse().ok()
+    let text = text.trim();
+    let date: jiff::civil::Date = text.get(..10)?.parse().ok()?;
+    let whole = text.len() == 10
+        || text.parse::<jiff::Timestamp>().is_ok()
+        || text.parse::<jiff::civil::DateTime>().is_ok();
+    whole.then_some(date)
 }
 
 fn to_line(cs: &ContractService, services: &BTreeMap<u64, Service>, units: Option<i64>) -> PsaLine {
@@ -1208,6 +1327,104 @@ mod tests {
         assert!(serde_json::from_slice::<wire::QueryPage<ContractServiceUnit>>(body).is_err());
         let ok = br#"{"items":[{"contractServiceID":1,"units":-2147483648}]}"#;
         assert!(serde_json::from_slice::<wire::QueryPage<ContractServiceUnit>>(ok).is_ok());
+    }
+
+    #[test]
+    fn date_only_values_read_as_the_date_written_whatever_the_time() {
+        let dec1 = jiff::civil::date(2026, 12, 1);
+        for text in [
+            "2026-12-01T05:00:00.000Z",
+            "2026-12-01T05:00:00Z",
+            "2026-12-01T00:00:00Z",
+            "2026-12-01T00:00:00.00Z",
+            "2026-12-01T00:00:00",
+            "2026-12-01T00:00:00.000",
+            "2026-12-01",
+            " 2026-12-01 ",
+        ] {
+            assert_eq!(civil_date(text), Some(dec1), "{text}");
+        }
+        assert_eq!(
+            civil_date("2026-07-01T04:00:00.000Z"),
+            Some(jiff::civil::date(2026, 7, 1))
+        );
+        for bad in [
+            "2026-12-01garbage",
+            "2026-12-01T",
+            "",
+            "12/01/2026",
+            "2026-13-01",
+        ] {
+            assert_eq!(civil_date(bad), None, "{bad}");
+        }
+    }
+
+    /// Eastern-midnight boundaries, as Autotask answers them: the period of 1 December is
+    /// December's, never November's.
+    #[test]
+    fn eastern_midnight_periods_choose_the_month_of_the_date() {
+        let row = |cs, start: &str, end: &str, units| ContractServiceUnit {
+            contract_service_id: cs,
+            start_date: Some(start.into()),
+            end_date: Some(end.into()),
+            units: Some(units),
+        };
+        let rows = vec![
+            row(7, "2026-11-01T04:00:00.000Z", "2026-11-30T05:00:00.000Z", 3),
+            row(7, "2026-12-01T05:00:00.000Z", "2026-12-31T05:00:00.000Z", 4),
+        ];
+        let d = |y, m, day| jiff::civil::date(y, m, day);
+        assert_eq!(units_at(&rows, d(2026, 11, 30)), BTreeMap::from([(7, 3)]));
+        assert_eq!(units_at(&rows, d(2026, 12, 1)), BTreeMap::from([(7, 4)]));
+        assert_eq!(units_at(&rows, d(2026, 12, 31)), BTreeMap::from([(7, 4)]));
+        assert_eq!(units_at(&rows, d(2027, 1, 1)), BTreeMap::new());
+    }
+
+    /// The regression bodies in `tests/fixtures/autotask/` (see its README) through the decoders
+    /// the client's end-to-end replay cannot reach without leaving 127.0.0.1: zone discovery
+    /// answers a real Autotask host.
+    #[test]
+    fn fixture_bodies_decode() {
+        macro_rules! fixture {
+            ($name:literal) => {
+                include_str!(concat!("../../../tests/fixtures/autotask/", $name))
+            };
+        }
+        let zone: wire::ZoneInformation =
+            serde_json::from_str(fixture!("zone_information.json")).unwrap();
+        let url = Url::parse(zone.url.as_deref().unwrap()).unwrap();
+        assert_eq!(
+            api_base(&url).as_str(),
+            "https://webservices5.autotask.net/atservicesrest/v1.0/"
+        );
+        let threshold: ThresholdStatus =
+            serde_json::from_str(fixture!("threshold_information.json")).unwrap();
+        assert_eq!(threshold.current_timeframe_request_count, Some(1873));
+        let count: wire::QueryCount =
+            serde_json::from_str(fixture!("contract_services_count.json")).unwrap();
+        assert_eq!(count.query_count, Some(3));
+        let created: Created = serde_json::from_str(fixture!("adjustment_created.json")).unwrap();
+        assert_eq!(created.item_id, Some(98765));
+        let units: wire::QueryPage<ContractServiceUnit> =
+            serde_json::from_str(fixture!("contract_service_units.json")).unwrap();
+        assert_eq!(
+            units_at(&units.items, jiff::civil::date(2026, 12, 1)),
+            BTreeMap::from([(5001, 3), (6001, 135), (7001, 1)])
+        );
+        let contracts: wire::QueryPage<Contract> =
+            serde_json::from_str(fixture!("contracts_by_id.json")).unwrap();
+        assert_eq!(contracts.items.len(), 2);
+        for body in [
+            fixture!("companies_by_id.json"),
+            fixture!("companies_by_name.json"),
+            fixture!("contracts_of_companies.json"),
+            fixture!("contract_services_page1.json"),
+            fixture!("contract_services_page2.json"),
+            fixture!("services.json"),
+            fixture!("next_page_get_405.json"),
+        ] {
+            fuzz_response(body.as_bytes());
+        }
     }
 
     #[test]

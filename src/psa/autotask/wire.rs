@@ -44,6 +44,13 @@ pub struct PageDetails {
     pub next_page_url: Option<String>,
 }
 
+/// `POST /v1.0/{Entity}/query/count` answer.
+#[derive(Debug, Deserialize)]
+pub struct QueryCount {
+    #[serde(default, rename = "queryCount")]
+    pub query_count: Option<u64>,
+}
+
 #[derive(Debug, Deserialize)]
 pub struct ErrorBody {
     #[serde(default)]
