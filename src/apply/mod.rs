@@ -113,6 +113,7 @@ pub fn entry(
         outcome,
         new_line: None,
         reason,
+        note: None,
     }
 }
 

@@ -348,7 +348,7 @@ fn write_history(
             "local:{}",
             std::env::var("USER").unwrap_or_else(|_| "unknown".into())
         )),
-        lines,
+        lines: crate::history::with_notes(lines, &repo.lock, &repo.lock_notes),
     };
     record.write(&repo.root).map_err(|e| {
         let error = CommandError::external(e.to_string());

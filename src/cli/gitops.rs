@@ -417,7 +417,7 @@ async fn apply_merged_locked<P: Psa + Sync>(
             commit: approval.commit.clone(),
             pull_request: approval.pull_request,
             approved_by: approval.approved_by.clone(),
-            lines: lines.clone(),
+            lines: crate::history::with_notes(lines.clone(), &repo.lock, &repo.lock_notes),
         };
         let path = record.write(&repo.root).map_err(|e| {
             CommandError::external(e.to_string())

@@ -133,6 +133,8 @@ struct Row<'a> {
     reason: Option<&'a str>,
     commit: Option<&'a str>,
     file: String,
+    /// The reviewer's note on the lock line (last, so the earlier CSV columns keep their place).
+    note: Option<&'a str>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -247,6 +249,7 @@ fn list(global: &GlobalArgs, args: &ListArgs) -> Result<Outcome, CommandError> {
                 line: line.line,
                 new_line: line.new_line,
                 reason: line.reason.as_deref(),
+                note: line.note.as_deref(),
                 commit: record.commit.as_deref(),
                 file: file.clone(),
             });
@@ -371,6 +374,7 @@ fn csv_text(rows: &[Row<'_>]) -> Result<String, CommandError> {
             "reason",
             "commit",
             "file",
+            "note",
         ])
         .map_err(failed)?;
     let opt = |n: Option<u64>| n.map(|n| n.to_string()).unwrap_or_default();
@@ -394,6 +398,7 @@ fn csv_text(rows: &[Row<'_>]) -> Result<String, CommandError> {
                 row.reason.unwrap_or_default().to_string(),
                 row.commit.unwrap_or_default().to_string(),
                 row.file.clone(),
+                row.note.unwrap_or_default().to_string(),
             ])
             .map_err(failed)?;
     }

@@ -29,6 +29,9 @@ pub struct BillingRepo {
     pub mapping_sources: Vec<MappingSource>,
     /// `units.lock.yaml`, or an empty lock when the file does not exist yet.
     pub lock: Lock,
+    /// A reviewer's note per lock entry: the comment after its value on the same line
+    /// (`bobs-dentistry/shadowprotect-desktop: 4  # ticket 4411: fourth desktop`).
+    pub lock_notes: BTreeMap<String, String>,
 }
 
 /// Where a mapping was written, for messages about it.
@@ -195,6 +198,8 @@ struct Checker<'a> {
 /// One parsed file: its positions and, when it passed the schema, its typed value.
 struct Loaded<T> {
     file: PathBuf,
+    /// The file's text, for what the YAML model drops (comments).
+    text: String,
     doc: YamlDoc,
     value: Option<T>,
     /// JSON Pointers the schema found problems at.
@@ -343,6 +348,7 @@ impl Checker<'_> {
         } else {
             Some(Loaded {
                 file: lock_file,
+                text: String::new(),
                 doc: yaml::parse(Path::new(LOCK_FILE), "{}")
                     .0
                     .expect("empty mapping parses"),
@@ -417,7 +423,9 @@ impl Checker<'_> {
         }
 
         let settings = settings?.value?;
-        let lock = lock?.value?;
+        let lock_loaded = lock?;
+        let lock_notes = trailing_comments(&lock_loaded.text, &lock_loaded.doc, "/units");
+        let lock = lock_loaded.value?;
         if !mappings_ok {
             return None;
         }
@@ -434,6 +442,7 @@ impl Checker<'_> {
                 })
                 .collect(),
             lock,
+            lock_notes,
         })
     }
 
@@ -510,6 +519,7 @@ impl Checker<'_> {
         };
         Some(Loaded {
             file: file.to_path_buf(),
+            text,
             doc,
             value,
             bad: bad.into_iter().collect(),
@@ -846,6 +856,41 @@ fn compiled_schema(kind: FileKind) -> &'static Result<(Schema, jsonschema::Valid
     })
 }
 
+/// The comment after each value of the mapping at `pointer`, on the value's own line, by key:
+/// how a reviewer annotates a lock line. Only block-style lines have one (`key: 4  # why`); a
+/// `#` inside the value (a quoted string) is not a comment, and neither is one without a space
+/// before it, as in YAML.
+fn trailing_comments(text: &str, doc: &YamlDoc, pointer: &str) -> BTreeMap<String, String> {
+    let Some(map) = doc.value.pointer(pointer).and_then(|v| v.as_object()) else {
+        return BTreeMap::new();
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    map.iter()
+        .filter_map(|(key, value)| {
+            if !(value.is_number() || value.is_string()) {
+                return None;
+            }
+            let pos = doc.value_pos(&push_segment(pointer, key));
+            let line = lines.get(pos.line.checked_sub(1)?)?;
+            // Columns count characters.
+            let rest: String = line.chars().skip(pos.column.saturating_sub(1)).collect();
+            let after_value = match rest.chars().next()? {
+                quote @ ('"' | '\'') => {
+                    let close = rest[1..].find(quote)? + 2;
+                    &rest[close..]
+                }
+                _ => rest.find(char::is_whitespace).map_or("", |at| &rest[at..]),
+            };
+            let comment = after_value.trim_start().strip_prefix('#')?;
+            if !after_value.starts_with(char::is_whitespace) {
+                return None;
+            }
+            let note = comment.trim();
+            (!note.is_empty()).then(|| (key.clone(), note.to_string()))
+        })
+        .collect()
+}
+
 /// Pointers to the mappings' `commitment.ends` values that have a date's shape but name no day
 /// of the calendar (2027-02-30).
 fn calendar_date_errors(value: &serde_json::Value) -> Vec<String> {
@@ -895,6 +940,29 @@ fn check_schedule_times(text: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lock_notes_are_the_comments_after_values() {
+        let text = "\
+# header comment
+units:
+  a/plain: 4   # ticket 4411: fourth desktop
+  \"b/#quoted\": 5 #  spaced   note  
+  c/none: 6
+  d/glued: 7# not a comment in YAML
+  e/empty: 8 #
+";
+        let (doc, diagnostics) = yaml::parse(Path::new("units.lock.yaml"), text);
+        assert!(diagnostics.is_empty(), "{diagnostics:?}");
+        let notes = trailing_comments(text, &doc.unwrap(), "/units");
+        assert_eq!(
+            notes.into_iter().collect::<Vec<_>>(),
+            [
+                ("a/plain".to_string(), "ticket 4411: fourth desktop".to_string()),
+                ("b/#quoted".to_string(), "spaced   note".to_string()),
+            ]
+        );
+    }
 
     #[test]
     fn schedule_times() {

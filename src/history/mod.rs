@@ -51,6 +51,25 @@ pub struct HistoryLine {
     /// Why the line failed or was skipped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The reviewer's note on the approved value's lock line (its trailing comment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// `lines` with the reviewer's note of each lock line whose approved value is the line's `to`: a
+/// note explains the value it was written beside, so a note left from another value is not
+/// carried onto this change.
+pub fn with_notes(
+    mut lines: Vec<HistoryLine>,
+    lock: &crate::config::Lock,
+    notes: &std::collections::BTreeMap<String, String>,
+) -> Vec<HistoryLine> {
+    for line in &mut lines {
+        if line.note.is_none() && lock.units.get(&line.mapping) == Some(&line.to) {
+            line.note = notes.get(&line.mapping).cloned();
+        }
+    }
+    lines
 }
 
 impl HistoryLine {
@@ -254,6 +273,7 @@ mod tests {
                 outcome,
                 new_line: None,
                 reason: None,
+                note: None,
             }],
         }
     }

@@ -1812,3 +1812,61 @@ fn a_decrease_during_a_commitment_is_held_and_goes_through_after_the_term() {
     );
     assert_eq!(env.quantities(), [(5001, 2.0), (5003, 2.0), (5005, 135.5)]);
 }
+
+#[test]
+fn a_reviewers_note_on_a_lock_line_is_kept_with_the_change_it_explains() {
+    let env = Env::new();
+    let lock = env.repo.join("units.lock.yaml");
+    edit(
+        &lock,
+        "bobs-dentistry/shadowprotect-desktop: 3",
+        "bobs-dentistry/shadowprotect-desktop: 4   # ticket 4411: Bob bought a fourth desktop",
+    );
+    // A note beside another value than the one applied explains that value, not this change.
+    edit(
+        &lock,
+        "digitaltorch-inc/cloud-premium-gb: 135.5",
+        "digitaltorch-inc/cloud-premium-gb: 130 # capped until the renewal",
+    );
+    let out = env.run(&["apply", "--yes"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let out = env.run(&["history", "--format", "csv"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let mut reader = csv::Reader::from_reader(out.stdout.as_bytes());
+    let header = reader.headers().unwrap().clone();
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let notes: Vec<(String, String)> = reader
+        .records()
+        .map(Result::unwrap)
+        .map(|r| (r[col("mapping")].to_string(), r[col("note")].to_string()))
+        .collect();
+    assert_eq!(
+        notes,
+        [
+            (
+                "bobs-dentistry/shadowprotect-desktop".to_string(),
+                "ticket 4411: Bob bought a fourth desktop".to_string()
+            ),
+            (
+                "digitaltorch-inc/cloud-premium-gb".to_string(),
+                String::new()
+            ),
+        ]
+    );
+    // The record itself carries it, for the audit trail in git.
+    let record = std::fs::read_dir(
+        env.repo
+            .join("history")
+            .join(crate::support::today().strftime("%Y/%m").to_string()),
+    )
+    .unwrap()
+    .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+    .find(|text| text.contains("run:"))
+    .unwrap();
+    assert!(
+        record.contains("  note: 'ticket 4411: Bob bought a fourth desktop'\n")
+            || record.contains("  note: \"ticket 4411: Bob bought a fourth desktop\"\n"),
+        "{record}"
+    );
+    assert_eq!(record.matches("note:").count(), 1, "{record}");
+}

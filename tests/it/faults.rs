@@ -283,6 +283,7 @@ impl<S: Psa> Billing<S> {
                     outcome: LineOutcome::Applied,
                     new_line: None,
                     reason: None,
+                    note: None,
                 })
                 .collect(),
         }

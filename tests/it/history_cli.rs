@@ -51,6 +51,7 @@ fn line(
         outcome,
         new_line: None,
         reason: None,
+        note: None,
     }
 }
 
@@ -72,6 +73,17 @@ fn records() -> Vec<HistoryRecord> {
         Failed,
     );
     failed.reason = Some("HTTP 500: \"internal\", try later".into());
+    let mut torch = line(
+        TORCH,
+        "DigitalTorch Inc",
+        "Cloud Premium GB",
+        "DigitalTorch",
+        "CLOUD-GB",
+        "100",
+        "135.5",
+        Applied,
+    );
+    torch.note = Some("ticket 4411: storage grew, confirmed with Tom".into());
     vec![
         HistoryRecord {
             run: "2026-09-30T06:00:00Z".into(),
@@ -106,19 +118,7 @@ fn records() -> Vec<HistoryRecord> {
             commit: Some("bbbbbbb".into()),
             pull_request: Some(41),
             approved_by: Some("bob".into()),
-            lines: vec![
-                line(
-                    TORCH,
-                    "DigitalTorch Inc",
-                    "Cloud Premium GB",
-                    "DigitalTorch",
-                    "CLOUD-GB",
-                    "100",
-                    "135.5",
-                    Applied,
-                ),
-                failed,
-            ],
+            lines: vec![torch, failed],
         },
         HistoryRecord {
             run: "2026-11-25T09:30:00Z".into(),
@@ -273,11 +273,11 @@ fn csv_has_a_header_and_quotes_fields() {
     assert_eq!(
         run.stdout,
         "\
-run,account,license_type,company,product,from,to,outcome,approved_by,pull_request,mapping,contract,line,new_line,reason,commit,file
-2026-11-25T09:30:00Z,Bob's Dentistry,ShadowProtect Desktop,BobsDentistry,SP-DESKTOP,3,4,applied,local:jdoe,,bobs-dentistry/shadowprotect-desktop,1001,5001,,,,history/2026/11/2026-11-25T093000Z.yaml
-2026-11-25T09:30:00Z,\"Smith, \"\"Jones\"\" & Co\",ShadowProtect Desktop,SmithJones,SP-DESKTOP,5,6,stale,local:jdoe,,smith-jones-co/shadowprotect-desktop,1001,5001,,,,history/2026/11/2026-11-25T093000Z.yaml
-2026-10-31T06:00:00Z,DigitalTorch Inc,Cloud Premium GB,DigitalTorch,CLOUD-GB,100,135.5,applied,bob,41,digitaltorch-inc/cloud-premium-gb,1001,5001,,,bbbbbbb,history/2026/10/2026-10-31T060000Z.yaml
-2026-10-31T06:00:00Z,Angry Fox Co,ShadowProtect Server,AngryFox,SP-SERVER,1,0,failed,bob,41,angry-fox-co/shadowprotect-server,1001,5001,,\"HTTP 500: \"\"internal\"\", try later\",bbbbbbb,history/2026/10/2026-10-31T060000Z.yaml
+run,account,license_type,company,product,from,to,outcome,approved_by,pull_request,mapping,contract,line,new_line,reason,commit,file,note
+2026-11-25T09:30:00Z,Bob's Dentistry,ShadowProtect Desktop,BobsDentistry,SP-DESKTOP,3,4,applied,local:jdoe,,bobs-dentistry/shadowprotect-desktop,1001,5001,,,,history/2026/11/2026-11-25T093000Z.yaml,
+2026-11-25T09:30:00Z,\"Smith, \"\"Jones\"\" & Co\",ShadowProtect Desktop,SmithJones,SP-DESKTOP,5,6,stale,local:jdoe,,smith-jones-co/shadowprotect-desktop,1001,5001,,,,history/2026/11/2026-11-25T093000Z.yaml,
+2026-10-31T06:00:00Z,DigitalTorch Inc,Cloud Premium GB,DigitalTorch,CLOUD-GB,100,135.5,applied,bob,41,digitaltorch-inc/cloud-premium-gb,1001,5001,,,bbbbbbb,history/2026/10/2026-10-31T060000Z.yaml,\"ticket 4411: storage grew, confirmed with Tom\"
+2026-10-31T06:00:00Z,Angry Fox Co,ShadowProtect Server,AngryFox,SP-SERVER,1,0,failed,bob,41,angry-fox-co/shadowprotect-server,1001,5001,,\"HTTP 500: \"\"internal\"\", try later\",bbbbbbb,history/2026/10/2026-10-31T060000Z.yaml,
 "
     );
     // Any CSV reader gets the fields back.
@@ -286,6 +286,10 @@ run,account,license_type,company,product,from,to,outcome,approved_by,pull_reques
     assert_eq!(rows.len(), 4);
     assert_eq!(&rows[1][1], "Smith, \"Jones\" & Co");
     assert_eq!(&rows[3][14], "HTTP 500: \"internal\", try later");
+    assert_eq!(
+        &rows[2][17],
+        "ticket 4411: storage grew, confirmed with Tom"
+    );
     assert_eq!(
         run.stderr,
         "4 lines: 2 applied, 1 failed, 1 stale; +36.5 / -0 units\n"
@@ -330,7 +334,8 @@ fn json_carries_a_format_version_and_totals() {
       "new_line": null,
       "reason": "HTTP 500: \"internal\", try later",
       "commit": "bbbbbbb",
-      "file": "history/2026/10/2026-10-31T060000Z.yaml"
+      "file": "history/2026/10/2026-10-31T060000Z.yaml",
+      "note": null
     }
   ],
   "totals": {

@@ -683,6 +683,7 @@ fn events_per_kind_leave_out_empty_kinds_and_held_back_proposals() {
         outcome,
         new_line: None,
         reason: None,
+        note: None,
     };
     // Nothing failed: an applied and a drift event, no empty failed one.
     let events = Event::applied(
