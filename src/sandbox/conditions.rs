@@ -410,7 +410,9 @@ impl Parser {
             Some(Tok::Word(w)) if w.eq_ignore_ascii_case("true") => Ok(Lit::Bool(true)),
             Some(Tok::Word(w)) if w.eq_ignore_ascii_case("false") => Ok(Lit::Bool(false)),
             Some(Tok::Word(w)) => err(
-                format!("expected a value, found {w:?} (strings need \"double\" or 'single' quotes)"),
+                format!(
+                    "expected a value, found {w:?} (strings need \"double\" or 'single' quotes)"
+                ),
                 pos,
             ),
             None => err("expected a value, found the end", pos),
@@ -736,14 +738,21 @@ mod tests {
         assert!(m("lastUpdated > [2026-10-01T00:00:00Z]", &r));
         assert!(m("LastUpdated = [2026-11-01]", &r));
         assert!(!m("lastUpdated > [2026-11-02T00:00:00Z]", &r));
-        assert_eq!(parse("lastUpdated > [2026-01-01]").unwrap().unknown_path(&r), None);
+        assert_eq!(
+            parse("lastUpdated > [2026-01-01]")
+                .unwrap()
+                .unknown_path(&r),
+            None
+        );
         // A record with its own field keeps it.
         let own = json!({"lastUpdated": "2020-01-01T00:00:00Z", "_info": {"lastUpdated": "2026-11-01T00:00:00Z"}});
         assert!(m("lastUpdated < [2021-01-01]", &own));
         // Without `_info` the alias is unknown like any other field.
         let bare = json!({"id": 1});
         assert_eq!(
-            parse("lastUpdated > [2026-01-01]").unwrap().unknown_path(&bare),
+            parse("lastUpdated > [2026-01-01]")
+                .unwrap()
+                .unknown_path(&bare),
             Some("lastUpdated".into())
         );
     }

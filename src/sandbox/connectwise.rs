@@ -491,7 +491,9 @@ fn with_json_body(response: Response, method: &str, path: &str) -> Response {
     };
     let mut replacement = replacement;
     if let Some(allow) = response.headers().get(header::ALLOW) {
-        replacement.headers_mut().insert(header::ALLOW, allow.clone());
+        replacement
+            .headers_mut()
+            .insert(header::ALLOW, allow.clone());
     }
     replacement
 }

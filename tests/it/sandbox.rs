@@ -1263,8 +1263,9 @@ async fn trailing_and_doubled_slashes_are_accepted_like_the_real_api() {
     // The log keeps the path as the client sent it.
     let log = sandbox.requests();
     assert!(
-        log.iter()
-            .any(|r| r.path.ends_with("/apis/3.0/finance/agreements/1001//additions/5001/")),
+        log.iter().any(|r| r
+            .path
+            .ends_with("/apis/3.0/finance/agreements/1001//additions/5001/")),
         "{:?}",
         log.iter().map(|r| &r.path).collect::<Vec<_>>()
     );
@@ -1279,7 +1280,10 @@ async fn last_updated_in_conditions_is_the_alias_of_info_last_updated() {
     let (_sandbox, api) = demo().await;
     // django-connectwise's incremental syncs and connectwise-rest's docs send the bare name.
     let all = api
-        .ids("company/companies", "_info/lastUpdated > [2026-01-01T00:00:00Z]")
+        .ids(
+            "company/companies",
+            "_info/lastUpdated > [2026-01-01T00:00:00Z]",
+        )
         .await;
     assert_eq!(all.len(), 6);
     assert_eq!(
@@ -1351,7 +1355,10 @@ async fn single_and_double_quoted_strings_in_conditions() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["code"], "InvalidObject");
     assert!(
-        body["message"].as_str().unwrap().contains("unterminated string"),
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("unterminated string"),
         "{body}"
     );
 }
