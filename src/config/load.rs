@@ -958,7 +958,10 @@ units:
         assert_eq!(
             notes.into_iter().collect::<Vec<_>>(),
             [
-                ("a/plain".to_string(), "ticket 4411: fourth desktop".to_string()),
+                (
+                    "a/plain".to_string(),
+                    "ticket 4411: fourth desktop".to_string()
+                ),
                 ("b/#quoted".to_string(), "spaced   note".to_string()),
             ]
         );

@@ -7,12 +7,14 @@
 //! - `GET /atservicesrest/versioninformation` (also `…/versioninformation`) →
 //!   `{"apiVersions":["1.0"]}`, no auth.
 //! - `GET …/zoneInformation?user=NAME`, no auth → `{"zoneName","url","webUrl","ci"}` with `url`
-//!   = `http://127.0.0.1:PORT/atservicesrest/`. No `user` → 400; a user other than the seed's
-//!   (compared case-insensitively) → 404. Both with `{"errors":[…]}`.
+//!   = `http://127.0.0.1:PORT/atservicesrest/`. No or blank `user`, or a user other than the
+//!   seed's (compared case-insensitively) → 500 `{"errors":["Zone information could not be
+//!   determined"]}`, as the real API answers.
 //! - Everything else below `…/` needs the headers `ApiIntegrationCode`, `UserName` and `Secret`
 //!   (`ImpersonationResourceId` is accepted and ignored). Any missing →
-//!   401 `{"errors":["Missing required header(s): …"]}` naming the missing ones; wrong values →
-//!   401 `{"errors":["Authentication failed: the UserName, Secret or ApiIntegrationCode is not valid"]}`.
+//!   401 `{"errors":["Missing required header(s): …"]}` naming the missing ones. A wrong
+//!   integration code → 500 `{"errors":["IntegrationCode is invalid."]}` (checked before the
+//!   user and secret); a wrong user name or secret → 401 with an empty body.
 //!   POST bodies need `Content-Type: application/json` → else 415.
 //! - Request threshold: every authenticated request counts in a rolling window
 //!   (`threshold_timeframe_minutes`, default 60). When the window already holds
@@ -43,7 +45,8 @@
 //!   or null `value`, a non-array `in`/`notIn` value, an empty group or malformed JSON → 400
 //!   `{"errors":["…"]}`.
 //! - Query answers `{"items":[…],"pageDetails":{"count","requestCount","prevPageUrl",
-//!   "nextPageUrl"}}`, items ordered by id. `IncludeFields` keeps those fields plus `id`.
+//!   "nextPageUrl"}}`, items ordered by id. `IncludeFields` keeps those fields plus `id` and,
+//!   on entities that have them, `userDefinedFields` (as the real API does).
 //!   `nextPageUrl`/`prevPageUrl` are absolute URLs
 //!   `http://127.0.0.1:PORT/atservicesrest/v1.0/{Entity}/query/next?paging=<token>` (token:
 //!   unpadded base64url of `{"q":<query>,"after":<last id>}` or `{"q":…,"before":<first id>}`),
@@ -994,14 +997,12 @@ fn zone_information(shared: &AtShared, uri: &axum::http::Uri) -> Response {
         .map(|(_, v)| v.trim().to_string())
         .filter(|u| !u.is_empty())
     else {
-        return bad_request("The user parameter is required: zoneInformation?user={apiUserName}");
+        // django-autotask: "AT returns 500 if username is blank or incorrect".
+        return zone_unknown();
     };
     let store = lock_store(shared);
     if !user.eq_ignore_ascii_case(&store.login.username) {
-        return at_error(
-            StatusCode::NOT_FOUND,
-            format!("Zone information could not be determined for user {user}"),
-        );
+        return zone_unknown();
     }
     let base = format!("http://{}", shared.addr);
     ok_json(json!({
@@ -1010,6 +1011,15 @@ fn zone_information(shared: &AtShared, uri: &axum::http::Uri) -> Response {
         "webUrl": format!("{base}/"),
         "ci": 0,
     }))
+}
+
+/// What zone discovery answers for a blank or unknown user name, in the real API's words
+/// (measured by others: the @apigrate README's Error Handling section, py-autotask `auth.py`).
+fn zone_unknown() -> Response {
+    at_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Zone information could not be determined",
+    )
 }
 
 fn authenticate(shared: &AtShared, headers: &HeaderMap) -> Result<(), Response> {
@@ -1032,16 +1042,23 @@ fn authenticate(shared: &AtShared, headers: &HeaderMap) -> Result<(), Response> 
         ));
     }
     let login = lock_store(shared).login.clone();
+    // A wrong integration code is a 500 with its own message, not a 401 (the @apigrate README:
+    // "An invalid API Integration key will lead to an HTTP 500 error", py-autotask `auth.py`).
+    if code.as_deref() != Some(login.integration_code.as_str()) {
+        return Err(at_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "IntegrationCode is invalid.",
+        ));
+    }
     let ok = user
         .as_deref()
         .is_some_and(|u| u.eq_ignore_ascii_case(&login.username))
-        && secret.as_deref() == Some(login.secret.as_str())
-        && code.as_deref() == Some(login.integration_code.as_str());
+        && secret.as_deref() == Some(login.secret.as_str());
     if !ok {
-        return Err(at_error(
-            StatusCode::UNAUTHORIZED,
-            "Authentication failed: the UserName, Secret or ApiIntegrationCode is not valid",
-        ));
+        // A wrong user name or secret: an empty 401, which cannot say which one is wrong
+        // (measured live by the w6w Autotask connector: "Autotask answers every credential
+        // failure with an empty 401").
+        return Err(StatusCode::UNAUTHORIZED.into_response());
     }
     Ok(())
 }
@@ -1522,6 +1539,11 @@ impl Parsed {
         for f in &self.include {
             out.insert((*f).to_string(), record[*f].clone());
         }
+        // The real API keeps `userDefinedFields` (often `[]`) on entities that have them, whatever
+        // `IncludeFields` names (the @apigrate README's limited-fields example shows it).
+        if let Some(udfs) = record.get("userDefinedFields") {
+            out.insert("userDefinedFields".into(), udfs.clone());
+        }
         Value::Object(out)
     }
 }
@@ -1871,12 +1893,15 @@ fn create_adjustment(shared: &AtShared, parent: Option<i64>, body: &Bytes) -> Re
             .filter(|p| p.contract_service_id == cs_id && p.end_date >= effective)
             .map(|p| (p.id, i64::from(p.units) + i64::from(unit_change)))
             .collect();
-        if let Some((id, units)) = affected
-            .iter()
-            .find(|(_, u)| *u < 0 || *u > i64::from(i32::MAX))
-        {
+        if let Some((id, units)) = affected.iter().find(|(_, u)| *u < 0) {
             return Err(bad_request(format!(
                 "The adjustment would make the units of ContractServiceUnit {id} {units}; units cannot be negative"
+            )));
+        }
+        if let Some((id, units)) = affected.iter().find(|(_, u)| *u > i64::from(i32::MAX)) {
+            return Err(bad_request(format!(
+                "The adjustment would make the units of ContractServiceUnit {id} {units}; units cannot exceed {} (int32)",
+                i32::MAX
             )));
         }
         let units_map = store

@@ -4,9 +4,11 @@
 //! Supported: `path op value` with `=`, `!=` (also `<>`), `<`, `<=`, `>`, `>=`, `contains`,
 //! `like` (`%` matches any run of characters), `in (v, …)`, `not in`, `not like`,
 //! `not contains`; `and`/`or`/`not` (any case) and parentheses. Values are `"strings"` (`\"` and
-//! `\\` escape), numbers, `true`/`false`, `null` and `[datetimes]`. Paths nest with `/`
-//! (`company/id`, `product/identifier`). String comparisons ignore case, like ConnectWise's SQL
-//! collation. A path that the resource does not have is an error.
+//! `\\` escape) or `'strings'` (SQL style: `''` is an apostrophe, `name='Bob''s Dentistry'`),
+//! numbers, `true`/`false`, `null` and `[datetimes]`. Paths nest with `/` (`company/id`,
+//! `product/identifier`); `lastUpdated` stands for `_info/lastUpdated` on records without a
+//! field of that name, as on the real API. String comparisons ignore case, like ConnectWise's
+//! SQL collation. A path that the resource does not have is an error.
 
 use serde_json::Value;
 
@@ -124,6 +126,29 @@ fn lex(text: &str) -> Result<Vec<(Tok, usize)>, ConditionError> {
                                 i += 1;
                             }
                         },
+                        Some((_, ch)) => {
+                            s.push(*ch);
+                            i += 1;
+                        }
+                    }
+                }
+                out.push((Tok::Str(s), pos));
+            }
+            '\'' => {
+                // SQL style: a doubled apostrophe is one apostrophe; no backslash escapes.
+                let mut s = String::new();
+                i += 1;
+                loop {
+                    match chars.get(i) {
+                        None => return err("unterminated string", pos),
+                        Some((_, '\'')) if matches!(chars.get(i + 1), Some((_, '\''))) => {
+                            s.push('\'');
+                            i += 2;
+                        }
+                        Some((_, '\'')) => {
+                            i += 1;
+                            break;
+                        }
                         Some((_, ch)) => {
                             s.push(*ch);
                             i += 1;
@@ -385,7 +410,9 @@ impl Parser {
             Some(Tok::Word(w)) if w.eq_ignore_ascii_case("true") => Ok(Lit::Bool(true)),
             Some(Tok::Word(w)) if w.eq_ignore_ascii_case("false") => Ok(Lit::Bool(false)),
             Some(Tok::Word(w)) => err(
-                format!("expected a value, found {w:?} (strings need double quotes)"),
+                format!(
+                    "expected a value, found {w:?} (strings need \"double\" or 'single' quotes)"
+                ),
                 pos,
             ),
             None => err("expected a value, found the end", pos),
@@ -451,8 +478,23 @@ pub fn parse(text: &str) -> Result<Expr, ConditionError> {
     Ok(expr)
 }
 
+/// The field a path stands for: `lastUpdated` is the alias of `_info/lastUpdated` on records
+/// that have no top-level field of that name (every ConnectWise record keeps it in `_info`).
+fn resolve<'p>(record: &Value, path: &'p str) -> &'p str {
+    const ALIAS: &str = "_info/lastUpdated";
+    let own = record
+        .as_object()
+        .is_some_and(|m| m.keys().any(|k| k.eq_ignore_ascii_case(path)));
+    if path.eq_ignore_ascii_case("lastUpdated") && !own {
+        ALIAS
+    } else {
+        path
+    }
+}
+
 /// The value at a `/`-separated path, `Null` when absent.
 pub fn lookup<'a>(record: &'a Value, path: &str) -> &'a Value {
+    let path = resolve(record, path);
     let mut v = record;
     for part in path.split('/') {
         v = match v {
@@ -471,6 +513,7 @@ pub fn lookup<'a>(record: &'a Value, path: &str) -> &'a Value {
 
 /// Whether the resource (shown by a sample record with every field present) has this path.
 pub fn has_path(sample: &Value, path: &str) -> bool {
+    let path = resolve(sample, path);
     let mut v = sample;
     for part in path.split('/') {
         match v {
@@ -670,6 +713,48 @@ mod tests {
         }
         let e = parse("id = 5 and name = Bob").unwrap_err();
         assert_eq!(e.position, 18);
+    }
+
+    #[test]
+    fn single_quoted_strings() {
+        let r = json!({"name": "Bob's Dentistry", "status": {"name": "Completed"}});
+        assert!(m("name='Bob''s Dentistry'", &r));
+        assert!(m("name = \"Bob's Dentistry\"", &r));
+        assert!(m("status/name='Completed' and name like 'Bob''s%'", &r));
+        assert!(m("name in ('x', 'bob''s dentistry')", &r));
+        assert!(!m("name='Bob'", &r));
+        assert!(m("name != ''", &r));
+        // Inside single quotes a backslash is an ordinary character and `"` needs no escape.
+        let odd = json!({"name": "a\\b \"q\""});
+        assert!(m("name = 'a\\b \"q\"'", &odd));
+        for bad in ["name = 'Bob", "name = 'Bob''", "name = 'a' 'b'"] {
+            assert!(parse(bad).is_err(), "{bad:?} should be invalid");
+        }
+    }
+
+    #[test]
+    fn last_updated_is_the_alias_of_info_last_updated() {
+        let r = json!({"id": 1, "_info": {"lastUpdated": "2026-11-01T00:00:00Z"}});
+        assert!(m("lastUpdated > [2026-10-01T00:00:00Z]", &r));
+        assert!(m("LastUpdated = [2026-11-01]", &r));
+        assert!(!m("lastUpdated > [2026-11-02T00:00:00Z]", &r));
+        assert_eq!(
+            parse("lastUpdated > [2026-01-01]")
+                .unwrap()
+                .unknown_path(&r),
+            None
+        );
+        // A record with its own field keeps it.
+        let own = json!({"lastUpdated": "2020-01-01T00:00:00Z", "_info": {"lastUpdated": "2026-11-01T00:00:00Z"}});
+        assert!(m("lastUpdated < [2021-01-01]", &own));
+        // Without `_info` the alias is unknown like any other field.
+        let bare = json!({"id": 1});
+        assert_eq!(
+            parse("lastUpdated > [2026-01-01]")
+                .unwrap()
+                .unknown_path(&bare),
+            Some("lastUpdated".into())
+        );
     }
 
     #[test]

@@ -21,6 +21,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use base64::Engine;
 use serde_json::{Map, Value, json};
+use tower::ServiceExt;
 
 use super::conditions::{self, normalize_datetime};
 use super::seed::{Seed, SeedAddition, SeedAgreement, SeedCompany, SeedLogin, SeedProduct};
@@ -279,7 +280,66 @@ fn parse_id(text: &str, what: &str) -> Result<i64, Response> {
 // ---------------------------------------------------------------------------------------------
 // Router
 
+/// The server: [`routes`] behind a path normalization that treats a trailing slash and doubled
+/// slashes as the real API does (`/company/companies/` is `/company/companies`,
+/// `/finance/agreements//1001` is `/finance/agreements/1001`; connectpyse, for one, puts a
+/// trailing slash on every list and POST URL). It runs before routing, so it wraps the router.
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    let inner = routes(shared);
+    Router::new().fallback(move |req: Request| {
+        let inner = inner.clone();
+        async move {
+            match inner.oneshot(normalize_path(req)).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            }
+        }
+    })
+}
+
+/// The path as the client sent it, kept for the request log when [`normalize_path`] changed it.
+#[derive(Clone)]
+struct SentPath(String);
+
+/// Collapses runs of `/` into one and drops a trailing `/` (the root stays `/`).
+fn normalized(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for c in path.chars() {
+        if !(c == '/' && out.ends_with('/')) {
+            out.push(c);
+        }
+    }
+    while out.len() > 1 && out.ends_with('/') {
+        out.pop();
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    out
+}
+
+fn normalize_path(mut req: Request) -> Request {
+    let path = req.uri().path().to_string();
+    let clean = normalized(&path);
+    if clean == path {
+        return req;
+    }
+    let target = match req.uri().query() {
+        Some(q) => format!("{clean}?{q}"),
+        None => clean,
+    };
+    let mut parts = req.uri().clone().into_parts();
+    if let Ok(pq) = target.parse() {
+        parts.path_and_query = Some(pq);
+        if let Ok(uri) = Uri::from_parts(parts) {
+            *req.uri_mut() = uri;
+            req.extensions_mut().insert(SentPath(path));
+        }
+    }
+    req
+}
+
+fn routes(shared: Arc<Shared>) -> Router {
     let prefix = lock(&shared.store).api_prefix();
     let at = |p: &str| format!("{prefix}{p}");
     let api: Router<Arc<Shared>> = Router::new()
@@ -345,7 +405,10 @@ async fn outer(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> R
     let body_text = (!bytes.is_empty()).then(|| String::from_utf8_lossy(&bytes).into_owned());
     let mut entry = RecordedRequest {
         method: parts.method.to_string(),
-        path: parts.uri.path().to_string(),
+        path: parts
+            .extensions
+            .get::<SentPath>()
+            .map_or_else(|| parts.uri.path().to_string(), |p| p.0.clone()),
         query,
         headers,
         auth_user: basic_user(&parts.headers).map(|(user, _)| user),
@@ -391,6 +454,7 @@ async fn outer(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> R
                 .await
         }
     };
+    let response = with_json_body(response, &entry.method, &entry.path);
     entry.status = response.status().as_u16();
     lock(&shared.log).push(entry);
     let mut response = response;
@@ -400,6 +464,38 @@ async fn outer(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> R
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     response
+}
+
+/// The answers axum makes by itself (405 for a method a path does not serve, 413 for a body past
+/// the limit) get ConnectWise's `{"code", "message"}` body, like every other error; the `Allow`
+/// header of a 405 is kept.
+fn with_json_body(response: Response, method: &str, path: &str) -> Response {
+    let json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("json"));
+    let replacement = match response.status() {
+        _ if json => return response,
+        StatusCode::METHOD_NOT_ALLOWED => cw_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "MethodNotAllowed",
+            format!("The requested resource does not support http method '{method}' ({path})"),
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => cw_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PayloadTooLarge",
+            "The request body is too large",
+        ),
+        _ => return response,
+    };
+    let mut replacement = replacement;
+    if let Some(allow) = response.headers().get(header::ALLOW) {
+        replacement
+            .headers_mut()
+            .insert(header::ALLOW, allow.clone());
+    }
+    replacement
 }
 
 /// An injected 5xx (500 unless `status` is another 5xx).

@@ -21,6 +21,10 @@
 //!   permission…"}`. Then POST/PATCH/PUT need `Content-Type: application/json` (or `…+json`),
 //!   else 415 `{"code":"UnsupportedMediaType",…}`. `/login/companyinfo/{company}` needs no auth.
 //! - `Accept` is not checked, only recorded; REST responses carry `api-current-version: 2025.8`.
+//! - Paths are matched after collapsing doubled slashes and dropping a trailing one, as the real
+//!   API accepts `/company/companies/` and `/finance/agreements//1001`; the request log keeps the
+//!   path as sent. A method a path does not serve answers 405 `{"code":"MethodNotAllowed",…}`
+//!   (with `Allow`), a body past 2 MiB 413 `{"code":"PayloadTooLarge",…}`.
 //! - `pageSize` defaults to 25 and is clamped to 1,000; `page`/`pageSize` that are not whole
 //!   numbers ≥ 1 answer 400. Pages past the end are `[]`. The `Link` header (absolute URLs built
 //!   from the `Host` header, other query parameters kept) is present only when there is more
@@ -31,7 +35,9 @@
 //! - `conditions`: see [`conditions`]. Invalid text, unknown fields, bad `orderBy`, and any
 //!   `childConditions`/`customFieldConditions` answer 400 `{"code":"InvalidObject","message":
 //!   "Invalid conditions …"}`. `x != value` does not match records where `x` is null (SQL
-//!   semantics); `x = null` / `x != null` test for absence. Inside strings `\"` escapes a quote.
+//!   semantics); `x = null` / `x != null` test for absence. Strings are `"double"` (inside, `\"`
+//!   escapes a quote) or `'single'` quoted (`''` is an apostrophe); `lastUpdated` is the alias of
+//!   `_info/lastUpdated`.
 //! - PATCH takes `[{"op":"replace"|"add"|"remove","path":"quantity","value":4}, …]` (path with or
 //!   without a leading `/`, any case) for `quantity`, `lessIncluded`, `unitPrice`, `unitCost`,
 //!   `billCustomer`, `taxableFlag`, `effectiveDate`, `cancelledDate`, `description`,

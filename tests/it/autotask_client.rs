@@ -1376,3 +1376,215 @@ async fn captured_response_shapes_replay_through_the_client() {
     assert_eq!(journal.last().unwrap()["event"], "posted");
     assert_eq!(journal.last().unwrap()["item_id"], 98765);
 }
+
+// HTTP 500s that are Autotask refusing the credentials (issue 12 point 2, issue 15 point 4).
+
+#[tokio::test]
+async fn zone_discovery_500_is_not_retried_and_names_the_user_name_variable() {
+    for (body, wanted) in [
+        // The real answer for a blank or unknown user (the @apigrate README, py-autotask).
+        (
+            json!({"errors": ["Zone information could not be determined"]}),
+            "Autotask does not know the API user (HTTP 500, not retried)",
+        ),
+        // Any other 500 there: still the user name to check, still one request.
+        (
+            json!({"Message": "An error has occurred."}),
+            "zone discovery failed (HTTP 500, not retried",
+        ),
+    ] {
+        let reply = body.clone();
+        let hook: Hook = Box::new(move |r, _| {
+            (r.entity() == "zoneInformation").then(|| status(500, reply.clone()))
+        });
+        let stub = Stub::start(world(), Some(hook)).await;
+        let err = stub.client().snapshot(&three_mappings()).await.unwrap_err();
+        assert!(
+            matches!(err, PsaError::Autotask { status: 500, .. }),
+            "{err:?}"
+        );
+        assert!(!err.is_transient(), "{err:?}");
+        let text = err.to_string();
+        assert!(text.contains(wanted), "{text}");
+        assert!(text.contains("UNITSYNC_AT_USERNAME"), "{text}");
+        assert!(
+            text.starts_with("GET /atservicesrest/v1.0/zoneInformation: "),
+            "{text}"
+        );
+        // The body's message is quoted, `{"Message": …}` as well as `{"errors": […]}`.
+        let said = body["errors"][0]
+            .as_str()
+            .or(body["Message"].as_str())
+            .unwrap();
+        assert!(text.ends_with(&format!("Autotask said: {said}")), "{text}");
+        assert_no_secret(&text);
+        assert_no_secret(&format!("{err:?}"));
+        // Exactly one request: the zone lookup, not retried, and nothing after it.
+        let requests = stub.requests();
+        assert_eq!(
+            requests
+                .iter()
+                .map(|r| (r.method.as_str(), r.path.as_str()))
+                .collect::<Vec<_>>(),
+            vec![("GET", "/atservicesrest/v1.0/zoneInformation")]
+        );
+    }
+}
+
+#[tokio::test]
+async fn doctor_reports_an_unknown_user_after_one_zone_request() {
+    let hook: Hook = Box::new(|r, _| {
+        (r.entity() == "zoneInformation").then(|| {
+            status(
+                500,
+                json!({"errors": ["Zone information could not be determined"]}),
+            )
+        })
+    });
+    let stub = Stub::start(world(), Some(hook)).await;
+    let checks = stub.client().check_access(&three_mappings(), true).await;
+    assert_eq!(checks[0].kind, CheckKind::Host);
+    assert_eq!(checks[0].outcome, CheckOutcome::Fail);
+    assert!(
+        checks[0].detail.contains("check UNITSYNC_AT_USERNAME"),
+        "{}",
+        checks[0].detail
+    );
+    assert!(
+        checks[1..]
+            .iter()
+            .all(|c| c.outcome == CheckOutcome::Skipped),
+        "{checks:#?}"
+    );
+    assert_eq!(stub.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn a_500_refusing_the_integration_code_or_a_permission_is_not_retried() {
+    for (body, wanted) in [
+        (
+            json!({"errors": ["IntegrationCode is invalid."]}),
+            "Autotask refused the integration code (HTTP 500, not retried): check UNITSYNC_AT_INTEGRATION_CODE",
+        ),
+        // django-autotask handles this one on 500; other clients quote it with the entity.
+        (
+            json!({"errors": ["The logged in Resource does not have the adequate permissions to query this entity type."]}),
+            "the API user's security level may not read contracts by id (HTTP 500, not retried); give its security level access to Contracts (view)",
+        ),
+        (
+            json!({"Message": "The logged in Resource does not have the adequate permissions to query this entity type."}),
+            "security level may not read contracts by id (HTTP 500, not retried)",
+        ),
+    ] {
+        let reply = body.clone();
+        let hook: Hook =
+            Box::new(move |r, _| (r.entity() == "Contracts").then(|| status(500, reply.clone())));
+        let stub = Stub::start(world(), Some(hook)).await;
+        let err = stub
+            .fixed_client()
+            .snapshot(&three_mappings())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, PsaError::Autotask { status: 500, .. }),
+            "{err:?}"
+        );
+        let text = err.to_string();
+        assert!(text.contains(wanted), "{text}");
+        assert!(text.contains("Autotask said: "), "{text}");
+        assert_no_secret(&text);
+        let tries = stub
+            .requests()
+            .iter()
+            .filter(|r| r.entity() == "Contracts")
+            .count();
+        assert_eq!(tries, 1, "{body}");
+    }
+
+    // The doctor names the integration code at the credential check, after one request.
+    let hook: Hook = Box::new(|r, _| {
+        (r.entity() == "ThresholdInformation")
+            .then(|| status(500, json!({"errors": ["IntegrationCode is invalid."]})))
+    });
+    let stub = Stub::start(world(), Some(hook)).await;
+    let checks = stub
+        .fixed_client()
+        .check_access(&three_mappings(), false)
+        .await;
+    assert_eq!(checks[1].kind, CheckKind::Credentials);
+    assert_eq!(checks[1].outcome, CheckOutcome::Fail);
+    assert!(
+        checks[1].detail.contains("UNITSYNC_AT_INTEGRATION_CODE"),
+        "{}",
+        checks[1].detail
+    );
+    assert_eq!(
+        stub.requests()
+            .iter()
+            .filter(|r| r.entity() == "ThresholdInformation")
+            .count(),
+        1
+    );
+
+    // A creation refused for want of permission names the adjustment right, and is not repeated.
+    let hook: Hook = Box::new(|r, _| {
+        (r.entity() == "ContractServiceAdjustments").then(|| {
+            status(
+                500,
+                json!({"errors": ["The logged in Resource does not have the adequate permissions to create this entity type."]}),
+            )
+        })
+    });
+    let stub = Stub::start(world(), Some(hook)).await;
+    let err = stub.fixed_client().apply(&change(3, 4)).await.unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("add adjustments"), "{text}");
+    assert!(text.contains("not retried"), "{text}");
+    // Autotask refused it, so nothing was created: the journal says failed, not pending.
+    assert!(!err.is_transient(), "{err:?}");
+    assert_eq!(stub.posts().len(), 1);
+    let journal = journal_lines(&stub.journal());
+    assert_eq!(journal[1]["event"], "failed");
+}
+
+#[tokio::test]
+async fn a_plain_500_is_still_retried_and_message_bodies_are_quoted() {
+    let hook: Hook = Box::new(|r, _| {
+        (r.entity() == "Contracts")
+            .then(|| status(500, json!({"Message": "An error has occurred."})))
+    });
+    let stub = Stub::start(world(), Some(hook)).await;
+    let err = stub
+        .fixed_client()
+        .snapshot(&three_mappings())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, PsaError::Server { attempts: 3, .. }),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().ends_with(": An error has occurred."),
+        "{err}"
+    );
+    // A 405 in the framework's `{"Message": …}` shape says what the server said.
+    let hook: Hook = Box::new(|r, _| {
+        (r.entity() == "Contracts").then(|| {
+            status(
+                405,
+                json!({"Message": "The requested resource does not support http method 'GET'."}),
+            )
+        })
+    });
+    let stub = Stub::start(world(), Some(hook)).await;
+    let err = stub
+        .fixed_client()
+        .snapshot(&three_mappings())
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("(HTTP 405): The requested resource does not support http method 'GET'."),
+        "{text}"
+    );
+}

@@ -170,7 +170,8 @@ fn summary(r: &RecordedRequest) -> (String, String, Option<Value>) {
 fn assert_authenticated(r: &RecordedRequest, login: &AtLogin) {
     let what = format!("{} {}", r.method, r.path);
     // The sandbox records `UserName` as the auth user and never records `Secret` or
-    // `ApiIntegrationCode`; it answers 401 when either is missing or wrong.
+    // `ApiIntegrationCode`; it answers 401 when a header is missing or the user or secret is
+    // wrong (500 for a wrong integration code).
     assert_eq!(
         r.auth_user.as_deref(),
         Some(login.username.as_str()),
@@ -784,6 +785,93 @@ async fn rejected_credentials_are_reported_without_secrets() {
         assert!(!format!("{err:?}").contains(secret));
         assert!(!format!("{client:?}").contains(secret));
     }
+}
+
+/// The sandbox answers as the real API does (issue 15 point 4); the client must give the right
+/// hint after exactly one request, without retrying (issue 12 point 2).
+#[tokio::test]
+async fn an_unknown_user_or_integration_code_is_named_after_one_request() {
+    let sandbox = demo().await;
+    let dir = tempfile::tempdir().unwrap();
+    let login = sandbox.login();
+
+    // An unknown user name: zone discovery answers 500 "Zone information could not be determined".
+    let unknown_user = |login: &AtLogin| {
+        Credentials::new(
+            "nobody@computech.example",
+            login.secret.clone(),
+            login.integration_code.clone(),
+        )
+    };
+    let client = client_with(&sandbox, dir.path(), unknown_user(&login));
+    let err = client.snapshot(&story_mappings()).await.unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("check UNITSYNC_AT_USERNAME"), "{text}");
+    assert!(text.contains("not retried"), "{text}");
+    assert!(
+        text.ends_with("Autotask said: Zone information could not be determined"),
+        "{text}"
+    );
+    let requests = sandbox.requests();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert_eq!(requests[0].path, "/atservicesrest/v1.0/zoneInformation");
+    assert_eq!(requests[0].status, 500);
+    // The same client remembers the refusal rather than asking again.
+    sandbox.clear_requests();
+    assert_eq!(client.snapshot(&story_mappings()).await.unwrap_err(), err);
+    assert!(sandbox.requests().is_empty());
+    // The doctor (a new client, as in a new run) says the same at its zone check.
+    let client = client_with(&sandbox, dir.path(), unknown_user(&login));
+    let checks = client.check_access(&story_mappings(), false).await;
+    assert_eq!(checks[0].kind, CheckKind::Host);
+    assert_eq!(checks[0].outcome, CheckOutcome::Fail);
+    assert!(
+        checks[0].detail.contains("UNITSYNC_AT_USERNAME"),
+        "{checks:#?}"
+    );
+    assert_eq!(sandbox.requests().len(), 1);
+
+    // A wrong integration code: every call answers 500 "IntegrationCode is invalid.".
+    sandbox.clear_requests();
+    let wrong_code = Credentials::new(
+        login.username.clone(),
+        login.secret.clone(),
+        "WRONGCODE0000000000000000XY",
+    );
+    let client = client_with(&sandbox, dir.path(), wrong_code);
+    let err = client.snapshot(&story_mappings()).await.unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("check UNITSYNC_AT_INTEGRATION_CODE"),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("Autotask said: IntegrationCode is invalid."),
+        "{text}"
+    );
+    assert!(!text.contains("WRONGCODE"), "{text}");
+    // The snapshot's first queries go out together; each is refused once and none is repeated.
+    let refused: Vec<(String, String)> = sandbox
+        .requests()
+        .into_iter()
+        .filter(|r| !r.path.ends_with("/zoneInformation"))
+        .map(|r| {
+            assert_eq!(r.status, 500, "{r:?}");
+            (r.method, r.path)
+        })
+        .collect();
+    assert!(!refused.is_empty());
+    let distinct: std::collections::BTreeSet<_> = refused.iter().collect();
+    assert_eq!(distinct.len(), refused.len(), "{refused:?}");
+    let checks = client.check_access(&story_mappings(), false).await;
+    assert_eq!(checks[1].kind, CheckKind::Credentials);
+    assert_eq!(checks[1].outcome, CheckOutcome::Fail);
+    assert!(
+        checks[1].detail.contains("UNITSYNC_AT_INTEGRATION_CODE"),
+        "{checks:#?}"
+    );
+    // Refused requests do not count against the hourly threshold.
+    assert_eq!(sandbox.threshold_count(), 0);
 }
 
 #[tokio::test]

@@ -119,47 +119,45 @@ async fn auth_headers_are_required_and_checked() {
         json!({"errors": ["Missing required header(s): Secret"]})
     );
 
-    for (code, user, secret) in [
-        (
-            "SANDBOXINTEGRATIONCODE",
-            "unitsync@computech.example",
-            "wrong",
-        ),
-        (
-            "sandboxintegrationcode",
-            "unitsync@computech.example",
-            "sandboxSecret",
-        ),
-        (
-            "SANDBOXINTEGRATIONCODE",
-            "someone@computech.example",
-            "sandboxSecret",
-        ),
-        (
-            "SANDBOXINTEGRATIONCODE",
-            "unitsync@computech.example",
-            "sandboxsecret",
-        ),
-    ] {
-        let r = api
-            .http
+    // As the real API answers (issue 15): a wrong integration code is a 500 with its own message
+    // (the @apigrate README's Error Handling section, py-autotask `auth.py`), checked before the
+    // user and secret; a wrong user name or secret is an empty 401.
+    let send = |code: &'static str, user: &'static str, secret: &'static str| {
+        api.http
             .post(&url)
             .header("ApiIntegrationCode", code)
             .header("UserName", user)
             .header("Secret", secret)
             .json(&body)
             .send()
-            .await
-            .unwrap();
+    };
+    for (code, user, secret) in [
+        (
+            "sandboxintegrationcode",
+            "unitsync@computech.example",
+            "sandboxSecret",
+        ),
+        ("WRONGCODE", "someone@computech.example", "wrong"),
+    ] {
+        let r = send(code, user, secret).await.unwrap();
         assert_eq!(
             r.status(),
-            StatusCode::UNAUTHORIZED,
+            StatusCode::INTERNAL_SERVER_ERROR,
             "{code} {user} {secret}"
         );
         assert_eq!(
             r.json::<Value>().await.unwrap(),
-            json!({"errors": ["Authentication failed: the UserName, Secret or ApiIntegrationCode is not valid"]})
+            json!({"errors": ["IntegrationCode is invalid."]})
         );
+    }
+    for (user, secret) in [
+        ("unitsync@computech.example", "wrong"),
+        ("someone@computech.example", "sandboxSecret"),
+        ("unitsync@computech.example", "sandboxsecret"),
+    ] {
+        let r = send("SANDBOXINTEGRATIONCODE", user, secret).await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{user} {secret}");
+        assert_eq!(r.text().await.unwrap(), "", "{user} {secret}");
     }
 
     // The user name is matched case-insensitively; ImpersonationResourceId is ignored.
@@ -232,21 +230,30 @@ async fn zone_and_version_information_need_no_auth() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    // An unknown, blank or missing user: HTTP 500 with this exact body, as the real API answers
+    // (the @apigrate README; django-autotask `get_zone_info`: "AT returns 500 if username is
+    // blank or incorrect"), not a 404 or 400.
+    assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(
         r.json::<Value>().await.unwrap(),
-        json!({"errors": ["Zone information could not be determined for user nobody@example.com"]})
+        json!({"errors": ["Zone information could not be determined"]})
     );
-    let r = http
-        .get(format!(
-            "{}/atservicesrest/v1.0/zoneInformation",
-            sandbox.base_url()
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-    assert!(r.json::<Value>().await.unwrap()["errors"][0].is_string());
+    for query in ["?user=", "?user=%20", ""] {
+        let r = http
+            .get(format!(
+                "{}/atservicesrest/v1.0/zoneInformation{query}",
+                sandbox.base_url()
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR, "{query:?}");
+        assert_eq!(
+            r.json::<Value>().await.unwrap(),
+            json!({"errors": ["Zone information could not be determined"]}),
+            "{query:?}"
+        );
+    }
 
     for path in [
         "/atservicesrest/versioninformation",
@@ -283,7 +290,7 @@ async fn paths_and_field_names_are_case_insensitive() {
     let body: Value = r.json().await.unwrap();
     assert_eq!(
         body["items"],
-        json!([{"id": 250, "companyName": "Bob's Dentistry"}])
+        json!([{"id": 250, "companyName": "Bob's Dentistry", "userDefinedFields": []}])
     );
     assert_eq!(body["pageDetails"]["requestCount"], 10);
 
@@ -619,7 +626,8 @@ async fn paging_follows_next_page_url_to_the_exact_total() {
         let items = page["items"].as_array().unwrap();
         assert_eq!(page["pageDetails"]["count"], items.len());
         ids.extend(items.iter().map(|i| i["id"].as_i64().unwrap()));
-        assert!(items.iter().all(|i| i.as_object().unwrap().len() == 2));
+        // id, companyName and the userDefinedFields the real API always keeps.
+        assert!(items.iter().all(|i| i.as_object().unwrap().len() == 3));
         if pages == 2 {
             second_prev = page["pageDetails"]["prevPageUrl"]
                 .as_str()
@@ -900,6 +908,10 @@ async fn bad_adjustments_are_refused_and_change_nothing() {
         (
             with("unitChange", json!(-4)),
             "The adjustment would make the units of ContractServiceUnit 900011 -1; units cannot be negative",
+        ),
+        (
+            with("unitChange", json!(i32::MAX)),
+            "The adjustment would make the units of ContractServiceUnit 900011 2147483650; units cannot exceed 2147483647 (int32)",
         ),
         (
             with("unitChange", json!(1.5)),
@@ -1294,4 +1306,35 @@ fn cli_prints_the_autotask_environment() {
     assert!(text.contains("export UNITSYNC_AT_USERNAME=unitsync@computech.example"));
     assert!(text.contains("export UNITSYNC_AT_SECRET=sandboxSecret"));
     assert!(text.contains("export UNITSYNC_AT_INTEGRATION_CODE=SANDBOXINTEGRATIONCODE"));
+}
+
+#[tokio::test]
+async fn include_fields_keep_user_defined_fields_as_the_real_api_does() {
+    let (_sandbox, api) = demo().await;
+    // The @apigrate README's limited-fields example: `userDefinedFields: []` stays.
+    let (status, body) = api
+        .query(
+            "Contracts",
+            json!({"IncludeFields": ["contractName"], "filter": [{"op": "eq", "field": "id", "value": 1001}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["items"],
+        json!([{"id": 1001, "contractName": "Managed Backup", "userDefinedFields": []}])
+    );
+    // Entities without user-defined fields get none.
+    let (status, body) = api
+        .query(
+            "ContractServiceUnits",
+            json!({"IncludeFields": ["units"], "MaxRecords": 1, "filter": all()}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let item = body["items"][0].as_object().unwrap();
+    assert_eq!(
+        item.keys().collect::<Vec<_>>(),
+        vec!["id", "units"],
+        "{body}"
+    );
 }

@@ -669,7 +669,7 @@ async fn invalid_conditions_answer_400() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(
         body["message"],
-        "Invalid conditions \"name = Bob\": expected a value, found \"Bob\" (strings need double quotes) (at character 8)"
+        "Invalid conditions \"name = Bob\": expected a value, found \"Bob\" (strings need \"double\" or 'single' quotes) (at character 8)"
     );
     let (status, _) = api
         .list("company/companies/count", &[("conditions", "id ==")])
@@ -1186,4 +1186,218 @@ fn background_sandbox_serves_synchronous_callers_and_the_cli_runs() {
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     assert_eq!(Seed::from_yaml(&text).unwrap(), demo_seed());
+}
+
+// ---------------------------------------------------------------------------------------------
+// As third-party clients send it (issue 15).
+
+#[tokio::test]
+async fn trailing_and_doubled_slashes_are_accepted_like_the_real_api() {
+    let (sandbox, api) = demo().await;
+    let (status, plain) = api.list("company/companies", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    // connectpyse puts a trailing slash on every list and POST URL; django-connectwise sends
+    // `projects/`; a doubled slash comes from joining a base that ends in one.
+    for path in [
+        "company/companies/",
+        "company//companies",
+        "/company/companies//",
+    ] {
+        let (status, body) = api.list(path, &[]).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        assert_eq!(body, plain, "{path}");
+    }
+    let (status, body) = api.list("finance/agreements//1001", &[]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["id"], 1001);
+    let (status, body) = api.list("company/companies/count/", &[]).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"count": 6})));
+    let (status, body) = api
+        .list(
+            "finance/agreements/1001/additions/",
+            &[("conditions", "product/identifier=\"SP-DESKTOP\"")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body.as_array().unwrap().len(), 2);
+    // Whole URLs too, with the slash doubled right after the codebase.
+    let r = api
+        .get(&format!(
+            "{}/v4_6_release//apis/3.0//finance/agreements/1001/",
+            sandbox.base_url()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    // Paging links name the clean path.
+    let r = api
+        .get("company/companies/")
+        .query(&[("pageSize", "2")])
+        .send()
+        .await
+        .unwrap();
+    let link = r.headers()["link"].to_str().unwrap().to_string();
+    assert!(
+        link.contains("/apis/3.0/company/companies?") && !link.contains("companies/?"),
+        "{link}"
+    );
+
+    // Writes: POST to the list URL with a trailing slash, PATCH through a doubled slash.
+    let r = api
+        .req(reqwest::Method::POST, "finance/agreements/1005/additions/")
+        .json(&json!({"product": {"identifier": "SP-SERVER"}, "billCustomer": "Billable"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let (status, body) = api
+        .patch(
+            "finance/agreements/1001//additions/5001/",
+            json!([{"op": "replace", "path": "quantity", "value": 4}]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(sandbox.addition(5001).unwrap().quantity, 4.0);
+
+    // The log keeps the path as the client sent it.
+    let log = sandbox.requests();
+    assert!(
+        log.iter().any(|r| r
+            .path
+            .ends_with("/apis/3.0/finance/agreements/1001//additions/5001/")),
+        "{:?}",
+        log.iter().map(|r| &r.path).collect::<Vec<_>>()
+    );
+    // Unknown paths still answer 404, slashes or not.
+    let (status, body) = api.list("finance/nothing/", &[]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["code"], "NotFound");
+}
+
+#[tokio::test]
+async fn last_updated_in_conditions_is_the_alias_of_info_last_updated() {
+    let (_sandbox, api) = demo().await;
+    // django-connectwise's incremental syncs and connectwise-rest's docs send the bare name.
+    let all = api
+        .ids(
+            "company/companies",
+            "_info/lastUpdated > [2026-01-01T00:00:00Z]",
+        )
+        .await;
+    assert_eq!(all.len(), 6);
+    assert_eq!(
+        api.ids("company/companies", "lastUpdated > [2026-01-01T00:00:00Z]")
+            .await,
+        all
+    );
+    assert!(
+        api.ids("company/companies", "lastUpdated > [2026-11-02T00:00:00Z]")
+            .await
+            .is_empty()
+    );
+    // A change moves the addition's lastUpdated; the alias sees it.
+    let (status, _) = api
+        .patch(
+            "finance/agreements/1001/additions/5001",
+            json!([{"op": "replace", "path": "quantity", "value": 4}]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        api.ids(
+            "finance/agreements/1001/additions",
+            "lastUpdated > [2026-11-02T00:00:00Z]"
+        )
+        .await,
+        vec![5001]
+    );
+    let (status, body) = api
+        .list(
+            "finance/agreements/count",
+            &[("conditions", "LastUpdated >= [2026-11-01]")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, json!({"count": 5}));
+}
+
+#[tokio::test]
+async fn single_and_double_quoted_strings_in_conditions() {
+    let (_sandbox, api) = demo().await;
+    let double = api
+        .ids("company/companies", "name=\"Bob's Dentistry\"")
+        .await;
+    assert_eq!(double, vec![250, 298]);
+    for conditions in [
+        "name='Bob''s Dentistry'",
+        "name = 'bob''s dentistry'",
+        "name like 'Bob''s%' and identifier != 'AngryFox'",
+        "name in ('Nobody', 'Bob''s Dentistry')",
+    ] {
+        assert_eq!(
+            api.ids("company/companies", conditions).await,
+            double,
+            "{conditions}"
+        );
+    }
+    assert_eq!(
+        api.ids(
+            "company/companies",
+            "status/name='Active' and name='Bob''s Dentistry'"
+        )
+        .await,
+        vec![250]
+    );
+    let (status, body) = api
+        .list("company/companies", &[("conditions", "name = 'Bob")])
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["code"], "InvalidObject");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("unterminated string"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn method_not_allowed_and_too_large_answers_carry_connectwise_json() {
+    let (_sandbox, api) = demo().await;
+    let r = api
+        .req(reqwest::Method::DELETE, "company/companies")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert!(r.headers().contains_key("allow"));
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["code"], "MethodNotAllowed");
+    assert!(
+        body["message"].as_str().unwrap().contains("'DELETE'"),
+        "{body}"
+    );
+    assert_eq!(body.as_object().unwrap().len(), 2, "{body}");
+
+    // A body past the server's limit.
+    let big = format!(
+        "[{{\"op\":\"replace\",\"path\":\"description\",\"value\":\"{}\"}}]",
+        "x".repeat(3 * 1024 * 1024)
+    );
+    let r = api
+        .req(
+            reqwest::Method::PATCH,
+            "finance/agreements/1001/additions/5001",
+        )
+        .header("Content-Type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["code"], "PayloadTooLarge");
+    assert!(body["message"].is_string());
 }

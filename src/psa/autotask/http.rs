@@ -1,7 +1,10 @@
 //! The Autotask transport: zone discovery, the three authentication headers, a concurrency limit
 //! per entity endpoint, retries with backoff, `Retry-After`, `nextPageUrl` paging (re-POSTing
-//! the query body), and turning failures (including `{"errors":[…]}` bodies sent with HTTP 200)
-//! into [`PsaError`]s that never carry a credential.
+//! the query body), and turning failures (including `{"errors":[…]}` bodies sent with HTTP 200,
+//! and `{"Message":…}` bodies) into [`PsaError`]s that never carry a credential. A 500 from zone
+//! discovery, or one whose body says the integration code is invalid or a permission is missing,
+//! is Autotask refusing the credentials, not failing: it is not retried, and the error names what
+//! to check.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -12,6 +15,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::{Mutex, OnceCell, Semaphore};
 
 use super::wire::{ErrorBody, QueryPage, QueryRequest, ZoneInformation};
+use super::{ENV_INTEGRATION_CODE, ENV_SECRET, ENV_USERNAME};
 use crate::psa::PsaError;
 use crate::psa::connectwise::http::{
     Redactor, RetryPolicy, error_chain, retry_after, timeout_hint,
@@ -60,6 +64,9 @@ pub(crate) struct Transport {
     /// The API base (`…/atservicesrest/v1.0/`) when the settings name it.
     fixed_base: Option<Url>,
     base: OnceCell<Url>,
+    /// Held while the zone is discovered; keeps a refusal (an unknown user) so that the requests
+    /// waiting for the zone report it instead of asking again.
+    refused: Mutex<Option<PsaError>>,
     username: String,
     headers: HeaderMap,
     limits: Mutex<HashMap<String, Arc<Semaphore>>>,
@@ -89,6 +96,7 @@ impl Transport {
             discovery,
             fixed_base,
             base: OnceCell::new(),
+            refused: Mutex::new(None),
             username,
             headers,
             limits: Mutex::new(HashMap::new()),
@@ -102,7 +110,28 @@ impl Transport {
         if let Some(base) = &self.fixed_base {
             return Ok(base.clone());
         }
-        self.base.get_or_try_init(|| self.discover()).await.cloned()
+        if let Some(base) = self.base.get() {
+            return Ok(base.clone());
+        }
+        let mut refused = self.refused.lock().await;
+        if let Some(base) = self.base.get() {
+            return Ok(base.clone());
+        }
+        if let Some(e) = refused.as_ref() {
+            return Err(e.clone());
+        }
+        match self.discover().await {
+            Ok(base) => {
+                let _ = self.base.set(base.clone());
+                Ok(base)
+            }
+            Err(e) => {
+                if !e.is_transient() {
+                    *refused = Some(e.clone());
+                }
+                Err(e)
+            }
+        }
     }
 
     async fn discover(&self) -> Result<Url, PsaError> {
@@ -252,6 +281,21 @@ impl Transport {
                 tokio::time::sleep(delay).await;
                 continue;
             }
+            // Zone discovery answers 500 for a blank or unknown user, and any endpoint answers 500
+            // for a wrong integration code or a missing permission. Retrying cannot help and would
+            // spend the hourly budget every integration on the database shares.
+            let refusal = (status == StatusCode::INTERNAL_SERVER_ERROR)
+                .then(|| Refusal::of(&body, anonymous))
+                .flatten();
+            if let Some(refusal) = refusal {
+                let said = self.said(&body);
+                return Err(PsaError::Autotask {
+                    method,
+                    path,
+                    status: status.as_u16(),
+                    message: refusal.message(request, &said),
+                });
+            }
             if status.is_server_error()
                 && request.repeat == Repeat::Idempotent
                 && attempt < self.retry.max_attempts
@@ -298,6 +342,24 @@ impl Transport {
         (!parts.is_empty()).then(|| redactor.redact(&parts.join("; ")))
     }
 
+    /// What an error body says: its `errors`, else its `Message`, else an excerpt (redacted).
+    fn said(&self, body: &[u8]) -> String {
+        Self::errors_in(&self.redactor, body)
+            .or_else(|| Self::message_in(&self.redactor, body))
+            .unwrap_or_else(|| self.redactor.excerpt(body))
+    }
+
+    /// The `Message` of a `{"Message":"…"}` body, if it has one.
+    pub(crate) fn message_in(redactor: &Redactor, body: &[u8]) -> Option<String> {
+        let parsed: ErrorBody = serde_json::from_slice(body).ok()?;
+        let text = match parsed.message? {
+            serde_json::Value::String(s) => s,
+            serde_json::Value::Null => return None,
+            other => other.to_string(),
+        };
+        (!text.trim().is_empty()).then(|| redactor.redact(text.trim()))
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn status_error(
         &self,
@@ -309,27 +371,21 @@ impl Transport {
         path: String,
         attempts: u32,
     ) -> PsaError {
-        let said = errors.unwrap_or_else(|| self.redactor.excerpt(body));
+        let said = errors
+            .or_else(|| Self::message_in(&self.redactor, body))
+            .unwrap_or_else(|| self.redactor.excerpt(body));
         let message = match status {
             s if s.is_success() => format!(
                 "Autotask answered HTTP {} but reported errors: {said}",
                 s.as_u16()
             ),
             StatusCode::UNAUTHORIZED => format!(
-                "credentials rejected (HTTP 401): check UNITSYNC_AT_USERNAME, UNITSYNC_AT_SECRET and UNITSYNC_AT_INTEGRATION_CODE (an API-only user and its integration's tracking identifier) — Autotask said: {said}"
+                "credentials rejected (HTTP 401): check {ENV_USERNAME} and {ENV_SECRET} (an API-only user's user name and its secret; Autotask does not say which is wrong, and reports a wrong {ENV_INTEGRATION_CODE} as \"IntegrationCode is invalid\") — Autotask said: {said}"
             ),
             StatusCode::FORBIDDEN => format!(
-                "the API user may not {} (HTTP 403); give its security level access to Contracts (view{}) and Companies (view) — Autotask said: {said}",
-                if request.repeat == Repeat::Once {
-                    format!("create {}", request.what)
-                } else {
-                    format!("read {}", request.what)
-                },
-                if request.repeat == Repeat::Once {
-                    ", add adjustments"
-                } else {
-                    ""
-                }
+                "the API user may not {} (HTTP 403); {} — Autotask said: {said}",
+                action(request),
+                access_hint(request)
             ),
             StatusCode::NOT_FOUND => format!(
                 "{} not found (HTTP 404); check the id in the mapping. If every request fails like this, check `url` in unitsync.yaml (used {}) — Autotask said: {said}",
@@ -456,6 +512,78 @@ impl Response {
                 redact.excerpt(&self.body)
             ),
         })
+    }
+}
+
+/// A 500 that is Autotask refusing the credentials or a permission, not a server failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    /// "Zone information could not be determined": the user name is blank or unknown.
+    UnknownUser,
+    /// Another 500 from zone discovery, which Autotask answers for a blank or unknown user too.
+    ZoneDiscovery,
+    /// "IntegrationCode is invalid."
+    IntegrationCode,
+    /// "The logged in Resource does not have the adequate permissions to …"
+    Permission,
+}
+
+impl Refusal {
+    /// Whether a 500 body is such a refusal. Every 500 from zone discovery is one: it needs no
+    /// credential, and Autotask answers 500 there for a blank or unknown user (django-autotask
+    /// `get_zone_info`, py-autotask `auth.py`).
+    fn of(body: &[u8], zone_discovery: bool) -> Option<Refusal> {
+        let text = String::from_utf8_lossy(body).to_ascii_lowercase();
+        if text.contains("integrationcode is invalid") {
+            Some(Refusal::IntegrationCode)
+        } else if text.contains("does not have the adequate permissions") {
+            Some(Refusal::Permission)
+        } else if text.contains("zone information could not be determined") {
+            Some(Refusal::UnknownUser)
+        } else if zone_discovery {
+            Some(Refusal::ZoneDiscovery)
+        } else {
+            None
+        }
+    }
+
+    fn message(self, request: &Request<'_>, said: &str) -> String {
+        match self {
+            Refusal::UnknownUser => format!(
+                "Autotask does not know the API user (HTTP 500, not retried): check {ENV_USERNAME}; it must be the API-only user's user name as Autotask shows it (Admin > Resources/Users), or set `url` in unitsync.yaml to the zone's API URL — Autotask said: {said}"
+            ),
+            Refusal::ZoneDiscovery => format!(
+                "zone discovery failed (HTTP 500, not retried; Autotask answers 500 there for a blank or unknown user): check {ENV_USERNAME}, or set `url` in unitsync.yaml to the zone's API URL — Autotask said: {said}"
+            ),
+            Refusal::IntegrationCode => format!(
+                "Autotask refused the integration code (HTTP 500, not retried): check {ENV_INTEGRATION_CODE}; it must be the API tracking identifier on the API user's Security tab — Autotask said: {said}"
+            ),
+            Refusal::Permission => format!(
+                "the API user's security level may not {} (HTTP 500, not retried); {} — Autotask said: {said}",
+                action(request),
+                access_hint(request)
+            ),
+        }
+    }
+}
+
+/// "read contracts", "create the adjustment of …".
+fn action(request: &Request<'_>) -> String {
+    match request.repeat {
+        Repeat::Once => format!("create {}", request.what),
+        Repeat::Idempotent => format!("read {}", request.what),
+    }
+}
+
+/// What the API user's security level needs, for a permission refusal.
+fn access_hint(request: &Request<'_>) -> &'static str {
+    match request.repeat {
+        Repeat::Once => {
+            "give its security level access to Contracts (view, add adjustments) and Companies (view)"
+        }
+        Repeat::Idempotent => {
+            "give its security level access to Contracts (view) and Companies (view)"
+        }
     }
 }
 

@@ -27,7 +27,14 @@
 //! Headers on every call but zone discovery: `ApiIntegrationCode`, `UserName`, `Secret`
 //! (marked sensitive), and `Content-Type: application/json`. At most three requests are in flight
 //! per entity endpoint. Reads are retried on 5xx and transport errors; every request is retried
-//! after a 429, waiting `Retry-After`. A `{"errors":[…]}` body is an error even with HTTP 200.
+//! after a 429, waiting `Retry-After`. A `{"errors":[…]}` body is an error even with HTTP 200;
+//! `{"Message":…}` bodies are quoted too. Autotask answers some credential and permission
+//! failures with HTTP 500: zone discovery for a blank or unknown user ("Zone information could
+//! not be determined"), any call with a wrong integration code ("IntegrationCode is invalid."),
+//! and calls the API user's security level does not allow ("The logged in Resource does not have
+//! the adequate permissions…"). Those are not retried, the error names `UNITSYNC_AT_USERNAME`,
+//! `UNITSYNC_AT_INTEGRATION_CODE` or the security level, and a refused zone discovery is not
+//! asked again for the client's life. A wrong user name or secret is an (empty) 401.
 //!
 //! **Which units are "current".** A contract service's units live in `ContractServiceUnits`, one
 //! row per billing period. unitsync reads the row whose period contains the *effective date*

@@ -51,10 +51,14 @@ pub struct QueryCount {
     pub query_count: Option<u64>,
 }
 
+/// An error body: Autotask's own `{"errors":[…]}`, or the `{"Message":"…"}` its web framework
+/// answers with (a 405 for GET on a query's next page, for example).
 #[derive(Debug, Deserialize)]
 pub struct ErrorBody {
     #[serde(default)]
     pub errors: Option<Vec<serde_json::Value>>,
+    #[serde(default, rename = "Message", alias = "message")]
+    pub message: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize)]
