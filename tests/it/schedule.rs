@@ -25,14 +25,14 @@ fn marker(root: &Path, kind: &str, text: &str) {
     std::fs::write(root.join("history").join(format!("last-{kind}")), text).unwrap();
 }
 
+fn due_command(root: &Path, args: &[&str]) -> std::process::Command {
+    let mut command = crate::support::unitsync();
+    command.arg("-C").arg(root).arg("due").args(args);
+    command
+}
+
 fn due(root: &Path, args: &[&str]) -> Output {
-    crate::support::unitsync()
-        .arg("-C")
-        .arg(root)
-        .arg("due")
-        .args(args)
-        .output()
-        .unwrap()
+    due_command(root, args).output().unwrap()
 }
 
 /// (exit code, stdout, stderr)
@@ -223,12 +223,8 @@ fn help_documents_the_exit_codes() {
 
 /// `due` with the clock pinned at `now` instead of the suite's date.
 fn due_pinned_at(root: &Path, args: &[&str], now: &str) -> Output {
-    crate::support::unitsync()
+    due_command(root, args)
         .env(unitsync::clock::ENV_NOW, now)
-        .arg("-C")
-        .arg(root)
-        .arg("due")
-        .args(args)
         .output()
         .unwrap()
 }
