@@ -230,6 +230,15 @@ pub enum PsaError {
         detail: String,
     },
     #[error(
+        "{method} {path}: unknown company {company}: check psa.connectwise.company in unitsync.yaml (the company id typed at the ConnectWise login screen; {host} answered null for it)"
+    )]
+    UnknownCompany {
+        method: String,
+        path: String,
+        company: String,
+        host: String,
+    },
+    #[error(
         "{method} {path}: the API member lacks permission to {action}; give its security role Finance > Agreements (Inquire, Edit, Add) and Companies > Company Maintenance (Inquire){detail}"
     )]
     Forbidden {

@@ -575,7 +575,9 @@ async fn api_guard(State(shared): State<Arc<Shared>>, req: Request, next: Next) 
 async fn company_info(State(shared): State<Arc<Shared>>, Path(company): Path<String>) -> Response {
     let store = lock(&shared.store);
     if !company.eq_ignore_ascii_case(&store.login.company) {
-        return not_found(format!("Company {company:?} was not found"));
+        // What ConnectWise answers for a login company it does not know: HTTP 200 with `null`
+        // (django-connectwise `CompanyInfoManager.get_company_info`).
+        return Json(Value::Null).into_response();
     }
     Json(json!({
         "CompanyName": store.login.company_name.clone().unwrap_or_else(|| store.login.company.clone()),

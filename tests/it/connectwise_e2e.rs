@@ -1477,7 +1477,7 @@ async fn an_unknown_addition_is_not_found_after_one_rediscovery() {
 }
 
 #[tokio::test]
-async fn a_wrong_login_company_is_rejected_credentials() {
+async fn an_unknown_login_company_is_named_before_any_api_call() {
     let sandbox = demo().await;
     let client = ConnectWiseClient::with_retry_policy(
         &ConnectWiseSettings {
@@ -1488,30 +1488,35 @@ async fn a_wrong_login_company_is_rejected_credentials() {
         fast_retry(),
     )
     .unwrap();
-    // companyinfo does not know the company; the client falls back to the usual codebase and
-    // the API then refuses the login.
-    assert_eq!(client.codebase().await.unwrap(), "v4_6_release/");
-    let err = client.reread_line(1001, 5001).await.unwrap_err();
-    assert!(matches!(err, PsaError::Unauthorized { .. }), "{err:?}");
+    // companyinfo answers `null` for a company it does not know: that is the error, not a
+    // reason to guess the usual codebase and fail later with a 401.
+    let err = client.codebase().await.unwrap_err();
+    assert!(matches!(err, PsaError::UnknownCompany { .. }), "{err:?}");
     assert!(
-        err.to_string().contains("the login company (\"nosuchco\")"),
+        err.to_string()
+            .contains("unknown company nosuchco: check psa.connectwise.company"),
         "{err}"
+    );
+    let err = client.reread_line(1001, 5001).await.unwrap_err();
+    assert!(matches!(err, PsaError::UnknownCompany { .. }), "{err:?}");
+    let checks = client.check_access(&story_mappings(), false).await;
+    assert_eq!(checks[0].kind, CheckKind::Host);
+    assert_eq!(checks[0].outcome, CheckOutcome::Fail);
+    assert!(
+        checks[0].detail.contains("unknown company nosuchco"),
+        "{checks:?}"
     );
     let seen: Vec<(String, Option<String>, u16)> = sandbox
         .requests()
         .iter()
         .map(|r| (r.path.clone(), r.auth_user.clone(), r.status))
         .collect();
-    assert_eq!(
-        seen,
-        [
-            ("/login/companyinfo/nosuchco".into(), None, 404),
-            (
-                api("finance/agreements/1001/additions/5001"),
-                Some("nosuchco+sandboxPublicKey".into()),
-                401
-            ),
-        ]
+    // Nothing but companyinfo, and never with the keys.
+    assert!(!seen.is_empty());
+    assert!(
+        seen.iter()
+            .all(|s| *s == ("/login/companyinfo/nosuchco".into(), None, 200)),
+        "{seen:?}"
     );
 }
 

@@ -15,12 +15,22 @@ pub(crate) struct CompanyInfo {
 }
 
 /// An error body: `{"code","message","errors":[{"code","message","resource","field"}]}`.
+/// ConnectWise sends `"errors": null` when there are no field errors.
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct ErrorBody {
     #[serde(default)]
     pub message: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub errors: Vec<ErrorItem>,
+}
+
+/// A list that may come as `null`: read as empty.
+fn null_as_empty<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<Vec<T>>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 #[derive(Debug, Default, Deserialize)]
