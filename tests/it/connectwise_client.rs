@@ -1011,7 +1011,7 @@ async fn cancel_and_readd_patches_the_cancelled_date_then_posts_a_copy() {
     );
     assert_eq!(
         requests[2].body,
-        Some(json!([{"op": "replace", "path": "cancelledDate", "value": "2026-12-01T00:00:00Z"}]))
+        Some(json!([{"op": "replace", "path": "cancelledDate", "value": "2026-11-30T00:00:00Z"}]))
     );
     assert_eq!(
         requests[3].body,
@@ -1118,7 +1118,7 @@ async fn a_post_that_keeps_failing_reports_the_cancelled_line() {
     assert_eq!(
         err.to_string(),
         format!(
-            "addition 5001 was cancelled as of 2026-12-01 but its replacement could not be added: POST {API}/finance/agreements/1001/additions: ConnectWise rejected the request (HTTP 400): product is inactive; add the new addition by hand or run apply again (it resumes)"
+            "addition 5001 was cancelled as of 2026-11-30 but its replacement starting 2026-12-01 could not be added: POST {API}/finance/agreements/1001/additions: ConnectWise rejected the request (HTTP 400): product is inactive; add the new addition by hand or run apply again (it resumes)"
         )
     );
     assert_eq!(

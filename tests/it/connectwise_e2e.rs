@@ -491,11 +491,12 @@ async fn cancel_and_readd_ends_the_old_addition_and_adds_a_copy_once() {
     let recorded = sandbox.requests();
     assert_eq!(
         recorded[2].body,
-        Some(json!([{"op": "replace", "path": "cancelledDate", "value": "2026-12-01T00:00:00Z"}]))
+        Some(json!([{"op": "replace", "path": "cancelledDate", "value": "2026-11-30T00:00:00Z"}]))
     );
 
     let old = sandbox.addition(5001).unwrap();
-    assert_eq!(old.cancelled_date.as_deref(), Some("2026-12-01T00:00:00Z"));
+    // The old line's last day is the day before the copy's first: never both billed one day.
+    assert_eq!(old.cancelled_date.as_deref(), Some("2026-11-30T00:00:00Z"));
     assert_eq!(old.quantity, 3.0);
     let new = sandbox.addition(new_id as i64).unwrap();
     assert_eq!(new.agreement, 1001);
@@ -1593,9 +1594,23 @@ async fn cancel_and_readd_refuses_stale_and_foreign_lines_and_resumes_its_own() 
         "{err}"
     );
 
-    // An earlier run cancelled it on the effective date and stopped before adding the copy.
+    // Someone cancelled it on the effective date itself: not how unitsync cancels, so not
+    // resumed either.
     sandbox.put_addition(SeedAddition {
         cancelled_date: Some("2026-12-01T00:00:00Z".into()),
+        ..original.clone()
+    });
+    let err = client.apply(&change).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("already cancelled as of 2026-12-01T00:00:00Z"),
+        "{err}"
+    );
+
+    // An earlier run cancelled it as of the day before the effective date and stopped before
+    // adding the copy.
+    sandbox.put_addition(SeedAddition {
+        cancelled_date: Some("2026-11-30T00:00:00Z".into()),
         ..original
     });
     sandbox.clear_requests();
@@ -1622,6 +1637,43 @@ async fn cancel_and_readd_refuses_stale_and_foreign_lines_and_resumes_its_own() 
             format!("POST {}", api("finance/agreements/1001/additions")),
         ]
     );
+}
+
+#[tokio::test]
+async fn a_snapshot_reads_a_line_cancelled_the_day_before_with_no_copy_as_awaiting_its_readd() {
+    let sandbox = demo().await;
+    let original = sandbox.addition(5001).unwrap();
+    let effective = jiff::civil::date(2026, 12, 1);
+    let status_of_5001 = |snapshot: &PsaSnapshot| {
+        snapshot
+            .lines
+            .iter()
+            .find(|l| l.id == 5001)
+            .map(|l| l.status)
+            .unwrap()
+    };
+    let mappings = story_mappings();
+
+    // Cancelled as of 30 November with nothing replacing it: what a run killed between the
+    // cancel and the re-add of a 1 December change leaves. It still bills, so it is in force.
+    sandbox.put_addition(SeedAddition {
+        cancelled_date: Some("2026-11-30T00:00:00Z".into()),
+        ..original.clone()
+    });
+    let resuming = client(&sandbox).resuming_readds_on(effective);
+    let snapshot = resuming.snapshot(&mappings).await.unwrap();
+    assert_eq!(status_of_5001(&snapshot), RecordStatus::Active);
+    // Without a re-add to resume it is simply cancelled.
+    let snapshot = client(&sandbox).snapshot(&mappings).await.unwrap();
+    assert_eq!(status_of_5001(&snapshot), RecordStatus::Cancelled);
+
+    // Cancelled on the effective date itself: not a cancel of unitsync's.
+    sandbox.put_addition(SeedAddition {
+        cancelled_date: Some("2026-12-01T00:00:00Z".into()),
+        ..original
+    });
+    let snapshot = resuming.snapshot(&mappings).await.unwrap();
+    assert_eq!(status_of_5001(&snapshot), RecordStatus::Cancelled);
 }
 
 #[tokio::test]

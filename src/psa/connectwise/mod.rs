@@ -11,7 +11,8 @@
 //! - every listing follows `Link: <…>; rel="next"`;
 //! - writes: `PATCH finance/agreements/{a}/additions/{id}` with
 //!   `[{"op":"replace","path":"quantity","value":N}]`, or for cancel-and-re-add a `PATCH` of
-//!   `cancelledDate` followed by a `POST finance/agreements/{a}/additions`.
+//!   `cancelledDate` (the day before the effective date) followed by a
+//!   `POST finance/agreements/{a}/additions` starting on the effective date.
 //!
 //! Headers: `Authorization: Basic base64(company+public:private)`, `clientId`,
 //! `Accept: application/vnd.connectwise.com+json; version=…`, `Content-Type: application/json`
@@ -226,14 +227,14 @@ impl ConnectWiseClient {
         })
     }
 
-    /// Reads an addition cancelled on `effective` (the date this run's re-adds start) with no
-    /// copy of its product still running as the line in force, not as cancelled.
+    /// Reads an addition cancelled on the day before `effective` (the date this run's re-adds
+    /// start) with no copy of its product still running as the line in force, not as cancelled.
     ///
     /// That is what a cancel-and-readd stopped between its two writes (a killed run) leaves
     /// behind. Read as cancelled, the mapping would be a plan error and the line would stay
     /// without a replacement; read as in force, it plans as an update and applying it resumes
     /// the re-add (the cancel is not repeated). Like that resume, this takes an addition
-    /// cancelled on exactly the effective date, with nothing replacing it, to be unitsync's own.
+    /// cancelled on exactly that day, with nothing replacing it, to be unitsync's own.
     pub fn resuming_readds_on(mut self, effective: jiff::civil::Date) -> ConnectWiseClient {
         self.readds_effective = Some(effective);
         self
@@ -560,7 +561,10 @@ impl ConnectWiseClient {
         let what = format!("addition {old_id} on agreement {agreement_id}");
         let old = self.get_addition(agreement_id, old_id).await?;
         let effective = change.effective.to_string();
-        let resumed = if old.cancelled_on(&effective) {
+        // The old addition's last day is the day before the copy starts, so the two never
+        // bill the same day.
+        let last_day = last_day_before(change.effective);
+        let resumed = if old.cancelled_on(&last_day.to_string()) {
             true
         } else if let Some(date) = old
             .cancelled_date
@@ -594,6 +598,7 @@ impl ConnectWiseClient {
                 })?;
         let readd_failed = |source: PsaError| PsaError::ReaddFailed {
             cancelled: old_id,
+            last_day,
             effective: change.effective,
             source: Box::new(source),
         };
@@ -616,7 +621,7 @@ impl ConnectWiseClient {
                 agreement_id,
                 old_id,
                 "cancelledDate",
-                format!("{effective}T00:00:00Z"),
+                format!("{last_day}T00:00:00Z"),
             )
             .await?;
         }
@@ -1005,14 +1010,21 @@ impl Psa for ConnectWiseClient {
     }
 }
 
-/// The additions of one agreement a cancel-and-readd cancelled on `effective` and did not get to
-/// re-add: per product, the newest one cancelled that day, when no addition of that product is
-/// still running (a finished re-add leaves its copy running).
+/// The day a cancel-and-readd ends the old addition: the last day of the period before the copy
+/// starts on `effective`.
+fn last_day_before(effective: jiff::civil::Date) -> jiff::civil::Date {
+    effective.yesterday().unwrap_or(effective)
+}
+
+/// The additions of one agreement a cancel-and-readd (copies starting on `effective`) cancelled
+/// and did not get to re-add: per product, the newest one cancelled on the day before
+/// `effective`, when no addition of that product is still running (a finished re-add leaves its
+/// copy running).
 fn awaiting_readd(additions: &[Addition], effective: jiff::civil::Date) -> BTreeSet<u64> {
-    let effective = effective.to_string();
+    let last_day = last_day_before(effective).to_string();
     let product = |a: &Addition| a.product.as_ref().and_then(|p| p.id);
     let mut newest: BTreeMap<u64, u64> = BTreeMap::new();
-    for a in additions.iter().filter(|a| a.cancelled_on(&effective)) {
+    for a in additions.iter().filter(|a| a.cancelled_on(&last_day)) {
         if let Some(p) = product(a) {
             let id = newest.entry(p).or_insert(a.id);
             *id = (*id).max(a.id);
@@ -1171,7 +1183,8 @@ mod tests {
     }
 
     #[test]
-    fn only_the_newest_unreplaced_addition_cancelled_on_the_effective_date_awaits_a_readd() {
+    fn only_the_newest_unreplaced_addition_cancelled_the_day_before_the_effective_date_awaits_a_readd()
+     {
         let addition = |id: u64, product: u64, cancelled: Option<&str>| -> Addition {
             serde_json::from_value(serde_json::json!({
                 "id": id, "product": {"id": product}, "cancelledDate": cancelled
@@ -1180,13 +1193,15 @@ mod tests {
         };
         let additions = [
             // Re-added once this month, then cancelled again and stopped: the newest awaits.
-            addition(1, 301, Some("2026-12-01T00:00:00Z")),
-            addition(2, 301, Some("2026-12-01T00:00:00Z")),
+            addition(1, 301, Some("2026-11-30T00:00:00Z")),
+            addition(2, 301, Some("2026-11-30T00:00:00Z")),
             // Its copy is running: the re-add finished.
-            addition(3, 302, Some("2026-12-01T00:00:00Z")),
+            addition(3, 302, Some("2026-11-30T00:00:00Z")),
             addition(4, 302, None),
             // Cancelled on another day: not a re-add of this run's.
             addition(5, 303, Some("2026-11-15T00:00:00Z")),
+            // Cancelled on the effective date itself: not how unitsync cancels.
+            addition(6, 304, Some("2026-12-01T00:00:00Z")),
         ];
         assert_eq!(
             awaiting_readd(&additions, jiff::civil::date(2026, 12, 1)),
