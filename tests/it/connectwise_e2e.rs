@@ -10,6 +10,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
 use serde_json::{Value, json};
 use unitsync::config::{ConnectWiseSettings, Mapping, UpdatePolicy};
 use unitsync::plan::{
@@ -23,7 +24,7 @@ use unitsync::psa::{
 use unitsync::quantity::Quantity;
 use unitsync::sandbox::{
     Faults, RecordedRequest, Sandbox, SandboxHandle, Seed, SeedAddition, SeedAgreement,
-    SeedCompany, SeedLogin, SeedProductRef, demo_seed,
+    SeedCompany, SeedCustomField, SeedLogin, SeedProductRef, SeedReference, demo_seed,
 };
 
 const API: &str = "/v4_6_release/apis/3.0";
@@ -1430,6 +1431,125 @@ async fn cancel_and_readd_keeps_the_included_units() {
     assert_eq!(new.quantity, 4.0);
     // One unit is included in the agreement: the copy must not start billing it.
     assert_eq!(new.less_included, 1.0);
+}
+
+/// An addition as the sandbox's REST API answers it (its own JSON, not the client's reading).
+async fn addition_json(sandbox: &SandboxHandle, agreement: u64, id: u64) -> Value {
+    let login = sandbox.login();
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!(
+        "{}+{}:{}",
+        login.company, login.public_key, login.private_key
+    ));
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+        .get(format!(
+            "{}finance/agreements/{agreement}/additions/{id}",
+            sandbox.api_url()
+        ))
+        .header("Authorization", format!("Basic {basic}"))
+        .header("clientId", login.client_id.clone().unwrap_or_default())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn cancel_and_readd_copies_every_settable_field_of_the_old_addition() {
+    let mut seed = demo_seed();
+    let old = seed.additions.iter_mut().find(|a| a.id == 5001).unwrap();
+    // A value other than the default in every field a client may set.
+    *old = SeedAddition {
+        less_included: 1.0,
+        unit_price: 12.75,
+        unit_cost: 7.5,
+        bill_customer: "DoNotBill".into(),
+        taxable_flag: true,
+        description: Some("ShadowProtect Desktop (per machine)".into()),
+        invoice_description: Some("Desktop backup, per machine".into()),
+        serial_number: Some("SPD-000123".into()),
+        sequence_number: 3.0,
+        uom: Some("Device".into()),
+        purchase_item_flag: true,
+        special_order_flag: true,
+        prorate_current_period_flag: true,
+        invoice_grouping: Some(SeedReference {
+            id: 4,
+            name: Some("Backup".into()),
+        }),
+        opportunity: Some(SeedReference {
+            id: 77,
+            name: Some("Bob's desktops".into()),
+        }),
+        custom_fields: vec![
+            SeedCustomField {
+                id: 11,
+                caption: Some("Vendor SKU".into()),
+                field_type: Some("Text".into()),
+                entry_method: Some("EntryField".into()),
+                number_of_decimals: Some(0),
+                value: Some(json!("SP-D-1Y")),
+            },
+            SeedCustomField {
+                id: 12,
+                caption: Some("Auto-renew".into()),
+                field_type: Some("Checkbox".into()),
+                entry_method: Some("EntryField".into()),
+                number_of_decimals: Some(0),
+                value: Some(json!(true)),
+            },
+        ],
+        ..old.clone()
+    };
+    let sandbox = Sandbox::start(seed, Faults::none()).await.unwrap();
+    let before = addition_json(&sandbox, 1001, 5001).await;
+    let applied = client(&sandbox)
+        .apply(&bobs_change(UpdatePolicy::CancelAndReadd, "3", "4"))
+        .await
+        .unwrap();
+    let after = addition_json(&sandbox, 1001, applied.line_id()).await;
+    assert_eq!(after["quantity"], json!(4.0));
+    assert_eq!(after["effectiveDate"], "2026-12-01T00:00:00Z");
+
+    // Every field but the id, the dates, the quantity and what the server works out from them.
+    let settable = |record: &Value| -> BTreeMap<String, Value> {
+        let skip = [
+            "id",
+            "quantity",
+            "effectiveDate",
+            "cancelledDate",
+            "_info",
+            "billedQuantity",
+            "extPrice",
+            "extCost",
+            "margin",
+        ];
+        record
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(k, _)| !skip.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    };
+    let (old_fields, new_fields) = (settable(&before), settable(&after));
+    for key in [
+        "serialNumber",
+        "sequenceNumber",
+        "uom",
+        "invoiceGrouping",
+        "opportunity",
+        "customFields",
+        "purchaseItemFlag",
+        "specialOrderFlag",
+        "prorateCurrentPeriodFlag",
+        "lessIncluded",
+    ] {
+        assert!(old_fields.contains_key(key), "the sandbox shows no {key}");
+    }
+    assert_eq!(new_fields, old_fields);
 }
 
 #[tokio::test]

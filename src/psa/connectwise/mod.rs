@@ -34,7 +34,7 @@ use tokio::task::JoinSet;
 
 pub use http::RetryPolicy;
 use http::{DEFAULT_API_VERSION, PAGE_SIZE, Redactor, Repeat, Request, Target, Transport};
-use wire::{Addition, Agreement, Company, IdRef, NewAddition, PatchOp};
+use wire::{Addition, Agreement, Company, NewAddition, PatchOp};
 
 use super::{AccessCheck, AppliedChange, CheckKind, CheckOutcome, LineChange, Psa, PsaError};
 use crate::config::{ConnectWiseSettings, Mapping, RecordRef, RefKind, UpdatePolicy};
@@ -626,22 +626,13 @@ impl ConnectWiseClient {
             .await?;
         }
 
-        let body = serde_json::to_value(NewAddition {
-            product: IdRef { id: product_id },
-            quantity: change.to,
-            unit_price: old.unit_price.clone(),
-            unit_cost: old.unit_cost.clone(),
-            less_included: old.less_included.clone(),
-            bill_customer: old
-                .bill_customer
-                .clone()
-                .unwrap_or_else(|| "Billable".into()),
-            taxable_flag: old.taxable_flag,
-            description: old.description.clone(),
-            invoice_description: old.invoice_description.clone(),
-            effective_date: format!("{effective}T00:00:00Z"),
+        let body = serde_json::to_value(NewAddition::copy_of(
+            &old,
+            product_id,
+            change.to,
+            format!("{effective}T00:00:00Z"),
             agreement_id,
-        })
+        ))
         .expect("an addition serialises");
         let post_what = format!("a new addition on agreement {agreement_id}");
         let mut attempt = 1;
