@@ -281,7 +281,17 @@ impl World {
             return not_found();
         };
         let parts: Vec<&str> = rest.split('/').collect();
-        let conditions = r.param("conditions").unwrap_or_default().to_string();
+        let mut conditions = r.param("conditions").unwrap_or_default().to_string();
+        if parts.as_slice() == ["company", "companies"]
+            && !conditions.starts_with("id ")
+            && !conditions.is_empty()
+        {
+            // Look-ups by identifier or name leave out deleted companies.
+            conditions = conditions
+                .strip_suffix(" and deletedFlag = false")
+                .unwrap_or_else(|| panic!("no deletedFlag = false in {conditions:?}"))
+                .to_string();
+        }
         match (r.method.as_str(), parts.as_slice()) {
             ("GET", ["system", "info"]) => ok(json!({"version": "v2025.1"})),
             ("GET", ["company", "companies"]) => {
@@ -505,7 +515,7 @@ async fn a_snapshot_of_three_mappings_sends_exactly_the_needed_requests() {
         g("company/companies", Some("id in (251)")),
         g(
             "company/companies",
-            Some("identifier in (\"Acme\",\"BobsDentistry\")"),
+            Some("identifier in (\"Acme\",\"BobsDentistry\") and deletedFlag = false"),
         ),
         g("finance/agreements", Some("id in (1001,1002)")),
         g("finance/agreements", Some("company/id in (252)")),
@@ -524,7 +534,7 @@ async fn a_snapshot_of_three_mappings_sends_exactly_the_needed_requests() {
             .unwrap()
     };
     assert!(
-        position("company/id in (252)") > position("identifier in (\"Acme\",\"BobsDentistry\")")
+        position("company/id in (252)") > position("identifier in (\"Acme\",\"BobsDentistry\") and deletedFlag = false")
     );
 
     for r in &requests[1..] {
@@ -585,7 +595,7 @@ async fn names_are_looked_up_by_name_and_quotes_are_refused() {
     assert!(
         stub.requests()
             .iter()
-            .any(|r| r.param("conditions") == Some("name = \"Acme Corp\""))
+            .any(|r| r.param("conditions") == Some("name = \"Acme Corp\" and deletedFlag = false"))
     );
 
     let quoted = vec![mapping(json!({

@@ -265,7 +265,7 @@ async fn the_guides_story_plans_and_applies_in_place() {
         [
             get(
                 &api("company/companies"),
-                Some(r#"identifier in ("AngryFox","BobsDentistry","DigitalTorch")"#),
+                Some(r#"identifier in ("AngryFox","BobsDentistry","DigitalTorch") and deletedFlag = false"#),
                 Some("1000")
             ),
             get(
@@ -1236,7 +1236,8 @@ async fn doctor_names_the_failing_check() {
 // More of the API surface: lookups by name, paging with conditions, POST failures, codebases
 
 #[tokio::test]
-async fn names_resolve_through_the_sandbox_and_repeated_names_are_ambiguous() {
+async fn names_resolve_through_the_sandbox_and_only_live_namesakes_are_ambiguous() {
+    // The demo's company 298 is a deleted (recycle bin) namesake of Bob's Dentistry (250).
     let sandbox = demo().await;
     let mappings = vec![
         mapping(json!({
@@ -1257,12 +1258,12 @@ async fn names_resolve_through_the_sandbox_and_repeated_names_are_ambiguous() {
         [
             get(
                 &api("company/companies"),
-                Some(r#"name = "Angry Fox Co""#),
+                Some(r#"name = "Angry Fox Co" and deletedFlag = false"#),
                 Some("1000")
             ),
             get(
                 &api("company/companies"),
-                Some(r#"name = "Bob's Dentistry""#),
+                Some(r#"name = "Bob's Dentistry" and deletedFlag = false"#),
                 Some("1000")
             ),
             get(
@@ -1291,6 +1292,31 @@ async fn names_resolve_through_the_sandbox_and_repeated_names_are_ambiguous() {
     assert_eq!(plan.lines[0].mapping, "angry-fox-co/shadowprotect-server");
     assert_eq!(plan.lines[0].action, Action::InSync);
     assert_eq!(plan.lines[0].target.line_id, Some(5003));
+    assert_eq!(plan.lines[1].mapping, "bobs-dentistry/shadowprotect-desktop");
+    assert_eq!(plan.lines[1].target.company_id, Some(250));
+    assert_eq!(plan.lines[1].target.line_id, Some(5001));
+    // The company list behind `accounts --suggest` leaves it out too.
+    assert!(
+        client(&sandbox)
+            .list_companies()
+            .await
+            .unwrap()
+            .iter()
+            .all(|c| c.id != 298)
+    );
+
+    // A second live company of that name is ambiguous — and the deleted one is not named.
+    let mut seed = demo_seed();
+    seed.companies.push(SeedCompany {
+        id: 299,
+        identifier: "BobsDentistryNew".into(),
+        name: "Bob's Dentistry".into(),
+        status: "Active".into(),
+        deleted_flag: false,
+    });
+    let sandbox = Sandbox::start(seed, Faults::none()).await.unwrap();
+    let snapshot = client(&sandbox).snapshot(&mappings).await.unwrap();
+    let plan = plan_of(&mappings, &story_usage(), &snapshot, UpdatePolicy::InPlace);
     assert_eq!(
         plan.lines[1].action,
         Action::Error {
@@ -1298,9 +1324,84 @@ async fn names_resolve_through_the_sandbox_and_repeated_names_are_ambiguous() {
                 what: "company name \"Bob's Dentistry\"".into(),
                 candidates: vec![
                     "BobsDentistry (id 250)".into(),
-                    "BobsDentistryOld (id 298)".into()
+                    "BobsDentistryNew (id 299)".into()
                 ],
             }
+        }
+    );
+}
+
+#[tokio::test]
+async fn a_company_in_the_recycle_bin_is_not_found_by_identifier() {
+    let sandbox = demo().await;
+    let mappings = vec![mapping(json!({
+        "account": "Bob's Dentistry", "license_type": "ShadowProtect Desktop",
+        "company": "BobsDentistryOld", "agreement": 1001, "addition": "SP-DESKTOP"
+    }))];
+    let snapshot = client(&sandbox).snapshot(&mappings).await.unwrap();
+    assert!(snapshot.companies.is_empty(), "{:?}", snapshot.companies);
+    let lookups: Vec<Summary> = sandbox
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("company/companies"))
+        .map(summary)
+        .collect();
+    assert_eq!(
+        lookups,
+        [get(
+            &api("company/companies"),
+            Some(r#"identifier in ("BobsDentistryOld") and deletedFlag = false"#),
+            Some("1000")
+        )]
+    );
+    let plan = plan_of(&mappings, &story_usage(), &snapshot, UpdatePolicy::InPlace);
+    assert!(
+        matches!(
+            &plan.lines[0].action,
+            Action::Error { reason: LineError::NotFound { what } } if what.contains("BobsDentistryOld")
+        ),
+        "{:?}",
+        plan.lines[0].action
+    );
+}
+
+#[tokio::test]
+async fn an_agreement_named_by_name_skips_a_cancelled_namesake() {
+    // Bob's renewal (1101) kept the name of the agreement it replaced (1001, now cancelled).
+    let mut seed = demo_seed();
+    let old = seed.agreements.iter_mut().find(|a| a.id == 1001).unwrap();
+    old.agreement_status = "Cancelled".into();
+    old.cancelled_flag = true;
+    let renewal = SeedAgreement {
+        id: 1101,
+        agreement_status: "Active".into(),
+        cancelled_flag: false,
+        date_cancelled: None,
+        ..old.clone()
+    };
+    let name = renewal.name.clone();
+    seed.agreements.push(renewal);
+    let copy = SeedAddition {
+        id: 5101,
+        agreement: 1101,
+        quantity: 3.0,
+        ..seed.additions.iter().find(|a| a.id == 5001).unwrap().clone()
+    };
+    seed.additions.push(copy);
+    let sandbox = Sandbox::start(seed, Faults::none()).await.unwrap();
+    let mappings = vec![mapping(json!({
+        "account": "Bob's Dentistry", "license_type": "ShadowProtect Desktop",
+        "company": "BobsDentistry", "agreement": {"name": name}, "addition": "SP-DESKTOP"
+    }))];
+    let snapshot = client(&sandbox).snapshot(&mappings).await.unwrap();
+    let plan = plan_of(&mappings, &story_usage(), &snapshot, UpdatePolicy::InPlace);
+    assert_eq!(plan.lines[0].target.contract_id, Some(1101), "{plan:#?}");
+    assert_eq!(plan.lines[0].target.line_id, Some(5101));
+    assert_eq!(
+        plan.lines[0].action,
+        Action::Update {
+            from: q("3"),
+            to: q("4")
         }
     );
 }

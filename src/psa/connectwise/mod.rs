@@ -4,7 +4,8 @@
 //! `GET {host}/login/companyinfo/{company}`, default `v4_6_release/`, rediscovered once on a 404):
 //!
 //! - companies: `GET company/companies?conditions=id in (1,2)&pageSize=1000`,
-//!   `…conditions=identifier in ("A","B")…`, and one `…conditions=name = "X"…` per `{name: X}`;
+//!   `…conditions=identifier in ("A","B") and deletedFlag = false…`, and one
+//!   `…conditions=name = "X" and deletedFlag = false…` per `{name: X}`;
 //! - agreements: `GET finance/agreements?conditions=id in (1001,1002)&pageSize=1000`; agreements
 //!   named by name list their company's agreements, `conditions=company/id in (250)`;
 //! - additions: `GET finance/agreements/{id}/additions?pageSize=1000` per agreement, concurrently;
@@ -41,6 +42,9 @@ use crate::config::{ConnectWiseSettings, Mapping, RecordRef, RefKind, UpdatePoli
 use crate::plan::{PsaCompany, PsaContract, PsaLine, PsaSnapshot, RecordStatus};
 use crate::quantity::Quantity;
 
+/// Leaves out companies in the recycle bin, which keep their name (the usual source of duplicate
+/// names) and are still listed unless filtered; django-connectwise adds the same condition.
+const NOT_DELETED: &str = "deletedFlag = false";
 /// Ids per `conditions=id in (…)` request, keeping URLs well under common 8 KB limits.
 const IDS_PER_REQUEST: usize = 100;
 /// Identifiers (up to 30 characters each) per `identifier in (…)` request.
@@ -269,7 +273,7 @@ impl ConnectWiseClient {
             found.extend(
                 t.list_all::<Company>(
                     "company/companies".into(),
-                    conditions(format!("identifier in ({list})")),
+                    conditions(format!("identifier in ({list}) and {NOT_DELETED}")),
                     "companies by identifier",
                 )
                 .await?,
@@ -279,7 +283,7 @@ impl ConnectWiseClient {
             found.extend(
                 t.list_all::<Company>(
                     "company/companies".into(),
-                    conditions(format!("name = \"{name}\"")),
+                    conditions(format!("name = \"{name}\" and {NOT_DELETED}")),
                     "companies by name",
                 )
                 .await?,
