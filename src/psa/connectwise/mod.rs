@@ -276,7 +276,9 @@ impl ConnectWiseClient {
                     conditions(format!("identifier in ({list}) and {NOT_DELETED}")),
                     "companies by identifier",
                 )
-                .await?,
+                .await?
+                .into_iter()
+                .filter(Company::live),
             );
         }
         for name in &refs.names {
@@ -286,7 +288,9 @@ impl ConnectWiseClient {
                     conditions(format!("name = \"{name}\" and {NOT_DELETED}")),
                     "companies by name",
                 )
-                .await?,
+                .await?
+                .into_iter()
+                .filter(Company::live),
             );
         }
         Ok(found)
@@ -458,7 +462,7 @@ impl ConnectWiseClient {
             .await?;
         Ok(companies
             .into_iter()
-            .filter(|c| c.deleted_flag != Some(true))
+            .filter(Company::live)
             .map(Company::into_snapshot)
             .collect())
     }

@@ -67,6 +67,12 @@ pub(crate) struct Company {
 }
 
 impl Company {
+    /// Not in the recycle bin. Look-ups by identifier or name ask for live companies only; this
+    /// also keeps out a deleted one a server returns anyway.
+    pub fn live(&self) -> bool {
+        self.deleted_flag != Some(true)
+    }
+
     pub fn into_snapshot(self) -> PsaCompany {
         PsaCompany {
             id: self.id,
