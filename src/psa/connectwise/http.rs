@@ -652,14 +652,18 @@ mod tests {
     #[test]
     fn error_bodies_with_null_errors_decode() {
         let redactor = Redactor::new(Vec::new());
-        let body = br#"{"code":"NotFound","message":"Agreement recId 9 not found.","errors":null}"#;
+        let fixture = |name: &str| {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/connectwise")
+                .join(name);
+            std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        };
         assert_eq!(
-            Transport::error_message(&redactor, body),
-            "Agreement recId 9 not found."
+            Transport::error_message(&redactor, &fixture("error-not-found-errors-null.json")),
+            "Agreement recId 4242 not found."
         );
-        let body = br#"{"code":"InvalidObject","message":"addition object is invalid","errors":[{"code":"NullValue","message":"billCustomer is required","resource":"addition","field":"billCustomer"}]}"#;
         assert_eq!(
-            Transport::error_message(&redactor, body),
+            Transport::error_message(&redactor, &fixture("error-invalid-object.json")),
             "addition object is invalid; billCustomer: billCustomer is required"
         );
     }
