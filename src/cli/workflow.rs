@@ -31,8 +31,8 @@ pub fn connect(repo: &BillingRepo) -> Result<AnyPsa, CommandError> {
         PsaSettings::Connectwise(settings) => {
             let credentials = Credentials::from_env().map_err(psa_error)?;
             let client = ConnectWiseClient::new(settings, credentials).map_err(psa_error)?;
-            // Only a cancel-and-readd leaves an addition cancelled on the effective date for a
-            // rerun to resume.
+            // Only a cancel-and-readd leaves an addition cancelled the day before the effective
+            // date for a rerun to resume.
             let readds = repo
                 .mappings
                 .iter()

@@ -123,7 +123,8 @@ pub struct ConnectWiseSettings {
     /// How a quantity change is written: `in-place` (default) or `cancel-and-readd`.
     #[serde(default)]
     pub update: UpdatePolicy,
-    /// For `cancel-and-readd`: the date the old addition ends and the new one starts.
+    /// For `cancel-and-readd`: the date the new addition starts; the old one is cancelled as of
+    /// the day before (the last day of the previous period), so the two never bill the same day.
     #[serde(default)]
     pub effective: EffectiveDate,
     /// Most requests in flight at once (default 4).
@@ -164,7 +165,8 @@ pub enum UpdatePolicy {
     /// Change the quantity on the existing line.
     #[default]
     InPlace,
-    /// Cancel the existing line on the effective date and add a new one with the new quantity, for
+    /// Cancel the existing line as of the day before the effective date (the last day of the
+    /// previous period) and add a new one with the new quantity starting on the effective date, for
     /// lines that were already invoiced.
     CancelAndReadd,
 }

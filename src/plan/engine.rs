@@ -328,7 +328,7 @@ fn resolve<'a>(
             }
         },
         RefKind::Identifier(s) | RefKind::Name(s) => {
-            let found = psa
+            let found: Vec<&PsaContract> = psa
                 .contracts_by_company
                 .get(&company.id)
                 .map(|cs| {
@@ -338,7 +338,19 @@ fn resolve<'a>(
                         .collect()
                 })
                 .unwrap_or_default();
-            exactly_one(contract_what, found, |c| c.name.clone(), |c| c.id)?
+            // A renewal often keeps the name of the cancelled or expired agreement it replaces:
+            // the one live record is meant, and only several live ones are ambiguous. With none
+            // live, the oldest is reported as not active below.
+            let live: Vec<&PsaContract> = found
+                .iter()
+                .copied()
+                .filter(|c| c.status == RecordStatus::Active)
+                .collect();
+            let candidates = match (live.is_empty(), found.iter().min_by_key(|c| c.id)) {
+                (true, Some(oldest)) => vec![*oldest],
+                _ => live,
+            };
+            exactly_one(contract_what, candidates, |c| c.name.clone(), |c| c.id)?
         }
     };
     target.contract_id = Some(contract.id);

@@ -435,6 +435,46 @@ fn several_active_additions_of_one_product_are_ambiguous_unless_named_by_id() {
 }
 
 #[test]
+fn an_agreement_named_by_name_is_the_one_live_record_among_its_namesakes() {
+    use RecordStatus::*;
+    let mut inputs = Inputs::story();
+    // Angry Fox's renewal (1012) kept the name of the cancelled agreement it replaced (1011).
+    inputs.psa.contracts.extend([
+        contract(1011, 251, "Backup 2025", Cancelled),
+        contract(1012, 251, "Backup 2025", Active),
+    ]);
+    inputs.psa.lines.extend([
+        line(5011, 1011, "SP-SERVER", "1", Active),
+        line(5012, 1012, "SP-SERVER", "2", Active),
+    ]);
+    inputs.mappings[1].agreement = Some(RecordRef::Explicit(ExplicitRef::Name(
+        "Backup 2025".into(),
+    )));
+    let mapping = "angry-fox-co/shadowprotect-server";
+    let plan = inputs.plan();
+    assert_eq!(action_of(&plan, mapping), &Action::InSync);
+    let line = plan.lines.iter().find(|l| l.mapping == mapping).unwrap();
+    assert_eq!(line.target.contract_id, Some(1012));
+
+    // Two live namesakes stay ambiguous, and name only the live ones.
+    inputs
+        .psa
+        .contracts
+        .push(contract(1013, 251, "Backup 2025", Active));
+    assert_eq!(
+        error_of(&inputs.plan(), mapping),
+        "agreement name \"Backup 2025\" of AngryFox matches 2 records (Backup 2025 (id 1012), Backup 2025 (id 1013)); name it by id instead"
+    );
+
+    // With no live namesake the mapping names a record that is not active.
+    for c in inputs.psa.contracts.iter_mut().filter(|c| c.id > 1011) {
+        c.status = Expired;
+    }
+    let error = error_of(&inputs.plan(), mapping);
+    assert!(error.contains("1011") && error.contains("cancelled"), "{error}");
+}
+
+#[test]
 fn two_mappings_on_one_line_are_both_errors() {
     let mut inputs = Inputs::story();
     let mut twin = inputs.mappings[0].clone();

@@ -131,7 +131,8 @@ pub struct LineChange {
     pub from: Quantity,
     pub to: Quantity,
     pub policy: UpdatePolicy,
-    /// For `cancel-and-readd`: the day the old line ends and the new one starts.
+    /// For `cancel-and-readd`: the day the new line starts; the old one is cancelled as of the
+    /// day before.
     pub effective: jiff::civil::Date,
 }
 
@@ -141,7 +142,8 @@ pub struct LineChange {
 pub enum AppliedChange {
     /// The line's quantity was changed in place.
     UpdatedInPlace { line_id: u64, quantity: Quantity },
-    /// The old line was cancelled as of `effective` and a new line added with the new quantity.
+    /// The old line was cancelled as of the day before `effective` (the last day of the previous
+    /// period) and a new line added with the new quantity, starting on `effective`.
     CancelledAndReadded {
         cancelled_line_id: u64,
         new_line_id: u64,
@@ -230,6 +232,15 @@ pub enum PsaError {
         detail: String,
     },
     #[error(
+        "{method} {path}: unknown company {company}: check psa.connectwise.company in unitsync.yaml (the company id typed at the ConnectWise login screen; {host} answered null for it)"
+    )]
+    UnknownCompany {
+        method: String,
+        path: String,
+        company: String,
+        host: String,
+    },
+    #[error(
         "{method} {path}: the API member lacks permission to {action}; give its security role Finance > Agreements (Inquire, Edit, Add) and Companies > Company Maintenance (Inquire){detail}"
     )]
     Forbidden {
@@ -316,10 +327,12 @@ pub enum PsaError {
     #[error("Autotask journal {path}: {reason}")]
     Journal { path: String, reason: String },
     #[error(
-        "addition {cancelled} was cancelled as of {effective} but its replacement could not be added: {source}; add the new addition by hand or run apply again (it resumes)"
+        "addition {cancelled} was cancelled as of {last_day} but its replacement starting {effective} could not be added: {source}; add the new addition by hand or run apply again (it resumes)"
     )]
     ReaddFailed {
         cancelled: u64,
+        /// The old addition's `cancelledDate`: the day before `effective`.
+        last_day: jiff::civil::Date,
         effective: jiff::civil::Date,
         source: Box<PsaError>,
     },

@@ -258,6 +258,13 @@ fn render(p: &Parts<'_>, d: Detail) -> String {
                 qty_or_dash(from),
             )
         });
+        if p.changes.iter().any(|l| {
+            l.update == UpdatePolicy::CancelAndReadd && matches!(l.action, Action::Update { .. })
+        }) {
+            out.push_str(
+                "\n_Cancel and re-add: the old addition is cancelled as of the day before the effective date (the last day of the previous period) and a copy with the new quantity starts on the effective date, so the two never bill the same day._\n",
+            );
+        }
     }
 
     if !p.errors.is_empty() {

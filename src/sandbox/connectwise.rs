@@ -24,7 +24,10 @@ use serde_json::{Map, Value, json};
 use tower::ServiceExt;
 
 use super::conditions::{self, normalize_datetime};
-use super::seed::{Seed, SeedAddition, SeedAgreement, SeedCompany, SeedLogin, SeedProduct};
+use super::seed::{
+    Seed, SeedAddition, SeedAgreement, SeedCompany, SeedCustomField, SeedLogin, SeedProduct,
+    SeedReference,
+};
 use super::{Faults, InFlight, LostResponse, RecordedRequest, lose_response};
 
 /// The API version the sandbox claims (`api-current-version`, `/login/companyinfo`).
@@ -74,6 +77,10 @@ pub(crate) struct Store {
     pub additions: BTreeMap<i64, SeedAddition>,
     pub products: BTreeMap<i64, SeedProduct>,
     type_ids: BTreeMap<String, i64>,
+    /// Names of the invoice groupings and opportunities the seed's additions refer to, by
+    /// (field, id): a reference written as `{"id": N}` reads back with its name, as ConnectWise
+    /// fills it in from the record.
+    reference_names: BTreeMap<(&'static str, i64), String>,
     next_addition_id: i64,
     /// `http://127.0.0.1:PORT`, for the `_info` links.
     base_url: String,
@@ -102,6 +109,17 @@ impl Store {
             let next = type_ids.len() as i64 + 1;
             type_ids.entry(a.agreement_type.clone()).or_insert(next);
         }
+        let mut reference_names = BTreeMap::new();
+        for a in &seed.additions {
+            for (field, r) in [
+                ("invoicegrouping", &a.invoice_grouping),
+                ("opportunity", &a.opportunity),
+            ] {
+                if let Some(SeedReference { id, name: Some(name) }) = r {
+                    reference_names.insert((field, *id), name.clone());
+                }
+            }
+        }
         let next_addition_id = seed
             .additions
             .iter()
@@ -118,6 +136,7 @@ impl Store {
             additions: seed.additions.into_iter().map(|a| (a.id, a)).collect(),
             products,
             type_ids,
+            reference_names,
             next_addition_id,
             base_url,
         }
@@ -201,16 +220,20 @@ impl Store {
             "taxableFlag": a.taxable_flag,
             "serialNumber": a.serial_number,
             "invoiceDescription": a.invoice_description,
-            "purchaseItemFlag": false,
-            "specialOrderFlag": false,
+            "purchaseItemFlag": a.purchase_item_flag,
+            "specialOrderFlag": a.special_order_flag,
             "agreementId": a.agreement,
             "description": description,
             "billedQuantity": a.billed_quantity,
-            "uom": "Each",
+            "uom": a.uom.clone().unwrap_or_else(|| "Each".to_string()),
+            "sequenceNumber": a.sequence_number,
+            "prorateCurrentPeriodFlag": a.prorate_current_period_flag,
+            "invoiceGrouping": a.invoice_grouping.as_ref().map(reference_json),
+            "customFields": a.custom_fields.iter().map(custom_field_json).collect::<Vec<_>>(),
             "extPrice": billed_units * a.unit_price,
             "extCost": billed_units * a.unit_cost,
             "margin": billed_units * (a.unit_price - a.unit_cost),
-            "opportunity": null,
+            "opportunity": a.opportunity.as_ref().map(reference_json),
             "agreementStatus": status,
             "_info": {
                 "lastUpdated": a.last_updated.clone().unwrap_or_else(|| SEED_TIME.to_string()),
@@ -234,6 +257,21 @@ impl Store {
             "_info": {"lastUpdated": SEED_TIME, "updatedBy": "admin"},
         })
     }
+}
+
+fn reference_json(r: &SeedReference) -> Value {
+    json!({"id": r.id, "name": r.name})
+}
+
+fn custom_field_json(f: &SeedCustomField) -> Value {
+    json!({
+        "id": f.id,
+        "caption": f.caption,
+        "type": f.field_type,
+        "entryMethod": f.entry_method,
+        "numberOfDecimals": f.number_of_decimals,
+        "value": f.value,
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -671,7 +709,9 @@ async fn api_guard(State(shared): State<Arc<Shared>>, req: Request, next: Next) 
 async fn company_info(State(shared): State<Arc<Shared>>, Path(company): Path<String>) -> Response {
     let store = lock(&shared.store);
     if !company.eq_ignore_ascii_case(&store.login.company) {
-        return not_found(format!("Company {company:?} was not found"));
+        // What ConnectWise answers for a login company it does not know: HTTP 200 with `null`
+        // (django-connectwise `CompanyInfoManager.get_company_info`).
+        return Json(Value::Null).into_response();
     }
     Json(json!({
         "CompanyName": store.login.company_name.clone().unwrap_or_else(|| store.login.company.clone()),
@@ -1236,6 +1276,76 @@ fn set_field(
             )),
         }
     };
+    let flag = |v: Option<&Value>| -> Result<bool, Response> {
+        match v {
+            Some(Value::Bool(b)) => Ok(*b),
+            _ => Err(invalid_field(
+                "addition",
+                field,
+                "InvalidValue",
+                format!("{field} must be true or false"),
+            )),
+        }
+    };
+    // `{"id": N, …}` (other keys of a reference are ignored, as ConnectWise does); null clears.
+    let reference = |v: Option<&Value>| -> Result<Option<SeedReference>, Response> {
+        let lower = field.to_ascii_lowercase();
+        match v {
+            None | Some(Value::Null) => Ok(None),
+            Some(r) => match r.get("id").and_then(Value::as_i64).filter(|id| *id > 0) {
+                Some(id) => Ok(Some(SeedReference {
+                    id,
+                    name: store
+                        .reference_names
+                        .iter()
+                        .find(|((f, i), _)| *f == lower && *i == id)
+                        .map(|(_, name)| name.clone()),
+                })),
+                None => Err(invalid_field(
+                    "addition",
+                    field,
+                    "InvalidValue",
+                    format!("{field} must be a reference such as {{\"id\": 1}}"),
+                )),
+            },
+        }
+    };
+    let custom_fields = |v: Option<&Value>| -> Result<Vec<SeedCustomField>, Response> {
+        let bad = || {
+            invalid_field(
+                "addition",
+                field,
+                "InvalidValue",
+                format!("{field} must be a list of {{\"id\": N, \"value\": …}}"),
+            )
+        };
+        match v {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|item| {
+                    let id = item.get("id").and_then(Value::as_i64).ok_or_else(bad)?;
+                    let text = |k: &str| item.get(k).and_then(Value::as_str).map(str::to_string);
+                    let value = match item.get("value") {
+                        None | Some(Value::Null) => None,
+                        Some(v @ (Value::String(_) | Value::Number(_) | Value::Bool(_))) => {
+                            Some(v.clone())
+                        }
+                        Some(_) => return Err(bad()),
+                    };
+                    Ok(SeedCustomField {
+                        id,
+                        caption: text("caption"),
+                        field_type: text("type"),
+                        entry_method: text("entryMethod"),
+                        number_of_decimals: item.get("numberOfDecimals").and_then(Value::as_i64),
+                        value,
+                    })
+                })
+                .collect(),
+            Some(_) => Err(bad()),
+        }
+    };
     let required = |v: Option<&Value>| -> Result<(), Response> {
         if v.is_none_or(Value::is_null) {
             Err(invalid_field(
@@ -1268,15 +1378,20 @@ fn set_field(
                 }
             }
         }
-        "taxableflag" => match value {
-            Some(Value::Bool(b)) => a.taxable_flag = *b,
-            _ => return invalid("InvalidValue", "taxableFlag must be true or false".into()),
-        },
+        "taxableflag" => a.taxable_flag = flag(value)?,
         "effectivedate" => a.effective_date = date(value)?,
         "cancelleddate" => a.cancelled_date = date(value)?,
         "description" => a.description = text(value, 6000)?,
         "invoicedescription" => a.invoice_description = text(value, 6000)?,
         "serialnumber" => a.serial_number = text(value, 50)?,
+        "uom" => a.uom = text(value, 6000)?,
+        "sequencenumber" => a.sequence_number = number(value)?,
+        "purchaseitemflag" => a.purchase_item_flag = flag(value)?,
+        "specialorderflag" => a.special_order_flag = flag(value)?,
+        "proratecurrentperiodflag" => a.prorate_current_period_flag = flag(value)?,
+        "invoicegrouping" => a.invoice_grouping = reference(value)?,
+        "opportunity" => a.opportunity = reference(value)?,
+        "customfields" => a.custom_fields = custom_fields(value)?,
         "product" => {
             required(value)?;
             let v = value.expect("checked");
@@ -1313,7 +1428,8 @@ fn set_field(
             }
         }
         "id" | "agreementid" | "agreementstatus" | "extprice" | "extcost" | "margin"
-        | "billedquantity" | "_info" | "uom" => {
+        | "billedquantity" | "_info" | "prorateprice" | "proratecost" | "extendedprorateprice"
+        | "extendedproratecost" => {
             return invalid("ReadOnlyField", format!("{field} is read-only"));
         }
         _ => return invalid("InvalidField", format!("addition has no field {field:?}")),
@@ -1421,14 +1537,12 @@ async fn create_addition(
                 | "margin"
                 | "billedquantity"
                 | "_info"
-                | "uom"
-                | "sequencenumber"
-                | "purchaseitemflag"
-                | "specialorderflag"
-                | "opportunity"
-                | "customfields"
+                | "prorateprice"
+                | "proratecost"
+                | "extendedprorateprice"
+                | "extendedproratecost"
         ) {
-            continue; // read-only or unmodelled fields are ignored on create
+            continue; // read-only (computed) fields are ignored on create
         }
         if let Err(r) = set_field(&store, &mut a, key, Some(&fields[key])) {
             return r;

@@ -83,7 +83,7 @@ use serde::Serialize;
 pub use connectwise::{API_VERSION, DEFAULT_PAGE_SIZE, LOGGED_HEADERS, MAX_PAGE_SIZE};
 pub use seed::{
     DEFAULT_API_MEMBER, DEFAULT_CODEBASE, Seed, SeedAddition, SeedAgreement, SeedCompany,
-    SeedError, SeedLogin, SeedProduct, SeedProductRef,
+    SeedCustomField, SeedError, SeedLogin, SeedProduct, SeedProductRef, SeedReference,
 };
 
 pub(crate) use connectwise::{FaultState, Injected, lock};

@@ -186,6 +186,27 @@ pub struct SeedAddition {
     pub invoice_description: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub serial_number: Option<String>,
+    /// The line's position on the agreement and its invoices (`sequenceNumber`).
+    #[serde(default)]
+    pub sequence_number: f64,
+    /// Unit of measure (`uom`); `Each` when not set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uom: Option<String>,
+    #[serde(default)]
+    pub purchase_item_flag: bool,
+    #[serde(default)]
+    pub special_order_flag: bool,
+    #[serde(default)]
+    pub prorate_current_period_flag: bool,
+    /// `invoiceGrouping`: how the line is grouped on invoices.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invoice_grouping: Option<SeedReference>,
+    /// `opportunity` the line was sold on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opportunity: Option<SeedReference>,
+    /// `customFields`: the values of the addition's user-defined fields.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub custom_fields: Vec<SeedCustomField>,
     /// Units already on an invoice (`billedQuantity`); non-zero means the line was invoiced.
     #[serde(default)]
     pub billed_quantity: f64,
@@ -195,6 +216,36 @@ pub struct SeedAddition {
     /// `_info.updatedBy`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updated_by: Option<String>,
+}
+
+/// A reference to another record by id, with its name (`{id, name}`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedReference {
+    pub id: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// One user-defined field value (`CustomFieldValue`: `{id, caption, type, entryMethod,
+/// numberOfDecimals, value}`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedCustomField {
+    pub id: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caption: Option<String>,
+    /// `Text`, `Number`, `Checkbox`, `Date`, …
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub field_type: Option<String>,
+    /// `EntryField`, `List`, `Option` or `Date`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry_method: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub number_of_decimals: Option<i64>,
+    /// A string, number or boolean.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<serde_json::Value>,
 }
 
 fn billable() -> String {

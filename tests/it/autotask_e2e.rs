@@ -432,6 +432,39 @@ async fn a_crash_after_the_post_before_its_result_was_recorded_posts_nothing_on_
 // ---------------------------------------------------------------------------------------------
 // Scale: the thread limit and paging
 
+#[tokio::test]
+async fn a_contract_named_by_name_skips_an_inactive_namesake() {
+    // Angry Fox's cancelled contract 1004 is renamed to the name of its active renewal 1002.
+    let mut seed = autotask_demo_seed();
+    seed.contracts
+        .iter_mut()
+        .find(|c| c.id == 1004)
+        .unwrap()
+        .name = "Managed Backup".into();
+    let sandbox = AutotaskSandbox::start(seed, Faults::none()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mappings = vec![mapping(json!({
+        "account": "Angry Fox Co", "license_type": "ShadowProtect Desktop",
+        "company": 251, "contract": {"name": "Managed Backup"}, "service": "SP-DESKTOP"
+    }))];
+    let snapshot = client_in(&sandbox, dir.path())
+        .snapshot(&mappings)
+        .await
+        .unwrap();
+    let mut named: Vec<u64> = snapshot
+        .contracts
+        .iter()
+        .filter(|c| c.name == "Managed Backup")
+        .map(|c| c.id)
+        .collect();
+    named.sort();
+    assert_eq!(named, [1002, 1004], "both namesakes are read");
+    let plan = plan_of(&mappings, &story_usage(), &snapshot);
+    assert_eq!(plan.lines[0].target.contract_id, Some(1002), "{plan:#?}");
+    assert_eq!(plan.lines[0].target.line_id, Some(41002));
+    assert_eq!(plan.lines[0].action, Action::InSync);
+}
+
 /// The demo seed plus `contracts` one-service contracts for as many companies, and one contract
 /// (9000, company 250) with `services` contract services.
 fn large_seed(contracts: i64, services: i64) -> AtSeed {

@@ -281,7 +281,17 @@ impl World {
             return not_found();
         };
         let parts: Vec<&str> = rest.split('/').collect();
-        let conditions = r.param("conditions").unwrap_or_default().to_string();
+        let mut conditions = r.param("conditions").unwrap_or_default().to_string();
+        if parts.as_slice() == ["company", "companies"]
+            && !conditions.starts_with("id ")
+            && !conditions.is_empty()
+        {
+            // Look-ups by identifier or name leave out deleted companies.
+            conditions = conditions
+                .strip_suffix(" and deletedFlag = false")
+                .unwrap_or_else(|| panic!("no deletedFlag = false in {conditions:?}"))
+                .to_string();
+        }
         match (r.method.as_str(), parts.as_slice()) {
             ("GET", ["system", "info"]) => ok(json!({"version": "v2025.1"})),
             ("GET", ["company", "companies"]) => {
@@ -505,7 +515,7 @@ async fn a_snapshot_of_three_mappings_sends_exactly_the_needed_requests() {
         g("company/companies", Some("id in (251)")),
         g(
             "company/companies",
-            Some("identifier in (\"Acme\",\"BobsDentistry\")"),
+            Some("identifier in (\"Acme\",\"BobsDentistry\") and deletedFlag = false"),
         ),
         g("finance/agreements", Some("id in (1001,1002)")),
         g("finance/agreements", Some("company/id in (252)")),
@@ -524,7 +534,7 @@ async fn a_snapshot_of_three_mappings_sends_exactly_the_needed_requests() {
             .unwrap()
     };
     assert!(
-        position("company/id in (252)") > position("identifier in (\"Acme\",\"BobsDentistry\")")
+        position("company/id in (252)") > position("identifier in (\"Acme\",\"BobsDentistry\") and deletedFlag = false")
     );
 
     for r in &requests[1..] {
@@ -585,7 +595,7 @@ async fn names_are_looked_up_by_name_and_quotes_are_refused() {
     assert!(
         stub.requests()
             .iter()
-            .any(|r| r.param("conditions") == Some("name = \"Acme Corp\""))
+            .any(|r| r.param("conditions") == Some("name = \"Acme Corp\" and deletedFlag = false"))
     );
 
     let quoted = vec![mapping(json!({
@@ -1011,7 +1021,7 @@ async fn cancel_and_readd_patches_the_cancelled_date_then_posts_a_copy() {
     );
     assert_eq!(
         requests[2].body,
-        Some(json!([{"op": "replace", "path": "cancelledDate", "value": "2026-12-01T00:00:00Z"}]))
+        Some(json!([{"op": "replace", "path": "cancelledDate", "value": "2026-11-30T00:00:00Z"}]))
     );
     assert_eq!(
         requests[3].body,
@@ -1118,7 +1128,7 @@ async fn a_post_that_keeps_failing_reports_the_cancelled_line() {
     assert_eq!(
         err.to_string(),
         format!(
-            "addition 5001 was cancelled as of 2026-12-01 but its replacement could not be added: POST {API}/finance/agreements/1001/additions: ConnectWise rejected the request (HTTP 400): product is inactive; add the new addition by hand or run apply again (it resumes)"
+            "addition 5001 was cancelled as of 2026-11-30 but its replacement starting 2026-12-01 could not be added: POST {API}/finance/agreements/1001/additions: ConnectWise rejected the request (HTTP 400): product is inactive; add the new addition by hand or run apply again (it resumes)"
         )
     );
     assert_eq!(
@@ -1319,4 +1329,174 @@ async fn the_api_version_is_pinned_from_the_settings() {
         );
         assert_eq!(r.header("clientid"), Some(CLIENT_ID));
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Regression data: response bodies in ConnectWise's real shapes (tests/fixtures/connectwise/)
+
+fn fixture(name: &str) -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/connectwise")
+        .join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Answers every request from the fixtures, whatever the conditions.
+fn fixture_hook() -> Hook {
+    Box::new(|r: &Recorded, _n: usize, _world: &World| {
+        let path = r.path.as_str();
+        let reply = if path.starts_with("/login/companyinfo/") {
+            ok(fixture("companyinfo.json"))
+        } else if r.method == "PATCH" {
+            status(400, fixture("error-connectwiseapi-errors-null.json"))
+        } else if path.ends_with("/company/companies") {
+            ok(fixture("companies.json"))
+        } else if path.ends_with("/finance/agreements") {
+            ok(fixture("agreements.json"))
+        } else if path.ends_with("/finance/agreements/1001/additions") {
+            ok(fixture("additions.json"))
+        } else if path.ends_with("/finance/agreements/901/additions") {
+            ok(json!([]))
+        } else if let Some(id) = path.strip_prefix(&format!("{API}/finance/agreements/1001/additions/")) {
+            let all = fixture("additions.json");
+            match all.as_array().unwrap().iter().find(|a| a["id"].to_string() == id) {
+                Some(a) => ok(a.clone()),
+                None => status(404, fixture("error-not-found-errors-null.json")),
+            }
+        } else {
+            status(404, fixture("error-not-found-errors-null.json"))
+        };
+        Some(reply)
+    })
+}
+
+#[tokio::test]
+async fn captured_shapes_replay_through_the_client_and_the_plan_engine() {
+    use unitsync::plan::{Action, DesiredFrom, PlanInput, UnitKind, UsageRecord, plan};
+
+    let stub = Stub::start(World::new(), Some(fixture_hook()), Duration::ZERO).await;
+    let client = stub.client();
+    assert_eq!(client.codebase().await.unwrap(), "v2025_1/");
+
+    // The agreement is named by name: 901 is its cancelled namesake.
+    let mappings = vec![
+        mapping(json!({
+            "account": "Bob's Dentistry", "license_type": "ShadowProtect Desktop",
+            "company": "BobsDentistry", "agreement": {"name": "Managed Backup"}, "addition": "SP-DESKTOP"
+        })),
+        mapping(json!({
+            "account": "Bob's Dentistry", "license_type": "Cloud Premium (GB)",
+            "company": {"name": "Bob's Dentistry"}, "agreement": 1001, "addition": "CLOUD-GB"
+        })),
+    ];
+    let snapshot = client.snapshot(&mappings).await.unwrap();
+    let lines: Vec<(u64, u64, String, RecordStatus)> = snapshot
+        .lines
+        .iter()
+        .map(|l| (l.id, l.contract_id, l.quantity.to_string(), l.status))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            (5000, 1001, "2".into(), RecordStatus::Cancelled),
+            (5001, 1001, "3".into(), RecordStatus::Active),
+            (5003, 1001, "135.5".into(), RecordStatus::Active),
+        ]
+    );
+    let contracts: Vec<(u64, u64, RecordStatus)> = snapshot
+        .contracts
+        .iter()
+        .map(|c| (c.id, c.company_id, c.status))
+        .collect();
+    assert_eq!(
+        contracts,
+        [
+            (901, 250, RecordStatus::Cancelled),
+            (1001, 250, RecordStatus::Active)
+        ]
+    );
+
+    let usage: Vec<UsageRecord> = [("ShadowProtect Desktop", "4", UnitKind::Count), ("Cloud Premium (GB)", "135.5", UnitKind::Decimal)]
+        .into_iter()
+        .map(|(license_type, units, kind)| UsageRecord {
+            account: "Bob's Dentistry".into(),
+            license_type: license_type.into(),
+            units: q(units),
+            kind,
+        })
+        .collect();
+    let empty = BTreeMap::new();
+    let planned = plan(PlanInput {
+        mappings: &mappings,
+        usage: &usage,
+        psa: &snapshot,
+        approved: &empty,
+        last_applied: &empty,
+        desired: DesiredFrom::Vendor,
+        default_update: UpdatePolicy::InPlace,
+        guardrails: None,
+        previous_source_accounts: None,
+    });
+    let line_of = |id: &str| planned.lines.iter().find(|l| l.mapping == id).unwrap();
+    let desktop = line_of("bobs-dentistry/shadowprotect-desktop");
+    assert_eq!(desktop.target.contract_id, Some(1001), "{planned:#?}");
+    assert_eq!(desktop.target.line_id, Some(5001));
+    assert_eq!(
+        desktop.action,
+        Action::Update {
+            from: q("3"),
+            to: q("4")
+        }
+    );
+    let cloud = line_of("bobs-dentistry/cloud-premium-gb");
+    assert_eq!(cloud.target.company_id, Some(250));
+    assert_eq!(cloud.target.line_id, Some(5003));
+    assert_eq!(cloud.action, Action::InSync);
+    // The fixture's companies answer holds a deleted namesake (298), as the server does when
+    // not filtered; the name look-up asked for live companies only, and the client keeps out
+    // any deleted one it gets anyway.
+    assert!(snapshot.companies.iter().all(|c| c.id != 298));
+    assert!(
+        stub.requests().iter().any(|r| r.param("conditions")
+            == Some("name = \"Bob's Dentistry\" and deletedFlag = false")),
+        "{:#?}",
+        stub.requests()
+    );
+
+    // A single addition, with a null unitCost.
+    let line = client.reread_line(1001, 5001).await.unwrap();
+    assert_eq!((line.quantity, line.status), (q("3"), RecordStatus::Active));
+
+    // An error body with "errors": null shows ConnectWise's message, not a raw excerpt.
+    let err = client
+        .apply(&change(UpdatePolicy::InPlace, 3, 4))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, PsaError::Rejected { status: 400, .. }), "{err:?}");
+    assert!(
+        err.to_string().ends_with(
+            "ConnectWise rejected the request (HTTP 400): Quantity cannot be changed on an addition of a cancelled agreement."
+        ),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_null_companyinfo_answer_names_the_unknown_login_company() {
+    let hook: Hook = Box::new(|r: &Recorded, _n: usize, _world: &World| {
+        r.path
+            .starts_with("/login/companyinfo/")
+            .then(|| ok(fixture("companyinfo-unknown-company.json")))
+    });
+    let stub = Stub::start(World::new(), Some(hook), Duration::ZERO).await;
+    let err = stub.client().reread_line(1001, 5001).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "GET /login/companyinfo/computech: unknown company computech: check psa.connectwise.company in unitsync.yaml (the company id typed at the ConnectWise login screen; {} answered null for it)",
+            stub.url.trim_start_matches("http://")
+        )
+    );
+    assert_eq!(stub.requests().len(), 1, "no API call after the null");
 }

@@ -10,6 +10,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
 use serde_json::{Value, json};
 use unitsync::config::{ConnectWiseSettings, Mapping, UpdatePolicy};
 use unitsync::plan::{
@@ -23,7 +24,7 @@ use unitsync::psa::{
 use unitsync::quantity::Quantity;
 use unitsync::sandbox::{
     Faults, RecordedRequest, Sandbox, SandboxHandle, Seed, SeedAddition, SeedAgreement,
-    SeedCompany, SeedLogin, SeedProductRef, demo_seed,
+    SeedCompany, SeedCustomField, SeedLogin, SeedProductRef, SeedReference, demo_seed,
 };
 
 const API: &str = "/v4_6_release/apis/3.0";
@@ -265,7 +266,7 @@ async fn the_guides_story_plans_and_applies_in_place() {
         [
             get(
                 &api("company/companies"),
-                Some(r#"identifier in ("AngryFox","BobsDentistry","DigitalTorch")"#),
+                Some(r#"identifier in ("AngryFox","BobsDentistry","DigitalTorch") and deletedFlag = false"#),
                 Some("1000")
             ),
             get(
@@ -492,11 +493,12 @@ async fn cancel_and_readd_ends_the_old_addition_and_adds_a_copy_once() {
     let recorded = sandbox.requests();
     assert_eq!(
         recorded[2].body,
-        Some(json!([{"op": "replace", "path": "cancelledDate", "value": "2026-12-01T00:00:00Z"}]))
+        Some(json!([{"op": "replace", "path": "cancelledDate", "value": "2026-11-30T00:00:00Z"}]))
     );
 
     let old = sandbox.addition(5001).unwrap();
-    assert_eq!(old.cancelled_date.as_deref(), Some("2026-12-01T00:00:00Z"));
+    // The old line's last day is the day before the copy's first: never both billed one day.
+    assert_eq!(old.cancelled_date.as_deref(), Some("2026-11-30T00:00:00Z"));
     assert_eq!(old.quantity, 3.0);
     let new = sandbox.addition(new_id as i64).unwrap();
     assert_eq!(new.agreement, 1001);
@@ -1235,7 +1237,8 @@ async fn doctor_names_the_failing_check() {
 // More of the API surface: lookups by name, paging with conditions, POST failures, codebases
 
 #[tokio::test]
-async fn names_resolve_through_the_sandbox_and_repeated_names_are_ambiguous() {
+async fn names_resolve_through_the_sandbox_and_only_live_namesakes_are_ambiguous() {
+    // The demo's company 298 is a deleted (recycle bin) namesake of Bob's Dentistry (250).
     let sandbox = demo().await;
     let mappings = vec![
         mapping(json!({
@@ -1256,12 +1259,12 @@ async fn names_resolve_through_the_sandbox_and_repeated_names_are_ambiguous() {
         [
             get(
                 &api("company/companies"),
-                Some(r#"name = "Angry Fox Co""#),
+                Some(r#"name = "Angry Fox Co" and deletedFlag = false"#),
                 Some("1000")
             ),
             get(
                 &api("company/companies"),
-                Some(r#"name = "Bob's Dentistry""#),
+                Some(r#"name = "Bob's Dentistry" and deletedFlag = false"#),
                 Some("1000")
             ),
             get(
@@ -1290,6 +1293,31 @@ async fn names_resolve_through_the_sandbox_and_repeated_names_are_ambiguous() {
     assert_eq!(plan.lines[0].mapping, "angry-fox-co/shadowprotect-server");
     assert_eq!(plan.lines[0].action, Action::InSync);
     assert_eq!(plan.lines[0].target.line_id, Some(5003));
+    assert_eq!(plan.lines[1].mapping, "bobs-dentistry/shadowprotect-desktop");
+    assert_eq!(plan.lines[1].target.company_id, Some(250));
+    assert_eq!(plan.lines[1].target.line_id, Some(5001));
+    // The company list behind `accounts --suggest` leaves it out too.
+    assert!(
+        client(&sandbox)
+            .list_companies()
+            .await
+            .unwrap()
+            .iter()
+            .all(|c| c.id != 298)
+    );
+
+    // A second live company of that name is ambiguous — and the deleted one is not named.
+    let mut seed = demo_seed();
+    seed.companies.push(SeedCompany {
+        id: 299,
+        identifier: "BobsDentistryNew".into(),
+        name: "Bob's Dentistry".into(),
+        status: "Active".into(),
+        deleted_flag: false,
+    });
+    let sandbox = Sandbox::start(seed, Faults::none()).await.unwrap();
+    let snapshot = client(&sandbox).snapshot(&mappings).await.unwrap();
+    let plan = plan_of(&mappings, &story_usage(), &snapshot, UpdatePolicy::InPlace);
     assert_eq!(
         plan.lines[1].action,
         Action::Error {
@@ -1297,9 +1325,84 @@ async fn names_resolve_through_the_sandbox_and_repeated_names_are_ambiguous() {
                 what: "company name \"Bob's Dentistry\"".into(),
                 candidates: vec![
                     "BobsDentistry (id 250)".into(),
-                    "BobsDentistryOld (id 298)".into()
+                    "BobsDentistryNew (id 299)".into()
                 ],
             }
+        }
+    );
+}
+
+#[tokio::test]
+async fn a_company_in_the_recycle_bin_is_not_found_by_identifier() {
+    let sandbox = demo().await;
+    let mappings = vec![mapping(json!({
+        "account": "Bob's Dentistry", "license_type": "ShadowProtect Desktop",
+        "company": "BobsDentistryOld", "agreement": 1001, "addition": "SP-DESKTOP"
+    }))];
+    let snapshot = client(&sandbox).snapshot(&mappings).await.unwrap();
+    assert!(snapshot.companies.is_empty(), "{:?}", snapshot.companies);
+    let lookups: Vec<Summary> = sandbox
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("company/companies"))
+        .map(summary)
+        .collect();
+    assert_eq!(
+        lookups,
+        [get(
+            &api("company/companies"),
+            Some(r#"identifier in ("BobsDentistryOld") and deletedFlag = false"#),
+            Some("1000")
+        )]
+    );
+    let plan = plan_of(&mappings, &story_usage(), &snapshot, UpdatePolicy::InPlace);
+    assert!(
+        matches!(
+            &plan.lines[0].action,
+            Action::Error { reason: LineError::NotFound { what } } if what.contains("BobsDentistryOld")
+        ),
+        "{:?}",
+        plan.lines[0].action
+    );
+}
+
+#[tokio::test]
+async fn an_agreement_named_by_name_skips_a_cancelled_namesake() {
+    // Bob's renewal (1101) kept the name of the agreement it replaced (1001, now cancelled).
+    let mut seed = demo_seed();
+    let old = seed.agreements.iter_mut().find(|a| a.id == 1001).unwrap();
+    old.agreement_status = "Cancelled".into();
+    old.cancelled_flag = true;
+    let renewal = SeedAgreement {
+        id: 1101,
+        agreement_status: "Active".into(),
+        cancelled_flag: false,
+        date_cancelled: None,
+        ..old.clone()
+    };
+    let name = renewal.name.clone();
+    seed.agreements.push(renewal);
+    let copy = SeedAddition {
+        id: 5101,
+        agreement: 1101,
+        quantity: 3.0,
+        ..seed.additions.iter().find(|a| a.id == 5001).unwrap().clone()
+    };
+    seed.additions.push(copy);
+    let sandbox = Sandbox::start(seed, Faults::none()).await.unwrap();
+    let mappings = vec![mapping(json!({
+        "account": "Bob's Dentistry", "license_type": "ShadowProtect Desktop",
+        "company": "BobsDentistry", "agreement": {"name": name}, "addition": "SP-DESKTOP"
+    }))];
+    let snapshot = client(&sandbox).snapshot(&mappings).await.unwrap();
+    let plan = plan_of(&mappings, &story_usage(), &snapshot, UpdatePolicy::InPlace);
+    assert_eq!(plan.lines[0].target.contract_id, Some(1101), "{plan:#?}");
+    assert_eq!(plan.lines[0].target.line_id, Some(5101));
+    assert_eq!(
+        plan.lines[0].action,
+        Action::Update {
+            from: q("3"),
+            to: q("4")
         }
     );
 }
@@ -1432,6 +1535,125 @@ async fn cancel_and_readd_keeps_the_included_units() {
     assert_eq!(new.less_included, 1.0);
 }
 
+/// An addition as the sandbox's REST API answers it (its own JSON, not the client's reading).
+async fn addition_json(sandbox: &SandboxHandle, agreement: u64, id: u64) -> Value {
+    let login = sandbox.login();
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!(
+        "{}+{}:{}",
+        login.company, login.public_key, login.private_key
+    ));
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+        .get(format!(
+            "{}finance/agreements/{agreement}/additions/{id}",
+            sandbox.api_url()
+        ))
+        .header("Authorization", format!("Basic {basic}"))
+        .header("clientId", login.client_id.clone().unwrap_or_default())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn cancel_and_readd_copies_every_settable_field_of_the_old_addition() {
+    let mut seed = demo_seed();
+    let old = seed.additions.iter_mut().find(|a| a.id == 5001).unwrap();
+    // A value other than the default in every field a client may set.
+    *old = SeedAddition {
+        less_included: 1.0,
+        unit_price: 12.75,
+        unit_cost: 7.5,
+        bill_customer: "DoNotBill".into(),
+        taxable_flag: true,
+        description: Some("ShadowProtect Desktop (per machine)".into()),
+        invoice_description: Some("Desktop backup, per machine".into()),
+        serial_number: Some("SPD-000123".into()),
+        sequence_number: 3.0,
+        uom: Some("Device".into()),
+        purchase_item_flag: true,
+        special_order_flag: true,
+        prorate_current_period_flag: true,
+        invoice_grouping: Some(SeedReference {
+            id: 4,
+            name: Some("Backup".into()),
+        }),
+        opportunity: Some(SeedReference {
+            id: 77,
+            name: Some("Bob's desktops".into()),
+        }),
+        custom_fields: vec![
+            SeedCustomField {
+                id: 11,
+                caption: Some("Vendor SKU".into()),
+                field_type: Some("Text".into()),
+                entry_method: Some("EntryField".into()),
+                number_of_decimals: Some(0),
+                value: Some(json!("SP-D-1Y")),
+            },
+            SeedCustomField {
+                id: 12,
+                caption: Some("Auto-renew".into()),
+                field_type: Some("Checkbox".into()),
+                entry_method: Some("EntryField".into()),
+                number_of_decimals: Some(0),
+                value: Some(json!(true)),
+            },
+        ],
+        ..old.clone()
+    };
+    let sandbox = Sandbox::start(seed, Faults::none()).await.unwrap();
+    let before = addition_json(&sandbox, 1001, 5001).await;
+    let applied = client(&sandbox)
+        .apply(&bobs_change(UpdatePolicy::CancelAndReadd, "3", "4"))
+        .await
+        .unwrap();
+    let after = addition_json(&sandbox, 1001, applied.line_id()).await;
+    assert_eq!(after["quantity"], json!(4.0));
+    assert_eq!(after["effectiveDate"], "2026-12-01T00:00:00Z");
+
+    // Every field but the id, the dates, the quantity and what the server works out from them.
+    let settable = |record: &Value| -> BTreeMap<String, Value> {
+        let skip = [
+            "id",
+            "quantity",
+            "effectiveDate",
+            "cancelledDate",
+            "_info",
+            "billedQuantity",
+            "extPrice",
+            "extCost",
+            "margin",
+        ];
+        record
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(k, _)| !skip.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    };
+    let (old_fields, new_fields) = (settable(&before), settable(&after));
+    for key in [
+        "serialNumber",
+        "sequenceNumber",
+        "uom",
+        "invoiceGrouping",
+        "opportunity",
+        "customFields",
+        "purchaseItemFlag",
+        "specialOrderFlag",
+        "prorateCurrentPeriodFlag",
+        "lessIncluded",
+    ] {
+        assert!(old_fields.contains_key(key), "the sandbox shows no {key}");
+    }
+    assert_eq!(new_fields, old_fields);
+}
+
 #[tokio::test]
 async fn another_codebase_is_discovered() {
     let mut seed = demo_seed();
@@ -1478,7 +1700,7 @@ async fn an_unknown_addition_is_not_found_after_one_rediscovery() {
 }
 
 #[tokio::test]
-async fn a_wrong_login_company_is_rejected_credentials() {
+async fn an_unknown_login_company_is_named_before_any_api_call() {
     let sandbox = demo().await;
     let client = ConnectWiseClient::with_retry_policy(
         &ConnectWiseSettings {
@@ -1489,30 +1711,35 @@ async fn a_wrong_login_company_is_rejected_credentials() {
         fast_retry(),
     )
     .unwrap();
-    // companyinfo does not know the company; the client falls back to the usual codebase and
-    // the API then refuses the login.
-    assert_eq!(client.codebase().await.unwrap(), "v4_6_release/");
-    let err = client.reread_line(1001, 5001).await.unwrap_err();
-    assert!(matches!(err, PsaError::Unauthorized { .. }), "{err:?}");
+    // companyinfo answers `null` for a company it does not know: that is the error, not a
+    // reason to guess the usual codebase and fail later with a 401.
+    let err = client.codebase().await.unwrap_err();
+    assert!(matches!(err, PsaError::UnknownCompany { .. }), "{err:?}");
     assert!(
-        err.to_string().contains("the login company (\"nosuchco\")"),
+        err.to_string()
+            .contains("unknown company nosuchco: check psa.connectwise.company"),
         "{err}"
+    );
+    let err = client.reread_line(1001, 5001).await.unwrap_err();
+    assert!(matches!(err, PsaError::UnknownCompany { .. }), "{err:?}");
+    let checks = client.check_access(&story_mappings(), false).await;
+    assert_eq!(checks[0].kind, CheckKind::Host);
+    assert_eq!(checks[0].outcome, CheckOutcome::Fail);
+    assert!(
+        checks[0].detail.contains("unknown company nosuchco"),
+        "{checks:?}"
     );
     let seen: Vec<(String, Option<String>, u16)> = sandbox
         .requests()
         .iter()
         .map(|r| (r.path.clone(), r.auth_user.clone(), r.status))
         .collect();
-    assert_eq!(
-        seen,
-        [
-            ("/login/companyinfo/nosuchco".into(), None, 404),
-            (
-                api("finance/agreements/1001/additions/5001"),
-                Some("nosuchco+sandboxPublicKey".into()),
-                401
-            ),
-        ]
+    // Nothing but companyinfo, and never with the keys.
+    assert!(!seen.is_empty());
+    assert!(
+        seen.iter()
+            .all(|s| *s == ("/login/companyinfo/nosuchco".into(), None, 200)),
+        "{seen:?}"
     );
 }
 
@@ -1589,9 +1816,23 @@ async fn cancel_and_readd_refuses_stale_and_foreign_lines_and_resumes_its_own() 
         "{err}"
     );
 
-    // An earlier run cancelled it on the effective date and stopped before adding the copy.
+    // Someone cancelled it on the effective date itself: not how unitsync cancels, so not
+    // resumed either.
     sandbox.put_addition(SeedAddition {
         cancelled_date: Some("2026-12-01T00:00:00Z".into()),
+        ..original.clone()
+    });
+    let err = client.apply(&change).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("already cancelled as of 2026-12-01T00:00:00Z"),
+        "{err}"
+    );
+
+    // An earlier run cancelled it as of the day before the effective date and stopped before
+    // adding the copy.
+    sandbox.put_addition(SeedAddition {
+        cancelled_date: Some("2026-11-30T00:00:00Z".into()),
         ..original
     });
     sandbox.clear_requests();
@@ -1618,6 +1859,43 @@ async fn cancel_and_readd_refuses_stale_and_foreign_lines_and_resumes_its_own() 
             format!("POST {}", api("finance/agreements/1001/additions")),
         ]
     );
+}
+
+#[tokio::test]
+async fn a_snapshot_reads_a_line_cancelled_the_day_before_with_no_copy_as_awaiting_its_readd() {
+    let sandbox = demo().await;
+    let original = sandbox.addition(5001).unwrap();
+    let effective = jiff::civil::date(2026, 12, 1);
+    let status_of_5001 = |snapshot: &PsaSnapshot| {
+        snapshot
+            .lines
+            .iter()
+            .find(|l| l.id == 5001)
+            .map(|l| l.status)
+            .unwrap()
+    };
+    let mappings = story_mappings();
+
+    // Cancelled as of 30 November with nothing replacing it: what a run killed between the
+    // cancel and the re-add of a 1 December change leaves. It still bills, so it is in force.
+    sandbox.put_addition(SeedAddition {
+        cancelled_date: Some("2026-11-30T00:00:00Z".into()),
+        ..original.clone()
+    });
+    let resuming = client(&sandbox).resuming_readds_on(effective);
+    let snapshot = resuming.snapshot(&mappings).await.unwrap();
+    assert_eq!(status_of_5001(&snapshot), RecordStatus::Active);
+    // Without a re-add to resume it is simply cancelled.
+    let snapshot = client(&sandbox).snapshot(&mappings).await.unwrap();
+    assert_eq!(status_of_5001(&snapshot), RecordStatus::Cancelled);
+
+    // Cancelled on the effective date itself: not a cancel of unitsync's.
+    sandbox.put_addition(SeedAddition {
+        cancelled_date: Some("2026-12-01T00:00:00Z".into()),
+        ..original
+    });
+    let snapshot = resuming.snapshot(&mappings).await.unwrap();
+    assert_eq!(status_of_5001(&snapshot), RecordStatus::Cancelled);
 }
 
 #[tokio::test]

@@ -845,7 +845,8 @@ fn cw_5xx_bursts_are_retried_on_reads_and_in_place_writes_and_a_rerun_converges(
 #[test]
 fn cw_a_readd_post_that_got_a_5xx_is_looked_for_before_it_is_sent_again() {
     let mut b = Billing::connectwise(&[(10, 11), (20, 22)], "cancel-and-readd", "");
-    let effective = format!("{}T00:00:00Z", effective());
+    // A cancel-and-readd ends the old addition on the day before the copy starts.
+    let cancelled_as_of = format!("{}T00:00:00Z", effective().yesterday().unwrap());
     // A 503 before ConnectWise acted: the client looks for the addition, finds none, posts again.
     b.sandbox.set_faults(
         Faults::none()
@@ -895,7 +896,7 @@ fn cw_a_readd_post_that_got_a_5xx_is_looked_for_before_it_is_sent_again() {
     assert_eq!(quantities(&b.sandbox, 2), [11.0, 22.0]);
     for n in 0..2 {
         let old = b.sandbox.addition(addition(n)).unwrap();
-        assert_eq!(old.cancelled_date.as_deref(), Some(effective.as_str()));
+        assert_eq!(old.cancelled_date.as_deref(), Some(cancelled_as_of.as_str()));
     }
 
     // A 504 after ConnectWise did add it (a proxy timing out): found, and never posted again.
@@ -1403,7 +1404,8 @@ fn cw_a_run_killed_between_cancel_and_readd_is_resumed_by_the_rerun() {
     // killed there, after lines 0-9 were re-added in full.
     let lines = many_changes(12);
     let b = Billing::connectwise(&lines, "cancel-and-readd", "");
-    let effective = format!("{}T00:00:00Z", effective());
+    // A cancel-and-readd ends the old addition on the day before the copy starts.
+    let cancelled_as_of = format!("{}T00:00:00Z", effective().yesterday().unwrap());
     b.sandbox.set_faults(
         Faults::none()
             .rate_limit(2, 30)
@@ -1418,7 +1420,7 @@ fn cw_a_run_killed_between_cancel_and_readd_is_resumed_by_the_rerun() {
     });
     for n in 10..12 {
         let old = b.sandbox.addition(addition(n)).unwrap();
-        assert_eq!(old.cancelled_date.as_deref(), Some(effective.as_str()));
+        assert_eq!(old.cancelled_date.as_deref(), Some(cancelled_as_of.as_str()));
         assert_eq!(running_additions(&b.sandbox, contract(n)), []);
     }
     assert_eq!(

@@ -915,5 +915,7 @@ fn proposals_new_lines_and_cancel_and_readd() {
     | `angry-fox-co/shadowprotect-server` | Angry Fox Co · ShadowProtect Server | AngryFox › Angry Fox Managed Backup › SP-SERVER | propose | - | 2 | new |
     | `bobs-dentistry/shadowprotect-desktop` | Bob's Dentistry · ShadowProtect Desktop | BobsDentistry › Bob's Dentistry Backup › SP-DESKTOP | update (cancel and re-add) | 3 | 4 | +1 |
     | `digitaltorch-inc/cloud-premium-gb` | DigitalTorch Inc · Cloud Premium (GB) | DigitalTorch › DigitalTorch Cloud › CLOUD-PREMIUM-GB | update | 135.5 | 120.25 | -15.25 |
+
+    _Cancel and re-add: the old addition is cancelled as of the day before the effective date (the last day of the previous period) and a copy with the new quantity starts on the effective date, so the two never bill the same day._
     "#);
 }

@@ -127,8 +127,9 @@ async fn company_info_gives_the_codebase_without_auth() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    assert_eq!(r.json::<Value>().await.unwrap()["code"], "NotFound");
+    // An unknown login company: HTTP 200 and a JSON `null`, as ConnectWise answers.
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.text().await.unwrap(), "null");
 }
 
 #[tokio::test]
@@ -739,6 +740,67 @@ async fn patch_changes_the_quantity_and_returns_the_whole_addition() {
         .await;
     assert_eq!(status, StatusCode::OK);
     assert!(body.get("cancelledDate").is_none());
+}
+
+#[tokio::test]
+async fn additions_store_and_return_every_settable_field() {
+    let (sandbox, api) = demo().await;
+    let (status, body) = api
+        .patch(
+            "finance/agreements/1001/additions/5001",
+            json!([
+                {"op": "replace", "path": "serialNumber", "value": "SPD-1"},
+                {"op": "replace", "path": "sequenceNumber", "value": 4.0},
+                {"op": "replace", "path": "uom", "value": "Device"},
+                {"op": "replace", "path": "purchaseItemFlag", "value": true},
+                {"op": "replace", "path": "specialOrderFlag", "value": true},
+                {"op": "replace", "path": "prorateCurrentPeriodFlag", "value": true},
+                {"op": "replace", "path": "invoiceGrouping", "value": {"id": 4}},
+                {"op": "replace", "path": "opportunity", "value": {"id": 42, "name": "ignored"}},
+                {"op": "replace", "path": "customFields", "value": [
+                    {"id": 11, "caption": "Vendor SKU", "type": "Text", "entryMethod": "EntryField",
+                     "numberOfDecimals": 0, "value": "SP-D-1Y"}
+                ]}
+            ]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["serialNumber"], "SPD-1");
+    assert_eq!(body["sequenceNumber"], 4.0);
+    assert_eq!(body["uom"], "Device");
+    assert_eq!(
+        (
+            &body["purchaseItemFlag"],
+            &body["specialOrderFlag"],
+            &body["prorateCurrentPeriodFlag"]
+        ),
+        (&json!(true), &json!(true), &json!(true))
+    );
+    // A reference is kept by id; its name is the server's, not the writer's.
+    assert_eq!(body["invoiceGrouping"], json!({"id": 4}));
+    assert_eq!(body["opportunity"], json!({"id": 42}));
+    assert_eq!(body["customFields"][0]["value"], "SP-D-1Y");
+    let (_, again) = api
+        .list("finance/agreements/1001/additions/5001", &[])
+        .await;
+    assert_eq!(again, body);
+    assert_eq!(sandbox.addition(5001).unwrap().uom.as_deref(), Some("Device"));
+
+    // Computed fields stay read-only; a reference needs an id.
+    for (path, value) in [
+        ("extPrice", json!(1.0)),
+        ("prorateCost", json!(1.0)),
+        ("invoiceGrouping", json!({"name": "Backup"})),
+        ("customFields", json!([{"value": 1}])),
+    ] {
+        let (status, body) = api
+            .patch(
+                "finance/agreements/1001/additions/5001",
+                json!([{"op": "replace", "path": path, "value": value}]),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
+    }
 }
 
 #[tokio::test]

@@ -225,6 +225,18 @@ impl Transport {
         };
         match self.execute_inner(&request, "").await {
             Ok(response) => {
+                // ConnectWise answers `null` (HTTP 200) for a login company it does not know;
+                // falling back to the usual codebase would only fail later as a 401.
+                if serde_json::from_slice::<serde_json::Value>(&response.body)
+                    .is_ok_and(|v| v.is_null())
+                {
+                    return Err(PsaError::UnknownCompany {
+                        method: response.method.to_string(),
+                        path: response.path,
+                        company: self.company.clone(),
+                        host: self.host_label(),
+                    });
+                }
                 let info: Result<super::wire::CompanyInfo, _> =
                     serde_json::from_slice(&response.body);
                 match info.ok().and_then(|i| i.codebase) {
@@ -635,6 +647,25 @@ mod tests {
         );
         assert_eq!(next_link(r#"<https://h/x?page=9>; rel="last""#), None);
         assert_eq!(next_link(""), None);
+    }
+
+    #[test]
+    fn error_bodies_with_null_errors_decode() {
+        let redactor = Redactor::new(Vec::new());
+        let fixture = |name: &str| {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/connectwise")
+                .join(name);
+            std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        };
+        assert_eq!(
+            Transport::error_message(&redactor, &fixture("error-not-found-errors-null.json")),
+            "Agreement recId 4242 not found."
+        );
+        assert_eq!(
+            Transport::error_message(&redactor, &fixture("error-invalid-object.json")),
+            "addition object is invalid; billCustomer: billCustomer is required"
+        );
     }
 
     #[test]

@@ -4,14 +4,16 @@
 //! `GET {host}/login/companyinfo/{company}`, default `v4_6_release/`, rediscovered once on a 404):
 //!
 //! - companies: `GET company/companies?conditions=id in (1,2)&pageSize=1000`,
-//!   `…conditions=identifier in ("A","B")…`, and one `…conditions=name = "X"…` per `{name: X}`;
+//!   `…conditions=identifier in ("A","B") and deletedFlag = false…`, and one
+//!   `…conditions=name = "X" and deletedFlag = false…` per `{name: X}`;
 //! - agreements: `GET finance/agreements?conditions=id in (1001,1002)&pageSize=1000`; agreements
 //!   named by name list their company's agreements, `conditions=company/id in (250)`;
 //! - additions: `GET finance/agreements/{id}/additions?pageSize=1000` per agreement, concurrently;
 //! - every listing follows `Link: <…>; rel="next"`;
 //! - writes: `PATCH finance/agreements/{a}/additions/{id}` with
 //!   `[{"op":"replace","path":"quantity","value":N}]`, or for cancel-and-re-add a `PATCH` of
-//!   `cancelledDate` followed by a `POST finance/agreements/{a}/additions`.
+//!   `cancelledDate` (the day before the effective date) followed by a
+//!   `POST finance/agreements/{a}/additions` starting on the effective date.
 //!
 //! Headers: `Authorization: Basic base64(company+public:private)`, `clientId`,
 //! `Accept: application/vnd.connectwise.com+json; version=…`, `Content-Type: application/json`
@@ -33,13 +35,16 @@ use tokio::task::JoinSet;
 
 pub use http::RetryPolicy;
 use http::{DEFAULT_API_VERSION, PAGE_SIZE, Redactor, Repeat, Request, Target, Transport};
-use wire::{Addition, Agreement, Company, IdRef, NewAddition, PatchOp};
+use wire::{Addition, Agreement, Company, NewAddition, PatchOp};
 
 use super::{AccessCheck, AppliedChange, CheckKind, CheckOutcome, LineChange, Psa, PsaError};
 use crate::config::{ConnectWiseSettings, Mapping, RecordRef, RefKind, UpdatePolicy};
 use crate::plan::{PsaCompany, PsaContract, PsaLine, PsaSnapshot, RecordStatus};
 use crate::quantity::Quantity;
 
+/// Leaves out companies in the recycle bin, which keep their name (the usual source of duplicate
+/// names) and are still listed unless filtered; django-connectwise adds the same condition.
+const NOT_DELETED: &str = "deletedFlag = false";
 /// Ids per `conditions=id in (…)` request, keeping URLs well under common 8 KB limits.
 const IDS_PER_REQUEST: usize = 100;
 /// Identifiers (up to 30 characters each) per `identifier in (…)` request.
@@ -226,14 +231,14 @@ impl ConnectWiseClient {
         })
     }
 
-    /// Reads an addition cancelled on `effective` (the date this run's re-adds start) with no
-    /// copy of its product still running as the line in force, not as cancelled.
+    /// Reads an addition cancelled on the day before `effective` (the date this run's re-adds
+    /// start) with no copy of its product still running as the line in force, not as cancelled.
     ///
     /// That is what a cancel-and-readd stopped between its two writes (a killed run) leaves
     /// behind. Read as cancelled, the mapping would be a plan error and the line would stay
     /// without a replacement; read as in force, it plans as an update and applying it resumes
     /// the re-add (the cancel is not repeated). Like that resume, this takes an addition
-    /// cancelled on exactly the effective date, with nothing replacing it, to be unitsync's own.
+    /// cancelled on exactly that day, with nothing replacing it, to be unitsync's own.
     pub fn resuming_readds_on(mut self, effective: jiff::civil::Date) -> ConnectWiseClient {
         self.readds_effective = Some(effective);
         self
@@ -268,20 +273,24 @@ impl ConnectWiseClient {
             found.extend(
                 t.list_all::<Company>(
                     "company/companies".into(),
-                    conditions(format!("identifier in ({list})")),
+                    conditions(format!("identifier in ({list}) and {NOT_DELETED}")),
                     "companies by identifier",
                 )
-                .await?,
+                .await?
+                .into_iter()
+                .filter(Company::live),
             );
         }
         for name in &refs.names {
             found.extend(
                 t.list_all::<Company>(
                     "company/companies".into(),
-                    conditions(format!("name = \"{name}\"")),
+                    conditions(format!("name = \"{name}\" and {NOT_DELETED}")),
                     "companies by name",
                 )
-                .await?,
+                .await?
+                .into_iter()
+                .filter(Company::live),
             );
         }
         Ok(found)
@@ -453,7 +462,7 @@ impl ConnectWiseClient {
             .await?;
         Ok(companies
             .into_iter()
-            .filter(|c| c.deleted_flag != Some(true))
+            .filter(Company::live)
             .map(Company::into_snapshot)
             .collect())
     }
@@ -560,7 +569,10 @@ impl ConnectWiseClient {
         let what = format!("addition {old_id} on agreement {agreement_id}");
         let old = self.get_addition(agreement_id, old_id).await?;
         let effective = change.effective.to_string();
-        let resumed = if old.cancelled_on(&effective) {
+        // The old addition's last day is the day before the copy starts, so the two never
+        // bill the same day.
+        let last_day = last_day_before(change.effective);
+        let resumed = if old.cancelled_on(&last_day.to_string()) {
             true
         } else if let Some(date) = old
             .cancelled_date
@@ -594,6 +606,7 @@ impl ConnectWiseClient {
                 })?;
         let readd_failed = |source: PsaError| PsaError::ReaddFailed {
             cancelled: old_id,
+            last_day,
             effective: change.effective,
             source: Box::new(source),
         };
@@ -616,27 +629,18 @@ impl ConnectWiseClient {
                 agreement_id,
                 old_id,
                 "cancelledDate",
-                format!("{effective}T00:00:00Z"),
+                format!("{last_day}T00:00:00Z"),
             )
             .await?;
         }
 
-        let body = serde_json::to_value(NewAddition {
-            product: IdRef { id: product_id },
-            quantity: change.to,
-            unit_price: old.unit_price.clone(),
-            unit_cost: old.unit_cost.clone(),
-            less_included: old.less_included.clone(),
-            bill_customer: old
-                .bill_customer
-                .clone()
-                .unwrap_or_else(|| "Billable".into()),
-            taxable_flag: old.taxable_flag,
-            description: old.description.clone(),
-            invoice_description: old.invoice_description.clone(),
-            effective_date: format!("{effective}T00:00:00Z"),
+        let body = serde_json::to_value(NewAddition::copy_of(
+            &old,
+            product_id,
+            change.to,
+            format!("{effective}T00:00:00Z"),
             agreement_id,
-        })
+        ))
         .expect("an addition serialises");
         let post_what = format!("a new addition on agreement {agreement_id}");
         let mut attempt = 1;
@@ -1005,14 +1009,21 @@ impl Psa for ConnectWiseClient {
     }
 }
 
-/// The additions of one agreement a cancel-and-readd cancelled on `effective` and did not get to
-/// re-add: per product, the newest one cancelled that day, when no addition of that product is
-/// still running (a finished re-add leaves its copy running).
+/// The day a cancel-and-readd ends the old addition: the last day of the period before the copy
+/// starts on `effective`.
+fn last_day_before(effective: jiff::civil::Date) -> jiff::civil::Date {
+    effective.yesterday().unwrap_or(effective)
+}
+
+/// The additions of one agreement a cancel-and-readd (copies starting on `effective`) cancelled
+/// and did not get to re-add: per product, the newest one cancelled on the day before
+/// `effective`, when no addition of that product is still running (a finished re-add leaves its
+/// copy running).
 fn awaiting_readd(additions: &[Addition], effective: jiff::civil::Date) -> BTreeSet<u64> {
-    let effective = effective.to_string();
+    let last_day = last_day_before(effective).to_string();
     let product = |a: &Addition| a.product.as_ref().and_then(|p| p.id);
     let mut newest: BTreeMap<u64, u64> = BTreeMap::new();
-    for a in additions.iter().filter(|a| a.cancelled_on(&effective)) {
+    for a in additions.iter().filter(|a| a.cancelled_on(&last_day)) {
         if let Some(p) = product(a) {
             let id = newest.entry(p).or_insert(a.id);
             *id = (*id).max(a.id);
@@ -1171,7 +1182,8 @@ mod tests {
     }
 
     #[test]
-    fn only_the_newest_unreplaced_addition_cancelled_on_the_effective_date_awaits_a_readd() {
+    fn only_the_newest_unreplaced_addition_cancelled_the_day_before_the_effective_date_awaits_a_readd()
+     {
         let addition = |id: u64, product: u64, cancelled: Option<&str>| -> Addition {
             serde_json::from_value(serde_json::json!({
                 "id": id, "product": {"id": product}, "cancelledDate": cancelled
@@ -1180,13 +1192,15 @@ mod tests {
         };
         let additions = [
             // Re-added once this month, then cancelled again and stopped: the newest awaits.
-            addition(1, 301, Some("2026-12-01T00:00:00Z")),
-            addition(2, 301, Some("2026-12-01T00:00:00Z")),
+            addition(1, 301, Some("2026-11-30T00:00:00Z")),
+            addition(2, 301, Some("2026-11-30T00:00:00Z")),
             // Its copy is running: the re-add finished.
-            addition(3, 302, Some("2026-12-01T00:00:00Z")),
+            addition(3, 302, Some("2026-11-30T00:00:00Z")),
             addition(4, 302, None),
             // Cancelled on another day: not a re-add of this run's.
             addition(5, 303, Some("2026-11-15T00:00:00Z")),
+            // Cancelled on the effective date itself: not how unitsync cancels.
+            addition(6, 304, Some("2026-12-01T00:00:00Z")),
         ];
         assert_eq!(
             awaiting_readd(&additions, jiff::civil::date(2026, 12, 1)),

@@ -15,12 +15,22 @@ pub(crate) struct CompanyInfo {
 }
 
 /// An error body: `{"code","message","errors":[{"code","message","resource","field"}]}`.
+/// ConnectWise sends `"errors": null` when there are no field errors.
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct ErrorBody {
     #[serde(default)]
     pub message: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub errors: Vec<ErrorItem>,
+}
+
+/// A list that may come as `null`: read as empty.
+fn null_as_empty<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<Vec<T>>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -57,6 +67,12 @@ pub(crate) struct Company {
 }
 
 impl Company {
+    /// Not in the recycle bin. Look-ups by identifier or name ask for live companies only; this
+    /// also keeps out a deleted one a server returns anyway.
+    pub fn live(&self) -> bool {
+        self.deleted_flag != Some(true)
+    }
+
     pub fn into_snapshot(self) -> PsaCompany {
         PsaCompany {
             id: self.id,
@@ -136,6 +152,28 @@ pub(crate) struct Addition {
     pub cancelled_date: Option<String>,
     #[serde(default)]
     pub agreement_status: Option<String>,
+    // The other fields a client may set (pyconnectwise `Addition`), read only to copy them onto
+    // a re-added line: invoice order, grouping and integrations that find lines by serial number
+    // depend on them.
+    #[serde(default)]
+    pub serial_number: Option<String>,
+    #[serde(default)]
+    pub sequence_number: Option<serde_json::Value>,
+    #[serde(default)]
+    pub uom: Option<String>,
+    #[serde(default)]
+    pub purchase_item_flag: Option<bool>,
+    #[serde(default)]
+    pub special_order_flag: Option<bool>,
+    #[serde(default)]
+    pub prorate_current_period_flag: Option<bool>,
+    #[serde(default)]
+    pub invoice_grouping: Option<Reference>,
+    #[serde(default)]
+    pub opportunity: Option<Reference>,
+    /// `[{id, caption, type, entryMethod, numberOfDecimals, value}]`, copied as sent.
+    #[serde(default)]
+    pub custom_fields: Option<Vec<serde_json::Value>>,
 }
 
 impl Addition {
@@ -213,7 +251,10 @@ pub(crate) struct IdRef {
     pub id: u64,
 }
 
-/// The body of `POST /finance/agreements/{id}/additions` when re-adding a line.
+/// The body of `POST /finance/agreements/{id}/additions` when re-adding a line: every field of
+/// the Addition model a client may set, copied from the old line, except the quantity and dates.
+/// Left out are the server's own: `id`, `agreementStatus`, `billedQuantity`, `extPrice`,
+/// `extCost`, `margin`, the `prorate*`/`extendedProrate*` amounts and `_info`.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct NewAddition {
@@ -234,6 +275,62 @@ pub(crate) struct NewAddition {
     pub invoice_description: Option<String>,
     pub effective_date: String,
     pub agreement_id: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub serial_number: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sequence_number: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uom: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub purchase_item_flag: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub special_order_flag: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prorate_current_period_flag: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invoice_grouping: Option<IdRef>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub opportunity: Option<IdRef>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub custom_fields: Option<Vec<serde_json::Value>>,
+}
+
+impl NewAddition {
+    /// A copy of `old` with `quantity`, starting on `effective_date`, on `agreement_id`.
+    pub fn copy_of(
+        old: &Addition,
+        product_id: u64,
+        quantity: Quantity,
+        effective_date: String,
+        agreement_id: u64,
+    ) -> NewAddition {
+        let id_of = |r: &Option<Reference>| r.as_ref().and_then(|r| r.id).map(|id| IdRef { id });
+        NewAddition {
+            product: IdRef { id: product_id },
+            quantity,
+            unit_price: old.unit_price.clone(),
+            unit_cost: old.unit_cost.clone(),
+            less_included: old.less_included.clone(),
+            bill_customer: old
+                .bill_customer
+                .clone()
+                .unwrap_or_else(|| "Billable".into()),
+            taxable_flag: old.taxable_flag,
+            description: old.description.clone(),
+            invoice_description: old.invoice_description.clone(),
+            effective_date,
+            agreement_id,
+            serial_number: old.serial_number.clone(),
+            sequence_number: old.sequence_number.clone().filter(|v| !v.is_null()),
+            uom: old.uom.clone(),
+            purchase_item_flag: old.purchase_item_flag,
+            special_order_flag: old.special_order_flag,
+            prorate_current_period_flag: old.prorate_current_period_flag,
+            invoice_grouping: id_of(&old.invoice_grouping),
+            opportunity: id_of(&old.opportunity),
+            custom_fields: old.custom_fields.clone().filter(|f| !f.is_empty()),
+        }
+    }
 }
 
 #[cfg(test)]
