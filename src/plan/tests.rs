@@ -447,9 +447,8 @@ fn an_agreement_named_by_name_is_the_one_live_record_among_its_namesakes() {
         line(5011, 1011, "SP-SERVER", "1", Active),
         line(5012, 1012, "SP-SERVER", "2", Active),
     ]);
-    inputs.mappings[1].agreement = Some(RecordRef::Explicit(ExplicitRef::Name(
-        "Backup 2025".into(),
-    )));
+    inputs.mappings[1].agreement =
+        Some(RecordRef::Explicit(ExplicitRef::Name("Backup 2025".into())));
     let mapping = "angry-fox-co/shadowprotect-server";
     let plan = inputs.plan();
     assert_eq!(action_of(&plan, mapping), &Action::InSync);
@@ -471,7 +470,10 @@ fn an_agreement_named_by_name_is_the_one_live_record_among_its_namesakes() {
         c.status = Expired;
     }
     let error = error_of(&inputs.plan(), mapping);
-    assert!(error.contains("1011") && error.contains("cancelled"), "{error}");
+    assert!(
+        error.contains("1011") && error.contains("cancelled"),
+        "{error}"
+    );
 }
 
 #[test]

@@ -115,7 +115,11 @@ impl Store {
                 ("invoicegrouping", &a.invoice_grouping),
                 ("opportunity", &a.opportunity),
             ] {
-                if let Some(SeedReference { id, name: Some(name) }) = r {
+                if let Some(SeedReference {
+                    id,
+                    name: Some(name),
+                }) = r
+                {
                     reference_names.insert((field, *id), name.clone());
                 }
             }
@@ -1427,8 +1431,17 @@ fn set_field(
                 }
             }
         }
-        "id" | "agreementid" | "agreementstatus" | "extprice" | "extcost" | "margin"
-        | "billedquantity" | "_info" | "prorateprice" | "proratecost" | "extendedprorateprice"
+        "id"
+        | "agreementid"
+        | "agreementstatus"
+        | "extprice"
+        | "extcost"
+        | "margin"
+        | "billedquantity"
+        | "_info"
+        | "prorateprice"
+        | "proratecost"
+        | "extendedprorateprice"
         | "extendedproratecost" => {
             return invalid("ReadOnlyField", format!("{field} is read-only"));
         }

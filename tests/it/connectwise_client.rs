@@ -534,7 +534,8 @@ async fn a_snapshot_of_three_mappings_sends_exactly_the_needed_requests() {
             .unwrap()
     };
     assert!(
-        position("company/id in (252)") > position("identifier in (\"Acme\",\"BobsDentistry\") and deletedFlag = false")
+        position("company/id in (252)")
+            > position("identifier in (\"Acme\",\"BobsDentistry\") and deletedFlag = false")
     );
 
     for r in &requests[1..] {
@@ -1358,9 +1359,16 @@ fn fixture_hook() -> Hook {
             ok(fixture("additions.json"))
         } else if path.ends_with("/finance/agreements/901/additions") {
             ok(json!([]))
-        } else if let Some(id) = path.strip_prefix(&format!("{API}/finance/agreements/1001/additions/")) {
+        } else if let Some(id) =
+            path.strip_prefix(&format!("{API}/finance/agreements/1001/additions/"))
+        {
             let all = fixture("additions.json");
-            match all.as_array().unwrap().iter().find(|a| a["id"].to_string() == id) {
+            match all
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|a| a["id"].to_string() == id)
+            {
                 Some(a) => ok(a.clone()),
                 None => status(404, fixture("error-not-found-errors-null.json")),
             }
@@ -1417,15 +1425,18 @@ async fn captured_shapes_replay_through_the_client_and_the_plan_engine() {
         ]
     );
 
-    let usage: Vec<UsageRecord> = [("ShadowProtect Desktop", "4", UnitKind::Count), ("Cloud Premium (GB)", "135.5", UnitKind::Decimal)]
-        .into_iter()
-        .map(|(license_type, units, kind)| UsageRecord {
-            account: "Bob's Dentistry".into(),
-            license_type: license_type.into(),
-            units: q(units),
-            kind,
-        })
-        .collect();
+    let usage: Vec<UsageRecord> = [
+        ("ShadowProtect Desktop", "4", UnitKind::Count),
+        ("Cloud Premium (GB)", "135.5", UnitKind::Decimal),
+    ]
+    .into_iter()
+    .map(|(license_type, units, kind)| UsageRecord {
+        account: "Bob's Dentistry".into(),
+        license_type: license_type.into(),
+        units: q(units),
+        kind,
+    })
+    .collect();
     let empty = BTreeMap::new();
     let planned = plan(PlanInput {
         mappings: &mappings,
@@ -1437,6 +1448,7 @@ async fn captured_shapes_replay_through_the_client_and_the_plan_engine() {
         default_update: UpdatePolicy::InPlace,
         guardrails: None,
         previous_source_accounts: None,
+        effective: unitsync::plan::EffectiveDates::all(jiff::civil::date(2026, 12, 1)),
     });
     let line_of = |id: &str| planned.lines.iter().find(|l| l.mapping == id).unwrap();
     let desktop = line_of("bobs-dentistry/shadowprotect-desktop");
@@ -1458,8 +1470,10 @@ async fn captured_shapes_replay_through_the_client_and_the_plan_engine() {
     // any deleted one it gets anyway.
     assert!(snapshot.companies.iter().all(|c| c.id != 298));
     assert!(
-        stub.requests().iter().any(|r| r.param("conditions")
-            == Some("name = \"Bob's Dentistry\" and deletedFlag = false")),
+        stub.requests()
+            .iter()
+            .any(|r| r.param("conditions")
+                == Some("name = \"Bob's Dentistry\" and deletedFlag = false")),
         "{:#?}",
         stub.requests()
     );
@@ -1473,7 +1487,10 @@ async fn captured_shapes_replay_through_the_client_and_the_plan_engine() {
         .apply(&change(UpdatePolicy::InPlace, 3, 4))
         .await
         .unwrap_err();
-    assert!(matches!(err, PsaError::Rejected { status: 400, .. }), "{err:?}");
+    assert!(
+        matches!(err, PsaError::Rejected { status: 400, .. }),
+        "{err:?}"
+    );
     assert!(
         err.to_string().ends_with(
             "ConnectWise rejected the request (HTTP 400): Quantity cannot be changed on an addition of a cancelled agreement."

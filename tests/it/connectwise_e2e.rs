@@ -266,7 +266,9 @@ async fn the_guides_story_plans_and_applies_in_place() {
         [
             get(
                 &api("company/companies"),
-                Some(r#"identifier in ("AngryFox","BobsDentistry","DigitalTorch") and deletedFlag = false"#),
+                Some(
+                    r#"identifier in ("AngryFox","BobsDentistry","DigitalTorch") and deletedFlag = false"#
+                ),
                 Some("1000")
             ),
             get(
@@ -1293,7 +1295,10 @@ async fn names_resolve_through_the_sandbox_and_only_live_namesakes_are_ambiguous
     assert_eq!(plan.lines[0].mapping, "angry-fox-co/shadowprotect-server");
     assert_eq!(plan.lines[0].action, Action::InSync);
     assert_eq!(plan.lines[0].target.line_id, Some(5003));
-    assert_eq!(plan.lines[1].mapping, "bobs-dentistry/shadowprotect-desktop");
+    assert_eq!(
+        plan.lines[1].mapping,
+        "bobs-dentistry/shadowprotect-desktop"
+    );
     assert_eq!(plan.lines[1].target.company_id, Some(250));
     assert_eq!(plan.lines[1].target.line_id, Some(5001));
     // The company list behind `accounts --suggest` leaves it out too.
@@ -1386,7 +1391,12 @@ async fn an_agreement_named_by_name_skips_a_cancelled_namesake() {
         id: 5101,
         agreement: 1101,
         quantity: 3.0,
-        ..seed.additions.iter().find(|a| a.id == 5001).unwrap().clone()
+        ..seed
+            .additions
+            .iter()
+            .find(|a| a.id == 5001)
+            .unwrap()
+            .clone()
     };
     seed.additions.push(copy);
     let sandbox = Sandbox::start(seed, Faults::none()).await.unwrap();

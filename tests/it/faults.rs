@@ -896,7 +896,10 @@ fn cw_a_readd_post_that_got_a_5xx_is_looked_for_before_it_is_sent_again() {
     assert_eq!(quantities(&b.sandbox, 2), [11.0, 22.0]);
     for n in 0..2 {
         let old = b.sandbox.addition(addition(n)).unwrap();
-        assert_eq!(old.cancelled_date.as_deref(), Some(cancelled_as_of.as_str()));
+        assert_eq!(
+            old.cancelled_date.as_deref(),
+            Some(cancelled_as_of.as_str())
+        );
     }
 
     // A 504 after ConnectWise did add it (a proxy timing out): found, and never posted again.
@@ -1420,7 +1423,10 @@ fn cw_a_run_killed_between_cancel_and_readd_is_resumed_by_the_rerun() {
     });
     for n in 10..12 {
         let old = b.sandbox.addition(addition(n)).unwrap();
-        assert_eq!(old.cancelled_date.as_deref(), Some(cancelled_as_of.as_str()));
+        assert_eq!(
+            old.cancelled_date.as_deref(),
+            Some(cancelled_as_of.as_str())
+        );
         assert_eq!(running_additions(&b.sandbox, contract(n)), []);
     }
     assert_eq!(

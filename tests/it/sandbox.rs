@@ -784,7 +784,10 @@ async fn additions_store_and_return_every_settable_field() {
         .list("finance/agreements/1001/additions/5001", &[])
         .await;
     assert_eq!(again, body);
-    assert_eq!(sandbox.addition(5001).unwrap().uom.as_deref(), Some("Device"));
+    assert_eq!(
+        sandbox.addition(5001).unwrap().uom.as_deref(),
+        Some("Device")
+    );
 
     // Computed fields stay read-only; a reference needs an id.
     for (path, value) in [
