@@ -1367,7 +1367,7 @@ fn fixture_hook() -> Hook {
                 .as_array()
                 .unwrap()
                 .iter()
-                .find(|a| a["id"].to_string() == id)
+                .find(|a| a["id"].as_u64().map(|n| n.to_string()).as_deref() == Some(id))
             {
                 Some(a) => ok(a.clone()),
                 None => status(404, fixture("error-not-found-errors-null.json")),
