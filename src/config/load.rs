@@ -484,22 +484,12 @@ impl Checker<'_> {
         if kind == FileKind::Mappings {
             // The schema checks a date's shape; the calendar is checked here, where the error
             // can point at the value (the typed model would fail without a position).
-            for pointer in calendar_date_errors(&doc.value) {
-                let text = doc.value.pointer(&pointer).and_then(|v| v.as_str());
-                let reason = text
-                    .map(|t| match t.parse::<jiff::civil::Date>() {
-                        Err(e) => e.to_string(),
-                        Ok(_) => String::new(),
-                    })
-                    .unwrap_or_default();
+            for (pointer, text, reason) in calendar_date_errors(&doc.value) {
                 let what = crate::config::humanize::context(&pointer).unwrap_or_default();
                 self.error(
                     file,
                     doc.value_pos(&pointer),
-                    format!(
-                        "{what}: {} is not a date ({reason})",
-                        quote(text.unwrap_or(""))
-                    ),
+                    format!("{what}: {} is not a date ({reason})", quote(&text)),
                 )
                 .hint = Some("write the term's last day as YYYY-MM-DD, such as 2027-03-31".into());
                 failed = true;
@@ -891,9 +881,9 @@ fn trailing_comments(text: &str, doc: &YamlDoc, pointer: &str) -> BTreeMap<Strin
         .collect()
 }
 
-/// Pointers to the mappings' `commitment.ends` values that have a date's shape but name no day
-/// of the calendar (2027-02-30).
-fn calendar_date_errors(value: &serde_json::Value) -> Vec<String> {
+/// The mappings' `commitment.ends` values that have a date's shape but name no day of the
+/// calendar (2027-02-30), as (pointer, text, why).
+fn calendar_date_errors(value: &serde_json::Value) -> Vec<(String, String, String)> {
     let Some(mappings) = value.get("mappings").and_then(|m| m.as_array()) else {
         return Vec::new();
     };
@@ -902,9 +892,12 @@ fn calendar_date_errors(value: &serde_json::Value) -> Vec<String> {
         .enumerate()
         .filter_map(|(i, m)| {
             let text = m.pointer("/commitment/ends")?.as_str()?;
-            text.parse::<jiff::civil::Date>()
-                .is_err()
-                .then(|| format!("/mappings/{i}/commitment/ends"))
+            let error = text.parse::<jiff::civil::Date>().err()?;
+            Some((
+                format!("/mappings/{i}/commitment/ends"),
+                text.to_string(),
+                error.to_string(),
+            ))
         })
         .collect()
 }

@@ -1221,6 +1221,23 @@ fn now() -> String {
 }
 
 /// Sets one field of an addition from a JSON value (`None` = remove).
+/// Addition fields ConnectWise computes or assigns (lower-cased): a PATCH of one is refused, and
+/// a POST ignores them.
+const READ_ONLY_ADDITION_FIELDS: [&str; 12] = [
+    "id",
+    "agreementid",
+    "agreementstatus",
+    "extprice",
+    "extcost",
+    "margin",
+    "billedquantity",
+    "_info",
+    "prorateprice",
+    "proratecost",
+    "extendedprorateprice",
+    "extendedproratecost",
+];
+
 fn set_field(
     store: &Store,
     a: &mut SeedAddition,
@@ -1431,18 +1448,7 @@ fn set_field(
                 }
             }
         }
-        "id"
-        | "agreementid"
-        | "agreementstatus"
-        | "extprice"
-        | "extcost"
-        | "margin"
-        | "billedquantity"
-        | "_info"
-        | "prorateprice"
-        | "proratecost"
-        | "extendedprorateprice"
-        | "extendedproratecost" => {
+        f if READ_ONLY_ADDITION_FIELDS.contains(&f) => {
             return invalid("ReadOnlyField", format!("{field} is read-only"));
         }
         _ => return invalid("InvalidField", format!("addition has no field {field:?}")),
@@ -1541,20 +1547,7 @@ async fn create_addition(
     keys.sort_by_key(|k| !order.contains(&k.as_str()));
     for key in keys {
         let lower = key.to_ascii_lowercase();
-        if matches!(
-            lower.as_str(),
-            "id" | "agreementid"
-                | "agreementstatus"
-                | "extprice"
-                | "extcost"
-                | "margin"
-                | "billedquantity"
-                | "_info"
-                | "prorateprice"
-                | "proratecost"
-                | "extendedprorateprice"
-                | "extendedproratecost"
-        ) {
+        if READ_ONLY_ADDITION_FIELDS.contains(&lower.as_str()) {
             continue; // read-only (computed) fields are ignored on create
         }
         if let Err(r) = set_field(&store, &mut a, key, Some(&fields[key])) {

@@ -5,15 +5,12 @@
 //! exact requests the client sends (as the sandbox recorded them), what it makes of the answers,
 //! and what the sandbox holds afterwards.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use unitsync::config::{AutotaskSettings, Mapping, UpdatePolicy};
-use unitsync::plan::{
-    Action, DesiredFrom, Plan, PlanInput, PsaSnapshot, RecordStatus, UnitKind, UsageRecord, plan,
-};
+use unitsync::plan::{Action, Plan, PsaSnapshot, RecordStatus, UnitKind, UsageRecord};
 use unitsync::psa::autotask::{AutotaskOptions, Credentials, JOURNAL_PATH};
 use unitsync::psa::{AutotaskClient, CheckKind, CheckOutcome, LineChange, Psa, RetryPolicy};
 use unitsync::quantity::Quantity;
@@ -122,19 +119,7 @@ fn story_usage() -> Vec<UsageRecord> {
 }
 
 fn plan_of(mappings: &[Mapping], usage: &[UsageRecord], snapshot: &PsaSnapshot) -> Plan {
-    let empty = BTreeMap::new();
-    plan(PlanInput {
-        mappings,
-        usage,
-        psa: snapshot,
-        approved: &empty,
-        last_applied: &empty,
-        desired: DesiredFrom::Vendor,
-        default_update: UpdatePolicy::InPlace,
-        guardrails: None,
-        previous_source_accounts: None,
-        effective: unitsync::plan::EffectiveDates::all(jiff::civil::date(2026, 12, 1)),
-    })
+    crate::support::vendor_plan(mappings, usage, snapshot, UpdatePolicy::InPlace)
 }
 
 fn actions(plan: &Plan) -> Vec<(String, String)> {

@@ -1235,7 +1235,7 @@ async fn doctor_stops_at_rejected_credentials() {
 /// on addition 5001; applying it makes the next plan in sync, for both update policies.
 #[tokio::test]
 async fn the_guides_story_round_trips_through_the_plan_engine() {
-    use unitsync::plan::{Action, DesiredFrom, PlanInput, UnitKind, UsageRecord, plan};
+    use unitsync::plan::{Action, UnitKind, UsageRecord};
 
     for policy in [UpdatePolicy::InPlace, UpdatePolicy::CancelAndReadd] {
         let stub = Stub::start(World::new(), None, Duration::ZERO).await;
@@ -1258,21 +1258,7 @@ async fn the_guides_story_round_trips_through_the_plan_engine() {
             },
         })
         .collect();
-        let empty = BTreeMap::new();
-        let plan_now = |snapshot| {
-            plan(PlanInput {
-                mappings: &mappings,
-                usage: &usage,
-                psa: snapshot,
-                approved: &empty,
-                last_applied: &empty,
-                desired: DesiredFrom::Vendor,
-                default_update: policy,
-                guardrails: None,
-                previous_source_accounts: None,
-                effective: unitsync::plan::EffectiveDates::all(jiff::civil::date(2026, 12, 1)),
-            })
-        };
+        let plan_now = |snapshot| crate::support::vendor_plan(&mappings, &usage, snapshot, policy);
 
         let before = client.snapshot(&mappings).await.unwrap();
         let first = plan_now(&before);
@@ -1381,7 +1367,7 @@ fn fixture_hook() -> Hook {
 
 #[tokio::test]
 async fn captured_shapes_replay_through_the_client_and_the_plan_engine() {
-    use unitsync::plan::{Action, DesiredFrom, PlanInput, UnitKind, UsageRecord, plan};
+    use unitsync::plan::{Action, UnitKind, UsageRecord};
 
     let stub = Stub::start(World::new(), Some(fixture_hook()), Duration::ZERO).await;
     let client = stub.client();
@@ -1437,19 +1423,7 @@ async fn captured_shapes_replay_through_the_client_and_the_plan_engine() {
         kind,
     })
     .collect();
-    let empty = BTreeMap::new();
-    let planned = plan(PlanInput {
-        mappings: &mappings,
-        usage: &usage,
-        psa: &snapshot,
-        approved: &empty,
-        last_applied: &empty,
-        desired: DesiredFrom::Vendor,
-        default_update: UpdatePolicy::InPlace,
-        guardrails: None,
-        previous_source_accounts: None,
-        effective: unitsync::plan::EffectiveDates::all(jiff::civil::date(2026, 12, 1)),
-    });
+    let planned = crate::support::vendor_plan(&mappings, &usage, &snapshot, UpdatePolicy::InPlace);
     let line_of = |id: &str| planned.lines.iter().find(|l| l.mapping == id).unwrap();
     let desktop = line_of("bobs-dentistry/shadowprotect-desktop");
     assert_eq!(desktop.target.contract_id, Some(1001), "{planned:#?}");

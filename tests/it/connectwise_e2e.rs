@@ -14,8 +14,7 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 use unitsync::config::{ConnectWiseSettings, Mapping, UpdatePolicy};
 use unitsync::plan::{
-    Action, DesiredFrom, LineError, Plan, PlanInput, PsaSnapshot, RecordStatus, UnitKind,
-    UnmappedUsage, UsageRecord, plan,
+    Action, LineError, Plan, PsaSnapshot, RecordStatus, UnitKind, UnmappedUsage, UsageRecord,
 };
 use unitsync::psa::{
     AccessCheck, AppliedChange, CheckKind, CheckOutcome, ConnectWiseClient, Credentials,
@@ -148,19 +147,7 @@ fn plan_of(
     snapshot: &PsaSnapshot,
     policy: UpdatePolicy,
 ) -> Plan {
-    let empty = BTreeMap::new();
-    plan(PlanInput {
-        mappings,
-        usage,
-        psa: snapshot,
-        approved: &empty,
-        last_applied: &empty,
-        desired: DesiredFrom::Vendor,
-        default_update: policy,
-        guardrails: None,
-        previous_source_accounts: None,
-        effective: unitsync::plan::EffectiveDates::all(jiff::civil::date(2026, 12, 1)),
-    })
+    crate::support::vendor_plan(mappings, usage, snapshot, policy)
 }
 
 /// The changes a plan's updates ask for.

@@ -47,6 +47,29 @@ pub fn first_of_next_month() -> jiff::civil::Date {
     today().first_of_month() + jiff::Span::new().months(1)
 }
 
+/// The plan towards the vendor's counts, with no lock, history or guardrails, and changes taking
+/// effect on 1 December 2026 (a date these in-process plans pin themselves).
+pub fn vendor_plan(
+    mappings: &[unitsync::config::Mapping],
+    usage: &[unitsync::plan::UsageRecord],
+    snapshot: &unitsync::plan::PsaSnapshot,
+    policy: unitsync::config::UpdatePolicy,
+) -> unitsync::plan::Plan {
+    let empty = std::collections::BTreeMap::new();
+    unitsync::plan::plan(unitsync::plan::PlanInput {
+        mappings,
+        usage,
+        psa: snapshot,
+        approved: &empty,
+        last_applied: &empty,
+        desired: unitsync::plan::DesiredFrom::Vendor,
+        default_update: policy,
+        guardrails: None,
+        previous_source_accounts: None,
+        effective: unitsync::plan::EffectiveDates::all(jiff::civil::date(2026, 12, 1)),
+    })
+}
+
 /// The binary, linked (or copied) once to a private path: the target directory may be shared with
 /// other worktrees, whose builds may replace `CARGO_BIN_EXE_unitsync` while these tests run.
 /// Cargo replaces that file rather than rewriting it, so a hard link keeps this build's binary
