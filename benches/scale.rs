@@ -198,6 +198,8 @@ fn plan_for(mappings: &[Mapping], usage: &[UsageRecord], snapshot: &PsaSnapshot)
         mappings,
         usage,
         psa: snapshot,
+        invoiced_period: Default::default(),
+        currency: "USD",
         approved: &BTreeMap::new(),
         last_applied: &BTreeMap::new(),
         desired: DesiredFrom::Vendor,
@@ -250,6 +252,7 @@ fn engine_benchmark() {
         }
         let product = format!("P{}", i % 5);
         snapshot.lines.push(PsaLine {
+            billing: Default::default(),
             id: i as u64,
             contract_id: contract,
             product_id: (i % 5) as u64,

@@ -15,6 +15,7 @@ pub mod config;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod history;
+pub mod money;
 pub mod notify;
 pub mod plan;
 pub mod progress;

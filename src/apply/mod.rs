@@ -38,7 +38,9 @@ pub fn changes(plan: &Plan, effective: jiff::civil::Date) -> Vec<(&PlanLine, Lin
                     from,
                     to,
                     policy: line.update,
-                    effective,
+                    // The line's own date (moved past invoiced periods); the run's date for
+                    // lines of a plan saved without one.
+                    effective: line.effective.as_ref().map_or(effective, |e| e.date),
                 },
             )),
             _ => None,
@@ -207,6 +209,8 @@ mod tests {
         action: Action,
     ) -> PlanLine {
         PlanLine {
+            effective: None,
+            money: None,
             mapping: id.into(),
             account: "A".into(),
             license_type: "L".into(),
@@ -226,6 +230,7 @@ mod tests {
 
     fn plan(lines: Vec<PlanLine>) -> Plan {
         Plan {
+            currency: "USD".into(),
             desired: DesiredFrom::Lock,
             lines,
             unmapped: vec![],

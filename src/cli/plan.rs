@@ -139,6 +139,7 @@ mod tests {
     #[test]
     fn the_github_report_has_the_plan_and_its_outputs() {
         let plan = Plan {
+            currency: "USD".into(),
             desired: DesiredFrom::Vendor,
             lines: Vec::new(),
             unmapped: Vec::new(),

@@ -386,6 +386,8 @@ mod tests {
         let q = |n: usize| -> Quantity { n.to_string().parse().unwrap() };
         let lines: Vec<PlanLine> = (0..5_000)
             .map(|i| PlanLine {
+                effective: None,
+                money: None,
                 mapping: format!("customer-{i:05}/cloud-backup-premium-storage"),
                 account: format!("Customer number {i} with a long company name"),
                 license_type: "Cloud Backup Premium Storage".into(),
@@ -402,6 +404,7 @@ mod tests {
             })
             .collect();
         let plan = Plan {
+            currency: "USD".into(),
             desired: DesiredFrom::Lock,
             lines,
             unmapped: vec![],

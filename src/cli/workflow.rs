@@ -115,6 +115,7 @@ pub async fn make_plan<P: Psa + Sync>(
         CommandError::user(e.to_string()).hinted("history records must stay as unitsync wrote them")
     })?;
     let last_applied = history::last_applied(&records);
+    let currency = repo.settings.currency();
     let plan = plan::plan(PlanInput {
         mappings: &repo.mappings,
         usage: &usage,
@@ -126,6 +127,8 @@ pub async fn make_plan<P: Psa + Sync>(
         guardrails: repo.settings.guardrails.as_ref(),
         previous_source_accounts: crate::schedule::last_source_accounts(&repo.root),
         effective: effective_dates(repo),
+        invoiced_period: repo.settings.invoiced_period(),
+        currency: &currency,
     });
     let source_accounts = plan::source_accounts(&usage);
     Ok(Planned {
@@ -162,6 +165,7 @@ pub fn effective_dates(repo: &BillingRepo) -> plan::EffectiveDates {
         PsaSettings::Connectwise(cw) => plan::EffectiveDates {
             in_place: today,
             cancel_and_readd: crate::apply::effective_date(cw.effective, today),
+            in_place_is_dated: false,
         },
         PsaSettings::Autotask(at) => {
             plan::EffectiveDates::all(crate::apply::effective_date(at.effective, today))

@@ -42,6 +42,53 @@ pub struct Settings {
     /// The lock that keeps two applies from writing the PSA at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_lock: Option<RunLockSettings>,
+    /// How changes meet invoices: invoiced periods, prices and true-ups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub billing: Option<BillingSettings>,
+}
+
+/// The currency prices are shown in when `billing.currency` is not set.
+pub const DEFAULT_CURRENCY: &str = "USD";
+
+/// `billing:` in unitsync.yaml.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BillingSettings {
+    /// What to do with a change whose effective date falls in a period the customer was already
+    /// invoiced for: `roll-forward` (default) dates it on the first day no invoice covers yet;
+    /// `refuse` holds it until its date is open.
+    #[serde(default)]
+    pub invoiced_period: InvoicedPeriod,
+    /// The ISO 4217 code of the PSA's currency, for showing prices and revenue (default USD).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[A-Za-z]{3}$"))]
+    pub currency: Option<String>,
+}
+
+/// See [`BillingSettings::invoiced_period`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum InvoicedPeriod {
+    #[default]
+    RollForward,
+    Refuse,
+}
+
+impl Settings {
+    pub fn invoiced_period(&self) -> InvoicedPeriod {
+        self.billing
+            .as_ref()
+            .map_or(InvoicedPeriod::default(), |b| b.invoiced_period)
+    }
+
+    /// The currency code prices are shown in.
+    pub fn currency(&self) -> String {
+        self.billing
+            .as_ref()
+            .and_then(|b| b.currency.clone())
+            .unwrap_or_else(|| DEFAULT_CURRENCY.to_string())
+            .to_ascii_uppercase()
+    }
 }
 
 impl Settings {

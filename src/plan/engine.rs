@@ -14,19 +14,31 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
     let usage = total_usage(input.usage);
     let psa = SnapshotIndex::new(input.psa);
 
-    let mut lines: Vec<PlanLine> = input
+    let mut planned: Vec<(PlanLine, LineBilling)> = input
         .mappings
         .iter()
         .map(|mapping| plan_line(mapping, &usage, &psa, &input))
         .collect();
-    lines.sort_by(|a, b| {
+    planned.sort_by(|(a, _), (b, _)| {
         a.mapping
             .cmp(&b.mapping)
             .then_with(|| a.account.cmp(&b.account))
             .then_with(|| a.license_type.cmp(&b.license_type))
     });
+    let (mut lines, billing): (Vec<PlanLine>, Vec<LineBilling>) = planned.into_iter().unzip();
     flag_shared_targets(&mut lines);
     apply_guardrails(&mut lines, &input);
+    hold_refused_dates(&mut lines);
+    for (line, billing) in lines.iter_mut().zip(&billing) {
+        line.money = line_money(line, billing);
+        if !matches!(
+            line.action,
+            Action::Update { .. } | Action::Propose { .. } | Action::Hold { .. }
+        ) {
+            line.effective = None;
+        }
+    }
+    let prices = prices_by_license_type(&lines, &billing);
 
     let covered: std::collections::HashSet<(&str, &str)> = input
         .mappings
@@ -45,14 +57,90 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
                 license_type: license_type.clone(),
                 units: *units,
                 kind: *kind,
+                monthly_value: prices
+                    .get(license_type.as_str())
+                    .copied()
+                    .flatten()
+                    .and_then(|price| price.times(*units)),
             })
         })
         .collect();
 
     Plan {
         desired: input.desired,
+        currency: input.currency.to_string(),
         lines,
         unmapped,
+    }
+}
+
+/// When a change bills from, and why: the settings' date for its write, moved to the first day
+/// no invoice covers when it falls in an invoiced period (or, with `invoiced_period: refuse`,
+/// marked to be held when applied). An undated in-place edit is never moved — the PSA bills it
+/// from its next invoice, which is what the date then says.
+pub fn line_effective(
+    policy: crate::config::UpdatePolicy,
+    dates: &EffectiveDates,
+    billing: &LineBilling,
+    rule: crate::config::InvoicedPeriod,
+) -> LineEffective {
+    let requested = dates.for_policy(policy);
+    let invoiced_on = billing.invoiced_on;
+    let open_from = billing.open_from.filter(|open| *open > requested);
+    match (open_from, dates.is_dated(policy), rule) {
+        (None, false, _) => LineEffective {
+            date: requested,
+            why: EffectiveWhy::Today,
+        },
+        (None, true, _) => LineEffective {
+            date: requested,
+            why: EffectiveWhy::Setting,
+        },
+        (Some(open), false, _) => LineEffective {
+            date: open,
+            why: EffectiveWhy::NextInvoice { invoiced_on },
+        },
+        (Some(open), true, crate::config::InvoicedPeriod::RollForward) => LineEffective {
+            date: open,
+            why: EffectiveWhy::RolledForward {
+                requested,
+                invoiced_on,
+            },
+        },
+        (Some(open), true, crate::config::InvoicedPeriod::Refuse) => LineEffective {
+            date: requested,
+            why: EffectiveWhy::InInvoicedPeriod {
+                open_from: open,
+                invoiced_on,
+            },
+        },
+    }
+}
+
+/// With `invoiced_period: refuse`, an update dated inside an invoiced period is held — even one
+/// a person approved, because approving a count does not make an invoiced period open. A
+/// proposal still goes to review: it changes only the lock, and it is checked again when applied.
+fn hold_refused_dates(lines: &mut [PlanLine]) {
+    for line in lines {
+        let (Action::Update { from, to }, Some(effective)) = (&line.action, &line.effective) else {
+            continue;
+        };
+        let EffectiveWhy::InInvoicedPeriod {
+            open_from,
+            invoiced_on,
+        } = effective.why
+        else {
+            continue;
+        };
+        line.action = Action::Hold {
+            from: *from,
+            to: *to,
+            reason: HoldReason::InvoicedPeriod {
+                effective: effective.date,
+                open_from,
+                invoiced_on,
+            },
+        };
     }
 }
 
@@ -187,7 +275,7 @@ fn plan_line(
     usage: &UsageTotals,
     psa: &SnapshotIndex<'_>,
     input: &PlanInput<'_>,
-) -> PlanLine {
+) -> (PlanLine, LineBilling) {
     let id = mapping.effective_id();
     let mut target = ResolvedTarget::default();
     let resolved = resolve(mapping, psa, &mut target);
@@ -199,6 +287,10 @@ fn plan_line(
     let approved = input.approved.get(&id).copied();
     let last_applied = input.last_applied.get(&id).copied();
     let psa_units = resolved.as_ref().ok().map(|line| line.quantity);
+    let billing = resolved
+        .as_ref()
+        .map(|line| line.billing)
+        .unwrap_or_default();
 
     let action = match (resolved, vendor_total) {
         (Err(reason), _) => Action::Error { reason },
@@ -208,7 +300,9 @@ fn plan_line(
         (Ok(line), _) => decide(line.quantity, vendor, approved, last_applied, input.desired),
     };
 
-    PlanLine {
+    let update = mapping.update.unwrap_or(input.default_update);
+    let effective = line_effective(update, &input.effective, &billing, input.invoiced_period);
+    let line = PlanLine {
         mapping: id,
         account: mapping.account.clone(),
         license_type: mapping.license_type.clone(),
@@ -217,9 +311,57 @@ fn plan_line(
         approved,
         psa: psa_units,
         last_applied,
-        update: mapping.update.unwrap_or(input.default_update),
+        update,
         action,
+        effective: Some(effective),
+        money: None,
+    };
+    (line, billing)
+}
+
+/// The line's price and the monthly revenue its change moves (an update's, or a proposal's
+/// from what the PSA holds now). Held, drifted and failing lines move nothing.
+fn line_money(line: &PlanLine, billing: &LineBilling) -> Option<LineMoney> {
+    let unit_price = billing.unit_price?;
+    let delta = match (&line.action, line.psa) {
+        (Action::Update { from, to }, _) => to.checked_sub(*from),
+        (Action::Propose { to, .. }, Some(psa)) => to.checked_sub(psa),
+        _ => None,
+    };
+    let months = billing.cycle.map_or(1, BillingCycle::months);
+    Some(LineMoney {
+        unit_price,
+        unit_cost: billing.unit_cost,
+        cycle: billing.cycle,
+        monthly_change: delta
+            .and_then(|d| unit_price.times(d))
+            .map(|m| m.per_month(months)),
+    })
+}
+
+/// The monthly price of one unit per licence type, over the resolved lines that have one:
+/// `None` for a licence type whose lines disagree, so an unmapped account is valued only when
+/// the price is not in doubt.
+fn prices_by_license_type<'a>(
+    lines: &'a [PlanLine],
+    billing: &[LineBilling],
+) -> HashMap<&'a str, Option<crate::money::Money>> {
+    let mut prices: HashMap<&str, Option<crate::money::Money>> = HashMap::new();
+    for (line, billing) in lines.iter().zip(billing) {
+        let Some(price) = billing.unit_price else {
+            continue;
+        };
+        let monthly = price.per_month(billing.cycle.map_or(1, BillingCycle::months));
+        prices
+            .entry(line.license_type.trim())
+            .and_modify(|known| {
+                if *known != Some(monthly) {
+                    *known = None;
+                }
+            })
+            .or_insert(Some(monthly));
     }
+    prices
 }
 
 /// The action for a line whose PSA target was found.
@@ -508,7 +650,10 @@ fn apply_guardrails(lines: &mut [PlanLine], input: &PlanInput<'_>) {
             .clone()
             .or_else(|| {
                 let commitment = commitments.get(&line.mapping)?;
-                let effective = input.effective.for_policy(line.update);
+                let effective = line
+                    .effective
+                    .as_ref()
+                    .map_or(input.effective.for_policy(line.update), |e| e.date);
                 commitment_hold(from, to, line.approved, commitment, effective)
             })
             .or_else(|| line_hold(from, to, line.approved, limits))

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{CommitmentTerm, Guardrails, Lock, Mapping, UpdatePolicy};
+use crate::config::{CommitmentTerm, Guardrails, InvoicedPeriod, Lock, Mapping, UpdatePolicy};
+use crate::money::Money;
 use crate::quantity::Quantity;
 
 /// Whether a vendor count is a number of licences or a measured amount (GB, hours). Counts must be
@@ -66,6 +67,71 @@ pub struct PsaLine {
     pub product_name: String,
     pub quantity: Quantity,
     pub status: RecordStatus,
+    /// What the line bills and how much of it is invoiced, as far as the PSA tells.
+    #[serde(default, skip_serializing_if = "LineBilling::is_unknown")]
+    pub billing: LineBilling,
+}
+
+/// How long one billing period of a line is. A line's unit price is for one period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BillingCycle {
+    Monthly,
+    Quarterly,
+    SemiAnnual,
+    Annual,
+}
+
+impl BillingCycle {
+    pub fn months(self) -> u32 {
+        match self {
+            BillingCycle::Monthly => 1,
+            BillingCycle::Quarterly => 3,
+            BillingCycle::SemiAnnual => 6,
+            BillingCycle::Annual => 12,
+        }
+    }
+
+    /// The cycle a period of `months` months is, for PSAs that give periods rather than a cycle.
+    pub fn of_months(months: i64) -> Option<BillingCycle> {
+        match months {
+            1 => Some(BillingCycle::Monthly),
+            3 => Some(BillingCycle::Quarterly),
+            6 => Some(BillingCycle::SemiAnnual),
+            12 => Some(BillingCycle::Annual),
+            _ => None,
+        }
+    }
+}
+
+/// A line's price and invoicing state, read from the PSA. Every field may be unknown: a PSA or
+/// record that does not say leaves it `None`, and nothing is inferred from a missing value (a
+/// missing price is not a price of 0).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineBilling {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cycle: Option<BillingCycle>,
+    /// Price of one unit for one period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit_price: Option<Money>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit_cost: Option<Money>,
+    /// The first day no invoice covers yet: a change dated before it would change a period the
+    /// customer was already invoiced for (ConnectWise: the agreement's next invoice date;
+    /// Autotask: the day after the period the effective date falls in, once that period's
+    /// units are approved and posted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_from: Option<jiff::civil::Date>,
+    /// When the invoice (or Autotask posting) covering the days before `open_from` was made,
+    /// where the PSA says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invoiced_on: Option<jiff::civil::Date>,
+}
+
+impl LineBilling {
+    pub fn is_unknown(&self) -> bool {
+        *self == LineBilling::default()
+    }
 }
 
 /// What the PSA holds for the records the mappings name. Adapters may fetch only those records;
@@ -106,8 +172,12 @@ pub struct PlanInput<'a> {
     /// How many distinct vendor accounts the source returned on the last successful run
     /// (`history/last-source-accounts`), for `min_source_accounts_percent`.
     pub previous_source_accounts: Option<usize>,
-    /// The first day this run's changes would bill, for commitments.
+    /// The first day this run's changes would bill, before invoices are taken into account.
     pub effective: EffectiveDates,
+    /// What to do with a dated change that would fall in an invoiced period.
+    pub invoiced_period: InvoicedPeriod,
+    /// The currency of the PSA's prices (ISO 4217), for showing money.
+    pub currency: &'a str,
 }
 
 /// The first day a change bills, by how it is written: an in-place change to a ConnectWise
@@ -118,6 +188,9 @@ pub struct PlanInput<'a> {
 pub struct EffectiveDates {
     pub in_place: jiff::civil::Date,
     pub cancel_and_readd: jiff::civil::Date,
+    /// Whether an in-place write carries a date (an Autotask adjustment's `effectiveDate`) or
+    /// not (a ConnectWise quantity edit, which the next invoice bills).
+    pub in_place_is_dated: bool,
 }
 
 impl EffectiveDates {
@@ -126,7 +199,13 @@ impl EffectiveDates {
         EffectiveDates {
             in_place: date,
             cancel_and_readd: date,
+            in_place_is_dated: true,
         }
+    }
+
+    /// Whether a write under `policy` carries its effective date to the PSA.
+    pub fn is_dated(&self, policy: UpdatePolicy) -> bool {
+        policy == UpdatePolicy::CancelAndReadd || self.in_place_is_dated
     }
 
     pub fn for_policy(&self, policy: UpdatePolicy) -> jiff::civil::Date {
@@ -142,8 +221,15 @@ impl EffectiveDates {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
     pub desired: DesiredFrom,
+    /// The currency the PSA's prices are in (ISO 4217), from `billing.currency`.
+    #[serde(default = "default_currency")]
+    pub currency: String,
     pub lines: Vec<PlanLine>,
     pub unmapped: Vec<UnmappedUsage>,
+}
+
+fn default_currency() -> String {
+    crate::config::DEFAULT_CURRENCY.to_string()
 }
 
 /// A vendor account and licence type that no mapping covers: revenue that is not being billed.
@@ -153,6 +239,10 @@ pub struct UnmappedUsage {
     pub license_type: String,
     pub units: Quantity,
     pub kind: UnitKind,
+    /// What these units would bill a month at the price the mapped lines of the same licence
+    /// type have, when they all have the same one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monthly_value: Option<Money>,
 }
 
 /// One mapping's state and the action the plan takes for it.
@@ -173,6 +263,90 @@ pub struct PlanLine {
     pub last_applied: Option<Quantity>,
     pub update: UpdatePolicy,
     pub action: Action,
+    /// When a change (update, proposal or held change) would bill from, and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effective: Option<LineEffective>,
+    /// The line's price and what the change does to the monthly revenue, where the PSA has a
+    /// price for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub money: Option<LineMoney>,
+}
+
+impl PlanLine {
+    /// What this line's update or proposal moves the monthly revenue by, where the price is
+    /// known. A line whose change was held, refused or found stale moves nothing.
+    pub fn monthly_change(&self) -> Option<Money> {
+        match self.action {
+            Action::Update { .. } | Action::Propose { .. } => self.money?.monthly_change,
+            _ => None,
+        }
+    }
+}
+
+/// The first day a change bills, and why that day.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineEffective {
+    pub date: jiff::civil::Date,
+    pub why: EffectiveWhy,
+}
+
+/// Why a change bills from its date. The texts are for the plan and the pull request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum EffectiveWhy {
+    /// An in-place edit carries no date: it bills from the day it is written.
+    #[error("an in-place change bills from the day it is written")]
+    Today,
+    /// The date the PSA settings' `effective` gives.
+    #[error("psa.effective in unitsync.yaml")]
+    Setting,
+    /// An in-place edit made while the current period is invoiced shows on the next invoice.
+    #[error(
+        "the current period is already invoiced{}; an in-place change bills from the next invoice",
+        on_text(*invoiced_on)
+    )]
+    NextInvoice {
+        invoiced_on: Option<jiff::civil::Date>,
+    },
+    /// The settings' date fell in an invoiced period, so the change moved to the next open one.
+    #[error(
+        "{requested} falls in a period already invoiced{}; moved to the next period (billing.invoiced_period: roll-forward)",
+        on_text(*invoiced_on)
+    )]
+    RolledForward {
+        requested: jiff::civil::Date,
+        invoiced_on: Option<jiff::civil::Date>,
+    },
+    /// The settings' date falls in an invoiced period and the settings refuse such changes: a
+    /// proposal shows it; applying holds it.
+    #[error(
+        "falls in a period already invoiced{}, and billing.invoiced_period is refuse: applying holds it until {open_from}",
+        on_text(*invoiced_on)
+    )]
+    InInvoicedPeriod {
+        open_from: jiff::civil::Date,
+        invoiced_on: Option<jiff::civil::Date>,
+    },
+}
+
+fn on_text(date: Option<jiff::civil::Date>) -> String {
+    date.map(|d| format!(" (on {d})")).unwrap_or_default()
+}
+
+/// A line's price, and the revenue its change moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineMoney {
+    /// Price of one unit for one billing period.
+    pub unit_price: Money,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit_cost: Option<Money>,
+    /// How long a period is; unknown periods are taken as a month, and say so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cycle: Option<BillingCycle>,
+    /// What the change adds to (or takes from) the monthly revenue: the unit change times the
+    /// unit price, per month. Absent on lines without a change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monthly_change: Option<Money>,
 }
 
 /// Ids and labels of the PSA records behind a plan line, for display, history and applying.
@@ -221,6 +395,15 @@ pub enum Action {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum HoldReason {
+    #[error(
+        "it would bill from {effective}, inside a period already invoiced{} (the next open period starts {open_from}), and billing.invoiced_period in unitsync.yaml is refuse; it is written once its date is open — or set invoiced_period: roll-forward to bill it from {open_from}",
+        on_text(*invoiced_on)
+    )]
+    InvoicedPeriod {
+        effective: jiff::civil::Date,
+        open_from: jiff::civil::Date,
+        invoiced_on: Option<jiff::civil::Date>,
+    },
     #[error(
         "a decrease during the {term} commitment, which ends {ends}: it would bill from {effective}, while the vendor bills the committed count until the term ends; to release it, approve the new value on this line of units.lock.yaml, or move commitment.ends in the mapping when the term renews"
     )]
@@ -326,10 +509,18 @@ pub enum LineError {
     Stale { planned: String, found: String },
     #[error("mapping names no {missing} for this PSA; add `{missing}:`")]
     IncompleteTarget { missing: String },
+    #[error(
+        "the saved plan dated this change {planned}, but it would now bill from {now} ({why}); an invoice was made since the plan — run plan again"
+    )]
+    EffectiveMoved {
+        planned: jiff::civil::Date,
+        now: jiff::civil::Date,
+        why: String,
+    },
 }
 
 /// Totals for the one-line summary.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Summary {
     pub to_update: usize,
     pub units_added: Quantity,
@@ -340,15 +531,27 @@ pub struct Summary {
     pub held: usize,
     pub unmapped: usize,
     pub errors: usize,
+    /// The monthly revenue the updates and proposals move, over the lines with a known price;
+    /// `None` when no changed line has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monthly_change: Option<Money>,
+    /// The plan's currency, for showing `monthly_change`.
+    #[serde(skip)]
+    pub currency: String,
 }
 
 impl Plan {
     pub fn summary(&self) -> Summary {
         let mut s = Summary {
             unmapped: self.unmapped.len(),
+            currency: self.currency.clone(),
             ..Summary::default()
         };
         for line in &self.lines {
+            if let Some(change) = line.monthly_change() {
+                let total = s.monthly_change.unwrap_or_default();
+                s.monthly_change = Some(total.checked_add(change).unwrap_or(total));
+            }
             match &line.action {
                 Action::Update { from, to } => {
                     s.to_update += 1;
@@ -403,6 +606,22 @@ impl Plan {
                 continue;
             };
             let now = fresh_lines.get(line.mapping.as_str());
+            let planned_date = line.effective.as_ref().map(|e| e.date);
+            if let Some(now) = now
+                && now.target.line_id == line.target.line_id
+                && now.psa == Some(from)
+                && let (Some(planned), Some(fresh)) = (planned_date, now.effective.as_ref())
+                && fresh.date != planned
+            {
+                line.action = Action::Error {
+                    reason: LineError::EffectiveMoved {
+                        planned,
+                        now: fresh.date,
+                        why: fresh.why.to_string(),
+                    },
+                };
+                continue;
+            }
             let found = match now {
                 Some(now) if now.target.line_id == line.target.line_id && now.psa == Some(from) => {
                     continue;
@@ -465,6 +684,10 @@ impl std::fmt::Display for Summary {
             self.unmapped,
             self.errors,
             if self.errors == 1 { "" } else { "s" }
-        )
+        )?;
+        if let Some(change) = self.monthly_change {
+            write!(f, " Revenue: {}/month.", change.signed_text(&self.currency))?;
+        }
+        Ok(())
     }
 }

@@ -32,6 +32,7 @@ fn contract(id: u64, company_id: u64, name: &str, status: RecordStatus) -> PsaCo
 
 fn line(id: u64, contract_id: u64, product: &str, quantity: &str, status: RecordStatus) -> PsaLine {
     PsaLine {
+        billing: Default::default(),
         id,
         contract_id,
         product_id: id * 10,
@@ -154,6 +155,7 @@ struct Inputs {
     guardrails: Option<Guardrails>,
     previous_source_accounts: Option<usize>,
     effective: crate::plan::EffectiveDates,
+    invoiced_period: crate::config::InvoicedPeriod,
 }
 
 impl Inputs {
@@ -168,6 +170,7 @@ impl Inputs {
             guardrails: None,
             previous_source_accounts: None,
             effective: crate::plan::EffectiveDates::all(jiff::civil::date(2026, 12, 1)),
+            invoiced_period: crate::config::InvoicedPeriod::RollForward,
         }
     }
 
@@ -183,6 +186,8 @@ impl Inputs {
             guardrails: self.guardrails.as_ref(),
             previous_source_accounts: self.previous_source_accounts,
             effective: self.effective,
+            invoiced_period: self.invoiced_period,
+            currency: "USD",
         })
     }
 }
@@ -248,6 +253,7 @@ fn the_guides_story_updates_bob_from_3_to_4() {
     assert_eq!(
         plan.unmapped,
         vec![UnmappedUsage {
+            monthly_value: None,
             account: "Slate Gravel".into(),
             license_type: "ShadowProtect Desktop".into(),
             units: q("3"),
@@ -628,6 +634,7 @@ fn world() -> impl Strategy<Value = Inputs> {
                     guardrails: None,
                     previous_source_accounts: None,
                     effective: crate::plan::EffectiveDates::all(jiff::civil::date(2026, 12, 1)),
+                    invoiced_period: crate::config::InvoicedPeriod::RollForward,
                 }
             },
         )
@@ -1062,6 +1069,7 @@ fn a_commitment_holds_decreases_until_its_term_ends_and_lets_increases_through()
     inputs.effective = crate::plan::EffectiveDates {
         in_place: jiff::civil::date(2027, 3, 15),
         cancel_and_readd: jiff::civil::date(2027, 4, 1),
+        in_place_is_dated: false,
     };
     assert!(action_of(&inputs.plan(), BOB).is_hold());
     inputs.mappings[0].update = Some(UpdatePolicy::CancelAndReadd);

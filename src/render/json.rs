@@ -2,7 +2,7 @@
 //! `apply --plan FILE`.
 //!
 //! ```json
-//! { "format_version": 1, "summary": { ... }, "desired": "lock", "lines": [ ... ], "unmapped": [ ... ] }
+//! { "format_version": 2, "summary": { ... }, "desired": "lock", "lines": [ ... ], "unmapped": [ ... ] }
 //! ```
 //!
 //! `summary` is informational (recomputed from `lines` when read back). Fields may be added within
@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::plan::{Plan, Summary};
 
 /// The `format_version` this build writes and reads.
-pub const FORMAT_VERSION: u64 = 1;
+pub const FORMAT_VERSION: u64 = 2;
 
 #[derive(Serialize)]
 struct Document<'a> {

@@ -5,7 +5,10 @@
 //! table. The result fits `max_len` characters (GitHub's comment limit by default): detail is
 //! dropped progressively, never mid-table, and the summary line always stays.
 
-use super::{plural, qty_or_dash, signed_delta};
+use super::{
+    effective_cell, has_dates, has_next_invoice_dates, has_prices, money_cell, moved_dates, plural,
+    qty_or_dash, signed_delta,
+};
 use crate::config::UpdatePolicy;
 use crate::plan::{Action, Plan, PlanLine};
 
@@ -237,8 +240,19 @@ fn render(p: &Parts<'_>, d: Detail) -> String {
 
     if !p.changes.is_empty() {
         out.push_str(&format!("\n### Changes ({})\n\n", p.changes.len()));
-        out.push_str("| Mapping | Vendor account | PSA line | Action | From | To | Change |\n");
-        out.push_str("|---|---|---|---|--:|--:|--:|\n");
+        let (dates, prices) = (has_dates(p.plan), has_prices(p.plan));
+        let mut header =
+            "| Mapping | Vendor account | PSA line | Action | From | To | Change |".to_string();
+        let mut rule = "|---|---|---|---|--:|--:|--:|".to_string();
+        if dates {
+            header.push_str(" Effective |");
+            rule.push_str("---|");
+        }
+        if prices {
+            header.push_str(" Revenue / month |");
+            rule.push_str("--:|");
+        }
+        out.push_str(&format!("{header}\n{rule}\n"));
         table_rows(&mut out, &p.changes, d.rows, |line| {
             let (action, from, to) = match &line.action {
                 Action::Update { from, to } => ("update", Some(*from), *to),
@@ -250,14 +264,37 @@ fn render(p: &Parts<'_>, d: Detail) -> String {
                 (action, _) => action,
             };
             let change = from.map_or_else(|| "new".to_string(), |from| signed_delta(from, to));
-            format!(
+            let mut row = format!(
                 "| {} | {} | {} | {action} | {} | {to} | {change} |",
                 mapping_cell(&line.mapping),
                 vendor_cell(line),
                 psa_cell(line),
                 qty_or_dash(from),
-            )
+            );
+            if dates {
+                row.push_str(&format!(" {} |", effective_cell(line)));
+            }
+            if prices {
+                row.push_str(&format!(" {} |", money_cell(line, &p.plan.currency)));
+            }
+            row
         });
+        let moved = moved_dates(p.plan);
+        if !moved.is_empty() {
+            out.push_str("\n**Dates moved for invoices:**\n\n");
+            for (mapping, why) in &moved {
+                out.push_str(&format!(
+                    "- {}: {}\n",
+                    mapping_cell(mapping),
+                    escape_markdown(why)
+                ));
+            }
+        }
+        if has_next_invoice_dates(p.plan) {
+            out.push_str(
+                "\n_In place: the edit carries no date, and the PSA bills it from the next invoice — the effective date shown._\n",
+            );
+        }
         if p.changes.iter().any(|l| {
             l.update == UpdatePolicy::CancelAndReadd && matches!(l.action, Action::Update { .. })
         }) {
@@ -375,11 +412,22 @@ fn render(p: &Parts<'_>, d: Detail) -> String {
                     plural(unmapped.len(), "account", "accounts")
                 ));
             }
-            out.push_str("| Account | Licence type | Units |\n");
-            out.push_str("|---|---|--:|\n");
+            let valued = unmapped.iter().any(|u| u.monthly_value.is_some());
+            if valued {
+                out.push_str("| Account | Licence type | Units | Unbilled / month |\n");
+                out.push_str("|---|---|--:|--:|\n");
+            } else {
+                out.push_str("| Account | Licence type | Units |\n");
+                out.push_str("|---|---|--:|\n");
+            }
             for u in unmapped {
+                let value = match (valued, u.monthly_value) {
+                    (false, _) => String::new(),
+                    (true, None) => " - |".to_string(),
+                    (true, Some(v)) => format!(" {} |", v.text(&p.plan.currency)),
+                };
                 out.push_str(&format!(
-                    "| {} | {} | {} |\n",
+                    "| {} | {} | {} |{value}\n",
                     escape_markdown(&u.account),
                     escape_markdown(&u.license_type),
                     u.units

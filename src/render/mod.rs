@@ -3,7 +3,7 @@
 //! - [`table`]: the terminal view of `unitsync plan` (aligned columns, optional colour).
 //! - [`markdown`]: the pull-request body and job summary, escaped and kept under GitHub's
 //!   65,536-character limit.
-//! - [`json`] / [`parse_json`]: the stable machine format (`format_version` 1), read back by
+//! - [`json`] / [`parse_json`]: the stable machine format (`format_version` 2), read back by
 //!   `apply --plan FILE`.
 //! - [`status`]: the `unitsync status` dashboard (terminal, Markdown with Mermaid, static HTML).
 //! - [`lock_text`] / [`lock_diff`]: the canonical `units.lock.yaml` and its unified diff.
@@ -100,6 +100,68 @@ fn action_text(action: &Action, update: UpdatePolicy) -> String {
         Action::Error { reason } => format!("error: {reason}"),
         Action::Hold { from, to, reason } => format!("held: {from} → {to}: {reason}"),
     }
+}
+
+/// `2026-12-01`, or `2027-01-01 (moved)` when invoices moved the date from the settings' one.
+fn effective_cell(line: &crate::plan::PlanLine) -> String {
+    use crate::plan::EffectiveWhy;
+    match &line.effective {
+        None => "-".to_string(),
+        Some(e) => match e.why {
+            EffectiveWhy::Today | EffectiveWhy::Setting | EffectiveWhy::NextInvoice { .. } => {
+                e.date.to_string()
+            }
+            EffectiveWhy::RolledForward { .. } => format!("{} (moved)", e.date),
+            EffectiveWhy::InInvoicedPeriod { .. } => format!("{} (invoiced)", e.date),
+        },
+    }
+}
+
+/// Why each changed line's date is not the one its write would normally get (the settings' date,
+/// or the next invoice for an undated in-place edit), as (mapping, `date: why`), in plan order.
+fn moved_dates(plan: &crate::plan::Plan) -> Vec<(String, String)> {
+    use crate::plan::EffectiveWhy;
+    plan.lines
+        .iter()
+        .filter_map(|line| {
+            let e = line.effective.as_ref()?;
+            matches!(
+                e.why,
+                EffectiveWhy::RolledForward { .. } | EffectiveWhy::InInvoicedPeriod { .. }
+            )
+            .then(|| (line.mapping.clone(), format!("{}: {}", e.date, e.why)))
+        })
+        .collect()
+}
+
+/// `+$84.00` a month, or `-` for a line without a price or a change.
+fn money_cell(line: &crate::plan::PlanLine, currency: &str) -> String {
+    line.monthly_change()
+        .map_or_else(|| "-".to_string(), |m| m.signed_text(currency))
+}
+
+/// Whether some change is an undated in-place edit billed from the next invoice.
+fn has_next_invoice_dates(plan: &crate::plan::Plan) -> bool {
+    plan.lines.iter().any(|l| {
+        matches!(
+            l.effective.as_ref().map(|e| &e.why),
+            Some(crate::plan::EffectiveWhy::NextInvoice { .. })
+        ) && matches!(
+            l.action,
+            crate::plan::Action::Update { .. } | crate::plan::Action::Propose { .. }
+        )
+    })
+}
+
+/// Whether any line carries an effective date, so the column is worth showing (a plan saved or
+/// built without dates shows none).
+fn has_dates(plan: &crate::plan::Plan) -> bool {
+    plan.lines.iter().any(|l| l.effective.is_some())
+}
+
+/// Whether any line carries a price, so the money column is worth showing.
+fn has_prices(plan: &crate::plan::Plan) -> bool {
+    plan.lines.iter().any(|l| l.money.is_some())
 }
 
 /// `1 line` / `2 lines`.

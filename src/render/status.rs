@@ -659,9 +659,11 @@ mod tests {
 
     fn report(account: &str) -> StatusReport {
         let plan = Plan {
+            currency: "USD".into(),
             desired: DesiredFrom::Vendor,
             lines: Vec::new(),
             unmapped: vec![UnmappedUsage {
+                monthly_value: None,
                 account: account.into(),
                 license_type: "Desk | \"top\"".into(),
                 units: Quantity::from_units(3),
@@ -683,11 +685,14 @@ mod tests {
     #[test]
     fn a_held_line_is_a_warning_with_its_reason() {
         let mut plan = Plan {
+            currency: "USD".into(),
             desired: DesiredFrom::Vendor,
             lines: Vec::new(),
             unmapped: Vec::new(),
         };
         plan.lines.push(crate::plan::PlanLine {
+            effective: None,
+            money: None,
             mapping: "bobs-dentistry/shadowprotect-desktop".into(),
             account: "Bob's Dentistry".into(),
             license_type: "ShadowProtect Desktop".into(),

@@ -4,7 +4,10 @@
 use std::ffi::OsStr;
 use std::io::IsTerminal;
 
-use super::{action_text, direction, plural, qty_or_dash, terminal_text};
+use super::{
+    action_text, direction, effective_cell, has_dates, has_prices, money_cell, moved_dates, plural,
+    qty_or_dash, terminal_text,
+};
 use crate::plan::{Action, Plan, PlanLine};
 
 /// How [`table`] renders.
@@ -118,8 +121,8 @@ fn action_style(action: &Action) -> Option<&'static str> {
     }
 }
 
-fn line_row(line: &PlanLine) -> Vec<Cell> {
-    vec![
+fn line_row(line: &PlanLine, currency: &str, dates: bool, prices: bool) -> Vec<Cell> {
+    let mut row = vec![
         Cell::plain(&line.mapping),
         Cell::plain(&line.target.company),
         Cell::plain(&line.target.contract),
@@ -127,11 +130,18 @@ fn line_row(line: &PlanLine) -> Vec<Cell> {
         Cell::plain(qty_or_dash(line.vendor)),
         Cell::plain(qty_or_dash(line.approved)),
         Cell::plain(qty_or_dash(line.psa)),
-        Cell::styled(
-            action_text(&line.action, line.update),
-            action_style(&line.action),
-        ),
-    ]
+    ];
+    if dates {
+        row.push(Cell::plain(effective_cell(line)));
+    }
+    if prices {
+        row.push(Cell::plain(money_cell(line, currency)));
+    }
+    row.push(Cell::styled(
+        action_text(&line.action, line.update),
+        action_style(&line.action),
+    ));
+    row
 }
 
 /// Renders `plan` for a terminal:
@@ -168,27 +178,34 @@ pub fn table(plan: &Plan, opts: &TableOptions) -> String {
             if plan.lines.len() == 1 { "it" } else { "them" }
         ));
     } else {
-        let mut rows = vec![
-            [
-                "MAPPING",
-                "COMPANY",
-                "AGREEMENT",
-                "PRODUCT",
-                "VENDOR",
-                "APPROVED",
-                "PSA",
-                "ACTION",
-            ]
-            .into_iter()
-            .map(Cell::plain)
-            .collect::<Vec<_>>(),
+        let (dates, prices) = (has_dates(plan), has_prices(plan));
+        let mut header = vec![
+            "MAPPING",
+            "COMPANY",
+            "AGREEMENT",
+            "PRODUCT",
+            "VENDOR",
+            "APPROVED",
+            "PSA",
         ];
-        rows.extend(shown.iter().map(|l| line_row(l)));
-        out.push_str(&grid(
-            &rows,
-            &[false, false, false, false, true, true, true, false],
-            opts.color,
-        ));
+        let mut right = vec![false, false, false, false, true, true, true];
+        if dates {
+            header.push("EFFECTIVE");
+            right.push(false);
+        }
+        if prices {
+            header.push("REVENUE/MONTH");
+            right.push(true);
+        }
+        header.push("ACTION");
+        right.push(false);
+        let mut rows = vec![header.into_iter().map(Cell::plain).collect::<Vec<_>>()];
+        rows.extend(
+            shown
+                .iter()
+                .map(|l| line_row(l, &plan.currency, dates, prices)),
+        );
+        out.push_str(&grid(&rows, &right, opts.color));
         if hidden > 0 {
             out.push_str(&format!(
                 "{} in sync not shown (plan --all shows {}).\n",
@@ -198,21 +215,41 @@ pub fn table(plan: &Plan, opts: &TableOptions) -> String {
         }
     }
 
+    let moved = moved_dates(plan);
+    if !moved.is_empty() {
+        out.push_str("\nDates moved for invoices:\n");
+        for (mapping, why) in &moved {
+            out.push_str(&format!("  {}: {why}\n", terminal_text(mapping)));
+        }
+    }
+
     if !plan.unmapped.is_empty() {
         out.push_str("\nUnmapped vendor accounts (not billed until mapped):\n");
-        let mut rows = vec![vec![
+        let valued = plan.unmapped.iter().any(|u| u.monthly_value.is_some());
+        let mut header = vec![
             Cell::plain("ACCOUNT"),
             Cell::plain("LICENCE TYPE"),
             Cell::plain("UNITS"),
-        ]];
+        ];
+        if valued {
+            header.push(Cell::plain("UNBILLED/MONTH"));
+        }
+        let mut rows = vec![header];
         rows.extend(plan.unmapped.iter().map(|u| {
-            vec![
+            let mut row = vec![
                 Cell::plain(&u.account),
                 Cell::plain(&u.license_type),
                 Cell::plain(u.units.to_string()),
-            ]
+            ];
+            if valued {
+                row.push(Cell::plain(
+                    u.monthly_value
+                        .map_or_else(|| "-".to_string(), |v| v.text(&plan.currency)),
+                ));
+            }
+            row
         }));
-        out.push_str(&grid(&rows, &[false, false, true], opts.color));
+        out.push_str(&grid(&rows, &[false, false, true, true], opts.color));
     }
 
     out.push('\n');

@@ -385,9 +385,25 @@ impl AtStore {
                 "internalCurrencyAdjustedPrice": price, "invoiceDescription": invoice_description,
             }),
         );
-        for (from, to) in monthly_periods(contract.start_date, contract.end_date) {
+        let periods = monthly_periods(contract.start_date, contract.end_date);
+        let posted_on = contract.posted_through.and_then(|through| {
+            contract.posted_on.or_else(|| {
+                periods
+                    .iter()
+                    .filter(|(_, to)| *to <= through)
+                    .map(|(from, _)| *from)
+                    .next_back()
+            })
+        });
+        for (from, to) in periods {
             let unit_id = self.next_unit_id;
             self.next_unit_id += 1;
+            // A posting is an instant (a user approved and posted at some time of day), unlike
+            // the date-only period bounds.
+            let posted = match (contract.posted_through, posted_on) {
+                (Some(through), Some(on)) if to <= through => json!(format!("{on}T15:30:00.000Z")),
+                _ => Value::Null,
+            };
             self.insert(
                 "ContractServiceUnits",
                 unit_id,
@@ -396,7 +412,7 @@ impl AtStore {
                     "serviceID": service, "startDate": date_only(from), "endDate": date_only(to),
                     "units": units, "price": f64::from(units) * price,
                     "internalCurrencyPrice": f64::from(units) * price,
-                    "cost": f64::from(units) * cost,
+                    "cost": f64::from(units) * cost, "approveAndPostDate": posted,
                 }),
             );
         }
@@ -416,6 +432,9 @@ impl AtStore {
             start_date: date(&r["startDate"])?,
             end_date: date(&r["endDate"])?,
             is_default: r["isDefaultContract"].as_bool().unwrap_or(false),
+            // Services a client adds to a contract later start with nothing posted.
+            posted_through: None,
+            posted_on: None,
         })
     }
 }
@@ -1893,6 +1912,19 @@ fn create_adjustment(shared: &AtShared, parent: Option<i64>, body: &Bytes) -> Re
             .filter(|p| p.contract_service_id == cs_id && p.end_date >= effective)
             .map(|p| (p.id, i64::from(p.units) + i64::from(unit_change)))
             .collect();
+        let posted = store.records["ContractServiceUnits"]
+            .values()
+            .filter(|r| r["contractServiceID"].as_i64() == Some(cs_id))
+            .filter(|r| !r["approveAndPostDate"].is_null())
+            .filter_map(unit_period)
+            .any(|p| p.end_date >= effective);
+        if posted {
+            // Autotask's words for changing a posted recurring-service period (KB370000000540).
+            return Err(bad_request(
+                "Unable to make changes as it would result in the deletion/modification of an already approved and posted contract period"
+                    .to_string(),
+            ));
+        }
         if let Some((id, units)) = affected.iter().find(|(_, u)| *u < 0) {
             return Err(bad_request(format!(
                 "The adjustment would make the units of ContractServiceUnit {id} {units}; units cannot be negative"

@@ -152,6 +152,13 @@ pub struct AtContract {
     pub end_date: Date,
     #[serde(default)]
     pub is_default: bool,
+    /// Periods ending on or before this day are approved and posted (invoiced): their
+    /// `ContractServiceUnits` rows carry an `approveAndPostDate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub posted_through: Option<Date>,
+    /// The day they were posted (default: the first day of the last posted period).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub posted_on: Option<Date>,
 }
 
 fn recurring() -> i64 {

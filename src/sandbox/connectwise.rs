@@ -47,6 +47,16 @@ pub const LOGGED_HEADERS: &[&str] = &[
 ];
 
 const BILL_CUSTOMER: &[&str] = &["Billable", "DoNotBill", "NoCharge"];
+/// `YYYY-MM-01T00:00:00Z` of the month after today (UTC).
+fn next_month_invoice() -> String {
+    let today = crate::clock::today_in(&jiff::tz::TimeZone::UTC);
+    let next = today
+        .first_of_month()
+        .checked_add(jiff::Span::new().months(1))
+        .unwrap_or(today);
+    format!("{next}T00:00:00Z")
+}
+
 const SEED_TIME: &str = "2026-11-01T00:00:00Z";
 
 /// State shared by the server and its handle.
@@ -188,8 +198,15 @@ impl Store {
             "cancelledFlag": a.cancelled_flag,
             "dateCancelled": a.date_cancelled,
             "reasonCancelled": null,
-            "billingCycle": {"id": 1, "name": "Monthly"},
-            "nextInvoiceDate": a.next_invoice_date,
+            "billingCycle": match a.billing_cycle.as_deref().unwrap_or("Monthly") {
+                "Monthly" => json!({"id": 1, "name": "Monthly"}),
+                "Quarterly" => json!({"id": 2, "name": "Quarterly"}),
+                "Annual" => json!({"id": 3, "name": "Annual"}),
+                other => json!({"id": 9, "name": other}),
+            },
+            // A live agreement's next invoice is always ahead; without one in the seed it is the
+            // first of next month (monthly billing in advance), from the sandbox's clock.
+            "nextInvoiceDate": a.next_invoice_date.clone().unwrap_or_else(next_month_invoice),
             "agreementStatus": a.agreement_status,
             "parentAgreement": null,
             "_info": {"lastUpdated": SEED_TIME, "updatedBy": "admin"},

@@ -120,6 +120,9 @@ pub struct SeedAgreement {
     pub start_date: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_invoice_date: Option<String>,
+    /// `billingCycle/name` (default `Monthly`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub billing_cycle: Option<String>,
 }
 
 /// A catalog item (`/procurement/catalog`).

@@ -542,7 +542,7 @@ async fn snapshot_sends_exactly_these_requests() {
         ),
         q(
             "ContractServices",
-            json!(["id", "contractID", "serviceID"]),
+            json!(["id", "contractID", "serviceID", "unitPrice", "unitCost"]),
             json!([{"op": "in", "field": "contractID", "value": [1001, 1002, 1003]}]),
         ),
         q(
@@ -552,7 +552,14 @@ async fn snapshot_sends_exactly_these_requests() {
         ),
         q(
             "ContractServiceUnits",
-            json!(["id", "contractServiceID", "startDate", "endDate", "units"]),
+            json!([
+                "id",
+                "contractServiceID",
+                "startDate",
+                "endDate",
+                "units",
+                "approveAndPostDate"
+            ]),
             json!([
                 {"op": "in", "field": "contractServiceID", "value": [5001, 6001, 7001]},
                 {"op": "lt", "field": "startDate", "value": "2026-12-02"},

@@ -229,7 +229,7 @@ async fn the_guides_story_snapshots_plans_and_applies() {
             ),
             query(
                 "ContractServices",
-                json!({"IncludeFields":["id","contractID","serviceID"],"MaxRecords":500,
+                json!({"IncludeFields":["id","contractID","serviceID","unitPrice","unitCost"],"MaxRecords":500,
                        "filter":[{"field":"contractID","op":"in","value":[1001,1002,1003]}]})
             ),
             query(
@@ -239,7 +239,7 @@ async fn the_guides_story_snapshots_plans_and_applies() {
             ),
             query(
                 "ContractServiceUnits",
-                json!({"IncludeFields":["id","contractServiceID","startDate","endDate","units"],
+                json!({"IncludeFields":["id","contractServiceID","startDate","endDate","units","approveAndPostDate"],
                        "MaxRecords":500,
                        "filter":[
                            {"field":"contractServiceID","op":"in","value":[41001,41002,41003]},

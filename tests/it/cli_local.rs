@@ -231,22 +231,34 @@ fn settings() -> insta::Settings {
         r#"run: "[RUN]""#,
     );
     settings.add_filter(r"/\S*unitsync-demo-\d+-[0-9a-f]+", "[DEMO REPO]");
+    // The sandbox's agreements invoice next on the first of next month, which is when the plan's
+    // in-place changes bill: the date moves with the pinned day.
+    settings.add_filter(
+        &crate::support::first_of_next_month().to_string(),
+        "[NEXT-MONTH]",
+    );
     settings.set_prepend_module_to_snapshot(false);
     settings
 }
 
-const PLAN_TABLE: &str = "\
-MAPPING                               COMPANY        AGREEMENT       PRODUCT     VENDOR  APPROVED     PSA  ACTION
-bobs-dentistry/shadowprotect-desktop  BobsDentistry  Managed Backup  SP-DESKTOP       4         3       3  update 3 → 4 (+1)
-digitaltorch-inc/cloud-premium-gb     DigitalTorch   Cloud Backup    CLOUD-GB     135.5     135.5  120.25  update 120.25 → 135.5 (+15.25)
+/// The demo's plan table, with its in-place changes billing from the agreements' next invoice.
+fn plan_table() -> String {
+    format!(
+        "\
+MAPPING                               COMPANY        AGREEMENT       PRODUCT     VENDOR  APPROVED     PSA  EFFECTIVE   REVENUE/MONTH  ACTION
+bobs-dentistry/shadowprotect-desktop  BobsDentistry  Managed Backup  SP-DESKTOP       4         3       3  {next}        +$12.50  update 3 → 4 (+1)
+digitaltorch-inc/cloud-premium-gb     DigitalTorch   Cloud Backup    CLOUD-GB     135.5     135.5  120.25  {next}         +$3.81  update 120.25 → 135.5 (+15.25)
 1 line in sync not shown (plan --all shows it).
 
 Unmapped vendor accounts (not billed until mapped):
-ACCOUNT       LICENCE TYPE           UNITS
-Slate Gravel  ShadowProtect Desktop      3
+ACCOUNT       LICENCE TYPE           UNITS  UNBILLED/MONTH
+Slate Gravel  ShadowProtect Desktop      3          $37.50
 
-Plan: 2 to update (+16.25 / -0 units), 1 in sync, 1 unmapped, 0 errors.
-";
+Plan: 2 to update (+16.25 / -0 units), 1 in sync, 1 unmapped, 0 errors. Revenue: +$16.31/month.
+",
+        next = crate::support::first_of_next_month()
+    )
+}
 
 const CONFIRM: &str = "\nApply 2 changes to ConnectWise PSA? Only 'yes' will be accepted: ";
 
@@ -260,19 +272,19 @@ fn plan_shows_the_table_and_changes_nothing() {
     assert_eq!(out.code, Some(0), "{out:?}");
     assert_eq!(out.stderr, "");
     let _guard = settings().bind_to_scope();
-    insta::assert_snapshot!(out.stdout, @r"
-    MAPPING                               COMPANY        AGREEMENT       PRODUCT     VENDOR  APPROVED     PSA  ACTION
-    bobs-dentistry/shadowprotect-desktop  BobsDentistry  Managed Backup  SP-DESKTOP       4         3       3  update 3 → 4 (+1)
-    digitaltorch-inc/cloud-premium-gb     DigitalTorch   Cloud Backup    CLOUD-GB     135.5     135.5  120.25  update 120.25 → 135.5 (+15.25)
+    insta::assert_snapshot!(out.stdout, @"
+    MAPPING                               COMPANY        AGREEMENT       PRODUCT     VENDOR  APPROVED     PSA  EFFECTIVE   REVENUE/MONTH  ACTION
+    bobs-dentistry/shadowprotect-desktop  BobsDentistry  Managed Backup  SP-DESKTOP       4         3       3  [NEXT-MONTH]        +$12.50  update 3 → 4 (+1)
+    digitaltorch-inc/cloud-premium-gb     DigitalTorch   Cloud Backup    CLOUD-GB     135.5     135.5  120.25  [NEXT-MONTH]         +$3.81  update 120.25 → 135.5 (+15.25)
     1 line in sync not shown (plan --all shows it).
 
     Unmapped vendor accounts (not billed until mapped):
-    ACCOUNT       LICENCE TYPE           UNITS
-    Slate Gravel  ShadowProtect Desktop      3
+    ACCOUNT       LICENCE TYPE           UNITS  UNBILLED/MONTH
+    Slate Gravel  ShadowProtect Desktop      3          $37.50
 
-    Plan: 2 to update (+16.25 / -0 units), 1 in sync, 1 unmapped, 0 errors.
+    Plan: 2 to update (+16.25 / -0 units), 1 in sync, 1 unmapped, 0 errors. Revenue: +$16.31/month.
     ");
-    assert_eq!(out.stdout, PLAN_TABLE);
+    assert_eq!(out.stdout, plan_table());
     assert_eq!(env.writes(), vec![], "plan must not write");
     assert!(!env.sandbox.requests().is_empty());
     assert_eq!(env.quantities(), [(5001, 3.0), (5003, 2.0), (5005, 120.25)]);
@@ -283,17 +295,18 @@ fn plan_all_also_lists_lines_in_sync() {
     let env = Env::new();
     let out = env.run(&["plan", "--all"]);
     assert_eq!(out.code, Some(0), "{out:?}");
-    insta::assert_snapshot!(out.stdout, @r"
-    MAPPING                               COMPANY        AGREEMENT       PRODUCT     VENDOR  APPROVED     PSA  ACTION
-    angry-fox-co/shadowprotect-server     AngryFox       Managed Backup  SP-SERVER        2         2       2  in sync
-    bobs-dentistry/shadowprotect-desktop  BobsDentistry  Managed Backup  SP-DESKTOP       4         3       3  update 3 → 4 (+1)
-    digitaltorch-inc/cloud-premium-gb     DigitalTorch   Cloud Backup    CLOUD-GB     135.5     135.5  120.25  update 120.25 → 135.5 (+15.25)
+    let _guard = settings().bind_to_scope();
+    insta::assert_snapshot!(out.stdout, @"
+    MAPPING                               COMPANY        AGREEMENT       PRODUCT     VENDOR  APPROVED     PSA  EFFECTIVE   REVENUE/MONTH  ACTION
+    angry-fox-co/shadowprotect-server     AngryFox       Managed Backup  SP-SERVER        2         2       2  -                       -  in sync
+    bobs-dentistry/shadowprotect-desktop  BobsDentistry  Managed Backup  SP-DESKTOP       4         3       3  [NEXT-MONTH]        +$12.50  update 3 → 4 (+1)
+    digitaltorch-inc/cloud-premium-gb     DigitalTorch   Cloud Backup    CLOUD-GB     135.5     135.5  120.25  [NEXT-MONTH]         +$3.81  update 120.25 → 135.5 (+15.25)
 
     Unmapped vendor accounts (not billed until mapped):
-    ACCOUNT       LICENCE TYPE           UNITS
-    Slate Gravel  ShadowProtect Desktop      3
+    ACCOUNT       LICENCE TYPE           UNITS  UNBILLED/MONTH
+    Slate Gravel  ShadowProtect Desktop      3          $37.50
 
-    Plan: 2 to update (+16.25 / -0 units), 1 in sync, 1 unmapped, 0 errors.
+    Plan: 2 to update (+16.25 / -0 units), 1 in sync, 1 unmapped, 0 errors. Revenue: +$16.31/month.
     ");
     assert_eq!(env.writes(), vec![]);
 }
@@ -305,7 +318,21 @@ fn plan_json_carries_the_format_version_and_the_exact_actions() {
     assert_eq!(out.code, Some(0), "{out:?}");
     assert_eq!(out.stderr, "");
     let plan: serde_json::Value = serde_json::from_str(&out.stdout).expect("stdout is JSON only");
-    assert_eq!(plan["format_version"], 1);
+    assert_eq!(plan["format_version"], 2);
+    assert_eq!(plan["currency"], "USD");
+    assert_eq!(plan["summary"]["monthly_change"], 16.3125);
+    let bob = &plan["lines"][1];
+    assert_eq!(
+        bob["effective"],
+        serde_json::json!({
+            "date": crate::support::first_of_next_month().to_string(),
+            "why": {"kind": "next-invoice", "invoiced_on": null}
+        })
+    );
+    assert_eq!(
+        bob["money"],
+        serde_json::json!({"unit_price": 12.5, "unit_cost": 6, "cycle": "monthly", "monthly_change": 12.5})
+    );
     assert_eq!(plan["desired"], "vendor");
     let actions: Vec<(&str, &serde_json::Value)> = plan["lines"]
         .as_array()
@@ -335,6 +362,7 @@ fn plan_json_carries_the_format_version_and_the_exact_actions() {
     assert_eq!(
         plan["summary"],
         serde_json::json!({
+            "monthly_change": 16.3125,
             "to_update": 2, "units_added": 16.25, "units_removed": 0, "to_propose": 0,
             "in_sync": 1, "drift": 0, "held": 0, "unmapped": 1, "errors": 0
         })
@@ -343,7 +371,7 @@ fn plan_json_carries_the_format_version_and_the_exact_actions() {
         plan["unmapped"],
         serde_json::json!([{
             "account": "Slate Gravel", "license_type": "ShadowProtect Desktop",
-            "units": 3, "kind": "count"
+            "units": 3, "kind": "count", "monthly_value": 37.5
         }])
     );
     assert_eq!(env.writes(), vec![]);
@@ -361,7 +389,7 @@ fn plan_markdown_has_the_summary_line() {
     );
     assert!(
         out.stdout.contains(
-            "**Plan: 2 to update (+16.25 / -0 units), 1 in sync, 1 unmapped, 0 errors.**"
+            "**Plan: 2 to update (+16.25 / -0 units), 1 in sync, 1 unmapped, 0 errors. Revenue: +$16.31/month.**"
         ),
         "{}",
         out.stdout
@@ -377,7 +405,7 @@ fn plan_detailed_exitcode_is_2_with_changes_and_0_in_sync() {
     let env = Env::new();
     let out = env.run(&["plan", "--detailed-exitcode"]);
     assert_eq!(out.code, Some(2), "{out:?}");
-    assert_eq!(out.stdout, PLAN_TABLE);
+    assert_eq!(out.stdout, plan_table());
     assert_eq!(out.stderr, "");
 
     env.hand_edit(5001, 4.0);
@@ -401,20 +429,21 @@ fn plan_with_a_broken_mapping_prints_the_plan_and_exits_1_with_the_hint() {
         "agreement: 1002",
         "agreement: 9999",
     );
+    let _guard = settings().bind_to_scope();
     for args in [&["plan"][..], &["plan", "--detailed-exitcode"]] {
         let out = env.run(args);
         assert_eq!(out.code, Some(1), "{out:?}");
-        insta::allow_duplicates! { insta::assert_snapshot!(out.stdout, @r"
-        MAPPING                               COMPANY        AGREEMENT       PRODUCT     VENDOR  APPROVED     PSA  ACTION
-        angry-fox-co/shadowprotect-server     AngryFox       agreement 9999                   2         2       -  error: agreement id 9999 of AngryFox not found in the PSA; check the id or identifier in the mapping
-        bobs-dentistry/shadowprotect-desktop  BobsDentistry  Managed Backup  SP-DESKTOP       4         3       3  update 3 → 4 (+1)
-        digitaltorch-inc/cloud-premium-gb     DigitalTorch   Cloud Backup    CLOUD-GB     135.5     135.5  120.25  update 120.25 → 135.5 (+15.25)
+        insta::allow_duplicates! { insta::assert_snapshot!(out.stdout, @"
+        MAPPING                               COMPANY        AGREEMENT       PRODUCT     VENDOR  APPROVED     PSA  EFFECTIVE   REVENUE/MONTH  ACTION
+        angry-fox-co/shadowprotect-server     AngryFox       agreement 9999                   2         2       -  -                       -  error: agreement id 9999 of AngryFox not found in the PSA; check the id or identifier in the mapping
+        bobs-dentistry/shadowprotect-desktop  BobsDentistry  Managed Backup  SP-DESKTOP       4         3       3  [NEXT-MONTH]        +$12.50  update 3 → 4 (+1)
+        digitaltorch-inc/cloud-premium-gb     DigitalTorch   Cloud Backup    CLOUD-GB     135.5     135.5  120.25  [NEXT-MONTH]         +$3.81  update 120.25 → 135.5 (+15.25)
 
         Unmapped vendor accounts (not billed until mapped):
-        ACCOUNT       LICENCE TYPE           UNITS
-        Slate Gravel  ShadowProtect Desktop      3
+        ACCOUNT       LICENCE TYPE           UNITS  UNBILLED/MONTH
+        Slate Gravel  ShadowProtect Desktop      3          $37.50
 
-        Plan: 2 to update (+16.25 / -0 units), 0 in sync, 1 unmapped, 1 error.
+        Plan: 2 to update (+16.25 / -0 units), 0 in sync, 1 unmapped, 1 error. Revenue: +$16.31/month.
         "); }
         assert_eq!(
             out.stderr,
@@ -433,7 +462,7 @@ fn apply_answered_no_changes_nothing() {
     let env = Env::new();
     let out = env.run_with_stdin(&["apply"], Some("no\n"));
     assert_eq!(out.code, Some(1), "{out:?}");
-    assert_eq!(out.stdout, format!("{PLAN_TABLE}{CONFIRM}"));
+    assert_eq!(out.stdout, format!("{}{CONFIRM}", plan_table()));
     assert_eq!(out.stderr, "error: apply cancelled; nothing was changed\n");
     assert_eq!(env.writes(), vec![]);
     assert_eq!(env.quantities(), [(5001, 3.0), (5003, 2.0), (5005, 120.25)]);
@@ -446,7 +475,7 @@ fn apply_without_an_answer_refuses() {
     for stdin in [Some(""), None] {
         let out = env.run_with_stdin(&["apply"], stdin);
         assert_eq!(out.code, Some(1), "{out:?}");
-        assert_eq!(out.stdout, format!("{PLAN_TABLE}{CONFIRM}\n"));
+        assert_eq!(out.stdout, format!("{}{CONFIRM}\n", plan_table()));
         assert_eq!(
             out.stderr,
             "error: no confirmation given; nothing was changed\n\
@@ -536,17 +565,17 @@ fn apply_answered_yes_writes_exactly_the_changes_records_them_and_converges() {
     assert_eq!(out.code, Some(0), "{out:?}");
     assert_eq!(out.stderr, "");
     let _guard = settings().bind_to_scope();
-    insta::assert_snapshot!(out.stdout, @r"
-    MAPPING                               COMPANY        AGREEMENT       PRODUCT     VENDOR  APPROVED     PSA  ACTION
-    bobs-dentistry/shadowprotect-desktop  BobsDentistry  Managed Backup  SP-DESKTOP       4         3       3  update 3 → 4 (+1)
-    digitaltorch-inc/cloud-premium-gb     DigitalTorch   Cloud Backup    CLOUD-GB     135.5     135.5  120.25  update 120.25 → 135.5 (+15.25)
+    insta::assert_snapshot!(out.stdout, @"
+    MAPPING                               COMPANY        AGREEMENT       PRODUCT     VENDOR  APPROVED     PSA  EFFECTIVE   REVENUE/MONTH  ACTION
+    bobs-dentistry/shadowprotect-desktop  BobsDentistry  Managed Backup  SP-DESKTOP       4         3       3  [NEXT-MONTH]        +$12.50  update 3 → 4 (+1)
+    digitaltorch-inc/cloud-premium-gb     DigitalTorch   Cloud Backup    CLOUD-GB     135.5     135.5  120.25  [NEXT-MONTH]         +$3.81  update 120.25 → 135.5 (+15.25)
     1 line in sync not shown (plan --all shows it).
 
     Unmapped vendor accounts (not billed until mapped):
-    ACCOUNT       LICENCE TYPE           UNITS
-    Slate Gravel  ShadowProtect Desktop      3
+    ACCOUNT       LICENCE TYPE           UNITS  UNBILLED/MONTH
+    Slate Gravel  ShadowProtect Desktop      3          $37.50
 
-    Plan: 2 to update (+16.25 / -0 units), 1 in sync, 1 unmapped, 0 errors.
+    Plan: 2 to update (+16.25 / -0 units), 1 in sync, 1 unmapped, 0 errors. Revenue: +$16.31/month.
 
     Apply 2 changes to ConnectWise PSA? Only 'yes' will be accepted: 
     applied  bobs-dentistry/shadowprotect-desktop: 3 → 4
@@ -581,12 +610,12 @@ fn apply_answered_yes_writes_exactly_the_changes_records_them_and_converges() {
     let again = env.run(&["apply", "--yes"]);
     assert_eq!(again.code, Some(0), "{again:?}");
     assert_eq!(again.stderr, "");
-    insta::assert_snapshot!(again.stdout, @r"
+    insta::assert_snapshot!(again.stdout, @"
     All 3 lines are in sync (plan --all shows them).
 
     Unmapped vendor accounts (not billed until mapped):
-    ACCOUNT       LICENCE TYPE           UNITS
-    Slate Gravel  ShadowProtect Desktop      3
+    ACCOUNT       LICENCE TYPE           UNITS  UNBILLED/MONTH
+    Slate Gravel  ShadowProtect Desktop      3          $37.50
 
     Plan: 0 to update (+0 / -0 units), 3 in sync, 1 unmapped, 0 errors.
 
@@ -602,7 +631,7 @@ fn apply_of_a_saved_plan_refuses_a_line_edited_since_and_applies_the_rest() {
     let plan_file = env.temp.path().join("plan.json");
     let out = env.run(&["plan", "--out", plan_file.to_str().unwrap()]);
     assert_eq!(out.code, Some(0), "{out:?}");
-    assert_eq!(out.stdout, PLAN_TABLE);
+    assert_eq!(out.stdout, plan_table());
     assert_eq!(
         out.stderr,
         format!(
@@ -612,23 +641,23 @@ fn apply_of_a_saved_plan_refuses_a_line_edited_since_and_applies_the_rest() {
     );
     let saved: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&plan_file).unwrap()).unwrap();
-    assert_eq!(saved["format_version"], 1);
+    assert_eq!(saved["format_version"], 2);
 
     env.hand_edit(5001, 5.0);
     let out = env.run(&["apply", "--plan", plan_file.to_str().unwrap(), "--yes"]);
     assert_eq!(out.code, Some(1), "{out:?}");
     let _guard = settings().bind_to_scope();
-    insta::assert_snapshot!(out.stdout, @r"
-    MAPPING                               COMPANY        AGREEMENT       PRODUCT     VENDOR  APPROVED     PSA  ACTION
-    bobs-dentistry/shadowprotect-desktop  BobsDentistry  Managed Backup  SP-DESKTOP       4         3       3  error: the saved plan saw 3 units on this PSA line, but it now holds 5; someone changed it since the plan was made — run plan again
-    digitaltorch-inc/cloud-premium-gb     DigitalTorch   Cloud Backup    CLOUD-GB     135.5     135.5  120.25  update 120.25 → 135.5 (+15.25)
+    insta::assert_snapshot!(out.stdout, @"
+    MAPPING                               COMPANY        AGREEMENT       PRODUCT     VENDOR  APPROVED     PSA  EFFECTIVE   REVENUE/MONTH  ACTION
+    bobs-dentistry/shadowprotect-desktop  BobsDentistry  Managed Backup  SP-DESKTOP       4         3       3  [NEXT-MONTH]              -  error: the saved plan saw 3 units on this PSA line, but it now holds 5; someone changed it since the plan was made — run plan again
+    digitaltorch-inc/cloud-premium-gb     DigitalTorch   Cloud Backup    CLOUD-GB     135.5     135.5  120.25  [NEXT-MONTH]         +$3.81  update 120.25 → 135.5 (+15.25)
     1 line in sync not shown (plan --all shows it).
 
     Unmapped vendor accounts (not billed until mapped):
-    ACCOUNT       LICENCE TYPE           UNITS
-    Slate Gravel  ShadowProtect Desktop      3
+    ACCOUNT       LICENCE TYPE           UNITS  UNBILLED/MONTH
+    Slate Gravel  ShadowProtect Desktop      3          $37.50
 
-    Plan: 1 to update (+15.25 / -0 units), 1 in sync, 1 unmapped, 1 error.
+    Plan: 1 to update (+15.25 / -0 units), 1 in sync, 1 unmapped, 1 error. Revenue: +$3.81/month.
 
     applied  digitaltorch-inc/cloud-premium-gb: 120.25 → 135.5
     STALE    bobs-dentistry/shadowprotect-desktop: 3 → 4: the saved plan saw 3 units on this PSA line, but it now holds 5; someone changed it since the plan was made — run plan again
@@ -636,7 +665,7 @@ fn apply_of_a_saved_plan_refuses_a_line_edited_since_and_applies_the_rest() {
 
     PSA after apply:
       ok digitaltorch-inc/cloud-premium-gb: 135.5
-    Plan: 1 to update (+0 / -1 units), 2 in sync, 1 unmapped, 0 errors.
+    Plan: 1 to update (+0 / -1 units), 2 in sync, 1 unmapped, 0 errors. Revenue: -$12.50/month.
     ");
     assert_eq!(
         out.stderr,
@@ -687,7 +716,7 @@ fn apply_of_a_saved_plan_with_another_format_version_is_a_clear_error() {
     let out = env.run(&["plan", "--format", "json"]);
     let future = out
         .stdout
-        .replacen("\"format_version\": 1", "\"format_version\": 99", 1);
+        .replacen("\"format_version\": 2", "\"format_version\": 99", 1);
     assert_ne!(future, out.stdout);
     std::fs::write(&plan_file, future).unwrap();
     let out = env.run(&["apply", "--plan", plan_file.to_str().unwrap(), "--yes"]);
@@ -696,7 +725,7 @@ fn apply_of_a_saved_plan_with_another_format_version_is_a_clear_error() {
     assert_eq!(
         out.stderr,
         format!(
-            "error: {}: the plan file has format_version 99, but this unitsync reads version 1; \
+            "error: {}: the plan file has format_version 99, but this unitsync reads version 2; \
              apply it with the unitsync version that wrote it, or plan again with this one\n\
              hint: make the plan file with `unitsync plan --out FILE`\n",
             plan_file.display()
@@ -719,15 +748,15 @@ fn a_hand_edit_after_an_apply_is_drift_and_is_left_alone() {
 
     let out = env.run(&["plan", "--all", "--detailed-exitcode"]);
     assert_eq!(out.code, Some(0), "{out:?}");
-    insta::assert_snapshot!(out.stdout, @r"
-    MAPPING                               COMPANY        AGREEMENT       PRODUCT     VENDOR  APPROVED    PSA  ACTION
-    angry-fox-co/shadowprotect-server     AngryFox       Managed Backup  SP-SERVER        2         2      2  in sync
-    bobs-dentistry/shadowprotect-desktop  BobsDentistry  Managed Backup  SP-DESKTOP       4         3      7  drift: PSA 7, last applied 4
-    digitaltorch-inc/cloud-premium-gb     DigitalTorch   Cloud Backup    CLOUD-GB     135.5     135.5  135.5  in sync
+    insta::assert_snapshot!(out.stdout, @"
+    MAPPING                               COMPANY        AGREEMENT       PRODUCT     VENDOR  APPROVED    PSA  REVENUE/MONTH  ACTION
+    angry-fox-co/shadowprotect-server     AngryFox       Managed Backup  SP-SERVER        2         2      2              -  in sync
+    bobs-dentistry/shadowprotect-desktop  BobsDentistry  Managed Backup  SP-DESKTOP       4         3      7              -  drift: PSA 7, last applied 4
+    digitaltorch-inc/cloud-premium-gb     DigitalTorch   Cloud Backup    CLOUD-GB     135.5     135.5  135.5              -  in sync
 
     Unmapped vendor accounts (not billed until mapped):
-    ACCOUNT       LICENCE TYPE           UNITS
-    Slate Gravel  ShadowProtect Desktop      3
+    ACCOUNT       LICENCE TYPE           UNITS  UNBILLED/MONTH
+    Slate Gravel  ShadowProtect Desktop      3          $37.50
 
     Plan: 0 to update (+0 / -0 units), 2 in sync, 1 drifted, 1 unmapped, 0 errors.
     ");
@@ -874,16 +903,16 @@ fn demo_runs_the_story_to_the_end() {
       DigitalTorch Inc  1003 Cloud Backup    5005      CLOUD-GB      120.25
 
     == unitsync apply --yes
-    MAPPING                               COMPANY        AGREEMENT       PRODUCT     VENDOR  APPROVED     PSA  ACTION
-    angry-fox-co/shadowprotect-server     AngryFox       Managed Backup  SP-SERVER        2         -       2  in sync
-    bobs-dentistry/shadowprotect-desktop  BobsDentistry  Managed Backup  SP-DESKTOP       4         -       3  update 3 → 4 (+1)
-    digitaltorch-inc/cloud-premium-gb     DigitalTorch   Cloud Backup    CLOUD-GB     135.5         -  120.25  update 120.25 → 135.5 (+15.25)
+    MAPPING                               COMPANY        AGREEMENT       PRODUCT     VENDOR  APPROVED     PSA  EFFECTIVE   REVENUE/MONTH  ACTION
+    angry-fox-co/shadowprotect-server     AngryFox       Managed Backup  SP-SERVER        2         -       2  -                       -  in sync
+    bobs-dentistry/shadowprotect-desktop  BobsDentistry  Managed Backup  SP-DESKTOP       4         -       3  [NEXT-MONTH]        +$12.50  update 3 → 4 (+1)
+    digitaltorch-inc/cloud-premium-gb     DigitalTorch   Cloud Backup    CLOUD-GB     135.5         -  120.25  [NEXT-MONTH]         +$3.81  update 120.25 → 135.5 (+15.25)
 
     Unmapped vendor accounts (not billed until mapped):
-    ACCOUNT       LICENCE TYPE           UNITS
-    Slate Gravel  ShadowProtect Desktop      3
+    ACCOUNT       LICENCE TYPE           UNITS  UNBILLED/MONTH
+    Slate Gravel  ShadowProtect Desktop      3          $37.50
 
-    Plan: 2 to update (+16.25 / -0 units), 1 in sync, 1 unmapped, 0 errors.
+    Plan: 2 to update (+16.25 / -0 units), 1 in sync, 1 unmapped, 0 errors. Revenue: +$16.31/month.
 
     applied  bobs-dentistry/shadowprotect-desktop: 3 → 4
     applied  digitaltorch-inc/cloud-premium-gb: 120.25 → 135.5
@@ -1128,15 +1157,15 @@ fn a_saved_plan_whose_every_line_is_stale_applies_nothing_and_says_so() {
     let out = env.run(&["apply", "--plan", plan_file.to_str().unwrap(), "--yes"]);
     assert_eq!(out.code, Some(1), "{out:?}");
     let _guard = settings().bind_to_scope();
-    insta::assert_snapshot!(out.stdout, @r"
-    MAPPING                               COMPANY        AGREEMENT       PRODUCT     VENDOR  APPROVED     PSA  ACTION
-    bobs-dentistry/shadowprotect-desktop  BobsDentistry  Managed Backup  SP-DESKTOP       4         3       3  error: the saved plan saw 3 units on this PSA line, but it now holds 6; someone changed it since the plan was made — run plan again
-    digitaltorch-inc/cloud-premium-gb     DigitalTorch   Cloud Backup    CLOUD-GB     135.5     135.5  120.25  error: the saved plan saw 120.25 units on this PSA line, but it now holds 100; someone changed it since the plan was made — run plan again
+    insta::assert_snapshot!(out.stdout, @"
+    MAPPING                               COMPANY        AGREEMENT       PRODUCT     VENDOR  APPROVED     PSA  EFFECTIVE   REVENUE/MONTH  ACTION
+    bobs-dentistry/shadowprotect-desktop  BobsDentistry  Managed Backup  SP-DESKTOP       4         3       3  [NEXT-MONTH]              -  error: the saved plan saw 3 units on this PSA line, but it now holds 6; someone changed it since the plan was made — run plan again
+    digitaltorch-inc/cloud-premium-gb     DigitalTorch   Cloud Backup    CLOUD-GB     135.5     135.5  120.25  [NEXT-MONTH]              -  error: the saved plan saw 120.25 units on this PSA line, but it now holds 100; someone changed it since the plan was made — run plan again
     1 line in sync not shown (plan --all shows it).
 
     Unmapped vendor accounts (not billed until mapped):
-    ACCOUNT       LICENCE TYPE           UNITS
-    Slate Gravel  ShadowProtect Desktop      3
+    ACCOUNT       LICENCE TYPE           UNITS  UNBILLED/MONTH
+    Slate Gravel  ShadowProtect Desktop      3          $37.50
 
     Plan: 0 to update (+0 / -0 units), 1 in sync, 1 unmapped, 2 errors.
 
@@ -1178,17 +1207,17 @@ fn a_line_the_psa_keeps_refusing_fails_alone_and_is_recorded_as_failed() {
     let out = env.run(&["apply", "--yes"]);
     assert_eq!(out.code, Some(1), "{out:?}");
     let _guard = settings().bind_to_scope();
-    insta::assert_snapshot!(out.stdout, @r"
-    MAPPING                               COMPANY        AGREEMENT       PRODUCT     VENDOR  APPROVED     PSA  ACTION
-    bobs-dentistry/shadowprotect-desktop  BobsDentistry  Managed Backup  SP-DESKTOP       4         3       3  update 3 → 4 (+1)
-    digitaltorch-inc/cloud-premium-gb     DigitalTorch   Cloud Backup    CLOUD-GB     135.5     135.5  120.25  update 120.25 → 135.5 (+15.25)
+    insta::assert_snapshot!(out.stdout, @"
+    MAPPING                               COMPANY        AGREEMENT       PRODUCT     VENDOR  APPROVED     PSA  EFFECTIVE   REVENUE/MONTH  ACTION
+    bobs-dentistry/shadowprotect-desktop  BobsDentistry  Managed Backup  SP-DESKTOP       4         3       3  [NEXT-MONTH]        +$12.50  update 3 → 4 (+1)
+    digitaltorch-inc/cloud-premium-gb     DigitalTorch   Cloud Backup    CLOUD-GB     135.5     135.5  120.25  [NEXT-MONTH]         +$3.81  update 120.25 → 135.5 (+15.25)
     1 line in sync not shown (plan --all shows it).
 
     Unmapped vendor accounts (not billed until mapped):
-    ACCOUNT       LICENCE TYPE           UNITS
-    Slate Gravel  ShadowProtect Desktop      3
+    ACCOUNT       LICENCE TYPE           UNITS  UNBILLED/MONTH
+    Slate Gravel  ShadowProtect Desktop      3          $37.50
 
-    Plan: 2 to update (+16.25 / -0 units), 1 in sync, 1 unmapped, 0 errors.
+    Plan: 2 to update (+16.25 / -0 units), 1 in sync, 1 unmapped, 0 errors. Revenue: +$16.31/month.
 
     applied  bobs-dentistry/shadowprotect-desktop: 3 → 4
     FAILED   digitaltorch-inc/cloud-premium-gb: 120.25 → 135.5: PATCH /v4_6_release/apis/3.0/finance/agreements/1003/additions/5005: server error (HTTP 500) after 4 attempt(s): An unexpected error occurred (injected by the sandbox)
@@ -1196,7 +1225,7 @@ fn a_line_the_psa_keeps_refusing_fails_alone_and_is_recorded_as_failed() {
 
     PSA after apply:
       ok bobs-dentistry/shadowprotect-desktop: 4
-    Plan: 1 to update (+15.25 / -0 units), 2 in sync, 1 unmapped, 0 errors.
+    Plan: 1 to update (+15.25 / -0 units), 2 in sync, 1 unmapped, 0 errors. Revenue: +$3.81/month.
     ");
     assert_eq!(
         out.stderr,
@@ -1446,7 +1475,7 @@ fn apply_of_a_saved_lock_plan_checks_convergence_against_that_plan() {
         out.stdout.ends_with(
             "\nPSA after apply:\n  ok bobs-dentistry/shadowprotect-desktop: 5\n  \
              ok digitaltorch-inc/cloud-premium-gb: 135.5\n\
-             Plan: 0 to update (+0 / -0 units), 1 to propose, 2 in sync, 1 unmapped, 0 errors.\n"
+             Plan: 0 to update (+0 / -0 units), 1 to propose, 2 in sync, 1 unmapped, 0 errors. Revenue: -$12.50/month.\n"
         ),
         "{}",
         out.stdout
@@ -1771,8 +1800,9 @@ fn a_decrease_during_a_commitment_is_held_and_goes_through_after_the_term() {
         "Bob's Dentistry,ShadowProtect Desktop,4,",
         "Bob's Dentistry,ShadowProtect Desktop,2,",
     );
-    // In place, a change bills from today: a term that ends in a month still holds it.
-    let ends = crate::support::today() + jiff::Span::new().days(30);
+    // In place, a change bills from the agreement's next invoice (the sandbox's is the first of
+    // next month): a term that ends two months from today still holds it.
+    let ends = crate::support::today() + jiff::Span::new().days(60);
     edit(
         &env.repo.join("mappings.yaml"),
         "    addition: SP-DESKTOP                 # product identifier on that agreement (or { id: N })\n",
@@ -1781,10 +1811,11 @@ fn a_decrease_during_a_commitment_is_held_and_goes_through_after_the_term() {
     let out = env.run(&["apply", "--yes"]);
     assert_eq!(out.code, Some(0), "{out:?}");
     let today = crate::support::today();
+    let bills = crate::support::first_of_next_month();
     assert!(
         out.stdout.contains(&format!(
             "held     bobs-dentistry/shadowprotect-desktop: 3 → 2 not applied: a decrease during \
-             the annual commitment, which ends {ends}: it would bill from {today}, while the \
+             the annual commitment, which ends {ends}: it would bill from {bills}, while the \
              vendor bills the committed count until the term ends; to release it, approve the \
              new value on this line of units.lock.yaml, or move commitment.ends in the mapping \
              when the term renews\n"
@@ -1869,4 +1900,110 @@ fn a_reviewers_note_on_a_lock_line_is_kept_with_the_change_it_explains() {
         "{record}"
     );
     assert_eq!(record.matches("note:").count(), 1, "{record}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Invoiced periods
+
+/// The demo with Bob's agreement already invoiced for next month (its next invoice is the month
+/// after), his line written by cancel-and-readd, and `billing:` as given.
+fn invoiced_ahead(billing: &str) -> (Env, jiff::civil::Date, jiff::civil::Date) {
+    let next = crate::support::first_of_next_month();
+    let after = next.checked_add(jiff::Span::new().months(1)).unwrap();
+    let mut seed = demo_seed();
+    let bob = seed.agreements.iter_mut().find(|a| a.id == 1001).unwrap();
+    bob.next_invoice_date = Some(format!("{after}T00:00:00Z"));
+    let env = Env::with_seed(seed);
+    edit(
+        &env.repo.join("unitsync.yaml"),
+        "    update: in-place\n",
+        &format!("    update: cancel-and-readd\n{billing}"),
+    );
+    (env, next, after)
+}
+
+#[test]
+fn a_readd_dated_in_an_invoiced_period_rolls_forward_to_the_next_invoice() {
+    let (env, next, after) = invoiced_ahead("");
+    let out = env.run(&["plan"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let bob = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("bobs-dentistry/"))
+        .unwrap();
+    assert!(bob.contains(&format!("{after} (moved)")), "{}", out.stdout);
+    assert!(
+        out.stdout.contains(&format!(
+            "Dates moved for invoices:\n  bobs-dentistry/shadowprotect-desktop: {after}: {next} falls in a period already invoiced; moved to the next period (billing.invoiced_period: roll-forward)\n"
+        )),
+        "{}",
+        out.stdout
+    );
+    // DigitalTorch's agreement is not invoiced ahead: its date stays the settings' one.
+    let cloud = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("digitaltorch-inc/"))
+        .unwrap();
+    assert!(cloud.contains(&format!("{next}   ")), "{cloud}");
+
+    let out = env.run(&["apply", "--yes"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let last_day = after.yesterday().unwrap();
+    let writes: Vec<(String, String, serde_json::Value)> = env
+        .writes()
+        .into_iter()
+        .filter(|r| r.path.contains("/agreements/1001/"))
+        .map(|r| (r.method, r.path, r.body.unwrap_or_default()))
+        .collect();
+    assert_eq!(writes.len(), 2, "{writes:#?}");
+    assert_eq!(
+        writes[0],
+        (
+            "PATCH".to_string(),
+            "/v4_6_release/apis/3.0/finance/agreements/1001/additions/5001".to_string(),
+            serde_json::json!([{"op": "replace", "path": "cancelledDate", "value": format!("{last_day}T00:00:00Z")}])
+        )
+    );
+    assert_eq!(writes[1].0, "POST");
+    assert_eq!(
+        writes[1].2["effectiveDate"],
+        serde_json::json!(format!("{after}T00:00:00Z"))
+    );
+    assert_eq!(writes[1].2["quantity"], serde_json::json!(4));
+}
+
+#[test]
+fn with_invoiced_period_refuse_a_change_dated_in_an_invoiced_period_is_held() {
+    let (env, next, after) = invoiced_ahead("billing:\n  invoiced_period: refuse\n");
+    let out = env.run(&["apply", "--yes"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stdout.contains(&format!(
+            "held     bobs-dentistry/shadowprotect-desktop: 3 → 4 not applied: it would bill from {next}, inside a period already invoiced (the next open period starts {after}), and billing.invoiced_period in unitsync.yaml is refuse; it is written once its date is open — or set invoiced_period: roll-forward to bill it from {after}\n"
+        )),
+        "{}",
+        out.stdout
+    );
+    // Bob's agreement is untouched; DigitalTorch's, not invoiced ahead, is re-added as usual.
+    let written: Vec<(String, String)> = env
+        .writes()
+        .into_iter()
+        .map(|r| (r.method, r.path))
+        .collect();
+    assert_eq!(
+        written,
+        [
+            (
+                "PATCH".to_string(),
+                "/v4_6_release/apis/3.0/finance/agreements/1003/additions/5005".to_string()
+            ),
+            (
+                "POST".to_string(),
+                "/v4_6_release/apis/3.0/finance/agreements/1003/additions".to_string()
+            ),
+        ]
+    );
+    assert_eq!(env.sandbox.addition(5001).unwrap().cancelled_date, None);
 }

@@ -356,6 +356,8 @@ async fn the_guides_story_plans_and_applies_in_place() {
     assert_eq!(
         first.unmapped,
         [UnmappedUsage {
+            // Bob's desktops bill 12.50 each: Slate Gravel's three would bill 37.50 a month.
+            monthly_value: Some("37.5".parse().unwrap()),
             account: "Slate Gravel".into(),
             license_type: "ShadowProtect Desktop".into(),
             units: q("3"),

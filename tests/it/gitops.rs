@@ -1472,8 +1472,11 @@ fn a_run_whose_lock_is_about_to_expire_starts_no_write() {
     let client = world.client();
     let q = |s: &str| s.parse::<unitsync::quantity::Quantity>().unwrap();
     let plan = unitsync::plan::Plan {
+        currency: "USD".into(),
         desired: unitsync::plan::DesiredFrom::Lock,
         lines: vec![unitsync::plan::PlanLine {
+            effective: None,
+            money: None,
             mapping: BOB.into(),
             account: "Bob's Dentistry".into(),
             license_type: "ShadowProtect Desktop".into(),

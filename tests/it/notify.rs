@@ -600,6 +600,8 @@ fn apply_with_an_unreachable_smtp_server_warns_and_still_succeeds() {
 
 fn plan_line(mapping: &str, action: unitsync::plan::Action) -> unitsync::plan::PlanLine {
     unitsync::plan::PlanLine {
+        effective: None,
+        money: None,
         mapping: mapping.into(),
         account: format!("{mapping} account"),
         license_type: "ShadowProtect Desktop".into(),
@@ -622,6 +624,7 @@ fn events_per_kind_leave_out_empty_kinds_and_held_back_proposals() {
     use unitsync::history::{HistoryLine, LineOutcome};
     use unitsync::plan::{Action, DesiredFrom, Plan};
     let plan = Plan {
+        currency: "USD".into(),
         desired: DesiredFrom::Lock,
         lines: vec![
             plan_line(
@@ -715,6 +718,7 @@ fn events_per_kind_leave_out_empty_kinds_and_held_back_proposals() {
             history("y", LineOutcome::Stale),
         ],
         &Plan {
+            currency: "USD".into(),
             desired: DesiredFrom::Lock,
             lines: vec![],
             unmapped: vec![],

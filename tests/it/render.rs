@@ -32,6 +32,8 @@ struct Line<'a> {
 
 fn line(l: Line<'_>) -> PlanLine {
     PlanLine {
+        effective: None,
+        money: None,
         mapping: l.mapping.into(),
         account: l.account.into(),
         license_type: l.license_type.into(),
@@ -58,6 +60,7 @@ fn line(l: Line<'_>) -> PlanLine {
 /// agreement was cancelled, and Slate Gravel has no mapping yet.
 fn realistic_plan() -> Plan {
     Plan {
+        currency: "USD".into(),
         desired: DesiredFrom::Lock,
         lines: vec![
             line(Line {
@@ -141,6 +144,7 @@ fn realistic_plan() -> Plan {
             }),
         ],
         unmapped: vec![UnmappedUsage {
+            monthly_value: None,
             account: "Slate Gravel".into(),
             license_type: "ShadowProtect Desktop".into(),
             units: q("3"),
@@ -280,6 +284,7 @@ fn table_colours_only_when_asked() {
 #[test]
 fn table_of_an_empty_or_all_in_sync_plan() {
     let empty = Plan {
+        currency: "USD".into(),
         desired: DesiredFrom::Vendor,
         lines: vec![],
         unmapped: vec![],
@@ -419,6 +424,7 @@ fn big_plan(n: usize) -> Plan {
     lines.sort_by(|a, b| a.mapping.cmp(&b.mapping));
     let unmapped = (0..n)
         .map(|i| UnmappedUsage {
+            monthly_value: None,
             account: format!("Prospect {i:05}"),
             license_type: "ShadowProtect Desktop".into(),
             units: q("3"),
@@ -426,6 +432,7 @@ fn big_plan(n: usize) -> Plan {
         })
         .collect();
     Plan {
+        currency: "USD".into(),
         desired: DesiredFrom::Lock,
         lines,
         unmapped,
@@ -521,7 +528,7 @@ fn json_plan_file() {
     let text = render::json(&realistic_plan());
     assert_snapshot!(text, @r#"
     {
-      "format_version": 1,
+      "format_version": 2,
       "summary": {
         "to_update": 2,
         "units_added": 16.25,
@@ -534,6 +541,7 @@ fn json_plan_file() {
         "errors": 1
       },
       "desired": "lock",
+      "currency": "USD",
       "lines": [
         {
           "mapping": "angry-fox-co/shadowprotect-server",
@@ -680,13 +688,13 @@ fn json_reads_back_what_it_writes() {
 #[test]
 fn json_rejects_other_versions_clearly() {
     let text =
-        render::json(&realistic_plan()).replace("\"format_version\": 1", "\"format_version\": 2");
+        render::json(&realistic_plan()).replace("\"format_version\": 2", "\"format_version\": 1");
     let err = render::parse_json(&text).unwrap_err();
     assert!(matches!(err, PlanFileError::UnsupportedVersion { .. }));
     assert_eq!(
         err.to_string(),
         format!(
-            "the plan file has format_version 2, but this unitsync reads version {FORMAT_VERSION}; \
+            "the plan file has format_version 1, but this unitsync reads version {FORMAT_VERSION}; \
              apply it with the unitsync version that wrote it, or plan again with this one"
         )
     );
@@ -698,7 +706,7 @@ fn json_rejects_other_versions_clearly() {
         render::parse_json("{ not json"),
         Err(PlanFileError::Syntax(_))
     ));
-    let err = render::parse_json("{\"format_version\": 1, \"lines\": 3}").unwrap_err();
+    let err = render::parse_json("{\"format_version\": 2, \"lines\": 3}").unwrap_err();
     assert!(matches!(err, PlanFileError::Invalid(_)));
     assert!(err.to_string().contains("line 1 column"), "{err}");
 }
@@ -813,6 +821,7 @@ fn the_guides_story_through_the_engine() {
             status: RecordStatus::Active,
         }],
         lines: vec![PsaLine {
+            billing: Default::default(),
             id: 5001,
             contract_id: 1001,
             product_id: 70,
@@ -829,6 +838,8 @@ fn the_guides_story_through_the_engine() {
             usage: &usage,
             psa: &psa,
             approved: &BTreeMap::from([(id.clone(), q(approved))]),
+            invoiced_period: Default::default(),
+            currency: "USD",
             last_applied: &BTreeMap::from([(id.clone(), q("3"))]),
             desired: DesiredFrom::Lock,
             default_update: UpdatePolicy::InPlace,
@@ -839,30 +850,30 @@ fn the_guides_story_through_the_engine() {
     };
 
     let proposed = run("3");
-    assert_snapshot!(render::table(&proposed, &TableOptions::default()), @r#"
-    MAPPING                               COMPANY        AGREEMENT               PRODUCT     VENDOR  APPROVED  PSA  ACTION
-    bobs-dentistry/shadowprotect-desktop  BobsDentistry  Bob's Dentistry Backup  SP-DESKTOP       4         3    3  propose 3 → 4 (+1)
+    assert_snapshot!(render::table(&proposed, &TableOptions::default()), @"
+    MAPPING                               COMPANY        AGREEMENT               PRODUCT     VENDOR  APPROVED  PSA  EFFECTIVE   ACTION
+    bobs-dentistry/shadowprotect-desktop  BobsDentistry  Bob's Dentistry Backup  SP-DESKTOP       4         3    3  2026-12-01  propose 3 → 4 (+1)
 
     Unmapped vendor accounts (not billed until mapped):
     ACCOUNT       LICENCE TYPE           UNITS
     Slate Gravel  ShadowProtect Desktop      3
 
     Plan: 0 to update (+0 / -0 units), 1 to propose, 0 in sync, 1 unmapped, 0 errors.
-    "#);
+    ");
     let md = render::markdown(&proposed, &MarkdownOptions::default());
     assert!(md.contains("| `bobs-dentistry/shadowprotect-desktop` | Bob's Dentistry · ShadowProtect Desktop | BobsDentistry › Bob's Dentistry Backup › SP-DESKTOP | propose | 3 | 4 | +1 |"), "{md}");
 
     let approved = run("4");
-    assert_snapshot!(render::table(&approved, &TableOptions::default()), @r#"
-    MAPPING                               COMPANY        AGREEMENT               PRODUCT     VENDOR  APPROVED  PSA  ACTION
-    bobs-dentistry/shadowprotect-desktop  BobsDentistry  Bob's Dentistry Backup  SP-DESKTOP       4         4    3  update 3 → 4 (+1)
+    assert_snapshot!(render::table(&approved, &TableOptions::default()), @"
+    MAPPING                               COMPANY        AGREEMENT               PRODUCT     VENDOR  APPROVED  PSA  EFFECTIVE   ACTION
+    bobs-dentistry/shadowprotect-desktop  BobsDentistry  Bob's Dentistry Backup  SP-DESKTOP       4         4    3  2026-12-01  update 3 → 4 (+1)
 
     Unmapped vendor accounts (not billed until mapped):
     ACCOUNT       LICENCE TYPE           UNITS
     Slate Gravel  ShadowProtect Desktop      3
 
     Plan: 1 to update (+1 / -0 units), 0 in sync, 1 unmapped, 0 errors.
-    "#);
+    ");
     assert_eq!(
         render::parse_json(&render::json(&approved)).unwrap(),
         approved

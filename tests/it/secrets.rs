@@ -1613,15 +1613,18 @@ fn vendor_and_psa_text_is_escaped_in_every_renderer() {
     let markdown = world.expect(0, &["plan", "--format", "markdown"]);
     let changes = format!(
         "| `evil-corp/desktop` | {EVIL_MD} · ShadowProtect Desktop | BobsDentistry › {EVIL_AGREEMENT_MD} › SP-DESKTOP \
-         | update | 3 | 4 | +1 |"
+         | update | 3 | 4 | +1 | {} | +$12.50 |",
+        crate::support::first_of_next_month()
     );
     let unmapped = format!("| {EVIL_MD} | {EVIL_TYPE_MD} | 2 |");
     assert_eq!(
         markdown,
         format!(
-            "## unitsync plan\n\n**Plan: 1 to update (+1 / -0 units), 0 in sync, 1 unmapped, 0 errors.**\n\n\
-             ### Changes (1)\n\n| Mapping | Vendor account | PSA line | Action | From | To | Change |\n\
-             |---|---|---|---|--:|--:|--:|\n{changes}\n\n### Unmapped vendor accounts (1)\n\n\
+            "## unitsync plan\n\n**Plan: 1 to update (+1 / -0 units), 0 in sync, 1 unmapped, 0 errors. Revenue: +$12.50/month.**\n\n\
+             ### Changes (1)\n\n| Mapping | Vendor account | PSA line | Action | From | To | Change | Effective | Revenue / month |\n\
+             |---|---|---|---|--:|--:|--:|---|--:|\n{changes}\n\n\
+             _In place: the edit carries no date, and the PSA bills it from the next invoice — the effective date shown._\n\n\
+             ### Unmapped vendor accounts (1)\n\n\
              Not billed until a mapping covers them.\n\n| Account | Licence type | Units |\n|---|---|--:|\n\
              {unmapped}\n"
         )
@@ -1678,7 +1681,8 @@ fn vendor_and_psa_text_is_escaped_in_every_renderer() {
     assert!(
         body.contains(&format!(
             "| `evil-corp/desktop` | {EVIL_MD} · ShadowProtect Desktop | BobsDentistry › {EVIL_AGREEMENT_MD} › \
-             SP-DESKTOP | propose | 3 | 4 | +1 |\n"
+             SP-DESKTOP | propose | 3 | 4 | +1 | {} | +$12.50 |\n",
+            crate::support::first_of_next_month()
         )),
         "{body}"
     );

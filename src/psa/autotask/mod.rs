@@ -86,7 +86,7 @@ use wire::{
 use super::connectwise::http::{Redactor, RetryPolicy};
 use super::{AccessCheck, AppliedChange, CheckKind, CheckOutcome, LineChange, Psa, PsaError};
 use crate::config::{AutotaskSettings, Mapping, RecordRef, RefKind};
-use crate::plan::{PsaCompany, PsaContract, PsaLine, PsaSnapshot, RecordStatus};
+use crate::plan::{LineBilling, PsaCompany, PsaContract, PsaLine, PsaSnapshot, RecordStatus};
 use crate::quantity::Quantity;
 
 pub const ENV_USERNAME: &str = "UNITSYNC_AT_USERNAME";
@@ -378,6 +378,20 @@ impl AutotaskClient {
         contract_service_ids: &BTreeSet<u64>,
         date: jiff::civil::Date,
     ) -> Result<BTreeMap<u64, i64>, PsaError> {
+        Ok(self
+            .periods(contract_service_ids, date)
+            .await?
+            .into_iter()
+            .map(|(id, p)| (id, p.units))
+            .collect())
+    }
+
+    /// Each contract service's billing period containing `date`.
+    async fn periods(
+        &self,
+        contract_service_ids: &BTreeSet<u64>,
+        date: jiff::civil::Date,
+    ) -> Result<BTreeMap<u64, Period>, PsaError> {
         let rows = self
             .query_in::<ContractServiceUnit>(
                 "ContractServiceUnits",
@@ -388,7 +402,7 @@ impl AutotaskClient {
                 "contract service units",
             )
             .await?;
-        Ok(units_at(&rows, date))
+        Ok(periods_at(&rows, date))
     }
 
     async fn snapshot_impl(&self, mappings: &[Mapping]) -> Result<PsaSnapshot, PsaError> {
@@ -457,7 +471,7 @@ impl AutotaskClient {
             .collect();
         let contract_service_ids: BTreeSet<u64> =
             services_of_contracts.iter().map(|s| s.id).collect();
-        let (services, units) = tokio::join!(
+        let (services, periods) = tokio::join!(
             self.query_in::<Service>(
                 "Services",
                 SERVICE_FIELDS,
@@ -466,13 +480,20 @@ impl AutotaskClient {
                 &[],
                 "services",
             ),
-            self.units(&contract_service_ids, self.effective)
+            self.periods(&contract_service_ids, self.effective)
         );
         let services: BTreeMap<u64, Service> = services?.into_iter().map(|s| (s.id, s)).collect();
-        let units = units?;
+        let periods = periods?;
         let mut lines: Vec<PsaLine> = services_of_contracts
             .iter()
-            .map(|cs| to_line(cs, &services, units.get(&cs.id).copied()))
+            .map(|cs| {
+                let period = periods.get(&cs.id);
+                let mut line = to_line(cs, &services, period.map(|p| p.units));
+                if let Some(period) = period {
+                    line.billing = period.billing(cs.unit_price, cs.unit_cost);
+                }
+                line
+            })
             .collect();
         lines.sort_by_key(|l| (l.contract_id, l.id));
         Ok(PsaSnapshot {
@@ -550,7 +571,15 @@ impl AutotaskClient {
         cs: &ContractService,
         date: jiff::civil::Date,
     ) -> Result<i64, PsaError> {
-        self.units(&BTreeSet::from([cs.id]), date)
+        Ok(self.period_of(cs, date).await?.units)
+    }
+
+    async fn period_of(
+        &self,
+        cs: &ContractService,
+        date: jiff::civil::Date,
+    ) -> Result<Period, PsaError> {
+        self.periods(&BTreeSet::from([cs.id]), date)
             .await?
             .get(&cs.id)
             .copied()
@@ -635,11 +664,23 @@ impl AutotaskClient {
         let cs = self
             .contract_service(change.contract_id, change.line_id)
             .await?;
-        let current = self.units_of(&cs, change.effective).await?;
+        let period = self.period_of(&cs, change.effective).await?;
+        let current = period.units;
         self.resolve_pending(&cs, (change.effective, current))
             .await?;
         if current == to {
             return Ok(done);
+        }
+        // Checked on the period as it is now, not as planned: a period can be posted between the
+        // plan and a merged approval days later.
+        if let Some(posted_on) = period.posted_on {
+            return Err(PsaError::Conflict {
+                what,
+                reason: format!(
+                    "the billing period {} to {} containing the effective date {} was approved and posted on {posted_on}, so an adjustment would change an invoiced period; nothing was written — run plan again, which dates the change in the next open period",
+                    period.start, period.end, change.effective
+                ),
+            });
         }
         if current != from {
             return Err(PsaError::Stale {
@@ -1111,9 +1152,17 @@ impl Psa for AutotaskClient {
 
 const COMPANY_FIELDS: &[&str] = &["id", "companyName"];
 const CONTRACT_FIELDS: &[&str] = &["id", "companyID", "contractName", "status"];
-const CONTRACT_SERVICE_FIELDS: &[&str] = &["id", "contractID", "serviceID"];
+const CONTRACT_SERVICE_FIELDS: &[&str] =
+    &["id", "contractID", "serviceID", "unitPrice", "unitCost"];
 const SERVICE_FIELDS: &[&str] = &["id", "name", "sku"];
-const UNIT_FIELDS: &[&str] = &["id", "contractServiceID", "startDate", "endDate", "units"];
+const UNIT_FIELDS: &[&str] = &[
+    "id",
+    "contractServiceID",
+    "startDate",
+    "endDate",
+    "units",
+    "approveAndPostDate",
+];
 
 /// What the mappings name.
 #[derive(Default)]
@@ -1163,9 +1212,46 @@ impl<'a> Refs<'a> {
     }
 }
 
-/// Units per contract service for the period containing `date`; the latest-starting row wins.
-fn units_at(rows: &[ContractServiceUnit], date: jiff::civil::Date) -> BTreeMap<u64, i64> {
-    let mut best: BTreeMap<u64, (jiff::civil::Date, i64)> = BTreeMap::new();
+/// One contract service's billing period (a `ContractServiceUnits` row).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Period {
+    start: jiff::civil::Date,
+    end: jiff::civil::Date,
+    units: i64,
+    /// When the period's units were approved and posted (invoiced), if they were.
+    posted_on: Option<jiff::civil::Date>,
+}
+
+impl Period {
+    /// The cycle the period's length makes (1, 3, 6 or 12 months from start to end + 1 day).
+    fn cycle(&self) -> Option<crate::plan::BillingCycle> {
+        let after = self.end.tomorrow().ok()?;
+        let span = self.start.until((jiff::Unit::Month, after)).ok()?;
+        (span.get_days() == 0)
+            .then(|| crate::plan::BillingCycle::of_months(i64::from(span.get_months())))
+            .flatten()
+    }
+
+    /// What the line's billing looks like from this period: a posted period is invoiced up to
+    /// its last day; an open one is open from its start.
+    fn billing(&self, unit_price: Option<f64>, unit_cost: Option<f64>) -> LineBilling {
+        let money = |v: Option<f64>| v.and_then(|v| crate::money::Money::from_f64(v).ok());
+        LineBilling {
+            cycle: self.cycle(),
+            unit_price: money(unit_price),
+            unit_cost: money(unit_cost),
+            open_from: match self.posted_on {
+                Some(_) => self.end.tomorrow().ok(),
+                None => Some(self.start),
+            },
+            invoiced_on: self.posted_on,
+        }
+    }
+}
+
+/// Per contract service, the period containing `date`; the latest-starting row wins.
+fn periods_at(rows: &[ContractServiceUnit], date: jiff::civil::Date) -> BTreeMap<u64, Period> {
+    let mut best: BTreeMap<u64, Period> = BTreeMap::new();
     for row in rows {
         let (Some(start), Some(end)) = (
             row.start_date.as_deref().and_then(civil_date),
@@ -1176,15 +1262,28 @@ fn units_at(rows: &[ContractServiceUnit], date: jiff::civil::Date) -> BTreeMap<u
         if start > date || end < date {
             continue;
         }
-        let units = i64::from(row.units.unwrap_or(0));
+        let period = Period {
+            start,
+            end,
+            units: i64::from(row.units.unwrap_or(0)),
+            posted_on: row.approve_and_post_date.as_deref().and_then(civil_date),
+        };
         match best.get(&row.contract_service_id) {
-            Some((s, _)) if *s >= start => {}
+            Some(p) if p.start >= start => {}
             _ => {
-                best.insert(row.contract_service_id, (start, units));
+                best.insert(row.contract_service_id, period);
             }
         }
     }
-    best.into_iter().map(|(id, (_, u))| (id, u)).collect()
+    best
+}
+
+/// Units per contract service for the period containing `date`; the latest-starting row wins.
+fn units_at(rows: &[ContractServiceUnit], date: jiff::civil::Date) -> BTreeMap<u64, i64> {
+    periods_at(rows, date)
+        .into_iter()
+        .map(|(id, p)| (id, p.units))
+        .collect()
 }
 
 /// The calendar date of an Autotask date-only value, as written: `2026-12-01T05:00:00.000Z`
@@ -1218,6 +1317,7 @@ fn to_line(cs: &ContractService, services: &BTreeMap<u64, Service>, units: Optio
         } else {
             RecordStatus::Expired
         },
+        billing: LineBilling::default(),
     }
 }
 
@@ -1307,6 +1407,7 @@ mod tests {
     #[test]
     fn the_period_containing_the_date_wins() {
         let row = |_id: u64, cs, start: &str, end: &str, units| ContractServiceUnit {
+            approve_and_post_date: None,
             contract_service_id: cs,
             start_date: Some(start.into()),
             end_date: Some(end.into()),
@@ -1371,6 +1472,7 @@ mod tests {
     #[test]
     fn eastern_midnight_periods_choose_the_month_of_the_date() {
         let row = |cs, start: &str, end: &str, units| ContractServiceUnit {
+            approve_and_post_date: None,
             contract_service_id: cs,
             start_date: Some(start.into()),
             end_date: Some(end.into()),

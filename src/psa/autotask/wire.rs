@@ -105,6 +105,11 @@ pub struct ContractService {
     pub contract_id: u64,
     #[serde(default, rename = "serviceID")]
     pub service_id: Option<u64>,
+    /// Price of one unit for one period, in the customer's currency.
+    #[serde(default, rename = "unitPrice")]
+    pub unit_price: Option<f64>,
+    #[serde(default, rename = "unitCost")]
+    pub unit_cost: Option<f64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -128,6 +133,9 @@ pub struct ContractServiceUnit {
     /// the fixed-point [`Quantity`](crate::quantity::Quantity) later.
     #[serde(default)]
     pub units: Option<i32>,
+    /// Set once the period's units were approved and posted: the period is invoiced.
+    #[serde(default, rename = "approveAndPostDate")]
+    pub approve_and_post_date: Option<String>,
 }
 
 /// `POST /v1.0/ContractServiceAdjustments` body.

@@ -421,9 +421,17 @@ impl ConnectWiseClient {
                 what: "reading additions".into(),
                 reason: format!("a reader task failed: {e}"),
             })??;
+            // A re-add is dated on the effective date, or on the agreement's next invoice date
+            // when the effective date is already invoiced (`invoiced_period: roll-forward`).
             let awaiting = self
                 .readds_effective
-                .map(|effective| awaiting_readd(&additions, effective))
+                .map(|effective| {
+                    let open_from = agreements.get(&agreement_id).and_then(Agreement::open_from);
+                    awaiting_readd(
+                        &additions,
+                        open_from.map_or(effective, |o| o.max(effective)),
+                    )
+                })
                 .unwrap_or_default();
             lines.extend(additions.iter().map(|a| {
                 if awaiting.contains(&a.id) {
@@ -434,6 +442,12 @@ impl ConnectWiseClient {
             }));
         }
         lines.sort_by_key(|l| (l.contract_id, l.id));
+        for line in &mut lines {
+            if let Some(agreement) = agreements.get(&line.contract_id) {
+                line.billing.cycle = agreement.cycle();
+                line.billing.open_from = agreement.open_from();
+            }
+        }
 
         Ok(PsaSnapshot {
             companies: companies

@@ -4,7 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::plan::{PsaCompany, PsaContract, PsaLine, RecordStatus};
+use crate::money::Money;
+use crate::plan::{BillingCycle, LineBilling, PsaCompany, PsaContract, PsaLine, RecordStatus};
 use crate::quantity::Quantity;
 
 /// `GET /login/companyinfo/{company}`.
@@ -94,9 +95,40 @@ pub(crate) struct Agreement {
     pub agreement_status: Option<String>,
     #[serde(default)]
     pub cancelled_flag: Option<bool>,
+    /// `{id, name}`: "Monthly", "Quarterly", … (names are set up per ConnectWise instance).
+    #[serde(default)]
+    pub billing_cycle: Option<Reference>,
+    /// The date of the agreement's next invoice: everything before it is invoiced.
+    #[serde(default)]
+    pub next_invoice_date: Option<String>,
 }
 
 impl Agreement {
+    /// The agreement's billing cycle, when its name is one of the usual ones.
+    pub fn cycle(&self) -> Option<BillingCycle> {
+        let name = self.billing_cycle.as_ref()?.name.as_deref()?;
+        let key: String = name
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .collect::<String>()
+            .to_ascii_lowercase();
+        match key.as_str() {
+            "monthly" => Some(BillingCycle::Monthly),
+            "quarterly" => Some(BillingCycle::Quarterly),
+            "semiannual" | "semiannually" | "biannual" | "biannually" => {
+                Some(BillingCycle::SemiAnnual)
+            }
+            "annual" | "annually" | "yearly" => Some(BillingCycle::Annual),
+            _ => None,
+        }
+    }
+
+    /// The first day no invoice of this agreement covers yet: its next invoice date. An
+    /// agreement invoices in advance, so the invoice dated D bills the period starting on D.
+    pub fn open_from(&self) -> Option<jiff::civil::Date> {
+        date_part(self.next_invoice_date.as_deref()?)
+    }
+
     pub fn into_snapshot(self) -> PsaContract {
         let status = if self.cancelled_flag == Some(true) {
             RecordStatus::Cancelled
@@ -110,6 +142,16 @@ impl Agreement {
             status,
         }
     }
+}
+
+/// The calendar date a ConnectWise date-time (`2026-12-01T00:00:00Z`) is written with.
+fn date_part(text: &str) -> Option<jiff::civil::Date> {
+    text.trim().get(..10)?.parse().ok()
+}
+
+/// A price as ConnectWise sent it (a JSON number), as exact money.
+fn money(value: Option<&serde_json::Value>) -> Option<Money> {
+    Money::from_f64(value?.as_f64()?).ok()
 }
 
 /// `agreementStatus`: `Active|Cancelled|Expired|Inactive`; absent means active.
@@ -211,6 +253,11 @@ impl Addition {
             product_name,
             quantity: self.quantity.unwrap_or(Quantity::ZERO),
             status,
+            billing: LineBilling {
+                unit_price: money(self.unit_price.as_ref()),
+                unit_cost: money(self.unit_cost.as_ref()),
+                ..LineBilling::default()
+            },
         }
     }
 

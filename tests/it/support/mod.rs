@@ -60,6 +60,8 @@ pub fn vendor_plan(
         mappings,
         usage,
         psa: snapshot,
+        invoiced_period: Default::default(),
+        currency: "USD",
         approved: &empty,
         last_applied: &empty,
         desired: unitsync::plan::DesiredFrom::Vendor,
