@@ -1103,3 +1103,211 @@ fn a_commitment_holds_a_proposed_decrease_and_keeps_the_approved_count() {
         HoldReason::Commitment { .. }
     ));
 }
+
+// Invoiced periods and money.
+
+fn d(y: i16, m: i8, day: i8) -> jiff::civil::Date {
+    jiff::civil::date(y, m, day)
+}
+
+/// The story with Bob's line invoiced up to `open_from` (exclusive) and priced.
+fn invoiced_story(open_from: jiff::civil::Date) -> Inputs {
+    let mut inputs = Inputs::story();
+    inputs.psa.lines[0].billing = LineBilling {
+        cycle: Some(BillingCycle::Monthly),
+        unit_price: Some("12.5".parse().unwrap()),
+        unit_cost: None,
+        open_from: Some(open_from),
+        invoiced_on: Some(d(2026, 11, 25)),
+    };
+    inputs
+}
+
+fn effective_of(plan: &Plan, mapping: &str) -> LineEffective {
+    plan.lines
+        .iter()
+        .find(|l| l.mapping == mapping)
+        .and_then(|l| l.effective.clone())
+        .unwrap()
+}
+
+#[test]
+fn a_dated_change_in_an_invoiced_period_rolls_forward_or_is_held() {
+    // The settings date changes 1 December; December was invoiced on 25 November.
+    let mut inputs = invoiced_story(d(2027, 1, 1));
+    let plan = inputs.plan();
+    assert_eq!(
+        effective_of(&plan, BOB),
+        LineEffective {
+            date: d(2027, 1, 1),
+            why: EffectiveWhy::RolledForward {
+                requested: d(2026, 12, 1),
+                invoiced_on: Some(d(2026, 11, 25)),
+            },
+        }
+    );
+    assert!(action_of(&plan, BOB).is_update());
+    // The other lines know nothing of invoices: the settings' date.
+    assert_eq!(
+        effective_of(&plan, "digitaltorch-inc/cloud-premium-gb"),
+        LineEffective {
+            date: d(2026, 12, 1),
+            why: EffectiveWhy::Setting,
+        }
+    );
+
+    // Refused: held, even with the new count approved in the lock.
+    inputs.invoiced_period = crate::config::InvoicedPeriod::Refuse;
+    inputs.desired = DesiredFrom::Lock;
+    inputs.approved.insert(BOB.into(), q("4"));
+    let plan = inputs.plan();
+    assert_eq!(
+        hold_of(&plan, BOB),
+        (
+            q("3"),
+            q("4"),
+            HoldReason::InvoicedPeriod {
+                effective: d(2026, 12, 1),
+                open_from: d(2027, 1, 1),
+                invoiced_on: Some(d(2026, 11, 25)),
+            }
+        )
+    );
+    assert_eq!(
+        plan.lines[1].monthly_change(),
+        None,
+        "a held change moves no money"
+    );
+
+    // A proposal still goes to review, marked; it is checked again when applied.
+    inputs.approved.insert(BOB.into(), q("3"));
+    let plan = inputs.plan();
+    assert_eq!(
+        action_of(&plan, BOB),
+        &Action::Propose {
+            from: Some(q("3")),
+            to: q("4")
+        }
+    );
+    assert_eq!(
+        effective_of(&plan, BOB).why,
+        EffectiveWhy::InInvoicedPeriod {
+            open_from: d(2027, 1, 1),
+            invoiced_on: Some(d(2026, 11, 25)),
+        }
+    );
+
+    // An open period changes nothing.
+    let plan = invoiced_story(d(2026, 12, 1)).plan();
+    assert_eq!(effective_of(&plan, BOB).why, EffectiveWhy::Setting);
+}
+
+#[test]
+fn an_undated_in_place_edit_bills_from_the_next_invoice_and_is_never_held() {
+    let mut inputs = invoiced_story(d(2026, 12, 1));
+    inputs.effective = EffectiveDates {
+        in_place: d(2026, 11, 25),
+        cancel_and_readd: d(2026, 12, 1),
+        in_place_is_dated: false,
+    };
+    inputs.invoiced_period = crate::config::InvoicedPeriod::Refuse;
+    let plan = inputs.plan();
+    assert!(action_of(&plan, BOB).is_update());
+    assert_eq!(
+        effective_of(&plan, BOB),
+        LineEffective {
+            date: d(2026, 12, 1),
+            why: EffectiveWhy::NextInvoice {
+                invoiced_on: Some(d(2026, 11, 25)),
+            },
+        }
+    );
+    // Without invoice facts, an in-place edit bills the day it is written.
+    assert_eq!(
+        effective_of(&plan, "digitaltorch-inc/cloud-premium-gb"),
+        LineEffective {
+            date: d(2026, 11, 25),
+            why: EffectiveWhy::Today,
+        }
+    );
+}
+
+#[test]
+fn a_commitment_is_judged_on_the_date_the_decrease_really_bills() {
+    // The term ends 31 December; the decrease, asked for 1 December, bills from 1 January.
+    let mut inputs = invoiced_story(d(2027, 1, 1));
+    with_usage(&mut inputs, "Bob's Dentistry", "2");
+    inputs.mappings[0].commitment = annual_until("2026-12-31");
+    assert!(action_of(&inputs.plan(), BOB).is_update());
+    inputs.psa.lines[0].billing.open_from = Some(d(2026, 12, 1));
+    assert!(action_of(&inputs.plan(), BOB).is_hold());
+}
+
+#[test]
+fn revenue_moves_per_month_and_unmapped_accounts_are_valued_when_the_price_is_certain() {
+    let mut inputs = invoiced_story(d(2026, 12, 1));
+    // DigitalTorch's GB bill quarterly at 0.75 a GB: 0.25 a month.
+    inputs.psa.lines[3].billing = LineBilling {
+        cycle: Some(BillingCycle::Quarterly),
+        unit_price: Some("0.75".parse().unwrap()),
+        ..LineBilling::default()
+    };
+    let plan = inputs.plan();
+    let money = |mapping: &str| {
+        plan.lines
+            .iter()
+            .find(|l| l.mapping == mapping)
+            .unwrap()
+            .monthly_change()
+    };
+    assert_eq!(money(BOB), Some("12.5".parse().unwrap()));
+    // (135.5 − 120.25) GB × 0.75 / 3 months = 3.8125.
+    assert_eq!(
+        money("digitaltorch-inc/cloud-premium-gb"),
+        Some("3.8125".parse().unwrap())
+    );
+    assert_eq!(
+        plan.summary().monthly_change,
+        Some("16.3125".parse().unwrap())
+    );
+    assert!(
+        plan.summary()
+            .to_string()
+            .ends_with(" Revenue: +$16.31/month.")
+    );
+    let slate = plan
+        .unmapped
+        .iter()
+        .find(|u| u.account == "Slate Gravel")
+        .unwrap();
+    assert_eq!(slate.monthly_value, Some("37.5".parse().unwrap()));
+
+    // Two desktop prices: an unmapped account's value is in doubt, so none is given. (Angry Fox
+    // reports no desktops: its line still shows the price it bills.)
+    inputs.mappings.push(mapping(
+        "Angry Fox Co",
+        "ShadowProtect Desktop",
+        ident("AngryFox"),
+        1002,
+        ident("SP-SERVER"),
+    ));
+    inputs.psa.lines[2].billing.unit_price = Some("15".parse().unwrap());
+    let plan = inputs.plan();
+    let slate = plan
+        .unmapped
+        .iter()
+        .find(|u| u.account == "Slate Gravel")
+        .unwrap();
+    assert_eq!(slate.monthly_value, None);
+}
+
+#[test]
+fn a_saved_plan_whose_date_an_invoice_moved_is_refused() {
+    let saved = invoiced_story(d(2026, 12, 1)).plan();
+    // December was invoiced between the plan and the apply.
+    let fresh = invoiced_story(d(2027, 1, 1)).plan();
+    assert_eq!(
+        error_of(&saved.refuse_stale(&fresh), BOB),
+        "the saved plan dated this change 2026-12-01, but it would now bill from 2027-01-01 (2026-12-01 falls in a period already invoiced (on 2026-11-25); moved to the next period (billing.invoiced_period: roll-forward)); an invoice was made since the plan — run plan again"
+    );
+}

@@ -1380,3 +1380,118 @@ fn propose_with_automatic_approval_posts_each_adjustment_once() {
     assert_eq!(again.code, Some(0), "{again:?}");
     assert_eq!(env.sandbox.adjustments().len(), 2, "nothing posted twice");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Invoiced periods
+
+/// The demo with Bob's contract running through 2027 and December 2026 already approved and
+/// posted on 25 November.
+async fn december_posted() -> AutotaskSandboxHandle {
+    let mut seed = autotask_demo_seed();
+    let bob = seed.contracts.iter_mut().find(|c| c.id == 1001).unwrap();
+    bob.end_date = jiff::civil::date(2027, 12, 31);
+    bob.posted_through = Some(jiff::civil::date(2026, 12, 31));
+    bob.posted_on = Some(jiff::civil::date(2026, 11, 25));
+    AutotaskSandbox::start(seed, Faults::none()).await.unwrap()
+}
+
+#[tokio::test]
+async fn an_adjustment_dated_in_a_posted_period_moves_to_the_next_open_period() {
+    let sandbox = december_posted().await;
+    let dir = tempfile::tempdir().unwrap();
+    let client = client_in(&sandbox, dir.path());
+    let mappings = story_mappings();
+    let snapshot = client.snapshot(&mappings).await.unwrap();
+    let bob = snapshot.lines.iter().find(|l| l.id == 41001).unwrap();
+    assert_eq!(
+        bob.billing,
+        unitsync::plan::LineBilling {
+            cycle: Some(unitsync::plan::BillingCycle::Monthly),
+            unit_price: Some("8".parse().unwrap()),
+            unit_cost: Some("4".parse().unwrap()),
+            open_from: Some(jiff::civil::date(2027, 1, 1)),
+            invoiced_on: Some(jiff::civil::date(2026, 11, 25)),
+        }
+    );
+    // Angry Fox's December is open: its line is open from the period's first day.
+    let fox = snapshot.lines.iter().find(|l| l.id == 41002).unwrap();
+    assert_eq!(fox.billing.open_from, Some(jiff::civil::date(2026, 12, 1)));
+    assert_eq!(fox.billing.invoiced_on, None);
+
+    let plan = plan_of(&mappings, &story_usage(), &snapshot);
+    let line = plan
+        .lines
+        .iter()
+        .find(|l| l.target.line_id == Some(41001))
+        .unwrap();
+    assert_eq!(
+        line.action,
+        Action::Update {
+            from: q("3"),
+            to: q("4")
+        }
+    );
+    assert_eq!(
+        line.effective,
+        Some(unitsync::plan::LineEffective {
+            date: jiff::civil::date(2027, 1, 1),
+            why: unitsync::plan::EffectiveWhy::RolledForward {
+                requested: effective(),
+                invoiced_on: Some(jiff::civil::date(2026, 11, 25)),
+            },
+        })
+    );
+    assert_eq!(line.monthly_change(), Some("8".parse().unwrap()));
+
+    let changes = unitsync::apply::changes(&plan, effective());
+    let bobs: Vec<&LineChange> = changes
+        .iter()
+        .map(|(_, c)| c)
+        .filter(|c| c.line_id == 41001)
+        .collect();
+    assert_eq!(bobs.len(), 1);
+    assert_eq!(bobs[0].effective, jiff::civil::date(2027, 1, 1));
+    client.apply(bobs[0]).await.unwrap();
+    let posted: Vec<(i64, jiff::civil::Date, i32)> = sandbox
+        .adjustments()
+        .iter()
+        .map(|a| (a.contract_service_id, a.effective_date, a.unit_change))
+        .collect();
+    assert_eq!(posted, [(41001, jiff::civil::date(2027, 1, 1), 1)]);
+    assert_eq!(
+        sandbox.adjustments()[0].body["effectiveDate"],
+        json!("2027-01-01")
+    );
+    // The posted December keeps the units it was invoiced with.
+    assert_eq!(
+        sandbox.units_on(41001, jiff::civil::date(2026, 12, 15)),
+        Some(3)
+    );
+    assert_eq!(
+        sandbox.units_on(41001, jiff::civil::date(2027, 1, 1)),
+        Some(4)
+    );
+}
+
+#[tokio::test]
+async fn a_period_posted_after_the_plan_is_refused_before_anything_is_posted() {
+    let sandbox = december_posted().await;
+    let dir = tempfile::tempdir().unwrap();
+    let client = client_in(&sandbox, dir.path());
+    // A change dated in December, as a plan made before the posting would have dated it.
+    let change = LineChange {
+        mapping: "bobs-dentistry/shadowprotect-desktop".into(),
+        contract_id: 1001,
+        line_id: 41001,
+        from: q("3"),
+        to: q("4"),
+        policy: UpdatePolicy::InPlace,
+        effective: effective(),
+    };
+    let err = client.apply(&change).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "contract service 41001 on contract 1001: the billing period 2026-12-01 to 2026-12-31 containing the effective date 2026-12-01 was approved and posted on 2026-11-25, so an adjustment would change an invoiced period; nothing was written — run plan again, which dates the change in the next open period"
+    );
+    assert_eq!(posts(&sandbox), 0);
+}

@@ -1338,3 +1338,56 @@ async fn include_fields_keep_user_defined_fields_as_the_real_api_does() {
         "{body}"
     );
 }
+
+/// Autotask refuses to change a period that was approved and posted (KB370000000540); so does
+/// the sandbox, for an adjustment effective in or before one.
+#[tokio::test]
+async fn an_adjustment_into_a_posted_period_is_refused() {
+    let mut seed = unitsync::sandbox::autotask_demo_seed();
+    let bob = seed.contracts.iter_mut().find(|c| c.id == 1001).unwrap();
+    bob.posted_through = Some(jiff::civil::date(2026, 11, 30));
+    let sandbox =
+        unitsync::sandbox::AutotaskSandbox::start(seed, unitsync::sandbox::Faults::none())
+            .await
+            .unwrap();
+    let login = sandbox.login();
+    let http = reqwest::Client::new();
+    let post = |date: &'static str| {
+        http.post(format!("{}ContractServiceAdjustments", sandbox.api_url()))
+            .header("UserName", &login.username)
+            .header("Secret", &login.secret)
+            .header("ApiIntegrationCode", &login.integration_code)
+            .json(&serde_json::json!({
+                "contractID": 1001, "contractServiceID": 41001, "serviceID": 12,
+                "effectiveDate": date, "unitChange": 1
+            }))
+            .send()
+    };
+    let refused = post("2026-11-15").await.unwrap();
+    assert_eq!(refused.status(), 400);
+    assert_eq!(
+        refused.json::<serde_json::Value>().await.unwrap(),
+        serde_json::json!({"errors": ["Unable to make changes as it would result in the deletion/modification of an already approved and posted contract period"]})
+    );
+    assert_eq!(
+        sandbox.units_on(41001, jiff::civil::date(2026, 11, 15)),
+        Some(3)
+    );
+    // The first open day is accepted; the posted November's row shows when it was posted.
+    let accepted = post("2026-12-01").await.unwrap();
+    assert_eq!(accepted.status(), 200);
+    assert_eq!(
+        sandbox.units_on(41001, jiff::civil::date(2026, 12, 1)),
+        Some(4)
+    );
+    let november = sandbox
+        .unit_periods(41001)
+        .into_iter()
+        .find(|p| p.start_date == jiff::civil::date(2026, 11, 1))
+        .unwrap();
+    let row = sandbox.record("ContractServiceUnits", november.id).unwrap();
+    assert_eq!(
+        row["approveAndPostDate"],
+        serde_json::json!("2026-11-01T15:30:00.000Z")
+    );
+}
