@@ -62,6 +62,26 @@ pub struct Change {
     /// Why the line failed or was left alone.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The first day the change bills (proposed and applied changes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub effective: Option<jiff::civil::Date>,
+    /// What the change moves the monthly revenue by, as shown (`+$12.50`), where the price is known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub monthly_change: Option<String>,
+}
+
+/// The effective date and the monthly revenue text of `mapping`'s change in `plan`.
+fn billing_of(plan: &Plan, mapping: &str) -> (Option<jiff::civil::Date>, Option<String>) {
+    plan.lines
+        .iter()
+        .find(|l| l.mapping == mapping)
+        .map_or((None, None), |line| {
+            (
+                line.effective.as_ref().map(|e| e.date),
+                line.monthly_change()
+                    .map(|m| m.signed_text(&plan.currency)),
+            )
+        })
 }
 
 /// Something a run did that people want to hear about.
@@ -117,6 +137,7 @@ impl Event {
             .iter()
             .filter_map(|line| match line.action {
                 Action::Propose { from, to } if proposed.units.get(&line.mapping) == Some(&to) => {
+                    let (effective, monthly_change) = billing_of(plan, &line.mapping);
                     Some(Change {
                         mapping: line.mapping.clone(),
                         account: line.account.clone(),
@@ -126,6 +147,8 @@ impl Event {
                         from,
                         to,
                         reason: None,
+                        effective,
+                        monthly_change,
                     })
                 }
                 _ => None,
@@ -159,6 +182,8 @@ impl Event {
                     from: Some(*from),
                     to: *to,
                     reason: Some(reason.to_string()),
+                    effective: None,
+                    monthly_change: None,
                 }),
                 _ => None,
             })
@@ -191,11 +216,20 @@ impl Event {
             from: Some(line.from),
             to: line.to,
             reason: line.reason.clone(),
+            effective: None,
+            monthly_change: None,
         };
         let applied = lines
             .iter()
             .filter(|l| l.outcome == LineOutcome::Applied)
-            .map(from_history)
+            .map(|line| {
+                let (effective, monthly_change) = billing_of(plan, &line.mapping);
+                Change {
+                    effective,
+                    monthly_change,
+                    ..from_history(line)
+                }
+            })
             .collect();
         let failed = lines
             .iter()
@@ -217,6 +251,8 @@ impl Event {
                     reason: Some(format!(
                         "the PSA holds {psa}, but unitsync last wrote {last_applied}; changed by hand"
                     )),
+                    effective: None,
+                    monthly_change: None,
                 }),
                 _ => None,
             })
@@ -258,6 +294,12 @@ impl Change {
             terminal_text(&self.product),
             self.to
         );
+        match (self.effective, &self.monthly_change) {
+            (Some(date), Some(money)) => text.push_str(&format!(", from {date}, {money}/month")),
+            (Some(date), None) => text.push_str(&format!(", from {date}")),
+            (None, Some(money)) => text.push_str(&format!(", {money}/month")),
+            (None, None) => {}
+        }
         if let Some(reason) = &self.reason {
             text.push_str(" — ");
             text.push_str(&terminal_text(reason));

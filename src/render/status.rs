@@ -30,6 +30,11 @@ pub struct StatusReport {
     /// RFC 3339, from `history/last-sync` or else the newest history record.
     pub last_sync: Option<String>,
     pub counts: Counts,
+    /// What the pending changes move the monthly revenue by (`+$16.31`), over the lines with
+    /// a known price.
+    pub pending_revenue: Option<String>,
+    /// What the unmapped accounts with a known price would bill a month (`$37.50`).
+    pub unbilled: Option<String>,
     /// Sorted by licence type.
     pub units: Vec<LicenceUnits>,
     /// From the newest history record, when there is one.
@@ -197,7 +202,17 @@ impl StatusReport {
         let last_sync = integration
             .last_sync
             .or_else(|| newest.map(|r| r.run.clone()));
+        let unbilled = plan
+            .unmapped
+            .iter()
+            .filter_map(|u| u.monthly_value)
+            .reduce(|a, b| a.checked_add(b).unwrap_or(a));
         StatusReport {
+            pending_revenue: plan
+                .summary()
+                .monthly_change
+                .map(|m| m.signed_text(&plan.currency)),
+            unbilled: unbilled.map(|m| m.text(&plan.currency)),
             psa: integration.psa,
             site: integration.site,
             approval: integration.approval,
@@ -254,7 +269,13 @@ pub fn status_text(r: &StatusReport) -> String {
     let _ = writeln!(out, "\nMappings");
     let _ = writeln!(out, "  Mapped    {}", c.mapped);
     let _ = writeln!(out, "  Pending   {} of {} mapped", c.pending, c.mapped);
+    if let Some(revenue) = &r.pending_revenue {
+        let _ = writeln!(out, "            {revenue}/month when applied");
+    }
     let _ = writeln!(out, "  Unmapped  {}", c.unmapped);
+    if let Some(unbilled) = &r.unbilled {
+        let _ = writeln!(out, "            {unbilled}/month not billed (where the price is known)");
+    }
     let _ = writeln!(out, "  Error     {}", c.error);
     let _ = writeln!(out, "\nUnits per licence type");
     let width = r
@@ -360,6 +381,15 @@ pub fn status_markdown(r: &StatusReport) -> String {
         "| {} | {} | {} | {} |\n",
         c.mapped, c.pending, c.unmapped, c.error
     );
+    if let Some(revenue) = &r.pending_revenue {
+        let _ = writeln!(out, "Pending changes move revenue by {revenue}/month.\n");
+    }
+    if let Some(unbilled) = &r.unbilled {
+        let _ = writeln!(
+            out,
+            "Unmapped accounts with a known price would bill {unbilled}/month.\n"
+        );
+    }
     let _ = writeln!(out, "```mermaid\npie title Mappings");
     for (label, n) in r.slices() {
         let _ = writeln!(out, "    \"{label}\" : {n}");
@@ -588,6 +618,20 @@ pub fn status_html(r: &StatusReport) -> String {
         "</div><p id=\"pending-vs-mapped\">{} of {} mapped lines pending</p>",
         c.pending, c.mapped
     );
+    if let Some(revenue) = &r.pending_revenue {
+        let _ = write!(
+            out,
+            "<p id=\"pending-revenue\">Pending changes move revenue by {}/month</p>",
+            escape_html(revenue)
+        );
+    }
+    if let Some(unbilled) = &r.unbilled {
+        let _ = write!(
+            out,
+            "<p id=\"unbilled\">Unmapped accounts with a known price would bill {}/month</p>",
+            escape_html(unbilled)
+        );
+    }
     out.push_str("<div class=\"charts\"><div>");
     out.push_str(&pie_svg(&r.slices()));
     out.push_str("<div class=\"legend\">");

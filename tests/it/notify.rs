@@ -132,6 +132,8 @@ fn q(text: &str) -> unitsync::quantity::Quantity {
 
 fn change(account: &str, from: &str, to: &str, reason: Option<&str>) -> Change {
     Change {
+        effective: None,
+        monthly_change: None,
         mapping: "bobs-dentistry/shadowprotect-desktop".into(),
         account: account.into(),
         license_type: "ShadowProtect Desktop".into(),
@@ -559,10 +561,13 @@ fn apply_emails_what_it_applied_logged_in_with_the_env_credentials() {
     );
     assert_eq!(
         messages[0]["body"],
-        "unitsync applied 2 unit changes to ConnectWise PSA.\n\n\
-         Account / licence type (company, product): from → to\n\
-         - Bob's Dentistry / ShadowProtect Desktop (BobsDentistry, SP-DESKTOP): 3 → 4\n\
-         - DigitalTorch Inc / Cloud Premium GB (DigitalTorch, CLOUD-GB): 120.25 → 135.5\n"
+        format!(
+            "unitsync applied 2 unit changes to ConnectWise PSA.\n\n\
+             Account / licence type (company, product): from → to\n\
+             - Bob's Dentistry / ShadowProtect Desktop (BobsDentistry, SP-DESKTOP): 3 → 4, from {next}, +$12.50/month\n\
+             - DigitalTorch Inc / Cloud Premium GB (DigitalTorch, CLOUD-GB): 120.25 → 135.5, from {next}, +$3.81/month\n",
+            next = crate::support::first_of_next_month()
+        )
     );
 }
 

@@ -1705,7 +1705,10 @@ fn vendor_and_psa_text_is_escaped_in_every_renderer() {
     );
 
     // Notifications: e-mail, Slack and Teams, for the proposal and the apply.
-    let line = format!("{EVIL_TERM} / ShadowProtect Desktop (BobsDentistry, SP-DESKTOP): 3 → 4");
+    let line = format!(
+        "{EVIL_TERM} / ShadowProtect Desktop (BobsDentistry, SP-DESKTOP): 3 → 4, from {}, +$12.50/month",
+        crate::support::first_of_next_month()
+    );
     let messages = world.smtp.messages(2);
     assert_eq!(messages.len(), 2);
     assert_eq!(
@@ -1744,7 +1747,8 @@ fn vendor_and_psa_text_is_escaped_in_every_renderer() {
         format!(
             "- Evil \\[x\\](http\\://evil.example) &lt;script&gt;alert(1)&lt;/script&gt; &lt;img src=x onerror=alert(1)&gt; \
              a\\|b\\\\nc \\`rm\\` \"q\" \\\\u{{1b}}\\[2J\\\\r@\u{2060}admin #\u{2060}1 \\\\u{{202e}}txt / \
-             ShadowProtect Desktop (BobsDentistry, SP-DESKTOP)\\: 3 → 4"
+             ShadowProtect Desktop (BobsDentistry, SP-DESKTOP)\\: 3 → 4, from {}, +\\$12.50/month",
+            crate::support::first_of_next_month()
         )
     );
     // The JSON payload carries the data as it is: it is for programs.
