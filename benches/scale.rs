@@ -59,6 +59,10 @@ fn mapping(i: usize, company: usize, agreement: u64, product: &str) -> Mapping {
         service: None,
         update: None,
         commitment: None,
+        price: None,
+        cost: None,
+        sync_price: None,
+        sync_cost: None,
     }
 }
 
@@ -200,6 +204,8 @@ fn plan_for(mappings: &[Mapping], usage: &[UsageRecord], snapshot: &PsaSnapshot)
         psa: snapshot,
         invoiced_period: Default::default(),
         currency: "USD",
+        sync_price: false,
+        sync_cost: false,
         approved: &BTreeMap::new(),
         last_applied: &BTreeMap::new(),
         desired: DesiredFrom::Vendor,

@@ -52,6 +52,11 @@ impl Money {
         Money(Quantity::from_micros(micros as i64))
     }
 
+    /// `self − other` (saturating: far beyond any invoice).
+    pub fn minus(self, other: Money) -> Money {
+        Money(self.0.saturating_sub(other.0))
+    }
+
     pub fn checked_add(self, other: Money) -> Option<Money> {
         self.0.checked_add(other.0).map(Money)
     }

@@ -41,6 +41,8 @@ pub fn changes(plan: &Plan, effective: jiff::civil::Date) -> Vec<(&PlanLine, Lin
                     // The line's own date (moved past invoiced periods); the run's date for
                     // lines of a plan saved without one.
                     effective: line.effective.as_ref().map_or(effective, |e| e.date),
+                    unit_price: line.reprice.and_then(|r| r.unit_price).map(|p| p.to),
+                    unit_cost: line.reprice.and_then(|r| r.unit_cost).map(|p| p.to),
                 },
             )),
             _ => None,
@@ -209,6 +211,7 @@ mod tests {
         action: Action,
     ) -> PlanLine {
         PlanLine {
+            reprice: None,
             effective: None,
             money: None,
             mapping: id.into(),

@@ -386,6 +386,7 @@ mod tests {
         let q = |n: usize| -> Quantity { n.to_string().parse().unwrap() };
         let lines: Vec<PlanLine> = (0..5_000)
             .map(|i| PlanLine {
+                reprice: None,
                 effective: None,
                 money: None,
                 mapping: format!("customer-{i:05}/cloud-backup-premium-storage"),

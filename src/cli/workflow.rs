@@ -129,6 +129,8 @@ pub async fn make_plan<P: Psa + Sync>(
         effective: effective_dates(repo),
         invoiced_period: repo.settings.invoiced_period(),
         currency: &currency,
+        sync_price: repo.settings.billing.as_ref().is_some_and(|b| b.sync_price),
+        sync_cost: repo.settings.billing.as_ref().is_some_and(|b| b.sync_cost),
     });
     let source_accounts = plan::source_accounts(&usage);
     Ok(Planned {

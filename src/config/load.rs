@@ -409,6 +409,17 @@ impl Checker<'_> {
                 self.check_targets(m, psa);
             }
         }
+        // `billing.sync_*`, read from the document so it counts even when other settings fail.
+        let global_sync = |field: &str| {
+            settings
+                .as_ref()
+                .and_then(|s| s.doc.value.pointer(&format!("/billing/{field}"))?.as_bool())
+                .unwrap_or(false)
+        };
+        let (sync_price, sync_cost) = (global_sync("sync_price"), global_sync("sync_cost"));
+        for m in &placed {
+            self.check_prices(m, sync_price, sync_cost);
+        }
         self.check_ids_and_lines(&placed);
         if let Some(
             l @ Loaded {
@@ -617,6 +628,58 @@ impl Checker<'_> {
     }
 
     /// A mapping names its PSA line in the words of the repo's PSA.
+    /// A price or cost that would never be written is a mistake, not a preference: without
+    /// `sync_price`/`sync_cost`, unitsync only reads prices, and the line would silently keep
+    /// billing the PSA's.
+    fn check_prices(&mut self, m: &Placed<'_>, sync_price: bool, sync_cost: bool) {
+        let mapping = m.mapping;
+        for (field, value, flag, sync) in [
+            (
+                "price",
+                mapping.price.is_some(),
+                "sync_price",
+                mapping.sync_price.unwrap_or(sync_price),
+            ),
+            (
+                "cost",
+                mapping.cost.is_some(),
+                "sync_cost",
+                mapping.sync_cost.unwrap_or(sync_cost),
+            ),
+        ] {
+            let pointer = push_segment(&m.pointer(), field);
+            if value && !sync {
+                self.error(
+                    m.file,
+                    m.doc.value_pos(&pointer),
+                    format!(
+                        "{field} in {}: it is written to the PSA only with {flag}: true, which is off",
+                        m.name()
+                    ),
+                )
+                .hint = Some(format!(
+                    "add `{flag}: true` to the mapping (or to billing: in unitsync.yaml), or remove {field} to keep the PSA's"
+                ));
+            }
+            let own_flag = if field == "price" {
+                mapping.sync_price
+            } else {
+                mapping.sync_cost
+            };
+            if own_flag == Some(true) && !value {
+                let pointer = push_segment(&m.pointer(), flag);
+                self.error(
+                    m.file,
+                    m.doc.value_pos(&pointer),
+                    format!("{flag} in {}: there is no {field} to write", m.name()),
+                )
+                .hint = Some(format!(
+                    "add the {field} to write (`{field}: 4.25`), or remove {flag}"
+                ));
+            }
+        }
+    }
+
     fn check_targets(&mut self, m: &Placed<'_>, psa: PsaKind) {
         let mapping = m.mapping;
         for field in ["company", "agreement", "addition", "contract", "service"] {

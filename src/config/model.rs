@@ -63,6 +63,12 @@ pub struct BillingSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[A-Za-z]{3}$"))]
     pub currency: Option<String>,
+    /// Write each mapping's `price` to its PSA line (default false: prices are only read).
+    #[serde(default)]
+    pub sync_price: bool,
+    /// Write each mapping's `cost` to its PSA line (default false: costs are only read).
+    #[serde(default)]
+    pub sync_cost: bool,
 }
 
 /// See [`BillingSettings::invoiced_period`].
@@ -767,6 +773,19 @@ pub struct Mapping {
     /// increases go through.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commitment: Option<Commitment>,
+    /// The unit price to bill (per unit, per billing period, in the PSA's currency). Written to
+    /// the PSA line only with `sync_price: true` here or in `billing:`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<crate::money::Money>,
+    /// The unit cost to record on the line. Written only with `sync_cost: true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<crate::money::Money>,
+    /// Overrides `billing.sync_price` for this line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_price: Option<bool>,
+    /// Overrides `billing.sync_cost` for this line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_cost: Option<bool>,
 }
 
 /// A vendor commitment: the MSP pays for the committed seats until the term ends, so the

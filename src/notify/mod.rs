@@ -78,8 +78,7 @@ fn billing_of(plan: &Plan, mapping: &str) -> (Option<jiff::civil::Date>, Option<
         .map_or((None, None), |line| {
             (
                 line.effective.as_ref().map(|e| e.date),
-                line.monthly_change()
-                    .map(|m| m.signed_text(&plan.currency)),
+                line.monthly_change().map(|m| m.signed_text(&plan.currency)),
             )
         })
 }

@@ -292,13 +292,26 @@ fn plan_line(
         .map(|line| line.billing)
         .unwrap_or_default();
 
-    let action = match (resolved, vendor_total) {
-        (Err(reason), _) => Action::Error { reason },
+    let mut action = match (&resolved, vendor_total) {
+        (Err(reason), _) => Action::Error {
+            reason: reason.clone(),
+        },
         (Ok(_), Some(Err(reason))) => Action::Error {
             reason: reason.clone(),
         },
         (Ok(line), _) => decide(line.quantity, vendor, approved, last_applied, input.desired),
     };
+    // A price or cost to write rides on the line's update, or makes one of a line in sync.
+    let reprice = match (&resolved, &action) {
+        (Ok(_), Action::Update { .. } | Action::InSync) => reprice(mapping, &billing, input),
+        _ => None,
+    };
+    if let (Some(_), Ok(line), Action::InSync) = (&reprice, &resolved, &action) {
+        action = Action::Update {
+            from: line.quantity,
+            to: line.quantity,
+        };
+    }
 
     let update = mapping.update.unwrap_or(input.default_update);
     let effective = line_effective(update, &input.effective, &billing, input.invoiced_period);
@@ -315,17 +328,48 @@ fn plan_line(
         action,
         effective: Some(effective),
         money: None,
+        reprice,
     };
     (line, billing)
+}
+
+/// The price and cost `mapping` asks to write (with sync on) where the line bills another.
+fn reprice(mapping: &Mapping, billing: &LineBilling, input: &PlanInput<'_>) -> Option<Reprice> {
+    let change =
+        |wanted: Option<crate::money::Money>, sync: bool, now: Option<crate::money::Money>| {
+            let to = wanted.filter(|_| sync)?;
+            (now != Some(to)).then_some(PriceChange { from: now, to })
+        };
+    let found = Reprice {
+        unit_price: change(
+            mapping.price,
+            mapping.sync_price.unwrap_or(input.sync_price),
+            billing.unit_price,
+        ),
+        unit_cost: change(
+            mapping.cost,
+            mapping.sync_cost.unwrap_or(input.sync_cost),
+            billing.unit_cost,
+        ),
+    };
+    (found != Reprice::default()).then_some(found)
 }
 
 /// The line's price and the monthly revenue its change moves (an update's, or a proposal's
 /// from what the PSA holds now). Held, drifted and failing lines move nothing.
 fn line_money(line: &PlanLine, billing: &LineBilling) -> Option<LineMoney> {
-    let unit_price = billing.unit_price?;
-    let delta = match (&line.action, line.psa) {
-        (Action::Update { from, to }, _) => to.checked_sub(*from),
-        (Action::Propose { to, .. }, Some(psa)) => to.checked_sub(psa),
+    let new_price = line.reprice.and_then(|r| r.unit_price).map(|p| p.to);
+    let unit_price = billing.unit_price.or(new_price)?;
+    let to_price = new_price.unwrap_or(unit_price);
+    let per_period = match (&line.action, line.psa) {
+        // The revenue after (new count at the new price) less the revenue before.
+        (Action::Update { from, to }, _) if billing.unit_price.is_some() => to_price
+            .times(*to)
+            .zip(unit_price.times(*from))
+            .map(|(after, before)| after.minus(before)),
+        (Action::Propose { to, .. }, Some(psa)) => to
+            .checked_sub(psa)
+            .and_then(|delta| unit_price.times(delta)),
         _ => None,
     };
     let months = billing.cycle.map_or(1, BillingCycle::months);
@@ -333,9 +377,7 @@ fn line_money(line: &PlanLine, billing: &LineBilling) -> Option<LineMoney> {
         unit_price,
         unit_cost: billing.unit_cost,
         cycle: billing.cycle,
-        monthly_change: delta
-            .and_then(|d| unit_price.times(d))
-            .map(|m| m.per_month(months)),
+        monthly_change: per_period.map(|m| m.per_month(months)),
     })
 }
 

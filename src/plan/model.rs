@@ -178,6 +178,9 @@ pub struct PlanInput<'a> {
     pub invoiced_period: InvoicedPeriod,
     /// The currency of the PSA's prices (ISO 4217), for showing money.
     pub currency: &'a str,
+    /// `billing.sync_price` / `billing.sync_cost`; a mapping may override either.
+    pub sync_price: bool,
+    pub sync_cost: bool,
 }
 
 /// The first day a change bills, by how it is written: an in-place change to a ConnectWise
@@ -270,6 +273,25 @@ pub struct PlanLine {
     /// price for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub money: Option<LineMoney>,
+    /// The unit price or cost this update also writes (`sync_price`/`sync_cost`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reprice: Option<Reprice>,
+}
+
+/// A price and a cost a mapping asks the PSA line to bill, where they differ from the line's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reprice {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit_price: Option<PriceChange>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit_cost: Option<PriceChange>,
+}
+
+/// `from` is what the PSA line holds (unknown when the PSA did not say).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PriceChange {
+    pub from: Option<Money>,
+    pub to: Money,
 }
 
 impl PlanLine {

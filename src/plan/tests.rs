@@ -61,6 +61,10 @@ fn mapping(
         service: None,
         update: None,
         commitment: None,
+        price: None,
+        cost: None,
+        sync_price: None,
+        sync_cost: None,
     }
 }
 
@@ -188,6 +192,8 @@ impl Inputs {
             effective: self.effective,
             invoiced_period: self.invoiced_period,
             currency: "USD",
+            sync_price: false,
+            sync_cost: false,
         })
     }
 }

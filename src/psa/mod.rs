@@ -134,6 +134,12 @@ pub struct LineChange {
     /// For `cancel-and-readd`: the day the new line starts; the old one is cancelled as of the
     /// day before.
     pub effective: jiff::civil::Date,
+    /// A unit price to write with the change (`sync_price`); `None` leaves the line's price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit_price: Option<crate::money::Money>,
+    /// A unit cost to write with the change (`sync_cost`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit_cost: Option<crate::money::Money>,
 }
 
 /// What a write did.

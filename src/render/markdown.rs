@@ -7,7 +7,7 @@
 
 use super::{
     effective_cell, has_dates, has_next_invoice_dates, has_prices, money_cell, moved_dates, plural,
-    qty_or_dash, signed_delta,
+    qty_or_dash, reprice_text, signed_delta,
 };
 use crate::config::UpdatePolicy;
 use crate::plan::{Action, Plan, PlanLine};
@@ -262,6 +262,10 @@ fn render(p: &Parts<'_>, d: Detail) -> String {
             let action = match (action, line.update) {
                 ("update", UpdatePolicy::CancelAndReadd) => "update (cancel and re-add)",
                 (action, _) => action,
+            };
+            let action = match reprice_text(line, &p.plan.currency) {
+                Some(prices) => format!("{action}, {}", escape_markdown(&prices)),
+                None => action.to_string(),
             };
             let change = from.map_or_else(|| "new".to_string(), |from| signed_delta(from, to));
             let mut row = format!(

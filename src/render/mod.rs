@@ -164,6 +164,34 @@ fn has_prices(plan: &crate::plan::Plan) -> bool {
     plan.lines.iter().any(|l| l.money.is_some())
 }
 
+/// `price $12.50 → $14.00, cost $6.00 → $7.00`: what an update also writes.
+fn reprice_text(line: &crate::plan::PlanLine, currency: &str) -> Option<String> {
+    let r = line.reprice?;
+    let part = |name: &str, change: Option<crate::plan::PriceChange>| {
+        change.map(|c| {
+            let from = c
+                .from
+                .map_or_else(|| "(none)".to_string(), |m| m.text(currency));
+            format!("{name} {from} → {}", c.to.text(currency))
+        })
+    };
+    let parts: Vec<String> = [part("price", r.unit_price), part("cost", r.unit_cost)]
+        .into_iter()
+        .flatten()
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(", "))
+}
+
+/// The action as the table shows it: [`action_text`], with a price or cost it also writes; an
+/// update of the price alone reads `reprice: …`.
+fn line_action_text(line: &crate::plan::PlanLine, currency: &str) -> String {
+    match (reprice_text(line, currency), &line.action) {
+        (Some(prices), Action::Update { from, to }) if from == to => format!("reprice: {prices}"),
+        (Some(prices), _) => format!("{}; {prices}", action_text(&line.action, line.update)),
+        (None, _) => action_text(&line.action, line.update),
+    }
+}
+
 /// `1 line` / `2 lines`.
 fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })

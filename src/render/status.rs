@@ -274,7 +274,10 @@ pub fn status_text(r: &StatusReport) -> String {
     }
     let _ = writeln!(out, "  Unmapped  {}", c.unmapped);
     if let Some(unbilled) = &r.unbilled {
-        let _ = writeln!(out, "            {unbilled}/month not billed (where the price is known)");
+        let _ = writeln!(
+            out,
+            "            {unbilled}/month not billed (where the price is known)"
+        );
     }
     let _ = writeln!(out, "  Error     {}", c.error);
     let _ = writeln!(out, "\nUnits per licence type");
@@ -735,6 +738,7 @@ mod tests {
             unmapped: Vec::new(),
         };
         plan.lines.push(crate::plan::PlanLine {
+            reprice: None,
             effective: None,
             money: None,
             mapping: "bobs-dentistry/shadowprotect-desktop".into(),

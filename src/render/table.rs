@@ -5,8 +5,8 @@ use std::ffi::OsStr;
 use std::io::IsTerminal;
 
 use super::{
-    action_text, direction, effective_cell, has_dates, has_prices, money_cell, moved_dates, plural,
-    qty_or_dash, terminal_text,
+    direction, effective_cell, has_dates, has_prices, line_action_text, money_cell, moved_dates,
+    plural, qty_or_dash, terminal_text,
 };
 use crate::plan::{Action, Plan, PlanLine};
 
@@ -138,7 +138,7 @@ fn line_row(line: &PlanLine, currency: &str, dates: bool, prices: bool) -> Vec<C
         row.push(Cell::plain(money_cell(line, currency)));
     }
     row.push(Cell::styled(
-        action_text(&line.action, line.update),
+        line_action_text(line, currency),
         action_style(&line.action),
     ));
     row

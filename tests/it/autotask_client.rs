@@ -454,6 +454,8 @@ fn three_mappings() -> Vec<Mapping> {
 
 fn change(from: i64, to: i64) -> LineChange {
     LineChange {
+        unit_price: None,
+        unit_cost: None,
         mapping: "bobs-dentistry/shadowprotect-desktop".into(),
         contract_id: 1001,
         line_id: 5001,
@@ -558,7 +560,9 @@ async fn snapshot_sends_exactly_these_requests() {
                 "startDate",
                 "endDate",
                 "units",
-                "approveAndPostDate"
+                "approveAndPostDate",
+                "price",
+                "cost"
             ]),
             json!([
                 {"op": "in", "field": "contractServiceID", "value": [5001, 6001, 7001]},

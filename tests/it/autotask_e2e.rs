@@ -134,6 +134,8 @@ fn changes(plan: &Plan) -> Vec<LineChange> {
         .iter()
         .filter_map(|line| match line.action {
             Action::Update { from, to } => Some(LineChange {
+                unit_price: None,
+                unit_cost: None,
                 mapping: line.mapping.clone(),
                 contract_id: line.target.contract_id.unwrap(),
                 line_id: line.target.line_id.unwrap(),
@@ -239,7 +241,7 @@ async fn the_guides_story_snapshots_plans_and_applies() {
             ),
             query(
                 "ContractServiceUnits",
-                json!({"IncludeFields":["id","contractServiceID","startDate","endDate","units","approveAndPostDate"],
+                json!({"IncludeFields":["id","contractServiceID","startDate","endDate","units","approveAndPostDate","price","cost"],
                        "MaxRecords":500,
                        "filter":[
                            {"field":"contractServiceID","op":"in","value":[41001,41002,41003]},
@@ -1480,6 +1482,8 @@ async fn a_period_posted_after_the_plan_is_refused_before_anything_is_posted() {
     let client = client_in(&sandbox, dir.path());
     // A change dated in December, as a plan made before the posting would have dated it.
     let change = LineChange {
+        unit_price: None,
+        unit_cost: None,
         mapping: "bobs-dentistry/shadowprotect-desktop".into(),
         contract_id: 1001,
         line_id: 41001,
@@ -1494,4 +1498,76 @@ async fn a_period_posted_after_the_plan_is_refused_before_anything_is_posted() {
         "contract service 41001 on contract 1001: the billing period 2026-12-01 to 2026-12-31 containing the effective date 2026-12-01 was approved and posted on 2026-11-25, so an adjustment would change an invoiced period; nothing was written — run plan again, which dates the change in the next open period"
     );
     assert_eq!(posts(&sandbox), 0);
+}
+
+#[tokio::test]
+async fn a_synced_price_alone_is_an_adjustment_of_no_units_and_then_in_sync() {
+    let sandbox = demo().await;
+    let dir = tempfile::tempdir().unwrap();
+    let client = client_in(&sandbox, dir.path());
+    let mut mappings = story_mappings();
+    mappings[1] = mapping(json!({
+        "account": "Angry Fox Co", "license_type": "ShadowProtect Desktop",
+        "company": 251, "contract": 1002, "service": 41002,
+        "price": 9.5, "sync_price": true
+    }));
+    let snapshot = client.snapshot(&mappings).await.unwrap();
+    let plan = plan_of(&mappings, &story_usage(), &snapshot);
+    let fox = plan
+        .lines
+        .iter()
+        .find(|l| l.target.line_id == Some(41002))
+        .unwrap();
+    assert_eq!(
+        fox.action,
+        Action::Update {
+            from: q("2"),
+            to: q("2")
+        }
+    );
+    assert_eq!(
+        fox.reprice.and_then(|r| r.unit_price),
+        Some(unitsync::plan::PriceChange {
+            from: Some("8".parse().unwrap()),
+            to: "9.5".parse().unwrap()
+        })
+    );
+    // 2 × (9.50 − 8.00) a month.
+    assert_eq!(fox.monthly_change(), Some("3".parse().unwrap()));
+    for (_, change) in unitsync::apply::changes(&plan, effective()) {
+        client.apply(&change).await.unwrap();
+    }
+    let fox_adjustments: Vec<Value> = sandbox
+        .adjustments()
+        .into_iter()
+        .filter(|a| a.contract_service_id == 41002)
+        .map(|a| a.body)
+        .collect();
+    assert_eq!(
+        fox_adjustments,
+        [json!({
+            "contractID": 1002, "contractServiceID": 41002, "serviceID": 12,
+            "effectiveDate": "2026-12-01", "unitChange": 0, "adjustedUnitPrice": 9.5
+        })]
+    );
+    // Bob's count change carries no price: his mapping does not sync one.
+    let bob = sandbox
+        .adjustments()
+        .into_iter()
+        .find(|a| a.contract_service_id == 41001)
+        .unwrap();
+    assert_eq!(bob.body.get("adjustedUnitPrice"), None);
+
+    let again = plan_of(
+        &mappings,
+        &story_usage(),
+        &client.snapshot(&mappings).await.unwrap(),
+    );
+    let fox = again
+        .lines
+        .iter()
+        .find(|l| l.target.line_id == Some(41002))
+        .unwrap();
+    assert_eq!(fox.action, Action::InSync);
+    assert_eq!(fox.reprice, None);
 }

@@ -2007,3 +2007,101 @@ fn with_invoiced_period_refuse_a_change_dated_in_an_invoiced_period_is_held() {
     );
     assert_eq!(env.sandbox.addition(5001).unwrap().cancelled_date, None);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Prices
+
+#[test]
+fn a_synced_price_is_written_with_the_count_and_alone_and_prices_are_never_written_otherwise() {
+    let env = Env::new();
+    // Without sync_price, a plan and an apply never touch a price.
+    let out = env.run(&["apply", "--yes"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        env.writes()
+            .iter()
+            .all(|r| !r.body.as_ref().unwrap().to_string().contains("unitPrice")),
+        "{:#?}",
+        env.writes()
+    );
+
+    // Bob's desktops go to 14.00 with his count; Angry Fox's servers, in sync, from 55.00 to
+    // 60.00 with a cost of 32.00.
+    let env = Env::new();
+    edit(
+        &env.repo.join("mappings.yaml"),
+        "    addition: SP-DESKTOP                 # product identifier on that agreement (or { id: N })\n",
+        "    addition: SP-DESKTOP\n    price: 14.00\n    sync_price: true\n",
+    );
+    edit(
+        &env.repo.join("mappings.yaml"),
+        "    addition: SP-SERVER\n",
+        "    addition: SP-SERVER\n    price: 60\n    cost: 32\n",
+    );
+    std::fs::write(
+        env.repo.join("unitsync.yaml"),
+        std::fs::read_to_string(env.repo.join("unitsync.yaml")).unwrap()
+            + "billing:\n  sync_price: true\n  sync_cost: true\n",
+    )
+    .unwrap();
+    let out = env.run(&["plan", "--all"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let row = |mapping: &str| {
+        out.stdout
+            .lines()
+            .find(|l| l.starts_with(mapping))
+            .unwrap()
+            .to_string()
+    };
+    assert!(
+        row("angry-fox-co/")
+            .ends_with("+$10.00  reprice: price $55.00 → $60.00, cost $30.00 → $32.00"),
+        "{}",
+        out.stdout
+    );
+    // 4 × 14.00 − 3 × 12.50 = 18.50 a month.
+    assert!(
+        row("bobs-dentistry/").ends_with("+$18.50  update 3 → 4 (+1); price $12.50 → $14.00"),
+        "{}",
+        out.stdout
+    );
+
+    let before = env.writes().len();
+    let out = env.run(&["apply", "--yes"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let mut writes: Vec<(String, serde_json::Value)> = env.writes()[before..]
+        .iter()
+        .map(|r| (r.path.clone(), r.body.clone().unwrap()))
+        .collect();
+    writes.sort_by(|a, b| a.0.cmp(&b.0));
+    let path = |p: &str| format!("/v4_6_release/apis/3.0/finance/agreements/{p}");
+    assert_eq!(
+        writes,
+        [
+            (
+                path("1001/additions/5001"),
+                serde_json::json!([
+                    {"op": "replace", "path": "quantity", "value": 4},
+                    {"op": "replace", "path": "unitPrice", "value": 14}
+                ])
+            ),
+            (
+                path("1002/additions/5003"),
+                serde_json::json!([
+                    {"op": "replace", "path": "quantity", "value": 2},
+                    {"op": "replace", "path": "unitPrice", "value": 60},
+                    {"op": "replace", "path": "unitCost", "value": 32}
+                ])
+            ),
+            (
+                path("1003/additions/5005"),
+                serde_json::json!([{"op": "replace", "path": "quantity", "value": 135.5}])
+            ),
+        ]
+    );
+    assert_eq!(env.sandbox.addition(5001).unwrap().unit_price, 14.0);
+    assert_eq!(env.sandbox.addition(5003).unwrap().unit_cost, 32.0);
+    // Converged: nothing left to write.
+    let out = env.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+}

@@ -468,6 +468,8 @@ fn q(text: &str) -> Quantity {
 
 fn change(policy: UpdatePolicy, from: i64, to: i64) -> LineChange {
     LineChange {
+        unit_price: None,
+        unit_cost: None,
         mapping: "bobs-dentistry/shadowprotect-desktop".into(),
         contract_id: 1001,
         line_id: 5001,
@@ -1281,6 +1283,8 @@ async fn the_guides_story_round_trips_through_the_plan_engine() {
         assert_eq!(reread.quantity, q("3"));
         client
             .apply(&LineChange {
+                unit_price: None,
+                unit_cost: None,
                 mapping: line.mapping.clone(),
                 contract_id: line.target.contract_id.unwrap(),
                 line_id: line.target.line_id.unwrap(),

@@ -156,6 +156,8 @@ fn changes(plan: &Plan, effective: jiff::civil::Date) -> Vec<LineChange> {
         .iter()
         .filter_map(|line| match line.action {
             Action::Update { from, to } => Some(LineChange {
+                unit_price: None,
+                unit_cost: None,
                 mapping: line.mapping.clone(),
                 contract_id: line.target.contract_id.unwrap(),
                 line_id: line.target.line_id.unwrap(),
@@ -171,6 +173,8 @@ fn changes(plan: &Plan, effective: jiff::civil::Date) -> Vec<LineChange> {
 
 fn bobs_change(policy: UpdatePolicy, from: &str, to: &str) -> LineChange {
     LineChange {
+        unit_price: None,
+        unit_cost: None,
         mapping: "bobs-dentistry/shadowprotect-desktop".into(),
         contract_id: 1001,
         line_id: 5001,

@@ -1010,6 +1010,8 @@ fn an_interrupted_apply_is_completed_without_writing_a_line_twice() {
         .block_on(unitsync::psa::Psa::apply(
             &client,
             &unitsync::psa::LineChange {
+                unit_price: None,
+                unit_cost: None,
                 mapping: BOB.into(),
                 contract_id: 1001,
                 line_id: 5001,
@@ -1475,6 +1477,7 @@ fn a_run_whose_lock_is_about_to_expire_starts_no_write() {
         currency: "USD".into(),
         desired: unitsync::plan::DesiredFrom::Lock,
         lines: vec![unitsync::plan::PlanLine {
+            reprice: None,
             effective: None,
             money: None,
             mapping: BOB.into(),

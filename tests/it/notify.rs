@@ -605,6 +605,7 @@ fn apply_with_an_unreachable_smtp_server_warns_and_still_succeeds() {
 
 fn plan_line(mapping: &str, action: unitsync::plan::Action) -> unitsync::plan::PlanLine {
     unitsync::plan::PlanLine {
+        reprice: None,
         effective: None,
         money: None,
         mapping: mapping.into(),

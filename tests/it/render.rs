@@ -32,6 +32,7 @@ struct Line<'a> {
 
 fn line(l: Line<'_>) -> PlanLine {
     PlanLine {
+        reprice: None,
         effective: None,
         money: None,
         mapping: l.mapping.into(),
@@ -793,6 +794,10 @@ fn the_guides_story_through_the_engine() {
         service: None,
         update: None,
         commitment: None,
+        price: None,
+        cost: None,
+        sync_price: None,
+        sync_cost: None,
     }];
     let usage = vec![
         UsageRecord {
@@ -840,6 +845,8 @@ fn the_guides_story_through_the_engine() {
             approved: &BTreeMap::from([(id.clone(), q(approved))]),
             invoiced_period: Default::default(),
             currency: "USD",
+            sync_price: false,
+            sync_cost: false,
             last_applied: &BTreeMap::from([(id.clone(), q("3"))]),
             desired: DesiredFrom::Lock,
             default_update: UpdatePolicy::InPlace,

@@ -668,7 +668,18 @@ impl AutotaskClient {
         let current = period.units;
         self.resolve_pending(&cs, (change.effective, current))
             .await?;
-        if current == to {
+        // A synced price or cost the period does not bill yet still needs an adjustment (one
+        // with a unit change of 0 when the count is right). Posting it twice sets the same price
+        // twice, so a rerun may repeat it.
+        let reprice = change
+            .unit_price
+            .filter(|p| period.unit_price != Some(*p))
+            .is_some()
+            || change
+                .unit_cost
+                .filter(|c| period.unit_cost != Some(*c))
+                .is_some();
+        if current == to && !reprice {
             return Ok(done);
         }
         // Checked on the period as it is now, not as planned: a period can be posted between the
@@ -690,7 +701,7 @@ impl AutotaskClient {
             });
         }
         let unit_change = to - current;
-        if unit_change == 0 {
+        if unit_change == 0 && !reprice {
             return Ok(done);
         }
         let service_id = cs.service_id.ok_or_else(|| PsaError::Conflict {
@@ -724,6 +735,8 @@ impl AutotaskClient {
             // in the US Eastern time Autotask keeps dates in (see the module docs).
             effective_date: change.effective.to_string(),
             unit_change,
+            adjusted_unit_price: change.unit_price,
+            adjusted_unit_cost: change.unit_cost,
         })
         .expect("an adjustment serialises");
         let adjust_what = format!("an adjustment of {what}");
@@ -1162,6 +1175,8 @@ const UNIT_FIELDS: &[&str] = &[
     "endDate",
     "units",
     "approveAndPostDate",
+    "price",
+    "cost",
 ];
 
 /// What the mappings name.
@@ -1220,6 +1235,9 @@ struct Period {
     units: i64,
     /// When the period's units were approved and posted (invoiced), if they were.
     posted_on: Option<jiff::civil::Date>,
+    /// The period's price and cost per unit (its totals over its units), when it has units.
+    unit_price: Option<crate::money::Money>,
+    unit_cost: Option<crate::money::Money>,
 }
 
 impl Period {
@@ -1234,12 +1252,13 @@ impl Period {
 
     /// What the line's billing looks like from this period: a posted period is invoiced up to
     /// its last day; an open one is open from its start.
+    /// The service's own price and cost stand in for a period without units to divide by.
     fn billing(&self, unit_price: Option<f64>, unit_cost: Option<f64>) -> LineBilling {
         let money = |v: Option<f64>| v.and_then(|v| crate::money::Money::from_f64(v).ok());
         LineBilling {
             cycle: self.cycle(),
-            unit_price: money(unit_price),
-            unit_cost: money(unit_cost),
+            unit_price: self.unit_price.or_else(|| money(unit_price)),
+            unit_cost: self.unit_cost.or_else(|| money(unit_cost)),
             open_from: match self.posted_on {
                 Some(_) => self.end.tomorrow().ok(),
                 None => Some(self.start),
@@ -1262,11 +1281,19 @@ fn periods_at(rows: &[ContractServiceUnit], date: jiff::civil::Date) -> BTreeMap
         if start > date || end < date {
             continue;
         }
+        let units = i64::from(row.units.unwrap_or(0));
+        // Per unit, exact to the cent: Autotask keeps the period's total.
+        let per_unit = |total: Option<f64>| {
+            let total = total.filter(|_| units > 0)?;
+            crate::money::Money::from_f64((total / units as f64 * 1e6).round() / 1e6).ok()
+        };
         let period = Period {
             start,
             end,
-            units: i64::from(row.units.unwrap_or(0)),
+            units,
             posted_on: row.approve_and_post_date.as_deref().and_then(civil_date),
+            unit_price: per_unit(row.price),
+            unit_cost: per_unit(row.cost),
         };
         match best.get(&row.contract_service_id) {
             Some(p) if p.start >= start => {}
@@ -1407,6 +1434,8 @@ mod tests {
     #[test]
     fn the_period_containing_the_date_wins() {
         let row = |_id: u64, cs, start: &str, end: &str, units| ContractServiceUnit {
+            price: None,
+            cost: None,
             approve_and_post_date: None,
             contract_service_id: cs,
             start_date: Some(start.into()),
@@ -1472,6 +1501,8 @@ mod tests {
     #[test]
     fn eastern_midnight_periods_choose_the_month_of_the_date() {
         let row = |cs, start: &str, end: &str, units| ContractServiceUnit {
+            price: None,
+            cost: None,
             approve_and_post_date: None,
             contract_service_id: cs,
             start_date: Some(start.into()),

@@ -136,6 +136,11 @@ pub struct ContractServiceUnit {
     /// Set once the period's units were approved and posted: the period is invoiced.
     #[serde(default, rename = "approveAndPostDate")]
     pub approve_and_post_date: Option<String>,
+    /// The period's price and cost for all its units.
+    #[serde(default)]
+    pub price: Option<f64>,
+    #[serde(default)]
+    pub cost: Option<f64>,
 }
 
 /// `POST /v1.0/ContractServiceAdjustments` body.
@@ -151,6 +156,11 @@ pub struct NewAdjustment {
     pub effective_date: String,
     #[serde(rename = "unitChange")]
     pub unit_change: i64,
+    /// The unit price from `effectiveDate` on (`sync_price`); absent keeps the price.
+    #[serde(rename = "adjustedUnitPrice", skip_serializing_if = "Option::is_none")]
+    pub adjusted_unit_price: Option<crate::money::Money>,
+    #[serde(rename = "adjustedUnitCost", skip_serializing_if = "Option::is_none")]
+    pub adjusted_unit_cost: Option<crate::money::Money>,
 }
 
 #[derive(Debug, Deserialize)]

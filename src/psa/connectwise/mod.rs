@@ -527,6 +527,42 @@ impl ConnectWiseClient {
             .await
     }
 
+    /// One PATCH of the quantity and the synced price and cost together, so a line never bills
+    /// the new count at the old price or the other way round.
+    async fn patch_addition_with_prices(&self, change: &LineChange) -> Result<Addition, PsaError> {
+        let (agreement_id, addition_id) = (change.contract_id, change.line_id);
+        let what = format!("addition {addition_id} on agreement {agreement_id}");
+        let mut ops = vec![PatchOp {
+            op: "replace",
+            path: "quantity",
+            value: serde_json::json!(change.to),
+        }];
+        for (path, value) in [
+            ("unitPrice", change.unit_price),
+            ("unitCost", change.unit_cost),
+        ] {
+            if let Some(value) = value {
+                ops.push(PatchOp {
+                    op: "replace",
+                    path,
+                    value: serde_json::json!(value),
+                });
+            }
+        }
+        let body = serde_json::to_value(ops).expect("a patch serialises");
+        self.transport
+            .send_json(Request {
+                method: Method::PATCH,
+                target: api(format!(
+                    "finance/agreements/{agreement_id}/additions/{addition_id}"
+                )),
+                body: Some(body),
+                repeat: Repeat::Idempotent,
+                what: &what,
+            })
+            .await
+    }
+
     async fn patch_addition<T: serde::Serialize>(
         &self,
         agreement_id: u64,
@@ -555,9 +591,12 @@ impl ConnectWiseClient {
     }
 
     async fn update_in_place(&self, change: &LineChange) -> Result<AppliedChange, PsaError> {
-        let updated = self
-            .patch_addition(change.contract_id, change.line_id, "quantity", change.to)
-            .await?;
+        let updated = if change.unit_price.is_none() && change.unit_cost.is_none() {
+            self.patch_addition(change.contract_id, change.line_id, "quantity", change.to)
+                .await?
+        } else {
+            self.patch_addition_with_prices(change).await?
+        };
         if let Some(quantity) = updated.quantity
             && quantity != change.to
         {
@@ -648,14 +687,21 @@ impl ConnectWiseClient {
             .await?;
         }
 
-        let body = serde_json::to_value(NewAddition::copy_of(
+        let mut copy = NewAddition::copy_of(
             &old,
             product_id,
             change.to,
             format!("{effective}T00:00:00Z"),
             agreement_id,
-        ))
-        .expect("an addition serialises");
+        );
+        // The copy bills the mapping's price and cost when they are synced.
+        if let Some(price) = change.unit_price {
+            copy.unit_price = Some(serde_json::json!(price));
+        }
+        if let Some(cost) = change.unit_cost {
+            copy.unit_cost = Some(serde_json::json!(cost));
+        }
+        let body = serde_json::to_value(copy).expect("an addition serialises");
         let post_what = format!("a new addition on agreement {agreement_id}");
         let mut attempt = 1;
         loop {

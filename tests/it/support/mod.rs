@@ -62,6 +62,8 @@ pub fn vendor_plan(
         psa: snapshot,
         invoiced_period: Default::default(),
         currency: "USD",
+        sync_price: false,
+        sync_cost: false,
         approved: &empty,
         last_applied: &empty,
         desired: unitsync::plan::DesiredFrom::Vendor,
