@@ -104,6 +104,7 @@ pub fn entry(
     outcome: LineOutcome,
     reason: Option<String>,
 ) -> HistoryLine {
+    let applied = outcome == LineOutcome::Applied;
     HistoryLine {
         mapping: line.mapping.clone(),
         account: line.account.clone(),
@@ -118,6 +119,17 @@ pub fn entry(
         new_line: None,
         reason,
         note: None,
+        effective: applied
+            .then(|| line.effective.as_ref().map(|e| e.date))
+            .flatten(),
+        due: applied
+            .then(|| match line.effective.as_ref().map(|e| &e.why) {
+                Some(crate::plan::EffectiveWhy::RolledForward { requested, .. }) => {
+                    Some(*requested)
+                }
+                _ => None,
+            })
+            .flatten(),
     }
 }
 

@@ -54,6 +54,13 @@ pub struct HistoryLine {
     /// The reviewer's note on the approved value's lock line (its trailing comment).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// The first day the applied change bills.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effective: Option<jiff::civil::Date>,
+    /// The day the change was due to bill from when an invoiced period moved it to
+    /// `effective`: the days between were invoiced at `from` (what a true-up would correct).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due: Option<jiff::civil::Date>,
 }
 
 /// `lines` with the reviewer's note of each lock line whose approved value is the line's `to`: a
@@ -261,6 +268,8 @@ mod tests {
             pull_request: Some(42),
             approved_by: Some("jdoe".into()),
             lines: vec![HistoryLine {
+                effective: None,
+                due: None,
                 mapping: "bobs-dentistry/shadowprotect-desktop".into(),
                 account: "Bob's Dentistry".into(),
                 license_type: "ShadowProtect Desktop".into(),

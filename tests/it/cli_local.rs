@@ -519,6 +519,7 @@ lines:
   from: 3
   to: 4
   outcome: applied
+  effective: "[NEXT-MONTH]"
 - mapping: digitaltorch-inc/cloud-premium-gb
   account: DigitalTorch Inc
   license_type: Cloud Premium GB
@@ -529,6 +530,7 @@ lines:
   from: 120.25
   to: 135.5
   outcome: applied
+  effective: "[NEXT-MONTH]"
 "#;
 
 /// Replaces the run timestamp and checks the file lives under `history/YYYY/MM/` of that run.
@@ -552,7 +554,11 @@ fn normalized_history(env: &Env) -> Vec<(String, String)> {
             assert_eq!(path, expected);
             (
                 path,
-                text.replace(&format!("run: \"{run}\""), "run: \"[RUN]\""),
+                text.replace(&format!("run: \"{run}\""), "run: \"[RUN]\"")
+                    .replace(
+                        &crate::support::first_of_next_month().to_string(),
+                        "[NEXT-MONTH]",
+                    ),
             )
         })
         .collect()
@@ -692,6 +698,7 @@ lines:
   from: 120.25
   to: 135.5
   outcome: applied
+  effective: "[NEXT-MONTH]"
 - mapping: bobs-dentistry/shadowprotect-desktop
   account: Bob's Dentistry
   license_type: ShadowProtect Desktop
@@ -937,6 +944,7 @@ fn demo_runs_the_story_to_the_end() {
       from: 3
       to: 4
       outcome: applied
+      effective: "[NEXT-MONTH]"
     - mapping: digitaltorch-inc/cloud-premium-gb
       account: DigitalTorch Inc
       license_type: Cloud Premium GB
@@ -947,6 +955,7 @@ fn demo_runs_the_story_to_the_end() {
       from: 120.25
       to: 135.5
       outcome: applied
+      effective: "[NEXT-MONTH]"
 
     == The PSA after
       COMPANY           AGREEMENT            ADDITION  PRODUCT     QUANTITY
@@ -1779,7 +1788,7 @@ fn a_saved_plan_rerun_after_a_kill_records_what_was_written_and_writes_the_rest_
     assert_eq!(history.len(), 1);
     assert!(
         history[0].1.ends_with(&format!(
-            "  from: 3\n  to: 4\n  outcome: applied\n  reason: {}\n",
+            "  from: 3\n  to: 4\n  outcome: applied\n  reason: {}\n  effective: \"[NEXT-MONTH]\"\n",
             unitsync::apply::FOUND_APPLIED
         )),
         "{}",
@@ -1972,6 +1981,16 @@ fn a_readd_dated_in_an_invoiced_period_rolls_forward_to_the_next_invoice() {
         serde_json::json!(format!("{after}T00:00:00Z"))
     );
     assert_eq!(writes[1].2["quantity"], serde_json::json!(4));
+    // History keeps both days: the one it bills from and the one it was due — the invoiced days
+    // between billed the old count.
+    let history = env.history();
+    assert!(
+        history[0].1.contains(&format!(
+            "  from: 3\n  to: 4\n  outcome: applied\n  new_line: 9001\n  effective: \"{after}\"\n  due: \"{next}\"\n"
+        )),
+        "{}",
+        history[0].1
+    );
 }
 
 #[test]

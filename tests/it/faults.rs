@@ -271,6 +271,8 @@ impl<S: Psa> Billing<S> {
                 .iter()
                 .enumerate()
                 .map(|(n, (psa, _))| HistoryLine {
+                    effective: None,
+                    due: None,
                     mapping: mapping_id(n),
                     account: account(n),
                     license_type: LICENSE.into(),

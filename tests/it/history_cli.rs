@@ -39,6 +39,8 @@ fn line(
     outcome: LineOutcome,
 ) -> HistoryLine {
     HistoryLine {
+        effective: None,
+        due: None,
         mapping: mapping.into(),
         account: account.into(),
         license_type: license_type.into(),

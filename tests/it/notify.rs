@@ -680,6 +680,8 @@ fn events_per_kind_leave_out_empty_kinds_and_held_back_proposals() {
     assert!(Event::proposed("ConnectWise PSA", &plan, &Default::default(), None, None).is_none());
 
     let history = |mapping: &str, outcome: LineOutcome| HistoryLine {
+        effective: None,
+        due: None,
         mapping: mapping.into(),
         account: "acct".into(),
         license_type: "lt".into(),
