@@ -532,6 +532,10 @@ pub enum LineError {
     #[error("mapping names no {missing} for this PSA; add `{missing}:`")]
     IncompleteTarget { missing: String },
     #[error(
+        "the saved plan saw the unit price or cost {planned} on this PSA line, but it has changed since; run plan again"
+    )]
+    PriceMoved { planned: String },
+    #[error(
         "the saved plan dated this change {planned}, but it would now bill from {now} ({why}); an invoice was made since the plan — run plan again"
     )]
     EffectiveMoved {
@@ -641,6 +645,23 @@ impl Plan {
                         now: fresh.date,
                         why: fresh.why.to_string(),
                     },
+                };
+                continue;
+            }
+            // A price or cost changed on the PSA since the plan (not to the one the plan writes,
+            // which a killed run may have written): the saved change no longer starts from it.
+            let moved = |pick: fn(&Reprice) -> Option<PriceChange>| {
+                let saved = line.reprice.as_ref().and_then(pick)?;
+                let fresh = now?.reprice.as_ref().and_then(pick)?;
+                (fresh.from != saved.from).then(|| {
+                    saved
+                        .from
+                        .map_or_else(|| "none".to_string(), |m| m.to_string())
+                })
+            };
+            if let Some(planned) = moved(|r| r.unit_price).or_else(|| moved(|r| r.unit_cost)) {
+                line.action = Action::Error {
+                    reason: LineError::PriceMoved { planned },
                 };
                 continue;
             }

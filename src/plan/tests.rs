@@ -1317,3 +1317,52 @@ fn a_saved_plan_whose_date_an_invoice_moved_is_refused() {
         "the saved plan dated this change 2026-12-01, but it would now bill from 2027-01-01 (2026-12-01 falls in a period already invoiced (on 2026-11-25); moved to the next period (billing.invoiced_period: roll-forward)); an invoice was made since the plan — run plan again"
     );
 }
+
+#[test]
+fn a_synced_price_is_an_update_and_a_saved_one_the_psa_changed_since_is_refused() {
+    let mut inputs = invoiced_story(d(2026, 12, 1));
+    inputs.mappings[0].price = Some("14".parse().unwrap());
+    inputs.mappings[0].sync_price = Some(true);
+    // Bob's count is already right: the price alone makes the update.
+    with_usage(&mut inputs, "Bob's Dentistry", "3");
+    let saved = inputs.plan();
+    assert_eq!(
+        action_of(&saved, BOB),
+        &Action::Update {
+            from: q("3"),
+            to: q("3")
+        }
+    );
+    let line = saved.lines.iter().find(|l| l.mapping == BOB).unwrap();
+    assert_eq!(
+        line.reprice,
+        Some(Reprice {
+            unit_price: Some(PriceChange {
+                from: Some("12.5".parse().unwrap()),
+                to: "14".parse().unwrap()
+            }),
+            unit_cost: None
+        })
+    );
+    // 3 × (14 − 12.50) a month.
+    assert_eq!(line.monthly_change(), Some("4.5".parse().unwrap()));
+    // Without sync, the mapping's price is never planned.
+    let mut unsynced = inputs.clone();
+    unsynced.mappings[0].sync_price = None;
+    assert_eq!(action_of(&unsynced.plan(), BOB), &Action::InSync);
+
+    // Someone set 13.00 in the PSA since: the saved change is refused.
+    let mut later = inputs.clone();
+    later.psa.lines[0].billing.unit_price = Some("13".parse().unwrap());
+    assert_eq!(
+        error_of(&saved.refuse_stale(&later.plan()), BOB),
+        "the saved plan saw the unit price or cost 12.5 on this PSA line, but it has changed since; run plan again"
+    );
+    // A killed run already wrote 14.00: nothing is refused (the count is still written).
+    let mut written = inputs.clone();
+    written.psa.lines[0].billing.unit_price = Some("14".parse().unwrap());
+    assert!(matches!(
+        action_of(&saved.refuse_stale(&written.plan()), BOB),
+        Action::Update { .. } | Action::InSync
+    ));
+}

@@ -1898,12 +1898,29 @@ fn create_adjustment(shared: &AtShared, parent: Option<i64>, body: &Bytes) -> Re
             .get("ContractServices", cs_id)
             .cloned()
             .unwrap_or(Value::Null);
+        // Without an adjusted price, the units keep the price the period bills now (an earlier
+        // adjustment may have changed it from the contract service's own).
+        let current = |field: &str| {
+            store.records["ContractServiceUnits"]
+                .values()
+                .filter(|r| r["contractServiceID"].as_i64() == Some(cs_id))
+                .find(|r| {
+                    unit_period(r)
+                        .is_some_and(|p| p.start_date <= effective && effective <= p.end_date)
+                })
+                .and_then(|r| {
+                    let units = r["units"].as_f64().filter(|u| *u > 0.0)?;
+                    Some(r[field].as_f64()? / units)
+                })
+        };
         let unit_price = get_ci(obj, "adjustedUnitPrice")
             .and_then(Value::as_f64)
+            .or_else(|| current("price"))
             .or_else(|| cs["unitPrice"].as_f64())
             .unwrap_or(0.0);
         let unit_cost = get_ci(obj, "adjustedUnitCost")
             .and_then(Value::as_f64)
+            .or_else(|| current("cost"))
             .or_else(|| cs["unitCost"].as_f64())
             .unwrap_or(0.0);
         let affected: Vec<(i64, i64)> = store.records["ContractServiceUnits"]

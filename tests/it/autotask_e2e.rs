@@ -1570,4 +1570,21 @@ async fn a_synced_price_alone_is_an_adjustment_of_no_units_and_then_in_sync() {
         .unwrap();
     assert_eq!(fox.action, Action::InSync);
     assert_eq!(fox.reprice, None);
+
+    // A later count change sends no price, and the units keep billing 9.50.
+    let mut usage = story_usage();
+    usage[1].units = q("3");
+    let plan = plan_of(
+        &mappings,
+        &usage,
+        &client.snapshot(&mappings).await.unwrap(),
+    );
+    for (_, change) in unitsync::apply::changes(&plan, effective()) {
+        assert_eq!(change.unit_price, None);
+        client.apply(&change).await.unwrap();
+    }
+    let snapshot = client.snapshot(&mappings).await.unwrap();
+    let fox = snapshot.lines.iter().find(|l| l.id == 41002).unwrap();
+    assert_eq!(fox.quantity, q("3"));
+    assert_eq!(fox.billing.unit_price, Some("9.5".parse().unwrap()));
 }
