@@ -527,28 +527,35 @@ impl ConnectWiseClient {
             .await
     }
 
-    /// One PATCH of the quantity and the synced price and cost together, so a line never bills
-    /// the new count at the old price or the other way round.
-    async fn patch_addition_with_prices(&self, change: &LineChange) -> Result<Addition, PsaError> {
-        let (agreement_id, addition_id) = (change.contract_id, change.line_id);
+    async fn patch_addition<T: serde::Serialize>(
+        &self,
+        agreement_id: u64,
+        addition_id: u64,
+        field: &'static str,
+        value: T,
+    ) -> Result<Addition, PsaError> {
+        let value = serde_json::to_value(value).expect("a patch value serialises");
+        self.patch_addition_fields(agreement_id, addition_id, vec![(field, value)])
+            .await
+    }
+
+    /// One PATCH of several fields: a quantity with its synced price and cost go together, so a
+    /// line never bills the new count at the old price or the other way round.
+    async fn patch_addition_fields(
+        &self,
+        agreement_id: u64,
+        addition_id: u64,
+        fields: Vec<(&'static str, serde_json::Value)>,
+    ) -> Result<Addition, PsaError> {
         let what = format!("addition {addition_id} on agreement {agreement_id}");
-        let mut ops = vec![PatchOp {
-            op: "replace",
-            path: "quantity",
-            value: serde_json::json!(change.to),
-        }];
-        for (path, value) in [
-            ("unitPrice", change.unit_price),
-            ("unitCost", change.unit_cost),
-        ] {
-            if let Some(value) = value {
-                ops.push(PatchOp {
-                    op: "replace",
-                    path,
-                    value: serde_json::json!(value),
-                });
-            }
-        }
+        let ops: Vec<PatchOp<serde_json::Value>> = fields
+            .into_iter()
+            .map(|(path, value)| PatchOp {
+                op: "replace",
+                path,
+                value,
+            })
+            .collect();
         let body = serde_json::to_value(ops).expect("a patch serialises");
         self.transport
             .send_json(Request {
@@ -563,40 +570,19 @@ impl ConnectWiseClient {
             .await
     }
 
-    async fn patch_addition<T: serde::Serialize>(
-        &self,
-        agreement_id: u64,
-        addition_id: u64,
-        field: &'static str,
-        value: T,
-    ) -> Result<Addition, PsaError> {
-        let what = format!("addition {addition_id} on agreement {agreement_id}");
-        let body = serde_json::to_value([PatchOp {
-            op: "replace",
-            path: field,
-            value,
-        }])
-        .expect("a patch serialises");
-        self.transport
-            .send_json(Request {
-                method: Method::PATCH,
-                target: api(format!(
-                    "finance/agreements/{agreement_id}/additions/{addition_id}"
-                )),
-                body: Some(body),
-                repeat: Repeat::Idempotent,
-                what: &what,
-            })
-            .await
-    }
-
     async fn update_in_place(&self, change: &LineChange) -> Result<AppliedChange, PsaError> {
-        let updated = if change.unit_price.is_none() && change.unit_cost.is_none() {
-            self.patch_addition(change.contract_id, change.line_id, "quantity", change.to)
-                .await?
-        } else {
-            self.patch_addition_with_prices(change).await?
-        };
+        let mut fields = vec![("quantity", serde_json::json!(change.to))];
+        for (field, value) in [
+            ("unitPrice", change.unit_price),
+            ("unitCost", change.unit_cost),
+        ] {
+            if let Some(value) = value {
+                fields.push((field, serde_json::json!(value)));
+            }
+        }
+        let updated = self
+            .patch_addition_fields(change.contract_id, change.line_id, fields)
+            .await?;
         if let Some(quantity) = updated.quantity
             && quantity != change.to
         {
