@@ -79,8 +79,15 @@ fn client(sandbox: &SandboxHandle) -> ConnectWiseClient {
     client_with(sandbox, login_credentials(&sandbox.login()))
 }
 
+/// The demo as seen by a run on 25 November: every agreement invoices next on 1 December, the
+/// effective date these in-process tests pin (the sandbox would otherwise date the next invoice
+/// from its clock, which the date matrix moves).
 async fn demo() -> SandboxHandle {
-    Sandbox::start(demo_seed(), Faults::none()).await.unwrap()
+    let mut seed = demo_seed();
+    for agreement in &mut seed.agreements {
+        agreement.next_invoice_date = Some("2026-12-01T00:00:00Z".into());
+    }
+    Sandbox::start(seed, Faults::none()).await.unwrap()
 }
 
 fn mapping(value: Value) -> Mapping {
