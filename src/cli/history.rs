@@ -3,8 +3,8 @@
 //!
 //! CSV columns (one row per history line, header row first): `run, account, license_type, company,
 //! product, from, to, outcome, approved_by, pull_request, mapping, contract, line, new_line,
-//! reason, commit, file`. JSON: `{ "format_version": 1, "lines": [...], "totals": {...} }`, each line
-//! with the same fields as the CSV. Totals count every listed line; the unit change (`+A / -B
+//! reason, commit, file, note, effective, due`. JSON: `{ "format_version": 1, "lines": [...],
+//! "totals": {...} }`, each line with the same fields as the CSV. Totals count every listed line; the unit change (`+A / -B
 //! units`) adds up applied lines only, since failed and stale lines changed nothing.
 
 use std::path::{Path, PathBuf};
@@ -133,8 +133,11 @@ struct Row<'a> {
     reason: Option<&'a str>,
     commit: Option<&'a str>,
     file: String,
-    /// The reviewer's note on the lock line (last, so the earlier CSV columns keep their place).
+    /// The reviewer's note on the lock line (after the first columns, so they keep their place).
     note: Option<&'a str>,
+    /// The day the change bills from, and the day it was due when an invoice moved it.
+    effective: Option<jiff::civil::Date>,
+    due: Option<jiff::civil::Date>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -250,6 +253,8 @@ fn list(global: &GlobalArgs, args: &ListArgs) -> Result<Outcome, CommandError> {
                 new_line: line.new_line,
                 reason: line.reason.as_deref(),
                 note: line.note.as_deref(),
+                effective: line.effective,
+                due: line.due,
                 commit: record.commit.as_deref(),
                 file: file.clone(),
             });
@@ -375,6 +380,8 @@ fn csv_text(rows: &[Row<'_>]) -> Result<String, CommandError> {
             "commit",
             "file",
             "note",
+            "effective",
+            "due",
         ])
         .map_err(failed)?;
     let opt = |n: Option<u64>| n.map(|n| n.to_string()).unwrap_or_default();
@@ -399,6 +406,8 @@ fn csv_text(rows: &[Row<'_>]) -> Result<String, CommandError> {
                 row.commit.unwrap_or_default().to_string(),
                 row.file.clone(),
                 row.note.unwrap_or_default().to_string(),
+                row.effective.map(|d| d.to_string()).unwrap_or_default(),
+                row.due.map(|d| d.to_string()).unwrap_or_default(),
             ])
             .map_err(failed)?;
     }

@@ -86,6 +86,9 @@ fn records() -> Vec<HistoryRecord> {
         Applied,
     );
     torch.note = Some("ticket 4411: storage grew, confirmed with Tom".into());
+    // October was invoiced before the change: it bills from November, a month late.
+    torch.effective = Some(jiff::civil::date(2026, 11, 1));
+    torch.due = Some(jiff::civil::date(2026, 10, 1));
     vec![
         HistoryRecord {
             run: "2026-09-30T06:00:00Z".into(),
@@ -275,11 +278,11 @@ fn csv_has_a_header_and_quotes_fields() {
     assert_eq!(
         run.stdout,
         "\
-run,account,license_type,company,product,from,to,outcome,approved_by,pull_request,mapping,contract,line,new_line,reason,commit,file,note
-2026-11-25T09:30:00Z,Bob's Dentistry,ShadowProtect Desktop,BobsDentistry,SP-DESKTOP,3,4,applied,local:jdoe,,bobs-dentistry/shadowprotect-desktop,1001,5001,,,,history/2026/11/2026-11-25T093000Z.yaml,
-2026-11-25T09:30:00Z,\"Smith, \"\"Jones\"\" & Co\",ShadowProtect Desktop,SmithJones,SP-DESKTOP,5,6,stale,local:jdoe,,smith-jones-co/shadowprotect-desktop,1001,5001,,,,history/2026/11/2026-11-25T093000Z.yaml,
-2026-10-31T06:00:00Z,DigitalTorch Inc,Cloud Premium GB,DigitalTorch,CLOUD-GB,100,135.5,applied,bob,41,digitaltorch-inc/cloud-premium-gb,1001,5001,,,bbbbbbb,history/2026/10/2026-10-31T060000Z.yaml,\"ticket 4411: storage grew, confirmed with Tom\"
-2026-10-31T06:00:00Z,Angry Fox Co,ShadowProtect Server,AngryFox,SP-SERVER,1,0,failed,bob,41,angry-fox-co/shadowprotect-server,1001,5001,,\"HTTP 500: \"\"internal\"\", try later\",bbbbbbb,history/2026/10/2026-10-31T060000Z.yaml,
+run,account,license_type,company,product,from,to,outcome,approved_by,pull_request,mapping,contract,line,new_line,reason,commit,file,note,effective,due
+2026-11-25T09:30:00Z,Bob's Dentistry,ShadowProtect Desktop,BobsDentistry,SP-DESKTOP,3,4,applied,local:jdoe,,bobs-dentistry/shadowprotect-desktop,1001,5001,,,,history/2026/11/2026-11-25T093000Z.yaml,,,
+2026-11-25T09:30:00Z,\"Smith, \"\"Jones\"\" & Co\",ShadowProtect Desktop,SmithJones,SP-DESKTOP,5,6,stale,local:jdoe,,smith-jones-co/shadowprotect-desktop,1001,5001,,,,history/2026/11/2026-11-25T093000Z.yaml,,,
+2026-10-31T06:00:00Z,DigitalTorch Inc,Cloud Premium GB,DigitalTorch,CLOUD-GB,100,135.5,applied,bob,41,digitaltorch-inc/cloud-premium-gb,1001,5001,,,bbbbbbb,history/2026/10/2026-10-31T060000Z.yaml,\"ticket 4411: storage grew, confirmed with Tom\",2026-11-01,2026-10-01
+2026-10-31T06:00:00Z,Angry Fox Co,ShadowProtect Server,AngryFox,SP-SERVER,1,0,failed,bob,41,angry-fox-co/shadowprotect-server,1001,5001,,\"HTTP 500: \"\"internal\"\", try later\",bbbbbbb,history/2026/10/2026-10-31T060000Z.yaml,,,
 "
     );
     // Any CSV reader gets the fields back.
@@ -337,7 +340,9 @@ fn json_carries_a_format_version_and_totals() {
       "reason": "HTTP 500: \"internal\", try later",
       "commit": "bbbbbbb",
       "file": "history/2026/10/2026-10-31T060000Z.yaml",
-      "note": null
+      "note": null,
+      "effective": null,
+      "due": null
     }
   ],
   "totals": {
