@@ -104,7 +104,11 @@ pub fn entry(
     outcome: LineOutcome,
     reason: Option<String>,
 ) -> HistoryLine {
-    let applied = outcome == LineOutcome::Applied;
+    // Only a change that was written bills from a date.
+    let effective = line
+        .effective
+        .as_ref()
+        .filter(|_| outcome == LineOutcome::Applied);
     HistoryLine {
         mapping: line.mapping.clone(),
         account: line.account.clone(),
@@ -119,17 +123,11 @@ pub fn entry(
         new_line: None,
         reason,
         note: None,
-        effective: applied
-            .then(|| line.effective.as_ref().map(|e| e.date))
-            .flatten(),
-        due: applied
-            .then(|| match line.effective.as_ref().map(|e| &e.why) {
-                Some(crate::plan::EffectiveWhy::RolledForward { requested, .. }) => {
-                    Some(*requested)
-                }
-                _ => None,
-            })
-            .flatten(),
+        effective: effective.map(|e| e.date),
+        due: match effective.map(|e| &e.why) {
+            Some(crate::plan::EffectiveWhy::RolledForward { requested, .. }) => Some(*requested),
+            _ => None,
+        },
     }
 }
 

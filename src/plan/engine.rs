@@ -78,7 +78,7 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
 /// no invoice covers when it falls in an invoiced period (or, with `invoiced_period: refuse`,
 /// marked to be held when applied). An undated in-place edit is never moved — the PSA bills it
 /// from its next invoice, which is what the date then says.
-pub fn line_effective(
+fn line_effective(
     policy: crate::config::UpdatePolicy,
     dates: &EffectiveDates,
     billing: &LineBilling,
@@ -372,12 +372,11 @@ fn line_money(line: &PlanLine, billing: &LineBilling) -> Option<LineMoney> {
             .and_then(|delta| unit_price.times(delta)),
         _ => None,
     };
-    let months = billing.cycle.map_or(1, BillingCycle::months);
     Some(LineMoney {
         unit_price,
         unit_cost: billing.unit_cost,
         cycle: billing.cycle,
-        monthly_change: per_period.map(|m| m.per_month(months)),
+        monthly_change: per_period.map(|m| m.per_month(billing.months())),
     })
 }
 
@@ -393,7 +392,7 @@ fn prices_by_license_type<'a>(
         let Some(price) = billing.unit_price else {
             continue;
         };
-        let monthly = price.per_month(billing.cycle.map_or(1, BillingCycle::months));
+        let monthly = price.per_month(billing.months());
         prices
             .entry(line.license_type.trim())
             .and_modify(|known| {

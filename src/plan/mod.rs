@@ -7,7 +7,7 @@ mod engine;
 mod model;
 mod proposal;
 
-pub use engine::{line_effective, plan, source_accounts};
+pub use engine::{plan, source_accounts};
 pub use model::*;
 pub use proposal::{drop_rejected, lock_change_count, lock_changes};
 

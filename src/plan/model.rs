@@ -132,6 +132,11 @@ impl LineBilling {
     pub fn is_unknown(&self) -> bool {
         *self == LineBilling::default()
     }
+
+    /// Months in one billing period; a line whose cycle is unknown is taken as billed monthly.
+    pub fn months(&self) -> u32 {
+        self.cycle.map_or(1, BillingCycle::months)
+    }
 }
 
 /// What the PSA holds for the records the mappings name. Adapters may fetch only those records;

@@ -1282,10 +1282,10 @@ fn periods_at(rows: &[ContractServiceUnit], date: jiff::civil::Date) -> BTreeMap
             continue;
         }
         let units = i64::from(row.units.unwrap_or(0));
-        // Per unit, exact to the cent: Autotask keeps the period's total.
+        // Per unit (Money rounds at its sixth decimal): Autotask keeps the period's total.
         let per_unit = |total: Option<f64>| {
             let total = total.filter(|_| units > 0)?;
-            crate::money::Money::from_f64((total / units as f64 * 1e6).round() / 1e6).ok()
+            crate::money::Money::from_f64(total / units as f64).ok()
         };
         let period = Period {
             start,
