@@ -14,9 +14,11 @@ use crate::quantity::Quantity;
 
 pub mod autotask;
 pub mod connectwise;
+mod http;
 
 pub use autotask::AutotaskClient;
-pub use connectwise::{ConnectWiseClient, Credentials, RetryPolicy};
+pub use connectwise::{ConnectWiseClient, Credentials};
+pub use http::RetryPolicy;
 
 /// A PSA that unitsync can read and write.
 ///

@@ -17,9 +17,9 @@ use tokio::sync::{Mutex, OnceCell, Semaphore};
 use super::wire::{ErrorBody, QueryPage, QueryRequest, ZoneInformation};
 use super::{ENV_INTEGRATION_CODE, ENV_SECRET, ENV_USERNAME};
 use crate::psa::PsaError;
-use crate::psa::connectwise::http::{
-    Redactor, RetryPolicy, error_chain, retry_after, timeout_hint,
-};
+pub(crate) use crate::psa::http::Repeat;
+use crate::psa::http::{RetryPolicy, error_chain, retry_after, timeout_hint};
+use crate::redact::Redactor;
 
 /// Autotask's page-size limit for queries.
 pub const MAX_RECORDS: u32 = 500;
@@ -29,15 +29,6 @@ pub const PER_ENTITY_CONCURRENCY: usize = 3;
 const MAX_PAGES: usize = 10_000;
 /// Where zone discovery starts unless the settings name the zone.
 pub const DEFAULT_DISCOVERY: &str = "https://webservices.autotask.net/atservicesrest/";
-
-/// How a request may be repeated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Repeat {
-    /// GET, and a query POST: repeating changes nothing.
-    Idempotent,
-    /// A create: only a 429 (the server did not act) is retried.
-    Once,
-}
 
 pub(crate) struct Request<'a> {
     pub method: Method,

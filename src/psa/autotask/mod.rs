@@ -83,7 +83,7 @@ use wire::{
     QueryRequest, Service, ThresholdStatus,
 };
 
-use super::connectwise::http::{Redactor, RetryPolicy};
+use super::http::{Redactor, RetryPolicy};
 use super::{AccessCheck, AppliedChange, CheckKind, CheckOutcome, LineChange, Psa, PsaError};
 use crate::config::{AutotaskSettings, Mapping, RecordRef, RefKind};
 use crate::plan::{LineBilling, PsaCompany, PsaContract, PsaLine, PsaSnapshot, RecordStatus};
