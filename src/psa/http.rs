@@ -1,12 +1,18 @@
 //! What the ConnectWise and Autotask transports share: the retry policy, how a request may be
-//! repeated, the `Retry-After` and backoff waits, and turning a reqwest failure into text that
-//! names no credential. Each PSA's own `http.rs` keeps what is particular to it (URLs and
-//! discovery, authentication headers, paging, error bodies); nothing here names a PSA's API.
+//! repeated, and the loop that sends one request until its answer is final — retrying timeouts,
+//! 429s (after `Retry-After`) and 5xx answers with backoff, and turning a reqwest failure into
+//! text that names no credential. Each PSA's own `http.rs` keeps what is particular to it (URLs
+//! and discovery, authentication headers, concurrency limits, paging, what an error body says);
+//! nothing here names a PSA's API.
 
 use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
 use reqwest::header::HeaderMap;
+use reqwest::{RequestBuilder, StatusCode};
+use tokio::sync::Semaphore;
+
+use super::PsaError;
 
 /// Every transport passes error text through the redactor, so each PSA's client finds it next to
 /// the retry policy.
@@ -71,6 +77,132 @@ pub(crate) enum Repeat {
     Once,
 }
 
+/// A PSA as the retry loop names it: in log lines, and in the setting a timeout points to.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Vendor {
+    /// "ConnectWise", for log lines.
+    pub name: &'static str,
+    /// Its key under `psa:` in the settings (`psa.connectwise.timeout_seconds`).
+    pub key: &'static str,
+}
+
+/// One request as the retry loop sees it; the PSA's transport fills it in.
+pub(crate) struct Call<'a> {
+    pub vendor: Vendor,
+    pub retry: &'a RetryPolicy,
+    pub redactor: &'a Redactor,
+    /// The method and path that name the request in logs and errors; never the query, which may
+    /// carry a credential.
+    pub method: &'a str,
+    pub path: &'a str,
+    /// The host a transport failure names.
+    pub host: &'a str,
+    pub repeat: Repeat,
+}
+
+/// The answer that ended the retries: a success, or a failure retrying did not or may not fix.
+pub(crate) struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+    /// Attempts made, this one included.
+    pub attempts: u32,
+}
+
+impl Call<'_> {
+    /// Sends the request `build` makes (once per attempt, with the policy's timeout), holding a
+    /// permit of `limit` while it is in flight, until its answer is final:
+    ///
+    /// - a failure without an answer (timeout, connection) is retried with backoff if the
+    ///   request is [`Repeat::Idempotent`], and is [`PsaError::Transport`] once it is not;
+    /// - a 429 is retried whatever [`Repeat`] says, as the server did not act, after the
+    ///   `Retry-After` it asks for (capped) or else backoff;
+    /// - a 5xx is retried with backoff if the request is idempotent and `retryable` says so
+    ///   (a PSA may know a 5xx that is a refusal, where retrying only spends its budget).
+    ///
+    /// Every other answer, and the last one once the attempts run out, is returned: what it
+    /// means (a page, a rejection, an error body) is the PSA's to say.
+    pub async fn send(
+        &self,
+        limit: &Semaphore,
+        build: impl Fn() -> RequestBuilder,
+        retryable: impl Fn(&Answer) -> bool,
+    ) -> Result<Answer, PsaError> {
+        let (method, path) = (self.method, self.path);
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let builder = build().timeout(self.retry.timeout);
+            let outcome = {
+                let _permit = limit.acquire().await.expect("semaphore never closed");
+                match builder.send().await {
+                    Ok(response) => {
+                        let status = response.status();
+                        let headers = response.headers().clone();
+                        response.bytes().await.map(|body| Answer {
+                            status,
+                            headers,
+                            body: body.to_vec(),
+                            attempts: attempt,
+                        })
+                    }
+                    Err(e) => Err(e),
+                }
+            };
+            let answer = match outcome {
+                Ok(answer) => {
+                    crate::progress::request_done();
+                    answer
+                }
+                Err(e) => {
+                    let mut message = self.redactor.redact(&error_chain(&e));
+                    if e.is_timeout() {
+                        message.push_str(&timeout_hint(self.retry.timeout, self.vendor.key));
+                    }
+                    if self.repeat == Repeat::Idempotent
+                        && attempt < self.retry.max_attempts
+                        && !e.is_builder()
+                    {
+                        let delay = self.retry.backoff(attempt);
+                        tracing::debug!(%method, %path, attempt, ?delay, "{message}; retrying");
+                        tokio::time::sleep(delay).await;
+                        continue;
+                    }
+                    return Err(PsaError::Transport {
+                        method: method.to_string(),
+                        path: path.to_string(),
+                        host: self.host.to_string(),
+                        attempts: attempt,
+                        message,
+                    });
+                }
+            };
+            let more = attempt < self.retry.max_attempts;
+            if answer.status == StatusCode::TOO_MANY_REQUESTS && more {
+                let delay = retry_after(&answer.headers)
+                    .map(|d| d.min(self.retry.max_retry_after))
+                    .unwrap_or_else(|| self.retry.backoff(attempt));
+                let vendor = self.vendor.name;
+                tracing::info!(%method, %path, ?delay, "{vendor} asked to slow down (429)");
+                tokio::time::sleep(delay).await;
+                continue;
+            }
+            if answer.status.is_server_error()
+                && self.repeat == Repeat::Idempotent
+                && more
+                && retryable(&answer)
+            {
+                let delay = self.retry.backoff(attempt);
+                let status = answer.status.as_u16();
+                tracing::debug!(%method, %path, status, attempt, ?delay, "retrying");
+                tokio::time::sleep(delay).await;
+                continue;
+            }
+            return Ok(answer);
+        }
+    }
+}
+
 /// The wait a `Retry-After: <seconds>` header asks for (at most a day; the caller caps it at
 /// [`RetryPolicy::max_retry_after`]).
 pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
@@ -80,7 +212,7 @@ pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 }
 
 /// Names the setting to raise when a request ran out of time.
-pub(crate) fn timeout_hint(timeout: Duration, psa: &str) -> String {
+fn timeout_hint(timeout: Duration, psa: &str) -> String {
     format!(
         " (no complete answer within {} s; psa.{psa}.timeout_seconds sets the limit)",
         timeout.as_secs_f64()
@@ -89,7 +221,7 @@ pub(crate) fn timeout_hint(timeout: Duration, psa: &str) -> String {
 
 /// A reqwest error and its causes. The URL reqwest quotes loses its query, which may carry a
 /// credential (Autotask's zone discovery sends the user name there); the caller names the path.
-pub(crate) fn error_chain(e: &reqwest::Error) -> String {
+fn error_chain(e: &reqwest::Error) -> String {
     let mut parts = vec![if e.is_timeout() {
         "timed out".to_string()
     } else if e.is_connect() {

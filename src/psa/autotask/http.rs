@@ -18,7 +18,7 @@ use super::wire::{ErrorBody, QueryPage, QueryRequest, ZoneInformation};
 use super::{ENV_INTEGRATION_CODE, ENV_SECRET, ENV_USERNAME};
 use crate::psa::PsaError;
 pub(crate) use crate::psa::http::Repeat;
-use crate::psa::http::{RetryPolicy, error_chain, retry_after, timeout_hint};
+use crate::psa::http::{Answer, Call, RetryPolicy, Vendor};
 use crate::redact::Redactor;
 
 /// Autotask's page-size limit for queries.
@@ -29,6 +29,11 @@ pub const PER_ENTITY_CONCURRENCY: usize = 3;
 const MAX_PAGES: usize = 10_000;
 /// Where zone discovery starts unless the settings name the zone.
 pub const DEFAULT_DISCOVERY: &str = "https://webservices.autotask.net/atservicesrest/";
+/// How the shared retry loop names Autotask.
+const VENDOR: Vendor = Vendor {
+    name: "Autotask",
+    key: "autotask",
+};
 
 pub(crate) struct Request<'a> {
     pub method: Method,
@@ -198,13 +203,19 @@ impl Transport {
             None => url.host_str().unwrap_or("?").to_string(),
         };
         let limit = self.limit(request.entity).await;
-        let mut attempt = 0u32;
-        loop {
-            attempt += 1;
+        let call = Call {
+            vendor: VENDOR,
+            retry: &self.retry,
+            redactor: &self.redactor,
+            method: &method,
+            path: &path,
+            host: &host,
+            repeat: request.repeat,
+        };
+        let build = || {
             let mut builder = self
                 .http
                 .request(request.method.clone(), url.clone())
-                .timeout(self.retry.timeout)
                 .header(reqwest::header::CONTENT_TYPE, "application/json");
             if !anonymous {
                 builder = builder.headers(self.headers.clone());
@@ -212,100 +223,47 @@ impl Transport {
             if let Some(body) = &request.body {
                 builder = builder.body(body.to_string());
             }
-            let outcome = {
-                let _permit = limit.acquire().await.expect("semaphore never closed");
-                match builder.send().await {
-                    Ok(response) => {
-                        let status = response.status();
-                        let headers = response.headers().clone();
-                        response
-                            .bytes()
-                            .await
-                            .map(|body| (status, headers, body.to_vec()))
-                    }
-                    Err(e) => Err(e),
-                }
-            };
-            let (status, headers, body) = match outcome {
-                Ok(parts) => {
-                    crate::progress::request_done();
-                    parts
-                }
-                Err(e) => {
-                    let mut message = self.redactor.redact(&error_chain(&e));
-                    if e.is_timeout() {
-                        message.push_str(&timeout_hint(self.retry.timeout, "autotask"));
-                    }
-                    if request.repeat == Repeat::Idempotent
-                        && attempt < self.retry.max_attempts
-                        && !e.is_builder()
-                    {
-                        let delay = self.retry.backoff(attempt);
-                        tracing::debug!(%method, %path, attempt, ?delay, "{message}; retrying");
-                        tokio::time::sleep(delay).await;
-                        continue;
-                    }
-                    return Err(PsaError::Transport {
-                        method,
-                        path,
-                        host,
-                        attempts: attempt,
-                        message,
-                    });
-                }
-            };
-            if status == StatusCode::TOO_MANY_REQUESTS {
-                if attempt >= self.retry.max_attempts {
-                    return Err(PsaError::Autotask {
-                        method,
-                        path,
-                        status: 429,
-                        message: format!(
-                            "Autotask kept answering 429 Too Many Requests after {attempt} attempts; its 10,000 requests per hour are shared by every integration on the database — try again later"
-                        ),
-                    });
-                }
-                let delay = retry_after(&headers)
-                    .map(|d| d.min(self.retry.max_retry_after))
-                    .unwrap_or_else(|| self.retry.backoff(attempt));
-                tracing::info!(%method, %path, ?delay, "Autotask asked to slow down (429)");
-                tokio::time::sleep(delay).await;
-                continue;
-            }
-            // Zone discovery answers 500 for a blank or unknown user, and any endpoint answers 500
-            // for a wrong integration code or a missing permission. Retrying cannot help and would
-            // spend the hourly budget every integration on the database shares.
-            let refusal = (status == StatusCode::INTERNAL_SERVER_ERROR)
-                .then(|| Refusal::of(&body, anonymous))
-                .flatten();
-            if let Some(refusal) = refusal {
-                let said = self.said(&body);
-                return Err(PsaError::Autotask {
-                    method,
-                    path,
-                    status: status.as_u16(),
-                    message: refusal.message(request, &said),
-                });
-            }
-            if status.is_server_error()
-                && request.repeat == Repeat::Idempotent
-                && attempt < self.retry.max_attempts
-            {
-                let delay = self.retry.backoff(attempt);
-                tracing::debug!(%method, %path, status = status.as_u16(), attempt, ?delay, "retrying");
-                tokio::time::sleep(delay).await;
-                continue;
-            }
-            let errors = Self::errors_in(&self.redactor, &body);
-            if status.is_success() && errors.is_none() {
-                return Ok(Response {
-                    body,
-                    method: request.method.clone(),
-                    path,
-                });
-            }
-            return Err(self.status_error(request, status, &body, errors, method, path, attempt));
+            builder
+        };
+        // Zone discovery answers 500 for a blank or unknown user, and any endpoint answers 500
+        // for a wrong integration code or a missing permission. Retrying cannot help and would
+        // spend the hourly budget every integration on the database shares.
+        let retryable =
+            |answer: &Answer| Refusal::of(answer.status, &answer.body, anonymous).is_none();
+        let Answer {
+            status,
+            body,
+            attempts,
+            ..
+        } = call.send(&limit, build, retryable).await?;
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            return Err(PsaError::Autotask {
+                method,
+                path,
+                status: 429,
+                message: format!(
+                    "Autotask kept answering 429 Too Many Requests after {attempts} attempts; its 10,000 requests per hour are shared by every integration on the database — try again later"
+                ),
+            });
         }
+        if let Some(refusal) = Refusal::of(status, &body, anonymous) {
+            let said = self.said(&body);
+            return Err(PsaError::Autotask {
+                method,
+                path,
+                status: status.as_u16(),
+                message: refusal.message(request, &said),
+            });
+        }
+        let errors = Self::errors_in(&self.redactor, &body);
+        if status.is_success() && errors.is_none() {
+            return Ok(Response {
+                body,
+                method: request.method.clone(),
+                path,
+            });
+        }
+        Err(self.status_error(request, status, &body, errors, method, path, attempts))
     }
 
     /// The messages of a `{"errors":[…]}` body, if it has any.
@@ -520,10 +478,13 @@ enum Refusal {
 }
 
 impl Refusal {
-    /// Whether a 500 body is such a refusal. Every 500 from zone discovery is one: it needs no
-    /// credential, and Autotask answers 500 there for a blank or unknown user (django-autotask
-    /// `get_zone_info`, py-autotask `auth.py`).
-    fn of(body: &[u8], zone_discovery: bool) -> Option<Refusal> {
+    /// Whether an answer is such a refusal: a 500 whose body says so. Every 500 from zone
+    /// discovery is one: it needs no credential, and Autotask answers 500 there for a blank or
+    /// unknown user (django-autotask `get_zone_info`, py-autotask `auth.py`).
+    fn of(status: StatusCode, body: &[u8], zone_discovery: bool) -> Option<Refusal> {
+        if status != StatusCode::INTERNAL_SERVER_ERROR {
+            return None;
+        }
         let text = String::from_utf8_lossy(body).to_ascii_lowercase();
         if text.contains("integrationcode is invalid") {
             Some(Refusal::IntegrationCode)

@@ -13,8 +13,8 @@ use tokio::sync::{Mutex, Semaphore};
 use super::wire::ErrorBody;
 use crate::psa::PsaError;
 pub use crate::psa::http::RetryPolicy;
+use crate::psa::http::{Call, Vendor};
 pub(crate) use crate::psa::http::{Repeat, retry_after};
-use crate::psa::http::{error_chain, timeout_hint};
 pub(crate) use crate::redact::Redactor;
 
 /// The codebase used when `/login/companyinfo/{company}` does not say.
@@ -25,6 +25,11 @@ pub const DEFAULT_API_VERSION: &str = "2025.8";
 pub const PAGE_SIZE: &str = "1000";
 /// Most pages followed for one listing, a guard against `Link` loops.
 const MAX_PAGES: usize = 10_000;
+/// How the shared retry loop names ConnectWise.
+const VENDOR: Vendor = Vendor {
+    name: "ConnectWise",
+    key: "connectwise",
+};
 
 /// Where a request goes.
 #[derive(Debug, Clone)]
@@ -257,14 +262,20 @@ impl Transport {
         let url = self.url_for(&request.target, codebase);
         let method = request.method.to_string();
         let path = url.path().to_string();
-        let mut attempt = 0u32;
-        loop {
-            attempt += 1;
+        let call = Call {
+            vendor: VENDOR,
+            retry: &self.retry,
+            redactor: &self.redactor,
+            method: &method,
+            path: &path,
+            host: &self.host_label(),
+            repeat: request.repeat,
+        };
+        let build = || {
             let mut builder = self
                 .http
                 .request(request.method.clone(), url.clone())
-                .headers(self.headers.clone())
-                .timeout(self.retry.timeout);
+                .headers(self.headers.clone());
             if !matches!(request.target, Target::CompanyInfo) {
                 builder = builder.header(reqwest::header::AUTHORIZATION, self.auth.clone());
             }
@@ -273,88 +284,40 @@ impl Transport {
                     .header(reqwest::header::CONTENT_TYPE, "application/json")
                     .body(body.to_string());
             }
-            let outcome = {
-                let _permit = self.limit.acquire().await.expect("semaphore never closed");
-                match builder.send().await {
-                    Ok(response) => {
-                        let status = response.status();
-                        let headers = response.headers().clone();
-                        response
-                            .bytes()
-                            .await
-                            .map(|body| (status, headers, body.to_vec()))
-                    }
-                    Err(e) => Err(e),
-                }
-            };
-            let (status, headers, body) = match outcome {
-                Ok(parts) => {
-                    crate::progress::request_done();
-                    parts
-                }
-                Err(e) => {
-                    let retry = request.repeat == Repeat::Idempotent
-                        && attempt < self.retry.max_attempts
-                        && !e.is_builder();
-                    let mut message = self.redactor.redact(&error_chain(&e));
-                    if e.is_timeout() {
-                        message.push_str(&timeout_hint(self.retry.timeout, "connectwise"));
-                    }
-                    if retry {
-                        let delay = self.retry.backoff(attempt);
-                        tracing::debug!(%method, %path, attempt, ?delay, "{message}; retrying");
-                        tokio::time::sleep(delay).await;
-                        continue;
-                    }
-                    return Err(PsaError::Transport {
-                        method,
-                        path,
-                        host: self.host_label(),
-                        attempts: attempt,
-                        message,
-                    });
-                }
-            };
-            if status.is_success() {
-                let next = headers
-                    .get_all(reqwest::header::LINK)
-                    .iter()
-                    .filter_map(|v| v.to_str().ok())
-                    .find_map(next_link)
-                    .and_then(|link| Self::rebase(&self.host, &url, &link));
-                return Ok(Response {
-                    body,
-                    next,
-                    method: request.method.clone(),
-                    path,
-                });
-            }
-            if status == StatusCode::TOO_MANY_REQUESTS {
-                if attempt >= self.retry.max_attempts {
-                    return Err(PsaError::RateLimited {
-                        method,
-                        path,
-                        attempts: attempt,
-                    });
-                }
-                let delay = retry_after(&headers)
-                    .map(|d| d.min(self.retry.max_retry_after))
-                    .unwrap_or_else(|| self.retry.backoff(attempt));
-                tracing::info!(%method, %path, ?delay, "ConnectWise asked to slow down (429)");
-                tokio::time::sleep(delay).await;
-                continue;
-            }
-            if status.is_server_error()
-                && request.repeat == Repeat::Idempotent
-                && attempt < self.retry.max_attempts
-            {
-                let delay = self.retry.backoff(attempt);
-                tracing::debug!(%method, %path, status = status.as_u16(), attempt, ?delay, "retrying");
-                tokio::time::sleep(delay).await;
-                continue;
-            }
-            return Err(self.status_error(request, status, &body, method, path, codebase, attempt));
+            builder
+        };
+        let answer = call.send(&self.limit, build, |_| true).await?;
+        if answer.status.is_success() {
+            let next = answer
+                .headers
+                .get_all(reqwest::header::LINK)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .find_map(next_link)
+                .and_then(|link| Self::rebase(&self.host, &url, &link));
+            return Ok(Response {
+                body: answer.body,
+                next,
+                method: request.method.clone(),
+                path,
+            });
         }
+        if answer.status == StatusCode::TOO_MANY_REQUESTS {
+            return Err(PsaError::RateLimited {
+                method,
+                path,
+                attempts: answer.attempts,
+            });
+        }
+        Err(self.status_error(
+            request,
+            answer.status,
+            &answer.body,
+            method,
+            path,
+            codebase,
+            answer.attempts,
+        ))
     }
 
     #[allow(clippy::too_many_arguments)]
