@@ -9,7 +9,8 @@ use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
 use reqwest::header::HeaderMap;
-use reqwest::{RequestBuilder, StatusCode};
+use reqwest::{Method, RequestBuilder, StatusCode, Url};
+use serde::de::DeserializeOwned;
 use tokio::sync::Semaphore;
 
 use super::PsaError;
@@ -75,6 +76,47 @@ pub(crate) enum Repeat {
     /// the server may have acted is left to the caller, which checks for the created record
     /// before posting again.
     Once,
+}
+
+/// The HTTP client a PSA transport sends through. reqwest is built without a TLS provider, so
+/// rustls gets ring here (once; a later call finds it installed). `site` is the setting the
+/// error blames.
+pub(crate) fn client(site: &Url) -> Result<reqwest::Client, PsaError> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .user_agent(concat!("unitsync/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| PsaError::InvalidSite {
+            site: site.to_string(),
+            reason: format!("cannot build an HTTP client: {e}"),
+        })
+}
+
+/// `host[:port]`, how a transport failure names where the request went.
+pub(crate) fn host_label(url: &Url) -> String {
+    match url.port() {
+        Some(port) => format!("{}:{port}", url.host_str().unwrap_or("?")),
+        None => url.host_str().unwrap_or("?").to_string(),
+    }
+}
+
+/// Decodes a successful answer's body; a failure names the request and quotes the body.
+pub(crate) fn decode<T: DeserializeOwned>(
+    body: &[u8],
+    method: &Method,
+    path: &str,
+    redact: &Redactor,
+) -> Result<T, PsaError> {
+    serde_json::from_slice(body).map_err(|e| PsaError::Decode {
+        method: method.to_string(),
+        path: path.to_string(),
+        // serde's message may quote the body, so it is redacted too.
+        message: format!(
+            "{} in {}",
+            redact.redact(&e.to_string()),
+            redact.excerpt(body)
+        ),
+    })
 }
 
 /// A PSA as the retry loop names it: in log lines, and in the setting a timeout points to.

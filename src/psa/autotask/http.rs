@@ -18,7 +18,7 @@ use super::wire::{ErrorBody, QueryPage, QueryRequest, ZoneInformation};
 use super::{ENV_INTEGRATION_CODE, ENV_SECRET, ENV_USERNAME};
 use crate::psa::PsaError;
 pub(crate) use crate::psa::http::Repeat;
-use crate::psa::http::{Answer, Call, RetryPolicy, Vendor};
+use crate::psa::http::{Answer, Call, RetryPolicy, Vendor, client, decode, host_label};
 use crate::redact::Redactor;
 
 /// Autotask's page-size limit for queries.
@@ -79,14 +79,7 @@ impl Transport {
         retry: RetryPolicy,
         redactor: Redactor,
     ) -> Result<Transport, PsaError> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("unitsync/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| PsaError::InvalidSite {
-                site: discovery.to_string(),
-                reason: format!("cannot build an HTTP client: {e}"),
-            })?;
+        let http = client(&discovery)?;
         Ok(Transport {
             http,
             discovery,
@@ -198,10 +191,7 @@ impl Transport {
     ) -> Result<Response, PsaError> {
         let method = request.method.to_string();
         let path = url.path().to_string();
-        let host = match url.port() {
-            Some(port) => format!("{}:{port}", url.host_str().unwrap_or("?")),
-            None => url.host_str().unwrap_or("?").to_string(),
-        };
+        let host = host_label(&url);
         let limit = self.limit(request.entity).await;
         let call = Call {
             vendor: VENDOR,
@@ -452,15 +442,7 @@ pub(crate) struct Response {
 
 impl Response {
     pub fn json<T: DeserializeOwned>(&self, redact: &Redactor) -> Result<T, PsaError> {
-        serde_json::from_slice(&self.body).map_err(|e| PsaError::Decode {
-            method: self.method.to_string(),
-            path: self.path.clone(),
-            message: format!(
-                "{} in {}",
-                redact.redact(&e.to_string()),
-                redact.excerpt(&self.body)
-            ),
-        })
+        decode(&self.body, &self.method, &self.path, redact)
     }
 }
 

@@ -13,7 +13,7 @@ use tokio::sync::{Mutex, Semaphore};
 use super::wire::ErrorBody;
 use crate::psa::PsaError;
 pub use crate::psa::http::RetryPolicy;
-use crate::psa::http::{Call, Vendor};
+use crate::psa::http::{Call, Vendor, client, decode, host_label};
 pub(crate) use crate::psa::http::{Repeat, retry_after};
 pub(crate) use crate::redact::Redactor;
 
@@ -63,16 +63,7 @@ pub(crate) struct Response {
 
 impl Response {
     pub fn json<T: DeserializeOwned>(&self, redact: &Redactor) -> Result<T, PsaError> {
-        serde_json::from_slice(&self.body).map_err(|e| PsaError::Decode {
-            method: self.method.to_string(),
-            path: self.path.clone(),
-            // serde's message may quote the body, so it is redacted too.
-            message: format!(
-                "{} in {}",
-                redact.redact(&e.to_string()),
-                redact.excerpt(&self.body)
-            ),
-        })
+        decode(&self.body, &self.method, &self.path, redact)
     }
 }
 
@@ -98,14 +89,7 @@ impl Transport {
         concurrency: usize,
         redactor: Redactor,
     ) -> Result<Transport, PsaError> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("unitsync/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| PsaError::InvalidSite {
-                site: host.to_string(),
-                reason: format!("cannot build an HTTP client: {e}"),
-            })?;
+        let http = client(&host)?;
         Ok(Transport {
             http,
             host,
@@ -117,13 +101,6 @@ impl Transport {
             retry: RetryPolicy::default(),
             redactor,
         })
-    }
-
-    fn host_label(&self) -> String {
-        match self.host.port() {
-            Some(port) => format!("{}:{port}", self.host.host_str().unwrap_or("?")),
-            None => self.host.host_str().unwrap_or("?").to_string(),
-        }
     }
 
     fn join(&self, segments: &[&str]) -> Url {
@@ -183,7 +160,7 @@ impl Transport {
                         method: response.method.to_string(),
                         path: response.path,
                         company: self.company.clone(),
-                        host: self.host_label(),
+                        host: host_label(&self.host),
                     });
                 }
                 let info: Result<super::wire::CompanyInfo, _> =
@@ -268,7 +245,7 @@ impl Transport {
             redactor: &self.redactor,
             method: &method,
             path: &path,
-            host: &self.host_label(),
+            host: &host_label(&self.host),
             repeat: request.repeat,
         };
         let build = || {
