@@ -1,10 +1,10 @@
 //! The Autotask transport: zone discovery, the three authentication headers, a concurrency limit
-//! per entity endpoint, retries with backoff, `Retry-After`, `nextPageUrl` paging (re-POSTing
-//! the query body), and turning failures (including `{"errors":[…]}` bodies sent with HTTP 200,
-//! and `{"Message":…}` bodies) into [`PsaError`]s that never carry a credential. A 500 from zone
-//! discovery, or one whose body says the integration code is invalid or a permission is missing,
-//! is Autotask refusing the credentials, not failing: it is not retried, and the error names what
-//! to check.
+//! per entity endpoint, `nextPageUrl` paging (re-POSTing the query body), the retry loop both
+//! PSAs share ([`crate::psa::http`]: timeouts, backoff, `Retry-After`), and turning failures
+//! (including `{"errors":[…]}` bodies sent with HTTP 200, and `{"Message":…}` bodies) into
+//! [`PsaError`]s that never carry a credential. A 500 from zone discovery, or one whose body says
+//! the integration code is invalid or a permission is missing, is Autotask refusing the
+//! credentials, not failing: it is not retried, and the error names what to check.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

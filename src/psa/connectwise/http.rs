@@ -1,6 +1,7 @@
 //! The ConnectWise transport: base URL and codebase discovery, headers, bounded concurrency,
-//! timeouts, retries with backoff, `Retry-After`, `Link` paging, and turning failures into
-//! [`PsaError`]s that never carry a credential.
+//! `Link` paging, and turning failures into [`PsaError`]s that never carry a credential. Each
+//! request goes through the retry loop both PSAs share ([`crate::psa::http`]: timeouts, retries
+//! with backoff, `Retry-After`).
 
 use std::collections::HashSet;
 use std::sync::Arc;
