@@ -27,3 +27,4 @@ pub mod review;
 pub mod sandbox;
 pub mod schedule;
 pub mod source;
+mod stable_hash;

@@ -91,7 +91,7 @@ impl Money {
 }
 
 /// Integer division rounding half away from zero.
-fn div_round(n: i128, d: i128) -> i128 {
+pub(crate) fn div_round(n: i128, d: i128) -> i128 {
     let q = n / d;
     let r = n % d;
     if r.abs() * 2 >= d.abs() {

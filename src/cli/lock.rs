@@ -32,7 +32,7 @@ impl RunLock {
                 let root = std::fs::canonicalize(&repo.root).unwrap_or_else(|_| repo.root.clone());
                 std::env::temp_dir().join(format!(
                     "unitsync-apply-{:016x}.lock",
-                    fnv1a(root.as_os_str().as_encoded_bytes())
+                    crate::stable_hash::fnv1a(root.as_os_str().as_encoded_bytes())
                 ))
             }
         };
@@ -93,12 +93,4 @@ fn lease_error(e: LeaseError) -> CommandError {
         Some(hint) => error.hinted(hint),
         None => error,
     }
-}
-
-/// FNV-1a: a hash that stays the same across builds and Rust versions (unlike `DefaultHasher`),
-/// so two different unitsync binaries pick the same lock file for the same folder.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
-        (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
 }

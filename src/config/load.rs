@@ -9,13 +9,13 @@ use std::sync::OnceLock;
 use schemars::Schema;
 use serde::de::DeserializeOwned;
 
-use super::diagnostic::{Diagnostic, Pos, summary};
+use super::diagnostic::{Diagnostic, Pos, Severity, summary};
 use super::humanize::{SUGGEST_WORK, quote, schema_diagnostics, suggest, suggest_within};
 use super::schema::FileKind;
 use super::yaml::{self, YamlDoc, push_segment};
 use super::{
     LOCK_FILE, Lock, MAPPINGS_DIR, MAPPINGS_FILE, Mapping, MappingsFile, PsaKind, RefKind,
-    SETTINGS_FILE, Settings, SourceSettings,
+    SETTINGS_FILE, Settings, SourceSettings, TRUE_UPS_FILE, TrueUps,
 };
 
 /// A billing repo that passed every check.
@@ -32,6 +32,9 @@ pub struct BillingRepo {
     /// A reviewer's note per lock entry: the comment after its value on the same line
     /// (`bobs-dentistry/shadowprotect-desktop: 4  # ticket 4411: fourth desktop`).
     pub lock_notes: BTreeMap<String, String>,
+    /// `true-ups.yaml`: approved (or declined) one-time corrections; empty when the file does
+    /// not exist.
+    pub true_ups: TrueUps,
 }
 
 /// Where a mapping was written, for messages about it.
@@ -357,6 +360,17 @@ impl Checker<'_> {
             })
         };
 
+        // True-ups: optional; only `propose` writes it.
+        let true_ups: Option<Loaded<TrueUps>> = if self.fs.is_file(Path::new(TRUE_UPS_FILE)) {
+            let file = PathBuf::from(TRUE_UPS_FILE);
+            self.files.push(file.clone());
+            self.load_file(&file, FileKind::TrueUps)
+        } else {
+            None
+        };
+        let true_ups_missing_or_ok = !self.fs.is_file(Path::new(TRUE_UPS_FILE))
+            || true_ups.as_ref().is_some_and(|l| l.value.is_some());
+
         // Meaning. Parts of a file that passed the schema are checked even when other parts did
         // not, so that one run reports everything.
         // The PSA is known from its key even when its settings have problems.
@@ -432,14 +446,37 @@ impl Checker<'_> {
                 mappings_ok.then(|| placed.iter().map(|m| m.mapping.effective_id()).collect());
             self.check_lock(&l.file, &l.doc, lock, ids.as_deref());
         }
+        if let Some(
+            l @ Loaded {
+                value: Some(true_ups),
+                ..
+            },
+        ) = &true_ups
+        {
+            let ids: Option<Vec<String>> =
+                mappings_ok.then(|| placed.iter().map(|m| m.mapping.effective_id()).collect());
+            self.check_true_ups(&l.file, &l.doc, true_ups, ids.as_deref());
+        }
+        if let Some(s) = &settings
+            && s.doc.value.pointer("/billing/true_ups") == Some(&serde_json::Value::Bool(true))
+            && s.doc.value.pointer("/approval").and_then(|a| a.as_str()) == Some("automatic")
+        {
+            self.error(
+                &s.file,
+                s.doc.value_pos("/billing/true_ups"),
+                "billing.true_ups needs approval: pull-request; a true-up is written only after a person merges it, and approval: automatic merges nothing",
+            )
+            .hint = Some("set approval: pull-request, or remove billing.true_ups".into());
+        }
 
         let settings = settings?.value?;
         let lock_loaded = lock?;
         let lock_notes = trailing_comments(&lock_loaded.text, &lock_loaded.doc, "/units");
         let lock = lock_loaded.value?;
-        if !mappings_ok {
+        if !mappings_ok || !true_ups_missing_or_ok {
             return None;
         }
+        let true_ups = true_ups.and_then(|l| l.value).unwrap_or_default();
         Some(BillingRepo {
             root: self.root.to_path_buf(),
             settings,
@@ -454,6 +491,7 @@ impl Checker<'_> {
                 .collect(),
             lock,
             lock_notes,
+            true_ups,
         })
     }
 
@@ -492,7 +530,7 @@ impl Checker<'_> {
         let mut failed = !schema_errors.is_empty();
         self.diagnostics.extend(schema_errors);
         let mut bad = bad;
-        if kind == FileKind::Mappings {
+        if kind == FileKind::Mappings || kind == FileKind::TrueUps {
             // The schema checks a date's shape; the calendar is checked here, where the error
             // can point at the value (the typed model would fail without a position).
             for (pointer, text, reason) in calendar_date_errors(&doc.value) {
@@ -502,7 +540,11 @@ impl Checker<'_> {
                     doc.value_pos(&pointer),
                     format!("{what}: {} is not a date ({reason})", quote(&text)),
                 )
-                .hint = Some("write the term's last day as YYYY-MM-DD, such as 2027-03-31".into());
+                .hint = Some(if kind == FileKind::TrueUps {
+                    "write the day as YYYY-MM-DD, such as 2026-12-31".into()
+                } else {
+                    "write the term's last day as YYYY-MM-DD, such as 2027-03-31".into()
+                });
                 failed = true;
                 bad.push(pointer);
             }
@@ -893,14 +935,74 @@ impl Checker<'_> {
     }
 }
 
+impl Checker<'_> {
+    /// An approved true-up must name a mapping (its line is where it is charged), have a unique
+    /// id (the PSA record is found by it) and a first day no later than its last.
+    fn check_true_ups(
+        &mut self,
+        file: &Path,
+        doc: &YamlDoc,
+        true_ups: &TrueUps,
+        ids: Option<&[String]>,
+    ) {
+        let known: Option<HashSet<&str>> = ids.map(|ids| ids.iter().map(String::as_str).collect());
+        let mut seen = HashSet::new();
+        for (i, t) in true_ups.true_ups.iter().enumerate() {
+            let pointer = format!("/true_ups/{i}");
+            if !seen.insert(t.id.as_str()) {
+                self.error(
+                    file,
+                    doc.value_pos(&format!("{pointer}/id")),
+                    format!("true-up {} is listed twice", quote(&t.id)),
+                )
+                .hint = Some("delete one of them: each true-up is written once".into());
+            }
+            if t.first_day > t.last_day {
+                self.error(
+                    file,
+                    doc.value_pos(&format!("{pointer}/last_day")),
+                    format!(
+                        "true-up {}: last_day {} is before first_day {}",
+                        quote(&t.id),
+                        t.last_day,
+                        t.first_day
+                    ),
+                )
+                .hint = Some("the days run from first_day to last_day, both included".into());
+            }
+            if let Some(known) = &known
+                && !known.contains(t.mapping.as_str())
+                && !t.decline
+            {
+                self.error(
+                    file,
+                    doc.value_pos(&format!("{pointer}/mapping")),
+                    format!(
+                        "true-up {}: mapping {} does not exist, so there is no line to charge it on",
+                        quote(&t.id),
+                        quote(&t.mapping)
+                    ),
+                )
+                .hint = Some("correct the mapping id, or set decline: true to keep it unwritten".into());
+            }
+        }
+    }
+}
+
 /// The schema of a kind of file and its validator, compiled once per process.
 fn compiled_schema(kind: FileKind) -> &'static Result<(Schema, jsonschema::Validator), String> {
     type Compiled = OnceLock<Result<(Schema, jsonschema::Validator), String>>;
-    static COMPILED: [Compiled; 3] = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
+    static COMPILED: [Compiled; 4] = [
+        OnceLock::new(),
+        OnceLock::new(),
+        OnceLock::new(),
+        OnceLock::new(),
+    ];
     let slot = match kind {
         FileKind::Settings => 0,
         FileKind::Mappings => 1,
         FileKind::Lock => 2,
+        FileKind::TrueUps => 3,
     };
     COMPILED[slot].get_or_init(|| {
         let schema = kind.schema();
@@ -947,22 +1049,31 @@ fn trailing_comments(text: &str, doc: &YamlDoc, pointer: &str) -> BTreeMap<Strin
 /// The mappings' `commitment.ends` values that have a date's shape but name no day of the
 /// calendar (2027-02-30), as (pointer, text, why).
 fn calendar_date_errors(value: &serde_json::Value) -> Vec<(String, String, String)> {
-    let Some(mappings) = value.get("mappings").and_then(|m| m.as_array()) else {
-        return Vec::new();
-    };
-    mappings
-        .iter()
-        .enumerate()
-        .filter_map(|(i, m)| {
-            let text = m.pointer("/commitment/ends")?.as_str()?;
-            let error = text.parse::<jiff::civil::Date>().err()?;
-            Some((
-                format!("/mappings/{i}/commitment/ends"),
-                text.to_string(),
-                error.to_string(),
-            ))
-        })
-        .collect()
+    let dated: [(&str, &[&str]); 2] = [
+        ("mappings", &["/commitment/ends"]),
+        ("true_ups", &["/first_day", "/last_day"]),
+    ];
+    let mut errors = Vec::new();
+    for (list, fields) in dated {
+        let Some(items) = value.get(list).and_then(|m| m.as_array()) else {
+            continue;
+        };
+        for (i, item) in items.iter().enumerate() {
+            for field in fields {
+                let Some(text) = item.pointer(field).and_then(|v| v.as_str()) else {
+                    continue;
+                };
+                if let Err(error) = text.parse::<jiff::civil::Date>() {
+                    errors.push((
+                        format!("/{list}/{i}{field}"),
+                        text.to_string(),
+                        error.to_string(),
+                    ));
+                }
+            }
+        }
+    }
+    errors
 }
 
 /// Checks the numbers in a schedule the schema's pattern already accepted the shape of.
@@ -1182,4 +1293,14 @@ units:
             }
         }
     }
+}
+
+/// The entries of a `true-ups.yaml` text, or `None` when it is not one: how `propose` checks
+/// that the text it is about to commit reads back as the entries it means.
+pub fn parse_true_ups(text: &str) -> Option<TrueUps> {
+    let (doc, diagnostics) = yaml::parse(Path::new(TRUE_UPS_FILE), text);
+    if diagnostics.iter().any(|d| d.severity == Severity::Error) {
+        return None;
+    }
+    serde_json::from_value(doc?.value).ok()
 }

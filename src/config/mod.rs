@@ -12,7 +12,7 @@ mod yaml;
 
 pub use diagnostic::{Diagnostic, Pos, Severity};
 pub(crate) use load::check_in_memory;
-pub use load::{BillingRepo, LoadError, MappingSource, check, load};
+pub use load::{BillingRepo, LoadError, MappingSource, check, load, parse_true_ups};
 pub use model::*;
 
 /// File names inside a billing repo.
@@ -20,4 +20,5 @@ pub const SETTINGS_FILE: &str = "unitsync.yaml";
 pub const MAPPINGS_FILE: &str = "mappings.yaml";
 pub const MAPPINGS_DIR: &str = "mappings";
 pub const LOCK_FILE: &str = "units.lock.yaml";
+pub const TRUE_UPS_FILE: &str = "true-ups.yaml";
 pub const HISTORY_DIR: &str = "history";

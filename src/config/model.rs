@@ -69,6 +69,11 @@ pub struct BillingSettings {
     /// Write each mapping's `cost` to its PSA line (default false: costs are only read).
     #[serde(default)]
     pub sync_cost: bool,
+    /// Propose one-time corrections (`true-ups.yaml`) for days an invoice billed the old count
+    /// because a change could only bill from the next period (default false). Each needs a merged
+    /// pull request, so this needs `approval: pull-request`.
+    #[serde(default)]
+    pub true_ups: bool,
 }
 
 /// See [`BillingSettings::invoiced_period`].
@@ -85,6 +90,11 @@ impl Settings {
         self.billing
             .as_ref()
             .map_or(InvoicedPeriod::default(), |b| b.invoiced_period)
+    }
+
+    /// Whether `propose` puts true-ups up for review (`billing.true_ups`).
+    pub fn true_ups(&self) -> bool {
+        self.billing.as_ref().is_some_and(|b| b.true_ups)
     }
 
     /// The currency code prices are shown in.
@@ -920,6 +930,46 @@ impl std::fmt::Display for RecordRef {
 pub struct Lock {
     #[serde(default)]
     pub units: BTreeMap<String, Quantity>,
+}
+
+/// `true-ups.yaml`: one-time corrections for days an invoice billed the old count. `propose`
+/// adds entries on its branch, merging the pull request approves them, and `apply --gitops`
+/// writes each one once to the PSA.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TrueUps {
+    #[serde(default)]
+    pub true_ups: Vec<TrueUp>,
+}
+
+/// One correction: the days `first_day`..=`last_day` billed `billed` units instead of
+/// `approved`, so `quantity` units (the difference times the share of a billing period those
+/// days make up) are charged once — or credited, when negative.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TrueUp {
+    /// `tu-` and 8 hex digits, made from the mapping and the dates. The PSA record carries it,
+    /// which is how a rerun knows the correction is already written.
+    #[schemars(regex(pattern = r"^tu-[0-9a-f]{8}$"))]
+    pub id: String,
+    /// The mapping whose line was billed the old count.
+    pub mapping: String,
+    /// The first day billed at the old count: the day the change was due.
+    #[schemars(with = "String", regex(pattern = r"^\d{4}-\d{2}-\d{2}$"))]
+    pub first_day: jiff::civil::Date,
+    /// The last day billed at the old count: the day before the change billed.
+    #[schemars(with = "String", regex(pattern = r"^\d{4}-\d{2}-\d{2}$"))]
+    pub last_day: jiff::civil::Date,
+    /// The count those days were billed at.
+    pub billed: Quantity,
+    /// The approved count they should have been billed at.
+    pub approved: Quantity,
+    /// What is charged once, in units of one billing period, to two decimals; negative credits.
+    /// A reviewer may change it before merging: the merged value is what is written.
+    pub quantity: Quantity,
+    /// Decline the correction: it is kept here, so it is never proposed again, and never written.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub decline: bool,
 }
 
 #[cfg(test)]

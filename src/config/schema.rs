@@ -3,7 +3,7 @@
 
 use schemars::{JsonSchema, Schema, generate::SchemaSettings};
 
-use super::{Lock, MappingsFile, Settings};
+use super::{Lock, MappingsFile, Settings, TrueUps};
 
 /// Which file a schema describes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -11,10 +11,16 @@ pub enum FileKind {
     Settings,
     Mappings,
     Lock,
+    TrueUps,
 }
 
 impl FileKind {
-    pub const ALL: [FileKind; 3] = [FileKind::Settings, FileKind::Mappings, FileKind::Lock];
+    pub const ALL: [FileKind; 4] = [
+        FileKind::Settings,
+        FileKind::Mappings,
+        FileKind::Lock,
+        FileKind::TrueUps,
+    ];
 
     /// File name under `schema/`.
     pub fn schema_file(self) -> &'static str {
@@ -22,6 +28,7 @@ impl FileKind {
             FileKind::Settings => "unitsync.schema.json",
             FileKind::Mappings => "mappings.schema.json",
             FileKind::Lock => "units.lock.schema.json",
+            FileKind::TrueUps => "true-ups.schema.json",
         }
     }
 
@@ -32,6 +39,9 @@ impl FileKind {
                 generate::<MappingsFile>("mappings.yaml: vendor account → PSA line")
             }
             FileKind::Lock => generate::<Lock>("units.lock.yaml: approved unit counts"),
+            FileKind::TrueUps => {
+                generate::<TrueUps>("true-ups.yaml: approved one-time corrections")
+            }
         }
     }
 

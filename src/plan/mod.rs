@@ -6,6 +6,7 @@
 mod engine;
 mod model;
 mod proposal;
+pub mod true_up;
 
 pub use engine::{plan, source_accounts};
 pub use model::*;
