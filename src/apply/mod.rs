@@ -7,9 +7,10 @@ pub mod lock;
 
 use futures_util::stream::{self, StreamExt};
 
-use crate::history::{HistoryLine, LineOutcome};
+use crate::config::TrueUp;
+use crate::history::{HistoryLine, HistoryTrueUp, LineOutcome};
 use crate::plan::{Action, Plan, PlanLine};
-use crate::psa::{AppliedChange, LineChange, Psa, PsaError};
+use crate::psa::{AppliedChange, LineChange, Psa, PsaError, TrueUpCharge};
 use crate::quantity::Quantity;
 
 /// How to apply.
@@ -48,6 +49,80 @@ pub fn changes(plan: &Plan, effective: jiff::civil::Date) -> Vec<(&PlanLine, Lin
             _ => None,
         })
         .collect()
+}
+
+/// Writes each approved true-up of `entries` that is neither declined nor in `written` (ids
+/// history records as written), one at a time, on the line `plan` resolves its mapping to.
+/// Returns one history entry per true-up attempted, in file order; a failure never stops the
+/// others, and a failed one is attempted again by the next run.
+pub async fn write_true_ups<P: Psa + Sync>(
+    psa: &P,
+    plan: &Plan,
+    entries: &[TrueUp],
+    written: &std::collections::BTreeSet<String>,
+    today: jiff::civil::Date,
+    deadline: Option<jiff::Timestamp>,
+) -> Vec<HistoryTrueUp> {
+    let mut out = Vec::new();
+    for t in entries
+        .iter()
+        .filter(|t| !t.decline && !written.contains(&t.id))
+    {
+        let line = plan.lines.iter().find(|l| l.mapping == t.mapping);
+        let target = line.and_then(|l| Some((l.target.contract_id?, l.target.line_id?)));
+        let failed = |contract: Option<u64>, reason: String| HistoryTrueUp {
+            id: t.id.clone(),
+            mapping: t.mapping.clone(),
+            contract,
+            quantity: t.quantity,
+            outcome: LineOutcome::Failed,
+            record: None,
+            reason: Some(reason),
+        };
+        let Some((contract_id, line_id)) = target else {
+            out.push(failed(
+                None,
+                match line {
+                    None => "no mapping has this id any more; decline it (`decline: true`) or restore the mapping".into(),
+                    Some(_) => "the mapping does not resolve to one PSA line now (see the plan); the next apply tries again".into(),
+                },
+            ));
+            continue;
+        };
+        if deadline.is_some_and(|d| crate::clock::now() >= d) {
+            out.push(failed(
+                Some(contract_id),
+                "not started: the run reached its write deadline; the next apply writes it".into(),
+            ));
+            continue;
+        }
+        let charge = TrueUpCharge {
+            id: t.id.clone(),
+            mapping: t.mapping.clone(),
+            contract_id,
+            line_id,
+            quantity: t.quantity,
+            first_day: t.first_day,
+            last_day: t.last_day,
+            written_on: today,
+        };
+        out.push(match psa.write_true_up(&charge).await {
+            Ok(w) => HistoryTrueUp {
+                id: t.id.clone(),
+                mapping: t.mapping.clone(),
+                contract: Some(contract_id),
+                quantity: t.quantity,
+                outcome: LineOutcome::Applied,
+                record: Some(w.record_id),
+                reason: w.found.then(|| {
+                    "already in the PSA (an interrupted run wrote it); not written again"
+                        .to_string()
+                }),
+            },
+            Err(e) => failed(Some(contract_id), e.to_string()),
+        });
+    }
+    out
 }
 
 /// Writes every update of `plan` and returns one history line per update, in plan order.
@@ -126,6 +201,7 @@ pub fn entry(
         effective: effective.map(|e| e.date),
         due: match effective.map(|e| &e.why) {
             Some(crate::plan::EffectiveWhy::RolledForward { requested, .. }) => Some(*requested),
+            Some(crate::plan::EffectiveWhy::NextInvoice { written_on, .. }) => *written_on,
             _ => None,
         },
     }

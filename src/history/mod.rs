@@ -27,6 +27,28 @@ pub struct HistoryRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approved_by: Option<String>,
     pub lines: Vec<HistoryLine>,
+    /// The approved true-ups this run wrote, or tried to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub true_ups: Vec<HistoryTrueUp>,
+}
+
+/// What happened to one approved true-up (an entry of `true-ups.yaml`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryTrueUp {
+    pub id: String,
+    pub mapping: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contract: Option<u64>,
+    /// The units charged once (negative: credited).
+    pub quantity: Quantity,
+    pub outcome: LineOutcome,
+    /// The PSA record that carries it: the ConnectWise addition or the Autotask contract charge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<u64>,
+    /// Why it failed, or that an earlier, interrupted run had already written it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// What happened to one PSA line.
@@ -58,7 +80,8 @@ pub struct HistoryLine {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub effective: Option<jiff::civil::Date>,
     /// The day the change was due to bill from when an invoiced period moved it to
-    /// `effective`: the days between were invoiced at `from` (what a true-up would correct).
+    /// `effective` (a dated write rolled forward, or an in-place edit the PSA bills from its next
+    /// invoice): the days between were invoiced at `from`, which a true-up corrects.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub due: Option<jiff::civil::Date>,
 }
@@ -257,6 +280,37 @@ pub fn last_applied(records: &[(PathBuf, HistoryRecord)]) -> BTreeMap<String, Qu
     values
 }
 
+/// The applied changes that billed later than they were due (an invoiced period moved them):
+/// what true-ups correct.
+pub fn late_changes(records: &[(PathBuf, HistoryRecord)]) -> Vec<crate::plan::true_up::LateChange> {
+    records
+        .iter()
+        .flat_map(|(_, record)| &record.lines)
+        .filter(|line| line.outcome == LineOutcome::Applied)
+        .filter_map(|line| {
+            Some(crate::plan::true_up::LateChange {
+                mapping: line.mapping.clone(),
+                due: line.due?,
+                effective: line.effective?,
+                from: line.from,
+                to: line.to,
+            })
+        })
+        .collect()
+}
+
+/// The ids of the true-ups history records as written.
+pub fn written_true_ups(
+    records: &[(PathBuf, HistoryRecord)],
+) -> std::collections::BTreeSet<String> {
+    records
+        .iter()
+        .flat_map(|(_, record)| &record.true_ups)
+        .filter(|t| t.outcome == LineOutcome::Applied)
+        .map(|t| t.id.clone())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -284,6 +338,7 @@ mod tests {
                 reason: None,
                 note: None,
             }],
+            true_ups: Vec::new(),
         }
     }
 

@@ -98,7 +98,10 @@ fn line_effective(
         },
         (Some(open), false, _) => LineEffective {
             date: open,
-            why: EffectiveWhy::NextInvoice { invoiced_on },
+            why: EffectiveWhy::NextInvoice {
+                invoiced_on,
+                written_on: Some(requested),
+            },
         },
         (Some(open), true, crate::config::InvoicedPeriod::RollForward) => LineEffective {
             date: open,

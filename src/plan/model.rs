@@ -334,6 +334,10 @@ pub enum EffectiveWhy {
     )]
     NextInvoice {
         invoiced_on: Option<jiff::civil::Date>,
+        /// The day it was written: the days from it to the next invoice billed the old count.
+        /// Absent in plans saved before it was recorded.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        written_on: Option<jiff::civil::Date>,
     },
     /// The settings' date fell in an invoiced period, so the change moved to the next open one.
     #[error(

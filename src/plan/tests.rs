@@ -1225,6 +1225,7 @@ fn an_undated_in_place_edit_bills_from_the_next_invoice_and_is_never_held() {
             date: d(2026, 12, 1),
             why: EffectiveWhy::NextInvoice {
                 invoiced_on: Some(d(2026, 11, 25)),
+                written_on: Some(d(2026, 11, 25)),
             },
         }
     );

@@ -288,6 +288,7 @@ impl<S: Psa> Billing<S> {
                     note: None,
                 })
                 .collect(),
+            true_ups: Vec::new(),
         }
         .write(&repo)
         .unwrap();

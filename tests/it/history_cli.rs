@@ -117,6 +117,7 @@ fn records() -> Vec<HistoryRecord> {
                     Applied,
                 ),
             ],
+            true_ups: Vec::new(),
         },
         HistoryRecord {
             run: "2026-10-31T06:00:00Z".into(),
@@ -124,6 +125,7 @@ fn records() -> Vec<HistoryRecord> {
             pull_request: Some(41),
             approved_by: Some("bob".into()),
             lines: vec![torch, failed],
+            true_ups: Vec::new(),
         },
         HistoryRecord {
             run: "2026-11-25T09:30:00Z".into(),
@@ -152,6 +154,7 @@ fn records() -> Vec<HistoryRecord> {
                     Stale,
                 ),
             ],
+            true_ups: Vec::new(),
         },
     ]
 }
