@@ -57,6 +57,14 @@ pub trait Psa {
         change: &LineChange,
     ) -> impl Future<Output = Result<AppliedChange, PsaError>> + Send;
 
+    /// Writes one approved true-up as a one-time charge on the contract of `charge.line_id`'s
+    /// line, once: a charge already carrying [`TrueUpCharge::marker`] is reported, not
+    /// written again.
+    fn write_true_up(
+        &self,
+        charge: &TrueUpCharge,
+    ) -> impl Future<Output = Result<WrittenTrueUp, PsaError>> + Send;
+
     /// Probes reachability, credentials and permissions for `doctor`. With `probe_write`, the
     /// write permission is probed by writing a line's current quantity back unchanged (ConnectWise;
     /// Autotask writes are create-only adjustments, so its write check is always skipped).
@@ -107,6 +115,13 @@ impl Psa for AnyPsa {
         }
     }
 
+    async fn write_true_up(&self, charge: &TrueUpCharge) -> Result<WrittenTrueUp, PsaError> {
+        match self {
+            AnyPsa::ConnectWise(c) => c.write_true_up(charge).await,
+            AnyPsa::Autotask(c) => c.write_true_up(charge).await,
+        }
+    }
+
     async fn check_access(&self, mappings: &[Mapping], probe_write: bool) -> Vec<AccessCheck> {
         match self {
             AnyPsa::ConnectWise(c) => c.check_access(mappings, probe_write).await,
@@ -142,6 +157,56 @@ pub struct LineChange {
     /// A unit cost to write with the change (`sync_cost`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unit_cost: Option<crate::money::Money>,
+}
+
+/// One approved true-up to write: `quantity` units of the mapping's line, charged once, for the
+/// days `first_day..=last_day` that were billed the old count.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TrueUpCharge {
+    /// The true-up id (`tu-…`), which the PSA record carries.
+    pub id: String,
+    pub mapping: String,
+    pub contract_id: u64,
+    /// The line whose product (ConnectWise) or service (Autotask) and price the charge copies.
+    pub line_id: u64,
+    /// Units of one billing period; negative credits.
+    pub quantity: Quantity,
+    pub first_day: jiff::civil::Date,
+    pub last_day: jiff::civil::Date,
+    /// The day the approval is carried out, in the billing time zone: an Autotask charge's
+    /// purchase date, which puts it on the next invoice.
+    pub written_on: jiff::civil::Date,
+}
+
+impl TrueUpCharge {
+    /// The text the PSA record starts with, by which a rerun finds it: short enough for the
+    /// tightest name field either PSA has.
+    pub fn marker(&self) -> String {
+        format!("{TRUE_UP_MARKER}{}", self.id)
+    }
+
+    /// What the record says it is, for the people who read it in the PSA.
+    pub fn description(&self) -> String {
+        format!(
+            "{}: correction for {} to {}, billed at the old count (mapping {})",
+            self.marker(),
+            self.first_day,
+            self.last_day,
+            self.mapping
+        )
+    }
+}
+
+/// How every true-up record's name or description starts.
+pub const TRUE_UP_MARKER: &str = "unitsync true-up ";
+
+/// What writing a true-up did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct WrittenTrueUp {
+    /// The record that carries it: a ConnectWise addition, an Autotask contract charge.
+    pub record_id: u64,
+    /// An earlier, interrupted run had already written it; nothing was written now.
+    pub found: bool,
 }
 
 /// What a write did.

@@ -106,7 +106,8 @@ use jiff::civil::Date;
 use serde_json::{Map, Value, json};
 
 use super::autotask_seed::{
-    AtContract, AtLogin, AtSeed, CONTRACT_STATUS_ACTIVE, CONTRACT_TYPE_RECURRING_SERVICE,
+    AtContract, AtLogin, AtPicklistValue, AtSeed, CONTRACT_STATUS_ACTIVE,
+    CONTRACT_TYPE_RECURRING_SERVICE,
 };
 use super::{
     DroppingListener, FaultState, Faults, HasFaults, InFlight, Injected, LostResponse,
@@ -126,6 +127,7 @@ pub const AT_MAX_RECORDS: i64 = 500;
 /// The queryable entities, as the swagger spells them.
 pub const AT_QUERY_ENTITIES: &[&str] = &[
     "Companies",
+    "ContractCharges",
     "Contracts",
     "ContractServices",
     "ContractServiceUnits",
@@ -192,12 +194,16 @@ struct AtStore {
     next_adjustment_id: i64,
     next_unit_id: i64,
     next_contract_service_id: i64,
+    next_charge_id: i64,
+    charge_types: Vec<AtPicklistValue>,
+    charge_statuses: Vec<AtPicklistValue>,
 }
 
 fn fields_of(entity: &str) -> &'static [&'static str] {
     match entity {
         "Companies" => COMPANY_FIELDS,
         "Contracts" => CONTRACT_FIELDS,
+        "ContractCharges" => CONTRACT_CHARGE_FIELDS,
         "ContractServices" => CONTRACT_SERVICE_FIELDS,
         "ContractServiceUnits" => CONTRACT_SERVICE_UNIT_FIELDS,
         "Services" => SERVICE_FIELDS,
@@ -283,6 +289,9 @@ impl AtStore {
             records,
             adjustments: Vec::new(),
             next_adjustment_id: 1,
+            next_charge_id: 70_001,
+            charge_types: seed.charge_types.clone(),
+            charge_statuses: seed.charge_statuses.clone(),
             next_unit_id: 900_001,
             next_contract_service_id: seed
                 .contract_services
@@ -312,6 +321,7 @@ impl AtStore {
                     "id": s.id, "name": s.name, "sku": s.sku, "description": s.description,
                     "invoiceDescription": s.name, "unitPrice": s.unit_price,
                     "unitCost": s.unit_cost, "periodType": s.period_type, "isActive": s.active,
+                    "billingCodeID": s.billing_code,
                     "createDate": SEED_TIME, "lastModifiedDate": SEED_TIME,
                     "userDefinedFields": [],
                 }),
@@ -627,6 +637,14 @@ impl AutotaskSandboxHandle {
         lock_store(&self.shared).adjustments.clone()
     }
 
+    /// Every contract charge, in id order.
+    pub fn charges(&self) -> Vec<Value> {
+        lock_store(&self.shared).records["ContractCharges"]
+            .values()
+            .cloned()
+            .collect()
+    }
+
     /// A record as the API renders it (`entity` as the swagger spells it).
     pub fn record(&self, entity: &str, id: i64) -> Option<Value> {
         lock_store(&self.shared).get(entity, id).cloned()
@@ -849,6 +867,7 @@ fn endpoint_key(rest: &[String]) -> String {
             "serviceadjustments" => Some(ADJUSTMENTS),
             "services" => Some("ContractServices"),
             "serviceunits" => Some("ContractServiceUnits"),
+            "charges" => Some("ContractCharges"),
             _ => None,
         }
     {
@@ -1146,6 +1165,14 @@ fn route(
                 ok_json(json!({ "item": item }))
             }
             ("services", _, _) | ("serviceunits", _, _) => method_not_allowed(path),
+            ("charges", 3, &Method::POST) => create_charge(shared, parent_id, body),
+            ("charges", 3, &Method::GET) => children(shared, "ContractCharges", parent_id),
+            ("charges", 5, &Method::GET)
+                if rest[3] == "entityinformation" && rest[4] == "fields" =>
+            {
+                charge_fields(shared)
+            }
+            ("charges", _, _) => method_not_allowed(path),
             _ => not_found_path(path),
         };
     }
@@ -1153,6 +1180,11 @@ fn route(
         return not_found_path(path);
     };
     match (&rest[1..], method) {
+        ([e, f], &Method::GET)
+            if entity == "ContractCharges" && e == "entityinformation" && f == "fields" =>
+        {
+            charge_fields(shared)
+        }
         ([q], &Method::POST) if q == "query" => {
             let parsed = match serde_json::from_slice::<Value>(body) {
                 Ok(v) => v,
@@ -1775,6 +1807,180 @@ fn parse_effective(text: &str) -> Option<Date> {
     stored_date(text)
 }
 
+/// `ContractCharges/entityInformation/fields`: the fields with their picklists, which differ
+/// per instance (`FieldInformationModel` and `PickListValue` in the swagger).
+fn charge_fields(shared: &AtShared) -> Response {
+    let store = lock_store(shared);
+    let picklist = |values: &[AtPicklistValue]| -> Value {
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                json!({
+                    "value": v.value.to_string(), "label": v.label,
+                    "isDefaultValue": v.is_default, "sortOrder": i,
+                    "parentValue": "", "isActive": v.active, "isSystem": true,
+                })
+            })
+            .collect()
+    };
+    let required = [
+        "chargeType",
+        "contractID",
+        "datePurchased",
+        "isBillableToCompany",
+        "name",
+        "status",
+        "unitQuantity",
+    ];
+    let fields: Vec<Value> = CONTRACT_CHARGE_FIELDS
+        .iter()
+        .map(|name| {
+            let values = match *name {
+                "chargeType" => Some(picklist(&store.charge_types)),
+                "status" => Some(picklist(&store.charge_statuses)),
+                _ => None,
+            };
+            json!({
+                "name": name,
+                "dataType": match *name {
+                    "name" | "description" | "notes" | "purchaseOrderNumber"
+                    | "internalPurchaseOrderNumber" => "string",
+                    "datePurchased" | "createDate" | "statusLastModifiedDate" => "datetime",
+                    "isBillableToCompany" | "isBilled" => "boolean",
+                    "unitQuantity" | "unitPrice" | "unitCost" | "billableAmount"
+                    | "extendedCost" | "internalCurrencyBillableAmount"
+                    | "internalCurrencyUnitPrice" => "double",
+                    _ => "long",
+                },
+                "length": if *name == "name" { CHARGE_NAME_LENGTH } else { 0 },
+                "isRequired": required.contains(name),
+                "isReadOnly": matches!(*name, "id" | "createDate" | "isBilled" | "creatorResourceID"),
+                "isQueryable": true,
+                "isReference": name.ends_with("ID"),
+                "referenceEntityType": "",
+                "isPickList": values.is_some(),
+                "picklistValues": values.unwrap_or(Value::Null),
+                "picklistParentValueField": "",
+                "isSupportedWebhookField": false,
+            })
+        })
+        .collect();
+    ok_json(json!({ "fields": fields }))
+}
+
+/// `POST Contracts/{id}/Charges`: a one-time charge on a contract, checked the way Autotask
+/// checks it: the required fields, picklist values that exist and are active on this instance,
+/// and a billing code or product to bill it under.
+fn create_charge(shared: &AtShared, parent: i64, body: &Bytes) -> Response {
+    let raw: Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => return bad_request(format!("The request body is not valid JSON: {e}")),
+    };
+    let Some(obj) = raw.as_object() else {
+        return bad_request("The request body must be a ContractCharge object");
+    };
+    let field = |name: &str| get_ci(obj, name).filter(|v| !v.is_null());
+    let run = || -> Result<Response, Response> {
+        for name in [
+            "chargeType",
+            "datePurchased",
+            "isBillableToCompany",
+            "name",
+            "status",
+            "unitQuantity",
+        ] {
+            if field(name).is_none() {
+                return Err(bad_request(format!("{name} is required")));
+            }
+        }
+        if let Some(b) = field("contractID").and_then(Value::as_i64)
+            && b != parent
+        {
+            return Err(bad_request(format!(
+                "contractID {b} does not match the parent contract {parent}"
+            )));
+        }
+        let name = field("name").and_then(Value::as_str).unwrap_or_default();
+        if name.trim().is_empty() || name.chars().count() > CHARGE_NAME_LENGTH {
+            return Err(bad_request(format!(
+                "name must be 1 to {CHARGE_NAME_LENGTH} characters"
+            )));
+        }
+        let picklist_value = |name: &str, values: &[AtPicklistValue]| -> Result<i64, Response> {
+            let v = field(name).expect("checked above");
+            let n = v
+                .as_i64()
+                .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+                .ok_or_else(|| bad_request(format!("{name} must be a picklist value; got {v}")))?;
+            if values.iter().any(|p| p.value == n && p.active) {
+                Ok(n)
+            } else {
+                Err(bad_request(format!(
+                    "{n} is not an active value of the {name} picklist"
+                )))
+            }
+        };
+        let mut store = lock_store(shared);
+        let charge_type = picklist_value("chargeType", &store.charge_types)?;
+        let status = picklist_value("status", &store.charge_statuses)?;
+        let quantity = field("unitQuantity")
+            .and_then(Value::as_f64)
+            .ok_or_else(|| bad_request("unitQuantity must be a number"))?;
+        if !field("isBillableToCompany").is_some_and(Value::is_boolean) {
+            return Err(bad_request("isBillableToCompany must be true or false"));
+        }
+        let purchased = field("datePurchased")
+            .and_then(Value::as_str)
+            .and_then(parse_effective)
+            .ok_or_else(|| bad_request("datePurchased must be an ISO-8601 date"))?;
+        if field("billingCodeID").is_none() && field("productID").is_none() {
+            return Err(bad_request(
+                "A charge needs a billingCodeID or a productID to bill under",
+            ));
+        }
+        for price in ["unitPrice", "unitCost"] {
+            if field(price).is_some_and(|v| !v.is_number()) {
+                return Err(bad_request(format!("{price} must be a number")));
+            }
+        }
+        let Some(contract) = store.contract(parent) else {
+            return Err(bad_request(format!("Contract {parent} does not exist")));
+        };
+        if contract.status != CONTRACT_STATUS_ACTIVE {
+            return Err(bad_request(format!(
+                "Contract {parent} is not active; charges cannot be added to an inactive contract"
+            )));
+        }
+        if let Some(cs) = field("contractServiceID").and_then(Value::as_i64)
+            && store
+                .get("ContractServices", cs)
+                .is_none_or(|r| r["contractID"].as_i64() != Some(parent))
+        {
+            return Err(bad_request(format!(
+                "ContractService {cs} does not belong to contract {parent}"
+            )));
+        }
+        let id = store.next_charge_id;
+        store.next_charge_id += 1;
+        let mut set = raw.clone();
+        let map = set.as_object_mut().expect("an object");
+        map.insert("id".into(), json!(id));
+        map.insert("contractID".into(), json!(parent));
+        map.insert("chargeType".into(), json!(charge_type));
+        map.insert("status".into(), json!(status));
+        map.insert("unitQuantity".into(), json!(quantity));
+        map.insert("datePurchased".into(), json!(date_only(purchased)));
+        map.insert("isBilled".into(), json!(false));
+        map.insert("createDate".into(), json!(crate::clock::now().to_string()));
+        let price = field("unitPrice").and_then(Value::as_f64).unwrap_or(0.0);
+        map.insert("billableAmount".into(), json!(price * quantity));
+        store.insert("ContractCharges", id, set);
+        Ok(ok_json(json!({ "itemId": id })))
+    };
+    run().unwrap_or_else(|r| r)
+}
+
 fn create_adjustment(shared: &AtShared, parent: Option<i64>, body: &Bytes) -> Response {
     let raw: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
@@ -2141,6 +2347,39 @@ const SERVICE_FIELDS: &[&str] = &[
     "url",
     "userDefinedFields",
 ];
+/// `ContractChargeModel` fields (swagger).
+const CONTRACT_CHARGE_FIELDS: &[&str] = &[
+    "id",
+    "billableAmount",
+    "billingCodeID",
+    "chargeType",
+    "contractID",
+    "contractServiceBundleID",
+    "contractServiceID",
+    "createDate",
+    "creatorResourceID",
+    "datePurchased",
+    "description",
+    "extendedCost",
+    "internalCurrencyBillableAmount",
+    "internalCurrencyUnitPrice",
+    "internalPurchaseOrderNumber",
+    "isBillableToCompany",
+    "isBilled",
+    "name",
+    "notes",
+    "organizationalLevelAssociationID",
+    "productID",
+    "purchaseOrderNumber",
+    "status",
+    "statusLastModifiedBy",
+    "statusLastModifiedDate",
+    "unitCost",
+    "unitPrice",
+    "unitQuantity",
+];
+/// The longest `ContractCharges.name` the sandbox accepts (its `entityInformation/fields` says so).
+const CHARGE_NAME_LENGTH: usize = 100;
 /// `ContractServiceAdjustmentModel` fields (swagger).
 const CONTRACT_SERVICE_ADJUSTMENT_FIELDS: &[&str] = &[
     "id",

@@ -53,6 +53,53 @@ pub struct AtSeed {
     pub contracts: Vec<AtContract>,
     #[serde(default)]
     pub contract_services: Vec<AtContractService>,
+    /// The `ContractCharges.chargeType` picklist. Picklists are defined per Autotask instance,
+    /// so a client must read them (`entityInformation/fields`) rather than assume numbers; the
+    /// default values here are deliberately not 1.
+    #[serde(default = "default_charge_types")]
+    pub charge_types: Vec<AtPicklistValue>,
+    /// The `ContractCharges.status` picklist (per instance, like `charge_types`).
+    #[serde(default = "default_charge_statuses")]
+    pub charge_statuses: Vec<AtPicklistValue>,
+}
+
+/// One value of a picklist (`PickListValue` in the swagger).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AtPicklistValue {
+    pub value: i64,
+    pub label: String,
+    #[serde(default)]
+    pub is_default: bool,
+    #[serde(default = "yes")]
+    pub active: bool,
+}
+
+fn picklist(values: &[(i64, &str, bool, bool)]) -> Vec<AtPicklistValue> {
+    values
+        .iter()
+        .map(|&(value, label, is_default, active)| AtPicklistValue {
+            value,
+            label: label.into(),
+            is_default,
+            active,
+        })
+        .collect()
+}
+
+fn default_charge_types() -> Vec<AtPicklistValue> {
+    picklist(&[
+        (3, "Capitalized", false, true),
+        (4, "Operational", true, true),
+    ])
+}
+
+fn default_charge_statuses() -> Vec<AtPicklistValue> {
+    picklist(&[
+        (1, "Pending Purchase", false, false),
+        (6, "Ready to Ship", false, true),
+        (8, "Pending Approval", true, true),
+    ])
 }
 
 fn default_threshold() -> u32 {
@@ -123,6 +170,10 @@ pub struct AtService {
     /// `periodType`: 1 monthly (default), 2 quarterly, 3 semi-annual, 4 yearly.
     #[serde(default = "monthly")]
     pub period_type: i64,
+    /// `billingCodeID`: the service's billing (allocation) code, which a contract charge for it
+    /// bills under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub billing_code: Option<i64>,
     #[serde(default = "yes")]
     pub active: bool,
 }

@@ -94,9 +94,9 @@ pub use autotask::{
     AutotaskSandbox, AutotaskSandboxHandle,
 };
 pub use autotask_seed::{
-    AtCompany, AtContract, AtContractService, AtLogin, AtSeed, AtService, CONTRACT_STATUS_ACTIVE,
-    CONTRACT_TYPE_RECURRING_SERVICE, DEFAULT_REQUEST_THRESHOLD, DEFAULT_THREAD_LIMIT,
-    DEFAULT_THRESHOLD_TIMEFRAME_MINUTES,
+    AtCompany, AtContract, AtContractService, AtLogin, AtPicklistValue, AtSeed, AtService,
+    CONTRACT_STATUS_ACTIVE, CONTRACT_TYPE_RECURRING_SERVICE, DEFAULT_REQUEST_THRESHOLD,
+    DEFAULT_THREAD_LIMIT, DEFAULT_THRESHOLD_TIMEFRAME_MINUTES,
 };
 
 /// The Autotask demo data: the same story as [`DEMO_SEED_YAML`] in Autotask terms.

@@ -79,12 +79,16 @@ use http::{DEFAULT_DISCOVERY, Repeat, Request, Target, Transport};
 pub use http::{MAX_RECORDS, PER_ENTITY_CONCURRENCY, api_base};
 use journal::{Entry, Intent, Journal};
 use wire::{
-    Company, Contract, ContractService, ContractServiceUnit, Created, Filter, NewAdjustment,
-    QueryRequest, Service, ThresholdStatus,
+    Company, Contract, ContractCharge, ContractService, ContractServiceUnit, Created,
+    FieldInformation, Filter, NewAdjustment, NewCharge, QueryRequest, Service, ServiceBillingCode,
+    ThresholdStatus,
 };
 
 use super::http::{Redactor, RetryPolicy};
-use super::{AccessCheck, AppliedChange, CheckKind, CheckOutcome, LineChange, Psa, PsaError};
+use super::{
+    AccessCheck, AppliedChange, CheckKind, CheckOutcome, LineChange, Psa, PsaError, TrueUpCharge,
+    WrittenTrueUp,
+};
 use crate::config::{AutotaskSettings, Mapping, RecordRef, RefKind};
 use crate::plan::{LineBilling, PsaCompany, PsaContract, PsaLine, PsaSnapshot, RecordStatus};
 use crate::quantity::Quantity;
@@ -794,6 +798,156 @@ impl AutotaskClient {
         }
     }
 
+    /// A true-up is a contract charge (`ContractCharges`), not a pair of adjustments: one record,
+    /// queryable by its name, so a rerun finds it instead of charging twice, and no second write
+    /// that a cut-off run could leave out (a +N adjustment without its −N would bill +N every
+    /// period after).
+    async fn write_true_up_impl(&self, t: &TrueUpCharge) -> Result<WrittenTrueUp, PsaError> {
+        let what = format!("true-up {} on contract {}", t.id, t.contract_id);
+        let marker = t.marker();
+        let find = || async {
+            let found = self
+                .query::<ContractCharge>(
+                    "ContractCharges",
+                    &["name"],
+                    vec![
+                        Filter::new("eq", "contractID", t.contract_id),
+                        Filter::new("eq", "name", &marker),
+                    ],
+                    &what,
+                )
+                .await?;
+            Ok::<_, PsaError>(
+                found
+                    .into_iter()
+                    .filter(|c| c.name.as_deref() == Some(marker.as_str()))
+                    .map(|c| c.id)
+                    .min(),
+            )
+        };
+        if let Some(id) = find().await? {
+            return Ok(WrittenTrueUp {
+                record_id: id,
+                found: true,
+            });
+        }
+        let cs = self.contract_service(t.contract_id, t.line_id).await?;
+        let service_id = cs.service_id.ok_or_else(|| PsaError::Conflict {
+            what: what.clone(),
+            reason: format!(
+                "contract service {} names no service, whose billing code a charge needs",
+                cs.id
+            ),
+        })?;
+        let service_what = format!("service {service_id}");
+        let (services, fields, period) = tokio::join!(
+            self.query::<ServiceBillingCode>(
+                "Services",
+                &["billingCodeID"],
+                vec![Filter::new("eq", "id", service_id)],
+                &service_what,
+            ),
+            self.transport.send_json::<FieldInformation>(Request {
+                method: Method::GET,
+                entity: "ContractCharges",
+                target: Target::Api("ContractCharges/entityInformation/fields".into()),
+                body: None,
+                repeat: Repeat::Idempotent,
+                what: "the ContractCharges fields",
+            }),
+            self.period_of(&cs, t.first_day)
+        );
+        let billing_code_id = services?
+            .into_iter()
+            .find(|s| s.id == service_id)
+            .and_then(|s| s.billing_code_id)
+            .ok_or_else(|| PsaError::Conflict {
+                what: what.clone(),
+                reason: format!(
+                    "service {service_id} has no billing code, which a contract charge bills under; give the service one in Autotask (Admin > Products & Services)"
+                ),
+            })?;
+        let fields = fields?;
+        let picklist_default = |field: &str| -> Result<i64, PsaError> {
+            let values = fields
+                .fields
+                .iter()
+                .find(|f| f.name.eq_ignore_ascii_case(field))
+                .and_then(|f| f.picklist_values.as_deref())
+                .unwrap_or_default();
+            values
+                .iter()
+                .find(|v| v.is_default_value && v.is_active)
+                .and_then(|v| v.value.trim().parse().ok())
+                .ok_or_else(|| PsaError::Conflict {
+                    what: what.clone(),
+                    reason: format!(
+                        "the ContractCharges {field} picklist has no active default value ({}), so unitsync cannot choose one; set a default in Autotask",
+                        values
+                            .iter()
+                            .filter(|v| v.is_active)
+                            .map(|v| v.label.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                })
+        };
+        // The days were billed at their period's price; the correction bills at the same one.
+        let (unit_price, unit_cost) = match period {
+            Ok(p) => (p.unit_price, p.unit_cost),
+            Err(_) => (
+                cs.unit_price
+                    .and_then(|p| crate::money::Money::from_f64(p).ok()),
+                cs.unit_cost
+                    .and_then(|c| crate::money::Money::from_f64(c).ok()),
+            ),
+        };
+        let body = serde_json::to_value(NewCharge {
+            contract_id: t.contract_id,
+            contract_service_id: cs.id,
+            billing_code_id,
+            name: marker.clone(),
+            description: t.description(),
+            date_purchased: t.written_on.to_string(),
+            unit_quantity: t.quantity,
+            unit_price,
+            unit_cost,
+            is_billable_to_company: true,
+            charge_type: picklist_default("chargeType")?,
+            status: picklist_default("status")?,
+        })
+        .expect("a charge serialises");
+        let posted: Result<Created, PsaError> = self
+            .transport
+            .send_json(Request {
+                method: Method::POST,
+                entity: "ContractCharges",
+                target: Target::Api(format!("Contracts/{}/Charges", t.contract_id)),
+                body: Some(body),
+                repeat: Repeat::Once,
+                what: &what,
+            })
+            .await;
+        match posted {
+            Ok(created) => Ok(WrittenTrueUp {
+                record_id: created.item_id.unwrap_or(0),
+                found: false,
+            }),
+            Err(e) if e.is_transient() => {
+                // The POST may have been carried out before the failure: look, never post again.
+                tracing::warn!("{e}; looking for the charge before reporting a failure");
+                match find().await {
+                    Ok(Some(id)) => Ok(WrittenTrueUp {
+                        record_id: id,
+                        found: false,
+                    }),
+                    _ => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Requests a run over `mappings` with up to `writes` adjustments needs: the budget check,
     /// every page of every query the snapshot makes, and three per write.
     ///
@@ -1154,6 +1308,10 @@ impl Psa for AutotaskClient {
 
     /// The write permission is never probed (see [`WRITE_PROBE_SKIPPED`]), whatever
     /// `probe_write` says.
+    async fn write_true_up(&self, charge: &TrueUpCharge) -> Result<WrittenTrueUp, PsaError> {
+        self.write_true_up_impl(charge).await
+    }
+
     async fn check_access(&self, mappings: &[Mapping], _probe_write: bool) -> Vec<AccessCheck> {
         self.check_access_impl(mappings).await
     }

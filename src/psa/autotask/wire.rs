@@ -163,6 +163,76 @@ pub struct NewAdjustment {
     pub adjusted_unit_cost: Option<crate::money::Money>,
 }
 
+/// `POST /v1.0/Contracts/{id}/Charges` body: a one-time charge (`ContractChargeModel`).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NewCharge {
+    #[serde(rename = "contractID")]
+    pub contract_id: u64,
+    #[serde(rename = "contractServiceID")]
+    pub contract_service_id: u64,
+    /// The service's billing code: a charge bills under a billing code or a product.
+    #[serde(rename = "billingCodeID")]
+    pub billing_code_id: u64,
+    pub name: String,
+    pub description: String,
+    /// A bare date, like an adjustment's `effectiveDate` (see the module docs).
+    pub date_purchased: String,
+    pub unit_quantity: crate::quantity::Quantity,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unit_price: Option<crate::money::Money>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unit_cost: Option<crate::money::Money>,
+    pub is_billable_to_company: bool,
+    /// Picklist values: per instance, read from `entityInformation/fields`.
+    pub charge_type: i64,
+    pub status: i64,
+}
+
+/// A `ContractCharges` row, as far as finding a written true-up needs.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ContractCharge {
+    pub id: u64,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// `GET …/entityInformation/fields` (`FieldInformationResultModel`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct FieldInformation {
+    #[serde(default)]
+    pub fields: Vec<FieldInfo>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FieldInfo {
+    pub name: String,
+    #[serde(default)]
+    pub picklist_values: Option<Vec<PicklistValue>>,
+}
+
+/// `PickListValue`: the value is a string holding the number the field stores.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PicklistValue {
+    pub value: String,
+    #[serde(default)]
+    pub label: String,
+    #[serde(default)]
+    pub is_default_value: bool,
+    #[serde(default)]
+    pub is_active: bool,
+}
+
+/// A service's billing code (`ServiceModel.billingCodeID`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServiceBillingCode {
+    pub id: u64,
+    #[serde(default, rename = "billingCodeID")]
+    pub billing_code_id: Option<u64>,
+}
+
 #[derive(Debug, Deserialize)]
 pub struct Created {
     #[serde(default, rename = "itemId")]

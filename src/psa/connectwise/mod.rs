@@ -37,7 +37,10 @@ pub use http::RetryPolicy;
 use http::{DEFAULT_API_VERSION, PAGE_SIZE, Redactor, Repeat, Request, Target, Transport};
 use wire::{Addition, Agreement, Company, NewAddition, PatchOp};
 
-use super::{AccessCheck, AppliedChange, CheckKind, CheckOutcome, LineChange, Psa, PsaError};
+use super::{
+    AccessCheck, AppliedChange, CheckKind, CheckOutcome, LineChange, Psa, PsaError, TRUE_UP_MARKER,
+    TrueUpCharge, WrittenTrueUp,
+};
 use crate::config::{ConnectWiseSettings, Mapping, RecordRef, RefKind, UpdatePolicy};
 use crate::plan::{PsaCompany, PsaContract, PsaLine, PsaSnapshot, RecordStatus};
 use crate::quantity::Quantity;
@@ -772,6 +775,143 @@ impl ConnectWiseClient {
             .max())
     }
 
+    /// Writes an approved true-up as its own addition, effective on the agreement's next invoice
+    /// date and cancelled on the last day of that period, so it bills exactly once: one period
+    /// of `quantity` units at the line's price, on the next invoice. The line itself is left
+    /// alone.
+    async fn write_true_up_impl(&self, t: &TrueUpCharge) -> Result<WrittenTrueUp, PsaError> {
+        let agreement_id = t.contract_id;
+        let what = format!("true-up {} on agreement {agreement_id}", t.id);
+        let marker = t.marker();
+        let find = || async {
+            let additions = self
+                .transport
+                .list_all::<Addition>(
+                    format!("finance/agreements/{agreement_id}/additions"),
+                    vec![("pageSize", PAGE_SIZE.into())],
+                    &format!("additions of agreement {agreement_id}"),
+                )
+                .await?;
+            Ok::<_, PsaError>(
+                additions
+                    .iter()
+                    .filter(|a| {
+                        a.description
+                            .as_deref()
+                            .is_some_and(|d| d.starts_with(&marker))
+                    })
+                    .map(|a| a.id)
+                    .min(),
+            )
+        };
+        if let Some(id) = find().await? {
+            return Ok(WrittenTrueUp {
+                record_id: id,
+                found: true,
+            });
+        }
+        let ids = BTreeSet::from([agreement_id]);
+        let (line, agreements) = tokio::join!(
+            self.get_addition(agreement_id, t.line_id),
+            self.agreements_by_id(&ids)
+        );
+        let line = line?;
+        let agreement = agreements?
+            .into_iter()
+            .find(|a| a.id == agreement_id)
+            .ok_or_else(|| PsaError::Conflict {
+                what: what.clone(),
+                reason: format!("agreement {agreement_id} was not found"),
+            })?;
+        let effective = agreement.open_from().ok_or_else(|| PsaError::Conflict {
+            what: what.clone(),
+            reason: "the agreement has no next invoice date, so the period a one-time correction bills in is unknown; check the agreement's billing setup".into(),
+        })?;
+        let cycle = agreement.cycle().ok_or_else(|| PsaError::Conflict {
+            what: what.clone(),
+            reason: format!(
+                "the agreement's billing cycle ({}) is not monthly, quarterly, semi-annual or annual, so the correction cannot be made to bill exactly one period; write it by hand",
+                agreement
+                    .billing_cycle
+                    .as_ref()
+                    .and_then(|c| c.name.as_deref())
+                    .unwrap_or("not set")
+            ),
+        })?;
+        let period_end = effective
+            .checked_add(jiff::Span::new().months(i64::from(cycle.months())))
+            .and_then(|d| d.yesterday())
+            .map_err(|e| PsaError::Conflict {
+                what: what.clone(),
+                reason: format!("the period from {effective} has no end date: {e}"),
+            })?;
+        let product_id =
+            line.product
+                .as_ref()
+                .and_then(|p| p.id)
+                .ok_or_else(|| PsaError::Conflict {
+                    what: what.clone(),
+                    reason: format!(
+                        "addition {} names no product id for the correction to bill",
+                        line.id
+                    ),
+                })?;
+        let mut copy = NewAddition::copy_of(
+            &line,
+            product_id,
+            t.quantity,
+            format!("{effective}T00:00:00Z"),
+            agreement_id,
+        );
+        copy.cancelled_date = Some(format!("{period_end}T00:00:00Z"));
+        copy.description = Some(t.description());
+        copy.invoice_description = Some(format!(
+            "{}: correction for {} to {}",
+            line.invoice_description
+                .as_deref()
+                .or(line.description.as_deref())
+                .filter(|d| !d.trim().is_empty())
+                .unwrap_or("units"),
+            t.first_day,
+            t.last_day
+        ));
+        // A correction is billed once, whole: no proration against a period it starts in, and
+        // no included units taken off a difference the line's own inclusion already covered.
+        copy.prorate_current_period_flag = Some(false);
+        copy.less_included = Some(serde_json::json!(0));
+        copy.serial_number = None;
+        copy.custom_fields = None;
+        let body = serde_json::to_value(copy).expect("an addition serialises");
+        let posted: Result<Addition, PsaError> = self
+            .transport
+            .send_json(Request {
+                method: Method::POST,
+                target: api(format!("finance/agreements/{agreement_id}/additions")),
+                body: Some(body),
+                repeat: Repeat::Once,
+                what: &what,
+            })
+            .await;
+        match posted {
+            Ok(new) => Ok(WrittenTrueUp {
+                record_id: new.id,
+                found: false,
+            }),
+            Err(e) if e.is_transient() => {
+                // The POST may have been carried out before the failure: look, never post again.
+                tracing::warn!("{e}; looking for the addition before reporting a failure");
+                match find().await {
+                    Ok(Some(id)) => Ok(WrittenTrueUp {
+                        record_id: id,
+                        found: false,
+                    }),
+                    _ => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     async fn check_access_impl(&self, mappings: &[Mapping], probe_write: bool) -> Vec<AccessCheck> {
         let t = &self.transport;
         let mut checks = Vec::new();
@@ -1050,6 +1190,10 @@ impl Psa for ConnectWiseClient {
         }
     }
 
+    async fn write_true_up(&self, charge: &TrueUpCharge) -> Result<WrittenTrueUp, PsaError> {
+        self.write_true_up_impl(charge).await
+    }
+
     async fn check_access(&self, mappings: &[Mapping], probe_write: bool) -> Vec<AccessCheck> {
         self.check_access_impl(mappings, probe_write).await
     }
@@ -1069,7 +1213,16 @@ fn awaiting_readd(additions: &[Addition], effective: jiff::civil::Date) -> BTree
     let last_day = last_day_before(effective).to_string();
     let product = |a: &Addition| a.product.as_ref().and_then(|p| p.id);
     let mut newest: BTreeMap<u64, u64> = BTreeMap::new();
-    for a in additions.iter().filter(|a| a.cancelled_on(&last_day)) {
+    // A true-up is cancelled at its period's end by design; it never awaits a re-add.
+    let true_up = |a: &Addition| {
+        a.description
+            .as_deref()
+            .is_some_and(|d| d.starts_with(TRUE_UP_MARKER))
+    };
+    for a in additions
+        .iter()
+        .filter(|a| a.cancelled_on(&last_day) && !true_up(a))
+    {
         if let Some(p) = product(a) {
             let id = newest.entry(p).or_insert(a.id);
             *id = (*id).max(a.id);

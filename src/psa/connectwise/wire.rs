@@ -321,6 +321,9 @@ pub(crate) struct NewAddition {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub invoice_description: Option<String>,
     pub effective_date: String,
+    /// Set only on a one-time correction, which ends with its period.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cancelled_date: Option<String>,
     pub agreement_id: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub serial_number: Option<String>,
@@ -366,6 +369,7 @@ impl NewAddition {
             description: old.description.clone(),
             invoice_description: old.invoice_description.clone(),
             effective_date,
+            cancelled_date: None,
             agreement_id,
             serial_number: old.serial_number.clone(),
             sequence_number: old.sequence_number.clone().filter(|v| !v.is_null()),
