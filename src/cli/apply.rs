@@ -349,6 +349,7 @@ fn write_history(
             std::env::var("USER").unwrap_or_else(|_| "unknown".into())
         )),
         lines: crate::history::with_notes(lines, &repo.lock, &repo.lock_notes),
+        true_ups: Vec::new(),
     };
     record.write(&repo.root).map_err(|e| {
         let error = CommandError::external(e.to_string());

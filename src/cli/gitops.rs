@@ -345,6 +345,7 @@ async fn apply_merged_locked<P: Psa + Sync>(
     let super::workflow::Planned {
         plan: planned,
         source_accounts,
+        history,
         ..
     } = make_plan(repo, psa, DesiredFrom::Lock).await?;
     let plan = if force {
@@ -387,7 +388,33 @@ async fn apply_merged_locked<P: Psa + Sync>(
     };
     let mut lines = execute(psa, &plan, &options).await;
     lines.extend(found_applied(&plan));
-    if lines.is_empty() && extra_files.is_empty() && leftovers.is_empty() {
+    let true_ups = if repo.settings.true_ups() {
+        crate::apply::write_true_ups(
+            psa,
+            &plan,
+            &repo.true_ups.true_ups,
+            &crate::history::written_true_ups(&history),
+            options.effective,
+            Some(deadline),
+        )
+        .await
+    } else {
+        let waiting = repo
+            .true_ups
+            .true_ups
+            .iter()
+            .filter(|t| !t.decline)
+            .filter(|t| !crate::history::written_true_ups(&history).contains(&t.id))
+            .count();
+        if waiting > 0 {
+            println!(
+                "Not writing {waiting} approved true-up{} in true-ups.yaml: billing.true_ups is off.",
+                if waiting == 1 { "" } else { "s" }
+            );
+        }
+        Vec::new()
+    };
+    if lines.is_empty() && true_ups.is_empty() && extra_files.is_empty() && leftovers.is_empty() {
         println!("\nNothing to apply.");
         let psa_name = repo.settings.psa.kind().to_string();
         if let Some(held) = crate::notify::Event::held(&psa_name, &plan, approval.pull_request) {
@@ -407,8 +434,12 @@ async fn apply_merged_locked<P: Psa + Sync>(
         .iter()
         .filter(|l| l.outcome == LineOutcome::Applied)
         .count();
+    let written_true_ups = true_ups
+        .iter()
+        .filter(|t| t.outcome == LineOutcome::Applied)
+        .count();
     let mut history_path = None;
-    if !lines.is_empty() {
+    if !lines.is_empty() || !true_ups.is_empty() {
         let record = HistoryRecord {
             run: started
                 .round(jiff::Unit::Second)
@@ -418,6 +449,7 @@ async fn apply_merged_locked<P: Psa + Sync>(
             pull_request: approval.pull_request,
             approved_by: approval.approved_by.clone(),
             lines: crate::history::with_notes(lines.clone(), &repo.lock, &repo.lock_notes),
+            true_ups: true_ups.clone(),
         };
         let path = record.write(&repo.root).map_err(|e| {
             CommandError::external(e.to_string())
@@ -441,12 +473,25 @@ async fn apply_merged_locked<P: Psa + Sync>(
     files.reverse();
     files.retain(|(path, _)| seen.insert(path.clone()));
     files.reverse();
-    let mut message = if applied == 0 && lines.is_empty() {
+    let mut message = if applied == 0 && lines.is_empty() && true_ups.is_empty() {
         "unitsync: record the history an interrupted run left uncommitted".to_string()
+    } else if lines.is_empty() {
+        format!(
+            "unitsync: write {written_true_ups} true-up{}",
+            if written_true_ups == 1 { "" } else { "s" }
+        )
     } else {
         format!(
-            "unitsync: apply {applied} unit change{}",
-            if applied == 1 { "" } else { "s" }
+            "unitsync: apply {applied} unit change{}{}",
+            if applied == 1 { "" } else { "s" },
+            if true_ups.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " and write {written_true_ups} true-up{}",
+                    if written_true_ups == 1 { "" } else { "s" }
+                )
+            }
         )
     };
     if let Some(number) = approval.pull_request {
@@ -463,6 +508,7 @@ async fn apply_merged_locked<P: Psa + Sync>(
 
     println!();
     super::apply::print_outcomes(&lines);
+    print_true_ups(&true_ups);
     if let Some(path) = history_path {
         println!(
             "Recorded in {} and pushed to {} ({}{}).",
@@ -490,13 +536,46 @@ async fn apply_merged_locked<P: Psa + Sync>(
         .iter()
         .filter(|l| l.outcome != LineOutcome::Applied)
         .count();
-    if failed > 0 {
-        return Err(CommandError::external(format!(
-            "{failed} line(s) were not applied"
-        ))
-        .hinted("see the reasons above; the next apply retries them (applied lines are not written twice)"));
+    let failed_true_ups = true_ups
+        .iter()
+        .filter(|t| t.outcome != LineOutcome::Applied)
+        .count();
+    if failed > 0 || failed_true_ups > 0 {
+        let mut what = Vec::new();
+        if failed > 0 {
+            what.push(format!("{failed} line(s) were not applied"));
+        }
+        if failed_true_ups > 0 {
+            what.push(format!("{failed_true_ups} true-up(s) were not written"));
+        }
+        return Err(CommandError::external(what.join(" and "))
+        .hinted("see the reasons above; the next apply retries them (applied lines and written true-ups are not written twice)"));
     }
     super::plan::outcome(&plan, false)
+}
+
+/// One line per true-up attempted: what was written where, or why not.
+fn print_true_ups(true_ups: &[crate::history::HistoryTrueUp]) {
+    for t in true_ups {
+        let record = t
+            .record
+            .map_or_else(String::new, |r| format!(" (PSA record {r})"));
+        match (&t.outcome, &t.reason) {
+            (LineOutcome::Applied, None) => println!(
+                "true-up  {} {}: wrote {} once{record}",
+                t.id, t.mapping, t.quantity
+            ),
+            (LineOutcome::Applied, Some(reason)) => {
+                println!("true-up  {} {}: {reason}{record}", t.id, t.mapping)
+            }
+            (_, reason) => println!(
+                "failed   true-up {} {}: {}",
+                t.id,
+                t.mapping,
+                reason.as_deref().unwrap_or("not written")
+            ),
+        }
+    }
 }
 
 fn effective_policy(repo: &BillingRepo) -> EffectiveDate {

@@ -17,10 +17,12 @@ use clap::Args;
 use super::gitops::{
     Approval, Checkout, apply_merged, git_error, github, proposal_branch, review_error,
 };
-use super::workflow::{connect, load_repo, make_plan, runtime};
+use super::workflow::{Planned, connect, load_repo, make_plan, runtime};
 use super::{CommandError, GlobalArgs, Outcome};
 use crate::config::{self, BillingRepo, Lock};
-use crate::plan::{DesiredFrom, Plan, drop_rejected, lock_change_count, lock_changes};
+use crate::history::HistoryRecord;
+use crate::plan::true_up::{Candidate, LineTerms, candidates};
+use crate::plan::{DesiredFrom, Plan, PsaSnapshot, drop_rejected, lock_change_count, lock_changes};
 use crate::psa::Psa;
 use crate::render::{self, GITHUB_COMMENT_LIMIT, MarkdownOptions};
 use crate::review::git::{ForeignCommit, Push};
@@ -66,6 +68,7 @@ pub async fn propose<P: Psa + Sync, R: Review + Sync>(
     let base = &checkout.base;
     let branch = proposal_branch(repo);
     let lock_path = checkout.repo_path(std::path::Path::new(config::LOCK_FILE));
+    let true_ups_path = checkout.repo_path(std::path::Path::new(config::TRUE_UPS_FILE));
 
     git.fetch().map_err(git_error)?;
     let base_head = git
@@ -81,8 +84,26 @@ pub async fn propose<P: Psa + Sync, R: Review + Sync>(
             "`git pull` on {base} first: proposals are made against the default branch"
         )));
     }
+    let base_true_ups_text = git
+        .read_file(base_head, &true_ups_path)
+        .map_err(git_error)?;
+    if repo.settings.true_ups()
+        && base_true_ups_text != std::fs::read_to_string(repo.root.join(config::TRUE_UPS_FILE)).ok()
+    {
+        return Err(CommandError::user(format!(
+            "true-ups.yaml in this checkout differs from the one on origin/{base}"
+        ))
+        .hinted(format!(
+            "`git pull` on {base} first: proposals are made against the default branch"
+        )));
+    }
 
-    let plan = make_plan(repo, psa, DesiredFrom::Lock).await?.plan;
+    let Planned {
+        plan,
+        snapshot,
+        history,
+        ..
+    } = make_plan(repo, psa, DesiredFrom::Lock).await?;
     super::plan::publish_to_github(&plan)?;
     let wanted = plan.proposed_lock(&repo.lock);
 
@@ -91,18 +112,24 @@ pub async fn propose<P: Psa + Sync, R: Review + Sync>(
         .last_closed_unmerged(&branch)
         .await
         .map_err(review_error)?;
-    let rejected = closed
+    let closed_marker = closed.as_ref().and_then(|p| ProposalMarker::find(&p.body));
+    let rejected = closed_marker
         .as_ref()
-        .and_then(|p| ProposalMarker::find(&p.body))
-        .map(|m| m.units)
+        .map(|m| m.units.clone())
         .unwrap_or_default();
+    let new_true_ups = if repo.settings.true_ups() {
+        let rejected = closed_marker.map(|m| m.true_ups).unwrap_or_default();
+        true_up_candidates(repo, &plan, &snapshot, &history, &rejected)
+    } else {
+        Vec::new()
+    };
     let (proposed, held_back) = drop_rejected(&repo.lock, &wanted, &rejected);
     let held_note = held_back_note(&held_back, closed.as_ref());
     if let Some(note) = &held_note {
         println!("{note}");
     }
 
-    if proposed == repo.lock {
+    if proposed == repo.lock && new_true_ups.is_empty() {
         println!("{}", plan.summary());
         match &open {
             Some(pr) => println!(
@@ -126,11 +153,21 @@ pub async fn propose<P: Psa + Sync, R: Review + Sync>(
     }
 
     let count = lock_change_count(&repo.lock, &proposed);
-    let title = format!(
-        "unitsync: propose {count} unit change{}",
-        if count == 1 { "" } else { "s" }
-    );
+    let title = proposal_title(count, new_true_ups.len());
     let new_text = render::lock_text(&proposed);
+    let true_ups_text = (!new_true_ups.is_empty()).then(|| {
+        new_true_ups_text(
+            repo,
+            base_true_ups_text.as_deref(),
+            &new_true_ups,
+            &plan.currency,
+        )
+    });
+    let mut files = vec![(lock_path.clone(), new_text.clone().into_bytes())];
+    if let Some(text) = &true_ups_text {
+        files.push((true_ups_path.clone(), text.clone().into_bytes()));
+    }
+    let wanted_true_ups_text = true_ups_text.clone().or(base_true_ups_text.clone());
     let diff = render::lock_diff(
         base_lock_text.as_deref().unwrap_or(""),
         &new_text,
@@ -141,11 +178,7 @@ pub async fn propose<P: Psa + Sync, R: Review + Sync>(
     let state = match git.remote_branch(&branch) {
         None => {
             let commit = git
-                .commit_files(
-                    base_head,
-                    &[(lock_path.clone(), new_text.clone().into_bytes())],
-                    &title,
-                )
+                .commit_files(base_head, &files, &title)
                 .map_err(git_error)?;
             push(checkout, commit, &branch, None)?;
             BranchState::Created
@@ -157,18 +190,15 @@ pub async fn propose<P: Psa + Sync, R: Review + Sync>(
                     .read_file(tip, &lock_path)
                     .map_err(git_error)?
                     .as_deref()
-                    == Some(new_text.as_str());
+                    == Some(new_text.as_str())
+                && git.read_file(tip, &true_ups_path).map_err(git_error)? == wanted_true_ups_text;
             if !foreign.is_empty() && open.is_some() {
                 BranchState::Edited(foreign)
             } else if current && foreign.is_empty() {
                 BranchState::Unchanged
             } else {
                 let commit = git
-                    .commit_files(
-                        base_head,
-                        &[(lock_path.clone(), new_text.clone().into_bytes())],
-                        &title,
-                    )
+                    .commit_files(base_head, &files, &title)
                     .map_err(git_error)?;
                 push(checkout, commit, &branch, Some(tip))?;
                 BranchState::Updated
@@ -181,6 +211,7 @@ pub async fn propose<P: Psa + Sync, R: Review + Sync>(
         &diff,
         &repo.lock,
         &proposed,
+        &new_true_ups,
         &state,
         held_note.as_deref(),
     );
@@ -296,6 +327,7 @@ fn pull_body(
     diff: &str,
     current: &Lock,
     proposed: &Lock,
+    true_ups: &[Candidate],
     state: &BranchState,
     held_note: Option<&str>,
 ) -> String {
@@ -316,7 +348,12 @@ fn pull_body(
         }
         head.push('\n');
     }
-    let mut tail = String::from(
+    let mut tail = String::new();
+    if !true_ups.is_empty() {
+        tail.push_str("\n\n");
+        tail.push_str(&render::true_ups_markdown(true_ups, &plan.currency));
+    }
+    tail.push_str(
         "\n\n---\nMerging this pull request approves the counts in `units.lock.yaml`; `unitsync apply --gitops` then \
          sets them in the PSA and records who approved them. Change a value to approve another count; delete a line \
          to leave that PSA line alone this time; close the pull request to reject these values.\n",
@@ -326,10 +363,9 @@ fn pull_body(
     }
     tail.push('\n');
     // The marker gets at most half of the body; the rendered plan shrinks to fit the rest.
-    tail.push_str(
-        &ProposalMarker::new(lock_changes(current, proposed))
-            .to_comment_within(GITHUB_COMMENT_LIMIT / 2),
-    );
+    let mut marker = ProposalMarker::new(lock_changes(current, proposed));
+    marker.true_ups = true_ups.iter().map(|c| c.entry.id.clone()).collect();
+    tail.push_str(&marker.to_comment_within(GITHUB_COMMENT_LIMIT / 2));
     tail.push('\n');
     let room = GITHUB_COMMENT_LIMIT.saturating_sub(head.chars().count() + tail.chars().count());
     let markdown = render::markdown(
@@ -340,6 +376,74 @@ fn pull_body(
         },
     );
     format!("{head}{markdown}{tail}")
+}
+
+/// `unitsync: propose 2 unit changes and 1 true-up`.
+fn proposal_title(unit_changes: usize, true_ups: usize) -> String {
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
+    match (unit_changes, true_ups) {
+        (n, 0) => format!("unitsync: propose {n} unit change{}", plural(n)),
+        (0, t) => format!("unitsync: propose {t} true-up{}", plural(t)),
+        (n, t) => format!(
+            "unitsync: propose {n} unit change{} and {t} true-up{}",
+            plural(n),
+            plural(t)
+        ),
+    }
+}
+
+/// The true-ups history calls for that are not in `true-ups.yaml` yet, not written, and not
+/// `rejected` by the latest pull request closed without merging. The line terms come from the
+/// PSA line each mapping resolves to now, which is also the line `apply` charges.
+fn true_up_candidates(
+    repo: &BillingRepo,
+    plan: &Plan,
+    snapshot: &PsaSnapshot,
+    history: &[(std::path::PathBuf, HistoryRecord)],
+    rejected: &[String],
+) -> Vec<Candidate> {
+    let mut known: std::collections::BTreeSet<String> = repo
+        .true_ups
+        .true_ups
+        .iter()
+        .map(|t| t.id.clone())
+        .collect();
+    known.extend(crate::history::written_true_ups(history));
+    known.extend(rejected.iter().cloned());
+    candidates(&crate::history::late_changes(history), &known, |mapping| {
+        let line = plan.lines.iter().find(|l| l.mapping == mapping)?;
+        let (contract_id, line_id) = (line.target.contract_id?, line.target.line_id?);
+        let billing = snapshot
+            .lines
+            .iter()
+            .find(|l| l.id == line_id && l.contract_id == contract_id)
+            .map(|l| l.billing)
+            .unwrap_or_default();
+        Some(LineTerms {
+            cycle: billing.cycle,
+            unit_price: billing.unit_price,
+        })
+    })
+}
+
+/// `true-ups.yaml` with `new` added: the default branch's text with the new entries appended,
+/// unless that text does not read back as the old entries plus the new ones (a layout appending
+/// cannot extend), in which case every entry is written afresh.
+fn new_true_ups_text(
+    repo: &BillingRepo,
+    base_text: Option<&str>,
+    new: &[Candidate],
+    currency: &str,
+) -> String {
+    let mut all = repo.true_ups.true_ups.clone();
+    all.extend(new.iter().map(|c| c.entry.clone()));
+    let appended =
+        render::true_ups_text(base_text, repo.true_ups.true_ups.is_empty(), new, currency);
+    if config::parse_true_ups(&appended).is_some_and(|t| t.true_ups == all) {
+        appended
+    } else {
+        render::true_ups_text_fresh(&all)
+    }
 }
 
 /// `approval: automatic`: no pull request. The new lock and the history of applying it go
@@ -423,6 +527,7 @@ mod tests {
             &diff,
             &current,
             &proposed,
+            &[],
             &BranchState::Edited(foreign),
             Some("held back"),
         );

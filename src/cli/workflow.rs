@@ -82,6 +82,8 @@ pub struct Planned {
     pub snapshot: PsaSnapshot,
     /// Distinct vendor accounts the source returned, for `history/last-source-accounts`.
     pub source_accounts: usize,
+    /// The history records read for the plan, oldest first.
+    pub history: Vec<(std::path::PathBuf, history::HistoryRecord)>,
 }
 
 /// Reads the vendor counts and the PSA at the same time, then plans.
@@ -137,6 +139,7 @@ pub async fn make_plan<P: Psa + Sync>(
         plan,
         snapshot,
         source_accounts,
+        history: records,
     })
 }
 

@@ -33,7 +33,7 @@ pub fn lock_text(lock: &Lock) -> String {
 }
 
 /// A mapping key: plain when it is unmistakably a string, double-quoted otherwise.
-fn yaml_key(id: &str) -> String {
+pub(super) fn yaml_key(id: &str) -> String {
     let plain = id.chars().next().is_some_and(char::is_alphabetic)
         && id
             .chars()

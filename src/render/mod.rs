@@ -7,6 +7,8 @@
 //!   `apply --plan FILE`.
 //! - [`status`]: the `unitsync status` dashboard (terminal, Markdown with Mermaid, static HTML).
 //! - [`lock_text`] / [`lock_diff`]: the canonical `units.lock.yaml` and its unified diff.
+//! - [`true_ups_text`] / [`true_ups_markdown`]: `true-ups.yaml` entries `propose` adds, and the
+//!   pull-request section that explains them.
 //!
 //! Every renderer is a pure function from values to a `String`; callers decide where it goes.
 
@@ -15,11 +17,16 @@ mod lock;
 mod markdown;
 pub mod status;
 mod table;
+mod true_ups;
 
 pub use json::{FORMAT_VERSION, PlanFileError, json, parse_json};
 pub use lock::{LOCK_HEADER, lock_diff, lock_text};
 pub use markdown::{GITHUB_COMMENT_LIMIT, MarkdownOptions, escape_markdown, markdown};
 pub use table::{TableOptions, color_policy, table, use_color};
+pub use true_ups::{
+    TRUE_UPS_HEADER, explanation as true_up_explanation, true_ups_markdown, true_ups_text,
+    true_ups_text_fresh,
+};
 
 use crate::config::UpdatePolicy;
 use crate::plan::Action;

@@ -96,6 +96,10 @@ pub struct ProposalMarker {
     /// the first ones by id.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub truncated: bool,
+    /// The ids of the true-ups the pull request adds to `true-ups.yaml`: closing it unmerged
+    /// rejects them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub true_ups: Vec<String>,
 }
 
 impl ProposalMarker {
@@ -104,6 +108,7 @@ impl ProposalMarker {
             format_version: 1,
             units,
             truncated: false,
+            true_ups: Vec::new(),
         }
     }
 

@@ -1529,3 +1529,157 @@ fn a_run_whose_lock_is_about_to_expire_starts_no_write() {
     assert_eq!(lines[0].outcome, LineOutcome::Applied);
     assert_eq!(world.quantity(5001), 4.0);
 }
+
+// ---------------------------------------------------------------------------------------------
+// True-ups
+
+/// `units × days / month length`, to two decimals: the share the test expects, worked out here
+/// rather than by the code under test (no case here lands on a half cent).
+fn month_share(units: f64, first: jiff::civil::Date) -> String {
+    let days = f64::from(first.last_of_month().day() - first.day() + 1);
+    let q = (units * days / f64::from(first.days_in_month()) * 100.0).round() / 100.0;
+    format!("{q}")
+}
+
+/// An in-place edit bills from the agreement's next invoice, so the days from the change to the
+/// end of the invoiced month went out at the old count. With `billing.true_ups` on, the next
+/// propose puts one correction per line up for review in `true-ups.yaml`; once merged, apply
+/// writes each as an addition effective on the next invoice date and cancelled at that
+/// period's end, and a rerun writes nothing.
+#[test]
+fn true_ups_for_invoiced_days_are_proposed_then_written_once_after_the_merge() {
+    let world = World::new("manual");
+    let settings = std::fs::read_to_string(world.reviewer.join("unitsync.yaml")).unwrap();
+    world.commit_main(
+        &[(
+            "unitsync.yaml",
+            &format!("{settings}billing:\n  true_ups: true\n"),
+        )],
+        "turn on true-ups",
+        true,
+    );
+    world.ok(&["propose"]);
+    world.merge(1);
+    world.ok(&["apply", "--gitops"]);
+    let today = crate::support::today();
+    let next = crate::support::first_of_next_month();
+    let month_end = next.yesterday().unwrap();
+    let record = &world.remote_history()[0];
+    assert_eq!(record.lines[0].due, Some(today));
+    assert_eq!(record.lines[0].effective, Some(next));
+    world.github.take_calls();
+
+    // The second propose: the lock holds the counts already; the corrections are new.
+    let out = world.ok(&["propose"]);
+    assert!(
+        out.contains("Opened #2: unitsync: propose 2 true-ups"),
+        "{out}"
+    );
+    let bob_id = unitsync::plan::true_up::true_up_id(BOB, today, next);
+    let torch_id = unitsync::plan::true_up::true_up_id(TORCH, today, next);
+    let (bob_q, torch_q) = (month_share(1.0, today), month_share(15.25, today));
+    let days = month_end.day() - today.day() + 1;
+    let s = if days == 1 { "" } else { "s" };
+    let bob_amount = format!("{:.2}", bob_q.parse::<f64>().unwrap() * 12.5);
+    let torch_amount = format!("{:.2}", torch_q.parse::<f64>().unwrap() * 0.25);
+    assert_eq!(
+        world.remote_file(BRANCH, "true-ups.yaml") + "\n",
+        format!(
+            "{header}true_ups:\n\
+             \x20 # {days} day{s} ({today} to {month_end}) billed 3 instead of 4: +{bob_q} of a monthly period = +${bob_amount}\n\
+             \x20 - id: {bob_id}\n    mapping: {BOB}\n    first_day: {today}\n    last_day: {month_end}\n    billed: 3\n    approved: 4\n    quantity: {bob_q}\n\
+             \x20 # {days} day{s} ({today} to {month_end}) billed 120.25 instead of 135.5: +{torch_q} of a monthly period = +${torch_amount}\n\
+             \x20 - id: {torch_id}\n    mapping: {TORCH}\n    first_day: {today}\n    last_day: {month_end}\n    billed: 120.25\n    approved: 135.5\n    quantity: {torch_q}\n",
+            header = unitsync::render::TRUE_UPS_HEADER
+        )
+    );
+    let tip = world.remote_sha(BRANCH);
+    assert_eq!(
+        world.remote_git(&["diff", "--name-only", "main", &tip]),
+        "true-ups.yaml"
+    );
+    let calls = world.github.take_calls();
+    let body = calls[2].body["body"].as_str().unwrap();
+    assert!(
+        body.contains(&format!(
+            "| `{bob_id}` | {} | {today} to {month_end} ({days} day{s}) | 3 → 4 | +{bob_q} | +${bob_amount} |\n",
+            unitsync::render::escape_markdown(BOB)
+        )),
+        "{body}"
+    );
+    assert!(body.contains("`decline: true`"), "{body}");
+    assert!(
+        body.contains(&format!("\"true_ups\":[\"{bob_id}\",\"{torch_id}\"]")),
+        "{body}"
+    );
+    assert_eq!(world.patches(), 2, "propose never writes the PSA");
+    let posts = |w: &World| {
+        w.sandbox
+            .requests()
+            .into_iter()
+            .filter(|r| r.method == "POST")
+            .collect::<Vec<_>>()
+    };
+    assert!(posts(&world).is_empty());
+    // Proposing again changes nothing.
+    assert!(world.ok(&["propose"]).contains("Already proposed"));
+
+    // Merged: each correction is one addition on the next invoice, cancelled at its period's end.
+    world.merge(2);
+    let out = world.ok(&["apply", "--gitops"]);
+    let written = posts(&world);
+    assert_eq!(written.len(), 2, "{written:#?}");
+    assert_eq!(
+        written[0].path,
+        "/v4_6_release/apis/3.0/finance/agreements/1001/additions"
+    );
+    let period_end = (next + jiff::Span::new().months(1)).yesterday().unwrap();
+    assert_eq!(
+        written[0].body.clone().unwrap(),
+        json!({
+            "product": {"id": 301},
+            "quantity": serde_json::from_str::<Value>(&bob_q).unwrap(),
+            "unitPrice": 12.5,
+            "unitCost": 6.0,
+            "billCustomer": "Billable",
+            "taxableFlag": false,
+            "description": format!("unitsync true-up {bob_id}: correction for {today} to {month_end}, billed at the old count (mapping {BOB})"),
+            "invoiceDescription": format!("ShadowProtect Desktop: correction for {today} to {month_end}"),
+            "effectiveDate": format!("{next}T00:00:00Z"),
+            "cancelledDate": format!("{period_end}T00:00:00Z"),
+            "agreementId": 1001,
+            // A difference: the line's own inclusion already took its included units off.
+            "lessIncluded": 0,
+            "prorateCurrentPeriodFlag": false,
+            "purchaseItemFlag": false,
+            "specialOrderFlag": false,
+            "sequenceNumber": 0.0,
+            "uom": "Each",
+        })
+    );
+    assert!(
+        out.contains(&format!("true-up  {bob_id} {BOB}: wrote {bob_q} once")),
+        "{out}"
+    );
+    let history = world.remote_history();
+    let record = history.last().unwrap();
+    assert_eq!(record.pull_request, Some(2));
+    assert!(record.lines.is_empty(), "{record:#?}");
+    assert_eq!(
+        record
+            .true_ups
+            .iter()
+            .map(|t| (t.id.as_str(), t.contract, t.outcome, t.reason.as_deref()))
+            .collect::<Vec<_>>(),
+        [
+            (bob_id.as_str(), Some(1001), LineOutcome::Applied, None),
+            (torch_id.as_str(), Some(1003), LineOutcome::Applied, None)
+        ]
+    );
+    // The true-up addition is not mistaken for the line: the plan is still in sync.
+    let out = world.ok(&["apply", "--gitops"]);
+    assert!(out.contains("Nothing to apply"), "{out}");
+    assert_eq!(posts(&world).len(), 2);
+    let out = world.ok(&["propose"]);
+    assert!(out.contains("Nothing to propose"), "{out}");
+}
