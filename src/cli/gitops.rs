@@ -394,7 +394,7 @@ async fn apply_merged_locked<P: Psa + Sync>(
             &plan,
             &repo.true_ups.true_ups,
             &crate::history::written_true_ups(&history),
-            options.effective,
+            super::apply::today(repo),
             Some(deadline),
         )
         .await

@@ -448,6 +448,10 @@ fn humanize(err: &ValidationError<'_>, schema: &Value, out: &mut Vec<Problem>) {
                     "is not a schedule",
                     "write \"on-merge\", \"daily at HH:MM\" or \"monthly on day D at HH:MM\"",
                 ),
+                "id" if pointer.starts_with("/true_ups/") => (
+                    "is not a true-up id",
+                    "true-up ids are tu- and 8 hexadecimal digits, as propose writes them; keep the id propose gave",
+                ),
                 "id" => (
                     "is not a valid mapping id",
                     "ids use lower-case letters, digits and . _ / -, and start with a letter or digit",

@@ -464,9 +464,9 @@ impl Checker<'_> {
             self.error(
                 &s.file,
                 s.doc.value_pos("/billing/true_ups"),
-                "billing.true_ups needs approval: pull-request; a true-up is written only after a person merges it, and approval: automatic merges nothing",
+                "billing.true_ups needs approval: manual; a true-up is written only after a person merges its pull request, and approval: automatic opens none",
             )
-            .hint = Some("set approval: pull-request, or remove billing.true_ups".into());
+            .hint = Some("set approval: manual, or remove billing.true_ups".into());
         }
 
         let settings = settings?.value?;
@@ -974,16 +974,18 @@ impl Checker<'_> {
                 && !known.contains(t.mapping.as_str())
                 && !t.decline
             {
-                self.error(
-                    file,
-                    doc.value_pos(&format!("{pointer}/mapping")),
-                    format!(
-                        "true-up {}: mapping {} does not exist, so there is no line to charge it on",
-                        quote(&t.id),
-                        quote(&t.mapping)
-                    ),
-                )
-                .hint = Some("correct the mapping id, or set decline: true to keep it unwritten".into());
+                let mut message = format!(
+                    "true-up {}: mapping {} does not exist, so there is no line to charge it on",
+                    quote(&t.id),
+                    quote(&t.mapping)
+                );
+                if let Some(s) = suggest(&t.mapping, known.iter().copied()) {
+                    message.push_str(&format!("; did you mean {}?", quote(s)));
+                }
+                self.error(file, doc.value_pos(&format!("{pointer}/mapping")), message)
+                    .hint = Some(
+                    "correct the mapping id, or set decline: true to keep it unwritten".into(),
+                );
             }
         }
     }
@@ -1102,6 +1104,16 @@ fn check_schedule_times(text: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// The entries of a `true-ups.yaml` text, or `None` when it is not one: how `propose` checks
+/// that the text it is about to commit reads back as the entries it means.
+pub fn parse_true_ups(text: &str) -> Option<TrueUps> {
+    let (doc, diagnostics) = yaml::parse(Path::new(TRUE_UPS_FILE), text);
+    if diagnostics.iter().any(|d| d.severity == Severity::Error) {
+        return None;
+    }
+    serde_json::from_value(doc?.value).ok()
 }
 
 #[cfg(test)]
@@ -1293,14 +1305,4 @@ units:
             }
         }
     }
-}
-
-/// The entries of a `true-ups.yaml` text, or `None` when it is not one: how `propose` checks
-/// that the text it is about to commit reads back as the entries it means.
-pub fn parse_true_ups(text: &str) -> Option<TrueUps> {
-    let (doc, diagnostics) = yaml::parse(Path::new(TRUE_UPS_FILE), text);
-    if diagnostics.iter().any(|d| d.severity == Severity::Error) {
-        return None;
-    }
-    serde_json::from_value(doc?.value).ok()
 }

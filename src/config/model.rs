@@ -71,7 +71,7 @@ pub struct BillingSettings {
     pub sync_cost: bool,
     /// Propose one-time corrections (`true-ups.yaml`) for days an invoice billed the old count
     /// because a change could only bill from the next period (default false). Each needs a merged
-    /// pull request, so this needs `approval: pull-request`.
+    /// pull request, so this needs `approval: manual`.
     #[serde(default)]
     pub true_ups: bool,
 }

@@ -241,7 +241,7 @@ mod tests {
         let on_time = late(date(2027, 1, 1), date(2027, 1, 1), "3", "5");
         assert!(candidates(&[on_time], &BTreeSet::new(), |_| monthly("1")).is_empty());
         // The mapping is gone: no line to charge.
-        assert!(candidates(&[change.clone()], &BTreeSet::new(), |_| None).is_empty());
+        assert!(candidates(std::slice::from_ref(&change), &BTreeSet::new(), |_| None).is_empty());
         // The same change recorded twice (a resumed run) is one true-up.
         assert_eq!(
             candidates(&[change.clone(), change], &BTreeSet::new(), |_| monthly(

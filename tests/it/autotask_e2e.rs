@@ -315,7 +315,7 @@ async fn the_guides_story_snapshots_plans_and_applies() {
     let writes: Vec<_> = sandbox
         .requests()
         .into_iter()
-        .filter(|r| r.method == "POST" && !r.path.ends_with("/query"))
+        .filter(|r| r.method == "POST" && !r.path.contains("/query"))
         .collect();
     assert_eq!(writes.len(), 2);
     for w in &writes {
@@ -967,7 +967,7 @@ DigitalTorch Inc,Cloud Premium GB,135,
 
     /// The demo seed with its contracts spanning last year to next year around the pinned today
     /// (the CLI's effective date is the first of next month, which may be in the next year).
-    fn seed_around_today() -> unitsync::sandbox::AtSeed {
+    pub(super) fn seed_around_today() -> unitsync::sandbox::AtSeed {
         let year = crate::support::today().year();
         let mut seed = autotask_demo_seed();
         for contract in &mut seed.contracts {
@@ -987,8 +987,15 @@ DigitalTorch Inc,Cloud Premium GB,135,
 
     impl Env {
         pub(super) fn new(url: impl Fn(&AutotaskSandboxHandle) -> String) -> Env {
+            Env::with_seed(url, seed_around_today())
+        }
+
+        pub(super) fn with_seed(
+            url: impl Fn(&AutotaskSandboxHandle) -> String,
+            seed: unitsync::sandbox::AtSeed,
+        ) -> Env {
             let sandbox = AutotaskSandbox::start_in_background(
-                seed_around_today(),
+                seed,
                 Faults::none(),
                 "127.0.0.1:0".parse().unwrap(),
             )
@@ -1587,4 +1594,250 @@ async fn a_synced_price_alone_is_an_adjustment_of_no_units_and_then_in_sync() {
     let fox = snapshot.lines.iter().find(|l| l.id == 41002).unwrap();
     assert_eq!(fox.quantity, q("3"));
     assert_eq!(fox.billing.unit_price, Some("9.5".parse().unwrap()));
+}
+
+// ---------------------------------------------------------------------------------------------
+// True-ups
+
+/// A billing repo in git with a bare origin, as `apply --gitops` needs.
+fn init_git(env: &cli::Env) -> PathBuf {
+    let root = env.repo.parent().unwrap().to_path_buf();
+    git(
+        &root,
+        &["init", "--quiet", "--bare", "-b", "main", "origin.git"],
+    );
+    git(&env.repo, &["init", "--quiet", "-b", "main"]);
+    git(&env.repo, &["add", "."]);
+    git(&env.repo, &["commit", "--quiet", "-m", "billing repo"]);
+    let origin = root.join("origin.git");
+    git(
+        &env.repo,
+        &["remote", "add", "origin", origin.to_str().unwrap()],
+    );
+    git(&env.repo, &["push", "--quiet", "-u", "origin", "main"]);
+    origin
+}
+
+/// Bob's next month was approved and posted before his change reached Autotask: the adjustment
+/// bills from the month after, history keeps the day it was due, and the approved true-up for
+/// that month (merged into `true-ups.yaml`) becomes one contract charge on his service's billing
+/// code, at the posted period's price. A declined one is never written, and a rerun writes
+/// nothing.
+#[test]
+fn an_approved_true_up_is_charged_once_as_a_contract_charge() {
+    let next = crate::support::first_of_next_month();
+    let after = next + jiff::Span::new().months(1);
+    let mut seed = cli::seed_around_today();
+    let bob = seed.contracts.iter_mut().find(|c| c.id == 1001).unwrap();
+    bob.posted_through = Some(next.last_of_month());
+    bob.posted_on = Some(crate::support::today());
+    let env = cli::Env::with_seed(|s| s.zone_url(), seed);
+    let settings = env.repo.join("unitsync.yaml");
+    let text = std::fs::read_to_string(&settings).unwrap();
+    std::fs::write(&settings, format!("{text}billing:\n  true_ups: true\n")).unwrap();
+    let origin = init_git(&env);
+
+    let out = env.run(&["apply", "--gitops"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let changed = git(&origin, &["show", "--name-only", "--format=", "main"]);
+    let record_file = changed
+        .lines()
+        .find(|f| f.starts_with("history/20"))
+        .unwrap();
+    let record = git(&origin, &["show", &format!("main:{record_file}")]);
+    assert!(
+        record.contains(&format!("  effective: \"{after}\"\n  due: \"{next}\"\n")),
+        "{record}"
+    );
+    assert!(env.sandbox.charges().is_empty());
+
+    // The reviewer's merge: Bob's correction approved, Angry Fox's (hand-added) declined.
+    const BOB: &str = "bobs-dentistry/shadowprotect-desktop";
+    let id = unitsync::plan::true_up::true_up_id(BOB, next, after);
+    let last_day = next.last_of_month();
+    std::fs::write(
+        env.repo.join("true-ups.yaml"),
+        format!(
+            "true_ups:\n  - id: {id}\n    mapping: {BOB}\n    first_day: {next}\n    last_day: {last_day}\n    billed: 3\n    approved: 4\n    quantity: 1\n\
+             \x20 - id: tu-0000000a\n    mapping: angry-fox-co/shadowprotect-desktop\n    first_day: {next}\n    last_day: {last_day}\n    billed: 2\n    approved: 1\n    quantity: -1\n    decline: true\n"
+        ),
+    )
+    .unwrap();
+    git(&env.repo, &["add", "true-ups.yaml"]);
+    git(&env.repo, &["commit", "--quiet", "-m", "approve true-ups"]);
+    git(&env.repo, &["push", "--quiet", "origin", "main"]);
+    env.sandbox.clear_requests();
+
+    let out = env.run(&["apply", "--gitops"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let posts: Vec<_> = env
+        .sandbox
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && !r.path.contains("/query"))
+        .map(|r| summary(&r))
+        .collect();
+    let marker = format!("unitsync true-up {id}");
+    assert_eq!(
+        posts,
+        [(
+            "POST".to_string(),
+            format!("{API}/Contracts/1001/Charges"),
+            Some(json!({
+                "contractID": 1001,
+                "contractServiceID": 41001,
+                "billingCodeID": 29682801,
+                "name": marker,
+                "description": format!("{marker}: correction for {next} to {last_day}, billed at the old count (mapping {BOB})"),
+                "datePurchased": crate::support::today().to_string(),
+                "unitQuantity": 1,
+                "unitPrice": 8,
+                "unitCost": 4,
+                "isBillableToCompany": true,
+                // The instance's defaults: Operational, Pending Approval.
+                "chargeType": 4,
+                "status": 8,
+            }))
+        )]
+    );
+    let charges = env.sandbox.charges();
+    assert_eq!(charges.len(), 1);
+    assert_eq!(charges[0]["billableAmount"], json!(8.0));
+    assert!(
+        out.stdout.contains(&format!(
+            "true-up  {id} {BOB}: wrote 1 once (PSA record {})",
+            charges[0]["id"]
+        )),
+        "{}",
+        out.stdout
+    );
+    let last = git(&origin, &["log", "-1", "--format=%s", "main"]);
+    assert_eq!(last, "unitsync: write 1 true-up");
+    let changed = git(&origin, &["show", "--name-only", "--format=", "main"]);
+    let record_file = changed
+        .lines()
+        .find(|f| f.starts_with("history/20"))
+        .unwrap();
+    let record = git(&origin, &["show", &format!("main:{record_file}")]);
+    assert!(
+        record.ends_with(&format!(
+            "true_ups:\n- id: {id}\n  mapping: {BOB}\n  contract: 1001\n  quantity: 1\n  outcome: applied\n  record: {}",
+            charges[0]["id"]
+        )),
+        "{record}"
+    );
+
+    // Written once: the rerun finds it in history and asks Autotask nothing about charges.
+    env.sandbox.clear_requests();
+    let again = env.run(&["apply", "--gitops"]);
+    assert_eq!(again.code, Some(0), "{again:?}");
+    assert!(
+        again.stdout.contains("Nothing to apply"),
+        "{}",
+        again.stdout
+    );
+    assert_eq!(env.sandbox.charges().len(), 1);
+    assert!(
+        !env.sandbox
+            .requests()
+            .iter()
+            .any(|r| r.path.contains("Charges")),
+        "{:#?}",
+        env.sandbox.requests()
+    );
+}
+
+/// A charge whose history was lost (an interrupted run) is found by its marker, not posted
+/// again; the sandbox refuses what Autotask refuses.
+#[tokio::test]
+async fn a_true_up_charge_is_found_by_its_marker_and_bad_charges_are_refused() {
+    let sandbox = AutotaskSandbox::start(cli::seed_around_today(), Faults::none())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let client = client_in(&sandbox, dir.path());
+    let today = crate::support::today();
+    let charge = unitsync::psa::TrueUpCharge {
+        id: "tu-0000beef".into(),
+        mapping: "digitaltorch-inc/cloud-premium-gb".into(),
+        contract_id: 1003,
+        line_id: 41003,
+        quantity: q("-2.5"),
+        first_day: today.first_of_month(),
+        last_day: today,
+        written_on: today,
+    };
+    let first = client.write_true_up(&charge).await.unwrap();
+    assert!(!first.found);
+    let again = client.write_true_up(&charge).await.unwrap();
+    assert_eq!(
+        again,
+        unitsync::psa::WrittenTrueUp {
+            record_id: first.record_id,
+            found: true
+        }
+    );
+    let charges = sandbox.charges();
+    assert_eq!(charges.len(), 1, "a credit is posted once");
+    assert_eq!(charges[0]["unitQuantity"], json!(-2.5));
+    assert_eq!(charges[0]["billingCodeID"], json!(29682802));
+
+    // What the real API refuses, the sandbox refuses: no billing code or product, an inactive
+    // status, another contract's service.
+    let http = reqwest::Client::new();
+    let login = sandbox.login();
+    let post = |body: Value| {
+        let http = http.clone();
+        let url = format!("{}Contracts/1003/Charges", sandbox.api_url());
+        let login = login.clone();
+        async move {
+            let response = http
+                .post(url)
+                .header("UserName", &login.username)
+                .header("Secret", &login.secret)
+                .header("ApiIntegrationCode", &login.integration_code)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }
+    };
+    let good = json!({
+        "contractID": 1003, "contractServiceID": 41003, "billingCodeID": 29682802,
+        "name": "x", "datePurchased": today.to_string(), "unitQuantity": 1,
+        "isBillableToCompany": true, "chargeType": 4, "status": 8,
+    });
+    let with = |key: &str, value: Value| {
+        let mut body = good.clone();
+        if value.is_null() {
+            body.as_object_mut().unwrap().remove(key);
+        } else {
+            body[key] = value;
+        }
+        body
+    };
+    for (body, expected) in [
+        (
+            with("billingCodeID", Value::Null),
+            "billingCodeID or a productID",
+        ),
+        (
+            with("status", json!(1)),
+            "1 is not an active value of the status picklist",
+        ),
+        (
+            with("contractServiceID", json!(41001)),
+            "ContractService 41001 does not belong to contract 1003",
+        ),
+        (
+            with("datePurchased", Value::Null),
+            "datePurchased is required",
+        ),
+    ] {
+        let (status, text) = post(body).await;
+        assert_eq!(status, 400, "{text}");
+        assert!(text.contains(expected), "{text}");
+    }
+    assert_eq!(sandbox.charges().len(), 1);
 }

@@ -237,6 +237,11 @@ fn settings() -> insta::Settings {
         &crate::support::first_of_next_month().to_string(),
         "[NEXT-MONTH]",
     );
+    // An in-place edit was due the day it was written: today.
+    settings.add_filter(
+        &format!("due: \"{}\"", crate::support::today()),
+        "due: \"[TODAY]\"",
+    );
     settings.set_prepend_module_to_snapshot(false);
     settings
 }
@@ -326,7 +331,11 @@ fn plan_json_carries_the_format_version_and_the_exact_actions() {
         bob["effective"],
         serde_json::json!({
             "date": crate::support::first_of_next_month().to_string(),
-            "why": {"kind": "next-invoice", "invoiced_on": null}
+            "why": {
+                "kind": "next-invoice",
+                "invoiced_on": null,
+                "written_on": crate::support::today().to_string()
+            }
         })
     );
     assert_eq!(
@@ -520,6 +529,7 @@ lines:
   to: 4
   outcome: applied
   effective: "[NEXT-MONTH]"
+  due: "[TODAY]"
 - mapping: digitaltorch-inc/cloud-premium-gb
   account: DigitalTorch Inc
   license_type: Cloud Premium GB
@@ -531,6 +541,7 @@ lines:
   to: 135.5
   outcome: applied
   effective: "[NEXT-MONTH]"
+  due: "[TODAY]"
 "#;
 
 /// Replaces the run timestamp and checks the file lives under `history/YYYY/MM/` of that run.
@@ -558,6 +569,10 @@ fn normalized_history(env: &Env) -> Vec<(String, String)> {
                     .replace(
                         &crate::support::first_of_next_month().to_string(),
                         "[NEXT-MONTH]",
+                    )
+                    .replace(
+                        &format!("due: \"{}\"", crate::support::today()),
+                        "due: \"[TODAY]\"",
                     ),
             )
         })
@@ -699,6 +714,7 @@ lines:
   to: 135.5
   outcome: applied
   effective: "[NEXT-MONTH]"
+  due: "[TODAY]"
 - mapping: bobs-dentistry/shadowprotect-desktop
   account: Bob's Dentistry
   license_type: ShadowProtect Desktop
@@ -945,6 +961,7 @@ fn demo_runs_the_story_to_the_end() {
       to: 4
       outcome: applied
       effective: "[NEXT-MONTH]"
+      due: "[TODAY]"
     - mapping: digitaltorch-inc/cloud-premium-gb
       account: DigitalTorch Inc
       license_type: Cloud Premium GB
@@ -956,6 +973,7 @@ fn demo_runs_the_story_to_the_end() {
       to: 135.5
       outcome: applied
       effective: "[NEXT-MONTH]"
+      due: "[TODAY]"
 
     == The PSA after
       COMPANY           AGREEMENT            ADDITION  PRODUCT     QUANTITY
@@ -1788,7 +1806,7 @@ fn a_saved_plan_rerun_after_a_kill_records_what_was_written_and_writes_the_rest_
     assert_eq!(history.len(), 1);
     assert!(
         history[0].1.ends_with(&format!(
-            "  from: 3\n  to: 4\n  outcome: applied\n  reason: {}\n  effective: \"[NEXT-MONTH]\"\n",
+            "  from: 3\n  to: 4\n  outcome: applied\n  reason: {}\n  effective: \"[NEXT-MONTH]\"\n  due: \"[TODAY]\"\n",
             unitsync::apply::FOUND_APPLIED
         )),
         "{}",

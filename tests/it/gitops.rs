@@ -1548,19 +1548,7 @@ fn month_share(units: f64, first: jiff::civil::Date) -> String {
 /// period's end, and a rerun writes nothing.
 #[test]
 fn true_ups_for_invoiced_days_are_proposed_then_written_once_after_the_merge() {
-    let world = World::new("manual");
-    let settings = std::fs::read_to_string(world.reviewer.join("unitsync.yaml")).unwrap();
-    world.commit_main(
-        &[(
-            "unitsync.yaml",
-            &format!("{settings}billing:\n  true_ups: true\n"),
-        )],
-        "turn on true-ups",
-        true,
-    );
-    world.ok(&["propose"]);
-    world.merge(1);
-    world.ok(&["apply", "--gitops"]);
+    let world = World::with_late_changes();
     let today = crate::support::today();
     let next = crate::support::first_of_next_month();
     let month_end = next.yesterday().unwrap();
@@ -1682,4 +1670,48 @@ fn true_ups_for_invoiced_days_are_proposed_then_written_once_after_the_merge() {
     assert_eq!(posts(&world).len(), 2);
     let out = world.ok(&["propose"]);
     assert!(out.contains("Nothing to propose"), "{out}");
+}
+
+impl World {
+    /// A world with `billing.true_ups` on whose first proposal was merged and applied in place,
+    /// so history shows Bob's and DigitalTorch's changes billing from the next invoice.
+    fn with_late_changes() -> World {
+        let world = World::new("manual");
+        let settings = std::fs::read_to_string(world.reviewer.join("unitsync.yaml")).unwrap();
+        world.commit_main(
+            &[(
+                "unitsync.yaml",
+                &format!("{settings}billing:\n  true_ups: true\n"),
+            )],
+            "turn on true-ups",
+            true,
+        );
+        world.ok(&["propose"]);
+        world.merge(1);
+        world.ok(&["apply", "--gitops"]);
+        world
+    }
+}
+
+/// Closing a true-up proposal unmerged rejects its corrections: they are not proposed again,
+/// and nothing is written.
+#[test]
+fn a_closed_true_up_proposal_is_not_proposed_again() {
+    let world = World::with_late_changes();
+    let out = world.ok(&["propose"]);
+    assert!(
+        out.contains("Opened #2: unitsync: propose 2 true-ups"),
+        "{out}"
+    );
+    world.github.close(2);
+    world.github.take_calls();
+    let out = world.ok(&["propose"]);
+    assert!(out.contains("Nothing to propose"), "{out}");
+    assert_eq!(world.github.take_calls().len(), 2, "only the look-ups");
+    let out = world.ok(&["apply", "--gitops"]);
+    assert!(out.contains("Nothing to apply"), "{out}");
+    assert!(
+        !world.sandbox.requests().iter().any(|r| r.method == "POST"),
+        "nothing written"
+    );
 }

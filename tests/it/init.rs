@@ -22,7 +22,7 @@ fn unitsync(dir: &Path, args: &[&str]) -> Run {
     }
 }
 
-const FILES: [&str; 8] = [
+const FILES: [&str; 9] = [
     "unitsync.yaml",
     "mappings.yaml",
     "units.lock.yaml",
@@ -31,6 +31,7 @@ const FILES: [&str; 8] = [
     "schema/unitsync.schema.json",
     "schema/mappings.schema.json",
     "schema/units.lock.schema.json",
+    "schema/true-ups.schema.json",
 ];
 
 const SOURCES: [&str; 5] = ["csv", "json", "http", "command", "storagecraft"];
