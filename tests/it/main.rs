@@ -7,6 +7,7 @@ mod autotask_sandbox;
 mod cli_local;
 mod connectwise_client;
 mod connectwise_e2e;
+mod exit_codes;
 mod faults;
 mod fuzz_corpus;
 mod gitops;
