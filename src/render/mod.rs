@@ -6,6 +6,7 @@
 //! - [`json`] / [`parse_json`]: the stable machine format (`format_version` 2), read back by
 //!   `apply --plan FILE`.
 //! - [`status`]: the `unitsync status` dashboard (terminal, Markdown with Mermaid, static HTML).
+//! - [`snapshot_table`]: the active lines a PSA holds, as `unitsync demo` shows them.
 //! - [`lock_text`] / [`lock_diff`]: the canonical `units.lock.yaml` and its unified diff.
 //!
 //! Every renderer is a pure function from values to a `String`; callers decide where it goes.
@@ -13,12 +14,14 @@
 mod json;
 mod lock;
 mod markdown;
+mod snapshot;
 pub mod status;
 mod table;
 
 pub use json::{FORMAT_VERSION, PlanFileError, json, parse_json};
 pub use lock::{LOCK_HEADER, lock_diff, lock_text};
 pub use markdown::{GITHUB_COMMENT_LIMIT, MarkdownOptions, escape_markdown, markdown};
+pub use snapshot::snapshot_table;
 pub use table::{TableOptions, color_policy, table, use_color};
 
 use crate::config::UpdatePolicy;
