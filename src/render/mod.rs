@@ -6,11 +6,13 @@
 //! - [`json`] / [`parse_json`]: the stable machine format (`format_version` 2), read back by
 //!   `apply --plan FILE`.
 //! - [`status`]: the `unitsync status` dashboard (terminal, Markdown with Mermaid, static HTML).
+//! - [`history`]: the `unitsync history` listing (terminal table, CSV, JSON) and its totals.
 //! - [`snapshot_table`]: the active lines a PSA holds, as `unitsync demo` shows them.
 //! - [`lock_text`] / [`lock_diff`]: the canonical `units.lock.yaml` and its unified diff.
 //!
 //! Every renderer is a pure function from values to a `String`; callers decide where it goes.
 
+pub mod history;
 mod json;
 mod lock;
 mod markdown;

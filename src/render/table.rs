@@ -41,7 +41,8 @@ pub fn color_policy(no_color: Option<&OsStr>, is_terminal: bool) -> bool {
 }
 
 /// One table cell: its text and the colour it is shown in when colour is on. The other terminal
-/// tables ([`snapshot`](super::snapshot)) lay theirs out with [`grid`] too.
+/// tables ([`history`](super::history), [`snapshot`](super::snapshot)) lay theirs out with
+/// [`grid`] too.
 pub(super) struct Cell {
     text: String,
     style: Option<&'static str>,
