@@ -13,6 +13,7 @@ mod fuzz_corpus;
 mod gitops;
 mod history_cli;
 mod init;
+mod modules;
 mod notify;
 mod render;
 mod sandbox;
