@@ -169,7 +169,8 @@ async fn apply_locked<P: Psa + Sync>(
                 &crate::notify::Event::applied(psa_name(repo), &stale, &plan, None),
             )
             .await;
-            return Err(CommandError::user(format!(
+            // The PSA moved on, as for a stale line among applied ones below.
+            return Err(CommandError::external(format!(
                 "{} line{} of the saved plan {} refused because the PSA changed since the plan was made; nothing was applied",
                 stale.len(),
                 if stale.len() == 1 { "" } else { "s" },

@@ -11,8 +11,9 @@ use clap::Args;
 use super::apply::{ApplyArgs, apply_interactive};
 use super::workflow::{load_repo, make_plan, psa_error, runtime};
 use super::{CommandError, GlobalArgs, Outcome};
-use crate::plan::{DesiredFrom, PsaSnapshot, RecordStatus};
+use crate::plan::DesiredFrom;
 use crate::psa::{ConnectWiseClient, Credentials};
+use crate::render::snapshot_table;
 use crate::sandbox::{Faults, Sandbox, demo_seed};
 
 const MAPPINGS: &str = include_str!("../../examples/billing-repo/mappings.yaml");
@@ -95,7 +96,7 @@ async fn demo(args: &DemoArgs) -> Result<Outcome, CommandError> {
 
     let before = make_plan(&repo, &psa, DesiredFrom::Vendor).await?;
     println!("== The PSA before");
-    print!("{}", psa_table(&before.snapshot));
+    print!("{}", snapshot_table(&before.snapshot));
 
     println!("\n== unitsync apply --yes");
     let apply_args = ApplyArgs {
@@ -126,7 +127,7 @@ async fn demo(args: &DemoArgs) -> Result<Outcome, CommandError> {
 
     let after = make_plan(&repo, &psa, DesiredFrom::Vendor).await?;
     println!("\n== The PSA after");
-    print!("{}", psa_table(&after.snapshot));
+    print!("{}", snapshot_table(&after.snapshot));
     println!(
         "\nSlate Gravel is reported by the vendor but mapped to nothing: add a mapping to bill it.\n\
          The history record above says who approved what, and when; it lives in the billing repo."
@@ -136,64 +137,6 @@ async fn demo(args: &DemoArgs) -> Result<Outcome, CommandError> {
         let _ = std::fs::remove_dir_all(&root);
     }
     Ok(outcome)
-}
-
-/// The active lines of the snapshot: company, agreement, product, quantity.
-fn psa_table(snapshot: &PsaSnapshot) -> String {
-    let mut rows = vec![[
-        "COMPANY".to_string(),
-        "AGREEMENT".to_string(),
-        "ADDITION".to_string(),
-        "PRODUCT".to_string(),
-        "QUANTITY".to_string(),
-    ]];
-    let mut lines: Vec<_> = snapshot
-        .lines
-        .iter()
-        .filter(|l| l.status == RecordStatus::Active)
-        .collect();
-    lines.sort_by_key(|l| (l.contract_id, l.id));
-    for line in lines {
-        let contract = snapshot.contracts.iter().find(|c| c.id == line.contract_id);
-        let company = contract
-            .and_then(|c| snapshot.companies.iter().find(|co| co.id == c.company_id))
-            .map(|co| co.name.clone())
-            .unwrap_or_default();
-        rows.push([
-            company,
-            format!(
-                "{} {}",
-                line.contract_id,
-                contract.map(|c| c.name.as_str()).unwrap_or("")
-            ),
-            line.id.to_string(),
-            line.product_identifier
-                .clone()
-                .unwrap_or_else(|| line.product_name.clone()),
-            line.quantity.to_string(),
-        ]);
-    }
-    let widths: Vec<usize> = (0..5)
-        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
-        .collect();
-    let mut out = String::new();
-    for row in rows {
-        let cells: Vec<String> = row
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                if i == 4 {
-                    format!("{c:>w$}", w = widths[i])
-                } else {
-                    format!("{c:<w$}", w = widths[i])
-                }
-            })
-            .collect();
-        out.push_str("  ");
-        out.push_str(cells.join("  ").trim_end());
-        out.push('\n');
-    }
-    out
 }
 
 fn tempdir() -> Result<PathBuf, CommandError> {

@@ -32,7 +32,12 @@ pub fn run(global: &GlobalArgs, args: &DoctorArgs) -> Result<Outcome, CommandErr
             for hint in &e.hints {
                 println!("       hint: {hint}");
             }
-            return Err(CommandError::user("doctor found 1 problem"));
+            // The kind `plan` exits with for the same problem (a variable that is not set, a
+            // bad site: the user's to fix).
+            return Err(CommandError {
+                kind: e.kind,
+                ..CommandError::user("doctor found 1 problem")
+            });
         }
     };
     let checks = runtime()?.block_on(psa.check_access(&repo.mappings, !args.no_write_probe));
@@ -63,10 +68,14 @@ pub fn run(global: &GlobalArgs, args: &DoctorArgs) -> Result<Outcome, CommandErr
         println!("{tag} {}: {}", check.kind, check.detail);
     }
     if failures > 0 {
-        Err(CommandError::user(format!(
+        let message = format!(
             "doctor found {failures} problem{}",
             if failures == 1 { "" } else { "s" }
-        )))
+        );
+        // Every check is a request to the PSA, and a failed one is the PSA not answering or
+        // refusing (the keys, the company, a permission): the kind `plan` exits with when the
+        // same request fails there (see `workflow::psa_error`).
+        Err(CommandError::external(message))
     } else {
         println!("All checks passed.");
         Ok(Outcome::Done)

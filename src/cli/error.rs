@@ -3,16 +3,42 @@
 
 use std::fmt;
 
-/// Broad failure classes; all map to exit code 1 today, but keeping them apart lets scripts and
-/// future codes distinguish "your files are wrong" from "the PSA is down".
+/// Broad failure classes, each with its own exit code so that a script can tell where to look:
+/// "your input is wrong" (the command line or the billing repo: fix it; running again unchanged
+/// fails the same way) from "a system unitsync talks to failed or refused" (the PSA, the vendor
+/// source, git or GitHub: down, rate-limited, moved on meanwhile, or refusing the credentials;
+/// the message says which, and whether running again later may work) from "unitsync is wrong"
+/// (report it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
-    /// Bad arguments or bad billing-repo files.
+    /// Bad arguments, bad billing-repo files, a credential variable that is not set, a checkout
+    /// in the wrong state (not a git clone, uncommitted changes, the wrong branch).
     User,
-    /// A PSA, vendor source, git or GitHub failed.
+    /// A PSA, vendor source, git or GitHub failed or refused, or a file unitsync writes for
+    /// itself (a history record, a lock, `$GITHUB_OUTPUT`) could not be written.
     External,
-    /// A bug.
+    /// A bug: an invariant that does not hold.
     Internal,
+}
+
+impl ErrorKind {
+    /// The exit code of a command that failed this way.
+    ///
+    /// `User` keeps 1 because it is what clap's usage errors exit with here too (see
+    /// [`parse`](super::parse)) and what every failure exited with before the kinds had codes, so
+    /// a script that checks for 1 still catches a typo or a bad file. 2 (`plan
+    /// --detailed-exitcode`: changes) and 3 (`due`: not due) are successes, so the failures take
+    /// the next free codes: 4 for `External`, 5 for `Internal`. Small numbers read well in a
+    /// shell `case`, and they stay clear of the codes that mean something else already: 101 (a
+    /// Rust panic, also a bug), 126 and 127 (the shell could not run the program), 128 + N (killed
+    /// by signal N), and 64–78 (`sysexits.h`, which unitsync does not follow).
+    pub fn exit_code(self) -> u8 {
+        match self {
+            ErrorKind::User => 1,
+            ErrorKind::External => 4,
+            ErrorKind::Internal => 5,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -59,7 +85,7 @@ impl CommandError {
     }
 
     pub fn exit_code(&self) -> u8 {
-        1
+        self.kind.exit_code()
     }
 
     pub fn report(&self) {
@@ -80,3 +106,22 @@ impl fmt::Display for CommandError {
 }
 
 impl std::error::Error for CommandError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_kind_has_its_own_code_apart_from_the_successes() {
+        let codes = [ErrorKind::User, ErrorKind::External, ErrorKind::Internal].map(|kind| {
+            CommandError {
+                kind,
+                ..CommandError::user("x")
+            }
+            .exit_code()
+        });
+        assert_eq!(codes, [1, 4, 5]);
+        // 0 done, 2 `--detailed-exitcode` changes, 3 `due` not due.
+        assert!(codes.iter().all(|c| ![0, 2, 3].contains(c)));
+    }
+}

@@ -30,8 +30,9 @@ pub struct Checkout {
 
 impl Checkout {
     pub fn open(repo: &BillingRepo) -> Result<Checkout, CommandError> {
+        // Not a git clone (or a bare one) is where the command was run, not git failing.
         let git = GitRepo::open(&repo.root).map_err(|e| {
-            git_error(e)
+            CommandError::user(e.to_string())
                 .hinted("propose and apply --gitops work in a git clone of the billing repo")
         })?;
         let base = git.default_branch().map_err(git_error)?;

@@ -1,26 +1,18 @@
 //! `unitsync history`: the sync history as a table, CSV or JSON, newest first, with filters and
 //! totals; `unitsync history prune --before DATE` removes old record files in one git commit.
 //!
-//! CSV columns (one row per history line, header row first): `run, account, license_type, company,
-//! product, from, to, outcome, approved_by, pull_request, mapping, contract, line, new_line,
-//! reason, commit, file, note, effective, due`. JSON: `{ "format_version": 1, "lines": [...],
-//! "totals": {...} }`, each line with the same fields as the CSV. Totals count every listed line; the unit change (`+A / -B
-//! units`) adds up applied lines only, since failed and stale lines changed nothing.
+//! The columns, the CSV and the JSON are [`crate::render::history`]'s; this module picks the
+//! lines.
 
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand, ValueEnum};
 use jiff::Timestamp;
-use serde::Serialize;
 
 use super::{CommandError, GlobalArgs, Outcome};
-use crate::history::{HistoryLine, HistoryRecord, LineOutcome, read_all};
-use crate::quantity::Quantity;
-use crate::render::terminal_text;
+use crate::history::{HistoryRecord, LineOutcome, read_all};
+use crate::render::history::{HistoryRow, Totals, history_csv, history_json, history_table};
 use crate::review::git::{GitRepo, Push};
-
-/// The JSON output's version; bumped when a field changes meaning or disappears.
-pub const FORMAT_VERSION: u32 = 1;
 
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -113,89 +105,6 @@ pub fn run(global: &GlobalArgs, args: &HistoryArgs) -> Result<Outcome, CommandEr
     }
 }
 
-/// One history line with its record's facts, as listed.
-#[derive(Debug, Serialize)]
-struct Row<'a> {
-    run: &'a str,
-    account: &'a str,
-    license_type: &'a str,
-    company: &'a str,
-    product: &'a str,
-    from: Quantity,
-    to: Quantity,
-    outcome: LineOutcome,
-    approved_by: Option<&'a str>,
-    pull_request: Option<u64>,
-    mapping: &'a str,
-    contract: Option<u64>,
-    line: Option<u64>,
-    new_line: Option<u64>,
-    reason: Option<&'a str>,
-    commit: Option<&'a str>,
-    file: String,
-    /// The reviewer's note on the lock line (after the first columns, so they keep their place).
-    note: Option<&'a str>,
-    /// The day the change bills from, and the day it was due when an invoice moved it.
-    effective: Option<jiff::civil::Date>,
-    due: Option<jiff::civil::Date>,
-}
-
-#[derive(Debug, Default, Serialize)]
-struct Totals {
-    lines: usize,
-    applied: usize,
-    failed: usize,
-    stale: usize,
-    /// Units added by applied lines.
-    units_added: Quantity,
-    /// Units removed by applied lines.
-    units_removed: Quantity,
-}
-
-impl Totals {
-    fn add(&mut self, line: &HistoryLine) {
-        self.lines += 1;
-        match line.outcome {
-            LineOutcome::Applied => {
-                self.applied += 1;
-                if line.to >= line.from {
-                    self.units_added = self
-                        .units_added
-                        .saturating_add(line.to.saturating_sub(line.from));
-                } else {
-                    self.units_removed = self
-                        .units_removed
-                        .saturating_add(line.from.saturating_sub(line.to));
-                }
-            }
-            LineOutcome::Failed => self.failed += 1,
-            LineOutcome::Stale => self.stale += 1,
-        }
-    }
-
-    /// `4 lines: 2 applied, 1 failed, 1 stale; +3 / -1 units`.
-    fn summary(&self) -> String {
-        format!(
-            "{} {}: {} applied, {} failed, {} stale; +{} / -{} units",
-            self.lines,
-            if self.lines == 1 { "line" } else { "lines" },
-            self.applied,
-            self.failed,
-            self.stale,
-            self.units_added,
-            self.units_removed
-        )
-    }
-}
-
-fn outcome_text(outcome: LineOutcome) -> &'static str {
-    match outcome {
-        LineOutcome::Applied => "applied",
-        LineOutcome::Failed => "failed",
-        LineOutcome::Stale => "stale",
-    }
-}
-
 fn run_time(path: &Path, record: &HistoryRecord) -> Result<Timestamp, CommandError> {
     record.run.parse::<Timestamp>().map_err(|e| {
         CommandError::user(format!(
@@ -236,185 +145,25 @@ fn list(global: &GlobalArgs, args: &ListArgs) -> Result<Outcome, CommandError> {
                 continue;
             }
             totals.add(line);
-            rows.push(Row {
-                run: &record.run,
-                account: &line.account,
-                license_type: &line.license_type,
-                company: &line.company,
-                product: &line.product,
-                from: line.from,
-                to: line.to,
-                outcome: line.outcome,
-                approved_by: record.approved_by.as_deref(),
-                pull_request: record.pull_request,
-                mapping: &line.mapping,
-                contract: line.contract,
-                line: line.line,
-                new_line: line.new_line,
-                reason: line.reason.as_deref(),
-                note: line.note.as_deref(),
-                effective: line.effective,
-                due: line.due,
-                commit: record.commit.as_deref(),
-                file: file.clone(),
-            });
+            rows.push(HistoryRow::new(record, line, file.clone()));
         }
     }
     match args.format {
-        HistoryFormat::Table => print!("{}", table(&rows, &totals)),
+        HistoryFormat::Table => print!("{}", history_table(&rows, &totals)),
         HistoryFormat::Csv => {
-            print!("{}", csv_text(&rows)?);
+            let csv = history_csv(&rows)
+                .map_err(|e| CommandError::internal(format!("cannot write CSV: {e}")))?;
+            print!("{csv}");
             eprintln!("{}", totals.summary());
         }
         HistoryFormat::Json => {
-            #[derive(Serialize)]
-            struct Output<'a> {
-                format_version: u32,
-                lines: &'a [Row<'a>],
-                totals: &'a Totals,
-            }
-            let value = Output {
-                format_version: FORMAT_VERSION,
-                lines: &rows,
-                totals: &totals,
-            };
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&value).map_err(|e| CommandError::internal(
-                    format!("cannot serialise the history: {e}")
-                ))?
-            );
+            let json = history_json(&rows, &totals).map_err(|e| {
+                CommandError::internal(format!("cannot serialise the history: {e}"))
+            })?;
+            println!("{json}");
         }
     }
     Ok(Outcome::Done)
-}
-
-/// `2026-11-25T09:30:00Z` → `2026-11-25 09:30` (UTC).
-fn short_date(run: &str) -> String {
-    match run.parse::<Timestamp>() {
-        Ok(ts) => ts.strftime("%Y-%m-%d %H:%M").to_string(),
-        Err(_) => run.to_string(),
-    }
-}
-
-fn table(rows: &[Row<'_>], totals: &Totals) -> String {
-    let mut cells: Vec<Vec<String>> = vec![
-        [
-            "DATE (UTC)",
-            "ACCOUNT",
-            "LICENCE TYPE",
-            "COMPANY",
-            "PRODUCT",
-            "FROM → TO",
-            "OUTCOME",
-            "APPROVED BY",
-            "PR",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect(),
-    ];
-    for row in rows {
-        // Vendor and PSA text, and the approver's login, are shown, not interpreted.
-        cells.push(vec![
-            short_date(row.run),
-            terminal_text(row.account),
-            terminal_text(row.license_type),
-            terminal_text(row.company),
-            terminal_text(row.product),
-            format!("{} → {}", row.from, row.to),
-            outcome_text(row.outcome).to_string(),
-            terminal_text(row.approved_by.unwrap_or("-")),
-            row.pull_request
-                .map(|n| format!("#{n}"))
-                .unwrap_or_else(|| "-".into()),
-        ]);
-    }
-    let mut out = String::new();
-    if !rows.is_empty() {
-        let columns = cells[0].len();
-        let mut widths = vec![0; columns];
-        for row in &cells {
-            for (w, cell) in widths.iter_mut().zip(row) {
-                *w = (*w).max(cell.chars().count());
-            }
-        }
-        for row in &cells {
-            let mut line = String::new();
-            for (c, cell) in row.iter().enumerate() {
-                line.push_str(cell);
-                if c + 1 < columns {
-                    let pad = widths[c] - cell.chars().count() + 2;
-                    line.extend(std::iter::repeat_n(' ', pad));
-                }
-            }
-            out.push_str(line.trim_end());
-            out.push('\n');
-        }
-    }
-    out.push_str(&totals.summary());
-    out.push('\n');
-    out
-}
-
-fn csv_text(rows: &[Row<'_>]) -> Result<String, CommandError> {
-    let mut writer = csv::Writer::from_writer(Vec::new());
-    let failed = |e: csv::Error| CommandError::internal(format!("cannot write CSV: {e}"));
-    writer
-        .write_record([
-            "run",
-            "account",
-            "license_type",
-            "company",
-            "product",
-            "from",
-            "to",
-            "outcome",
-            "approved_by",
-            "pull_request",
-            "mapping",
-            "contract",
-            "line",
-            "new_line",
-            "reason",
-            "commit",
-            "file",
-            "note",
-            "effective",
-            "due",
-        ])
-        .map_err(failed)?;
-    let opt = |n: Option<u64>| n.map(|n| n.to_string()).unwrap_or_default();
-    for row in rows {
-        writer
-            .write_record([
-                row.run.to_string(),
-                row.account.to_string(),
-                row.license_type.to_string(),
-                row.company.to_string(),
-                row.product.to_string(),
-                row.from.to_string(),
-                row.to.to_string(),
-                outcome_text(row.outcome).to_string(),
-                row.approved_by.unwrap_or_default().to_string(),
-                opt(row.pull_request),
-                row.mapping.to_string(),
-                opt(row.contract),
-                opt(row.line),
-                opt(row.new_line),
-                row.reason.unwrap_or_default().to_string(),
-                row.commit.unwrap_or_default().to_string(),
-                row.file.clone(),
-                row.note.unwrap_or_default().to_string(),
-                row.effective.map(|d| d.to_string()).unwrap_or_default(),
-                row.due.map(|d| d.to_string()).unwrap_or_default(),
-            ])
-            .map_err(failed)?;
-    }
-    let bytes = writer
-        .into_inner()
-        .map_err(|e| CommandError::internal(format!("cannot write CSV: {e}")))?;
-    Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 fn prune(global: &GlobalArgs, args: &PruneArgs) -> Result<Outcome, CommandError> {

@@ -30,7 +30,22 @@ pub use error::{CommandError, ErrorKind};
 /// Keeps PSA agreement unit counts equal to vendor licence counts, every change reviewed as a pull
 /// request.
 #[derive(Debug, Parser)]
-#[command(name = "unitsync", version, about, propagate_version = true)]
+#[command(
+    name = "unitsync",
+    version,
+    about,
+    propagate_version = true,
+    after_help = "\
+Exit status:
+  0  success: nothing (left) to change; `due`: due
+  1  bad arguments or billing-repo files, a credential variable not set, a mapping that cannot
+     be planned, a declined confirmation
+  2  `plan --detailed-exitcode`: the plan has changes
+  3  `due`: not due
+  4  the PSA, the vendor source, git or GitHub failed or refused (unreachable, rate-limited,
+     credentials rejected, a line not applied, another apply running)
+  5  a bug in unitsync"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -77,8 +92,8 @@ pub enum Command {
     Schema(schema::SchemaArgs),
     /// Serve a ConnectWise-compatible API on 127.0.0.1 with demo (or your) data, until Ctrl-C.
     Sandbox(sandbox::SandboxArgs),
-    /// Is a scheduled refresh or sync due now? Exit 0 when due, 3 when not, 1 on error; for an
-    /// hourly trigger: `unitsync due sync && unitsync apply`.
+    /// Is a scheduled refresh or sync due now? Exit 0 when due, 3 when not, 1 on a bad file; for
+    /// an hourly trigger: `unitsync due sync && unitsync apply`.
     Due(due::DueArgs),
     /// List the sync history (newest first) with filters and totals; `history prune` removes
     /// old record files in one git commit.
@@ -142,9 +157,12 @@ pub fn run(cli: Cli) -> Result<Outcome, CommandError> {
     }
 }
 
-/// Exit codes, in one place: 0 success (no changes; for `due`, due), 1 error, 2 changes present
-/// with `--detailed-exitcode` (as Terraform does), 3 `due`: not due (so `unitsync due sync &&
-/// unitsync apply` runs apply only when due, and scripts can tell "not due" from an error).
+/// Exit codes, in one place: 0 success (no changes; for `due`, due), 2 changes present with
+/// `--detailed-exitcode` (as Terraform does), 3 `due`: not due (so `unitsync due sync &&
+/// unitsync apply` runs apply only when due, and scripts can tell "not due" from an error), and
+/// for an error the code of its [`ErrorKind`]: 1 bad input, 4 a PSA, source, git or GitHub
+/// failed or refused, 5 a bug (see [`ErrorKind::exit_code`] for why these numbers). The same
+/// list is the `after_help` of [`Cli`] and the README's "Exit codes".
 pub fn exit_code(result: Result<Outcome, CommandError>) -> ExitCode {
     match result {
         Ok(Outcome::Done) => ExitCode::SUCCESS,

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
-use super::workflow::{connect, load_repo, make_plan, runtime};
+use super::workflow::{ci_env_error, connect, load_repo, make_plan, runtime};
 use super::{CommandError, GlobalArgs, Outcome};
 use crate::plan::{DesiredFrom, Plan};
 use crate::{ci_env, render};
@@ -24,7 +24,7 @@ pub struct PlanArgs {
     /// Also show lines that are already in sync.
     #[arg(long)]
     pub all: bool,
-    /// Exit 2 when the plan has changes (0 none, 1 error).
+    /// Exit 2 when the plan has changes, 0 when none (an error exits 1, 4 or 5 as without it).
     #[arg(long)]
     pub detailed_exitcode: bool,
     /// Also save the plan as JSON, for `unitsync apply --plan FILE`.
@@ -75,7 +75,7 @@ pub fn publish_to_github(plan: &Plan) -> Result<(), CommandError> {
                 .iter()
                 .try_for_each(|(name, value)| ci_env::set_output(name, value).map(drop))
         })
-        .map_err(|e| CommandError::user(e.to_string()))
+        .map_err(ci_env_error)
 }
 
 /// What [`publish_to_github`] writes: the Markdown for the job summary, and the step outputs.

@@ -17,7 +17,7 @@ use clap::Args;
 use super::gitops::{
     Approval, Checkout, apply_merged, git_error, github, proposal_branch, review_error,
 };
-use super::workflow::{Planned, connect, load_repo, make_plan, runtime};
+use super::workflow::{Planned, ci_env_error, connect, load_repo, make_plan, runtime};
 use super::{CommandError, GlobalArgs, Outcome};
 use crate::config::{self, BillingRepo, Lock};
 use crate::history::HistoryRecord;
@@ -259,8 +259,7 @@ pub async fn propose<P: Psa + Sync, R: Review + Sync>(
     if !events.is_empty() {
         crate::notify::send_and_print(repo.settings.notifications.as_ref(), &events).await;
     }
-    crate::ci_env::set_output("pr-number", &pull.number.to_string())
-        .map_err(|e| CommandError::user(e.to_string()))?;
+    crate::ci_env::set_output("pr-number", &pull.number.to_string()).map_err(ci_env_error)?;
     println!("{}", plan.summary());
     let link = pull
         .html_url

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use crate::ci_env::CiEnvError;
 use crate::config::{BillingRepo, PsaSettings, UpdatePolicy, load};
 use crate::history;
 use crate::plan::{self, DesiredFrom, Plan, PlanInput, PsaSnapshot};
@@ -73,6 +74,16 @@ pub fn source_error(e: SourceError) -> CommandError {
         CommandError::external(format!("vendor source: {e}"))
     } else {
         CommandError::user(format!("vendor source: {e}"))
+    }
+}
+
+/// A step summary or output that could not be written for GitHub Actions. The file is the
+/// runner's (`$GITHUB_OUTPUT`, `$GITHUB_STEP_SUMMARY`); the output names are unitsync's own, so
+/// a refused name is a bug.
+pub fn ci_env_error(e: CiEnvError) -> CommandError {
+    match e {
+        CiEnvError::Io { .. } => CommandError::external(e.to_string()),
+        CiEnvError::BadName(_) => CommandError::internal(e.to_string()),
     }
 }
 

@@ -6,15 +6,19 @@
 //! - [`json`] / [`parse_json`]: the stable machine format (`format_version` 2), read back by
 //!   `apply --plan FILE`.
 //! - [`status`]: the `unitsync status` dashboard (terminal, Markdown with Mermaid, static HTML).
+//! - [`history`]: the `unitsync history` listing (terminal table, CSV, JSON) and its totals.
+//! - [`snapshot_table`]: the active lines a PSA holds, as `unitsync demo` shows them.
 //! - [`lock_text`] / [`lock_diff`]: the canonical `units.lock.yaml` and its unified diff.
 //! - [`true_ups_text`] / [`true_ups_markdown`]: `true-ups.yaml` entries `propose` adds, and the
 //!   pull-request section that explains them.
 //!
 //! Every renderer is a pure function from values to a `String`; callers decide where it goes.
 
+pub mod history;
 mod json;
 mod lock;
 mod markdown;
+mod snapshot;
 pub mod status;
 mod table;
 mod true_ups;
@@ -22,6 +26,7 @@ mod true_ups;
 pub use json::{FORMAT_VERSION, PlanFileError, json, parse_json};
 pub use lock::{LOCK_HEADER, lock_diff, lock_text};
 pub use markdown::{GITHUB_COMMENT_LIMIT, MarkdownOptions, escape_markdown, markdown};
+pub use snapshot::snapshot_table;
 pub use table::{TableOptions, color_policy, table, use_color};
 pub use true_ups::{
     TRUE_UPS_HEADER, explanation as true_up_explanation, true_ups_markdown, true_ups_text,

@@ -40,14 +40,16 @@ pub fn color_policy(no_color: Option<&OsStr>, is_terminal: bool) -> bool {
     is_terminal && no_color.is_none_or(OsStr::is_empty)
 }
 
-/// One table cell: its text and the colour it is shown in when colour is on.
-struct Cell {
+/// One table cell: its text and the colour it is shown in when colour is on. The other terminal
+/// tables ([`history`](super::history), [`snapshot`](super::snapshot)) lay theirs out with
+/// [`grid`] too.
+pub(super) struct Cell {
     text: String,
     style: Option<&'static str>,
 }
 
 impl Cell {
-    fn plain(text: impl AsRef<str>) -> Cell {
+    pub(super) fn plain(text: impl AsRef<str>) -> Cell {
         Cell {
             text: terminal_text(text.as_ref()),
             style: None,
@@ -69,7 +71,7 @@ fn width(text: &str) -> usize {
 /// Lays out rows in columns separated by two spaces. `right` marks right-aligned (numeric)
 /// columns. The first row is the header. The last column is not padded, so long error reasons
 /// don't leave trailing spaces.
-fn grid(rows: &[Vec<Cell>], right: &[bool], color: bool) -> String {
+pub(super) fn grid(rows: &[Vec<Cell>], right: &[bool], color: bool) -> String {
     let columns = rows.first().map_or(0, Vec::len);
     let mut widths = vec![0; columns];
     for row in rows {

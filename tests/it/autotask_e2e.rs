@@ -1211,7 +1211,7 @@ fn cli_takes_the_api_url_and_names_rejected_credentials() {
     let mut cmd_env = cli::Env::new(|s| s.api_url());
     cmd_env.wrong_secret = Some("WrongSecret-7Hq2".into());
     let out = cmd_env.run(&["plan"]);
-    assert_eq!(out.code, Some(1), "{out:?}");
+    assert_eq!(out.code, Some(4), "{out:?}");
     assert!(
         out.stderr.contains("credentials rejected (HTTP 401)"),
         "{}",

@@ -666,7 +666,7 @@ fn apply_of_a_saved_plan_refuses_a_line_edited_since_and_applies_the_rest() {
 
     env.hand_edit(5001, 5.0);
     let out = env.run(&["apply", "--plan", plan_file.to_str().unwrap(), "--yes"]);
-    assert_eq!(out.code, Some(1), "{out:?}");
+    assert_eq!(out.code, Some(4), "{out:?}");
     let _guard = settings().bind_to_scope();
     insta::assert_snapshot!(out.stdout, @"
     MAPPING                               COMPANY        AGREEMENT       PRODUCT     VENDOR  APPROVED     PSA  EFFECTIVE   REVENUE/MONTH  ACTION
@@ -880,7 +880,7 @@ fn doctor_with_a_read_only_login_fails_the_update_check_with_its_hint() {
     login.read_only = true;
     env.sandbox.set_login(login);
     let out = env.run(&["doctor"]);
-    assert_eq!(out.code, Some(1), "{out:?}");
+    assert_eq!(out.code, Some(4), "{out:?}");
     assert_eq!(out.stderr, "error: doctor found 1 problem\n");
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(lines.len(), 7, "{}", out.stdout);
@@ -1026,7 +1026,7 @@ fn secrets_never_appear_in_output_or_history() {
         env.run(&["-vv", "doctor"]),
     ];
     for run in &failed {
-        assert_eq!(run.code, Some(1), "{run:?}");
+        assert_eq!(run.code, Some(4), "{run:?}");
         assert!(
             run.stderr.contains("credentials rejected")
                 || run.stdout.contains("credentials rejected"),
@@ -1150,7 +1150,7 @@ fn a_stale_line_of_a_saved_lock_plan_records_the_approved_count_it_was_refused()
         plan_file.to_str().unwrap(),
         "--yes",
     ]);
-    assert_eq!(out.code, Some(1), "{out:?}");
+    assert_eq!(out.code, Some(4), "{out:?}");
     assert!(
         out.stdout.contains(
             "STALE    bobs-dentistry/shadowprotect-desktop: 3 → 5: the saved plan saw 3 units"
@@ -1182,7 +1182,7 @@ fn a_saved_plan_whose_every_line_is_stale_applies_nothing_and_says_so() {
     env.hand_edit(5005, 100.0);
     env.sandbox.clear_requests();
     let out = env.run(&["apply", "--plan", plan_file.to_str().unwrap(), "--yes"]);
-    assert_eq!(out.code, Some(1), "{out:?}");
+    assert_eq!(out.code, Some(4), "{out:?}");
     let _guard = settings().bind_to_scope();
     insta::assert_snapshot!(out.stdout, @"
     MAPPING                               COMPANY        AGREEMENT       PRODUCT     VENDOR  APPROVED     PSA  EFFECTIVE   REVENUE/MONTH  ACTION
@@ -1232,7 +1232,7 @@ fn a_line_the_psa_keeps_refusing_fails_alone_and_is_recorded_as_failed() {
             .only_path_containing("/additions/5005"),
     );
     let out = env.run(&["apply", "--yes"]);
-    assert_eq!(out.code, Some(1), "{out:?}");
+    assert_eq!(out.code, Some(4), "{out:?}");
     let _guard = settings().bind_to_scope();
     insta::assert_snapshot!(out.stdout, @"
     MAPPING                               COMPANY        AGREEMENT       PRODUCT     VENDOR  APPROVED     PSA  EFFECTIVE   REVENUE/MONTH  ACTION
@@ -1459,7 +1459,7 @@ fn apply_that_cannot_write_history_still_shows_what_it_changed() {
     std::fs::create_dir(env.repo.join("history")).unwrap();
     std::fs::write(env.repo.join("history").join(year), "not a folder\n").unwrap();
     let out = env.run(&["apply", "--yes"]);
-    assert_eq!(out.code, Some(1), "{out:?}");
+    assert_eq!(out.code, Some(4), "{out:?}");
     assert_eq!(env.quantities(), [(5001, 4.0), (5003, 2.0), (5005, 135.5)]);
     assert!(
         out.stdout.ends_with(
@@ -1689,7 +1689,7 @@ fn a_second_apply_on_the_same_machine_is_refused_while_the_first_runs() {
     }
     let second = env.run(&["apply", "--yes"]);
     let first = first.wait_with_output().unwrap();
-    assert_eq!(second.code, Some(1), "{second:?}");
+    assert_eq!(second.code, Some(4), "{second:?}");
     assert!(
         second
             .stderr

@@ -805,7 +805,7 @@ fn cw_5xx_bursts_are_retried_on_reads_and_in_place_writes_and_a_rerun_converges(
             .only_path_containing("/additions/7001"),
     );
     let (out, _) = b.apply();
-    assert_eq!(out.code, Some(1), "{out:?}");
+    assert_eq!(out.code, Some(4), "{out:?}");
     assert_eq!(warnings(&out), FAILED_ONE);
     let reason = "PATCH /v4_6_release/apis/3.0/finance/agreements/2001/additions/7001: server error (HTTP 503) after 4 attempt(s): An unexpected error occurred (injected by the sandbox)";
     assert!(
@@ -970,7 +970,7 @@ fn at_5xx_bursts_retry_reads_but_an_adjustment_is_never_posted_twice() {
             .only_path_containing("/ContractServiceAdjustments"),
     );
     let (out, _) = b.apply();
-    assert_eq!(out.code, Some(1), "{out:?}");
+    assert_eq!(out.code, Some(4), "{out:?}");
     let reason = "POST /atservicesrest/v1.0/ContractServiceAdjustments: server error (HTTP 503) after 1 attempt(s): An unexpected error occurred (injected by the sandbox)";
     let mut expected = vec![format!(
         "{reason}; re-reading the units to see whether it was applied"

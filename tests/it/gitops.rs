@@ -1246,7 +1246,7 @@ fn two_applies_at_once_from_two_machines_never_both_write() {
     let first = first.wait_with_output().unwrap();
 
     let (out, err) = text(&second);
-    assert_eq!(second.status.code(), Some(1), "{out}{err}");
+    assert_eq!(second.status.code(), Some(4), "{out}{err}");
     assert!(
         err.starts_with("error: another unitsync apply holds the apply lock on origin ("),
         "{err}"
@@ -1296,7 +1296,7 @@ fn two_applies_at_once_from_two_machines_never_both_write() {
         .output()
         .unwrap();
     let (out, err) = text(&stale);
-    assert_eq!(stale.status.code(), Some(1), "{out}{err}");
+    assert_eq!(stale.status.code(), Some(4), "{out}{err}");
     assert!(
         err.contains("the default branch moved since this checkout was made; nothing was changed"),
         "{err}"
@@ -1369,7 +1369,7 @@ fn a_killed_apply_blocks_the_next_until_its_lock_is_released_and_the_rerun_compl
 
     let blocked = world.unitsync(&["apply", "--gitops"]);
     let (out, err) = text(&blocked);
-    assert_eq!(blocked.status.code(), Some(1), "{out}{err}");
+    assert_eq!(blocked.status.code(), Some(4), "{out}{err}");
     assert!(
         err.contains(&format!(" pid {pid}, since ")),
         "names the holder: {err}"
@@ -1459,7 +1459,7 @@ fn an_expired_lock_is_taken_over_and_a_foreign_reference_is_refused() {
     );
     let refused = world.unitsync(&["apply", "--gitops"]);
     let (out, err) = text(&refused);
-    assert_eq!(refused.status.code(), Some(1), "{out}{err}");
+    assert_eq!(refused.status.code(), Some(4), "{out}{err}");
     assert!(
         err.starts_with(&format!(
             "error: origin has {LEASE} (commit {foreign}), but it is not a unitsync apply lock; nothing was changed\n"

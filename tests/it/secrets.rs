@@ -929,7 +929,7 @@ fn full_loop(world: &mut World) {
     }
     for args in [&["plan"][..], &["doctor"], &["status"]] {
         let out = world.run(args);
-        assert_eq!(out.code, Some(1), "{args:?}: {}", out.stdout);
+        assert_eq!(out.code, Some(4), "{args:?}: {}", out.stdout);
         let shown = format!("{}{}", out.stdout, out.stderr);
         assert!(shown.contains("credentials rejected"), "{}", tail(&shown));
     }
@@ -1073,7 +1073,7 @@ fn connectwise_errors_that_echo_the_credentials_name_the_request_but_not_the_sec
     ] {
         *mode.lock().unwrap() = (status, body);
         let plan = world.run(&["plan"]);
-        assert_eq!(plan.code, Some(1), "{plan:?}");
+        assert_eq!(plan.code, Some(4), "{plan:?}");
         // The error names the request and quotes the server, redacted.
         let error = plan
             .stderr
@@ -1086,7 +1086,7 @@ fn connectwise_errors_that_echo_the_credentials_name_the_request_but_not_the_sec
     }
     *mode.lock().unwrap() = (401, EchoBody::Text);
     let doctor = world.run(&["doctor"]);
-    assert_eq!(doctor.code, Some(1), "{doctor:?}");
+    assert_eq!(doctor.code, Some(4), "{doctor:?}");
     assert!(doctor.stdout.contains("credentials rejected"), "{doctor:?}");
     // Every request carried the credentials the server echoed.
     let seen = echo.seen();
@@ -1122,7 +1122,7 @@ fn autotask_errors_that_echo_the_credentials_name_the_request_but_not_the_secret
     ] {
         *mode.lock().unwrap() = (status, body);
         let plan = world.run(&["plan"]);
-        assert_eq!(plan.code, Some(1), "{plan:?}");
+        assert_eq!(plan.code, Some(4), "{plan:?}");
         let error = plan
             .stderr
             .lines()
@@ -1134,7 +1134,7 @@ fn autotask_errors_that_echo_the_credentials_name_the_request_but_not_the_secret
     }
     *mode.lock().unwrap() = (401, EchoBody::Text);
     let doctor = world.run(&["doctor"]);
-    assert_eq!(doctor.code, Some(1), "{doctor:?}");
+    assert_eq!(doctor.code, Some(4), "{doctor:?}");
     assert!(
         echo.seen()
             .iter()
@@ -1238,15 +1238,22 @@ fn usage_source_errors_that_echo_the_credentials_name_the_url_but_not_the_secret
         &format!("url: {}/usage{query}", echo.url),
     );
     let shown = format!("GET {}/usage?…", echo.url);
-    for (status, body, says) in [
-        (401, EchoBody::Json, "returned 401 Unauthorized: "),
-        (500, EchoBody::Text, "returned 500 Internal Server Error: "),
-        (200, EchoBody::Text, "not valid JSON"),
-        (200, EchoBody::Records, "record at index 0"),
+    // The vendor failing exits 4; an answer that does not fit the settings (`records`,
+    // `fields`) exits 1, as bad settings do.
+    for (status, body, says, code) in [
+        (401, EchoBody::Json, "returned 401 Unauthorized: ", 4),
+        (
+            500,
+            EchoBody::Text,
+            "returned 500 Internal Server Error: ",
+            4,
+        ),
+        (200, EchoBody::Text, "not valid JSON", 1),
+        (200, EchoBody::Records, "record at index 0", 1),
     ] {
         *mode.lock().unwrap() = (status, body);
         let plan = world.run(&["plan"]);
-        assert_eq!(plan.code, Some(1), "{plan:?}");
+        assert_eq!(plan.code, Some(code), "{plan:?}");
         let error = plan
             .stderr
             .lines()
@@ -1286,7 +1293,7 @@ fn usage_source_errors_that_echo_the_credentials_name_the_url_but_not_the_secret
         &format!("url: http://127.0.0.1:{}/usage", free_port()),
     );
     let plan = world.run(&["plan"]);
-    assert_eq!(plan.code, Some(1), "{plan:?}");
+    assert_eq!(plan.code, Some(4), "{plan:?}");
     let error = plan
         .stderr
         .lines()
@@ -1318,7 +1325,7 @@ fn github_errors_that_echo_the_token_name_the_call_but_not_the_token() {
     ] {
         *mode.lock().unwrap() = (status, body);
         let propose = world.run(&["propose"]);
-        assert_eq!(propose.code, Some(1), "{propose:?}");
+        assert_eq!(propose.code, Some(4), "{propose:?}");
         let error = propose
             .stderr
             .lines()
@@ -1348,7 +1355,7 @@ fn github_errors_that_echo_the_token_name_the_call_but_not_the_token() {
     // apply --gitops asks GitHub who merged the commit.
     *mode.lock().unwrap() = (401, EchoBody::Json);
     let apply = world.run(&["apply", "--gitops"]);
-    assert_eq!(apply.code, Some(1), "{apply:?}");
+    assert_eq!(apply.code, Some(4), "{apply:?}");
     assert!(
         apply
             .stderr
