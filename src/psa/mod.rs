@@ -209,6 +209,36 @@ pub struct WrittenTrueUp {
     pub found: bool,
 }
 
+/// What a true-up POST that answered `posted` (the new record's id) did. A transient failure
+/// may come after the PSA carried the POST out, so the record is looked for with `find` before
+/// the failure is reported: a true-up is never posted twice.
+pub(crate) async fn settle_true_up_post<F, Fut>(
+    posted: Result<u64, PsaError>,
+    find: F,
+) -> Result<WrittenTrueUp, PsaError>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<Option<u64>, PsaError>>,
+{
+    match posted {
+        Ok(record_id) => Ok(WrittenTrueUp {
+            record_id,
+            found: false,
+        }),
+        Err(e) if e.is_transient() => {
+            tracing::warn!("{e}; looking for the true-up before reporting a failure");
+            match find().await {
+                Ok(Some(record_id)) => Ok(WrittenTrueUp {
+                    record_id,
+                    found: false,
+                }),
+                _ => Err(e),
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// What a write did.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]

@@ -1272,29 +1272,11 @@ fn git(dir: &std::path::Path, args: &[&str]) -> String {
 #[test]
 fn apply_gitops_commits_the_journal_with_the_record() {
     let env = cli::Env::new(|s| s.zone_url());
-    let root = env.repo.parent().unwrap().to_path_buf();
-    git(
-        &root,
-        &["init", "--quiet", "--bare", "-b", "main", "origin.git"],
-    );
-    git(&env.repo, &["init", "--quiet", "-b", "main"]);
-    git(&env.repo, &["add", "."]);
-    git(&env.repo, &["commit", "--quiet", "-m", "billing repo"]);
-    git(
-        &env.repo,
-        &[
-            "remote",
-            "add",
-            "origin",
-            root.join("origin.git").to_str().unwrap(),
-        ],
-    );
-    git(&env.repo, &["push", "--quiet", "-u", "origin", "main"]);
+    let origin = init_git(&env);
 
     let out = env.run(&["apply", "--gitops"]);
     assert_eq!(out.code, Some(0), "{out:?}");
     assert_eq!(env.sandbox.adjustments().len(), 2);
-    let origin = root.join("origin.git");
     let files = git(&origin, &["ls-tree", "-r", "--name-only", "main"]);
     assert!(files.lines().any(|f| f == JOURNAL_PATH), "{files}");
     // The source's account count travels with the record, for the next run's guardrail.
@@ -1342,20 +1324,7 @@ fn propose_with_automatic_approval_posts_each_adjustment_once() {
     )
     .unwrap();
     std::fs::write(env.repo.join("units.lock.yaml"), "units: {}\n").unwrap();
-    let root = env.repo.parent().unwrap().to_path_buf();
-    git(
-        &root,
-        &["init", "--quiet", "--bare", "-b", "main", "origin.git"],
-    );
-    git(&env.repo, &["init", "--quiet", "-b", "main"]);
-    git(&env.repo, &["add", "."]);
-    git(&env.repo, &["commit", "--quiet", "-m", "billing repo"]);
-    let origin = root.join("origin.git");
-    git(
-        &env.repo,
-        &["remote", "add", "origin", origin.to_str().unwrap()],
-    );
-    git(&env.repo, &["push", "--quiet", "-u", "origin", "main"]);
+    let origin = init_git(&env);
 
     let out = env.run(&["propose"]);
     assert_eq!(out.code, Some(0), "{out:?}");
@@ -1779,6 +1748,35 @@ async fn a_true_up_charge_is_found_by_its_marker_and_bad_charges_are_refused() {
     );
     let charges = sandbox.charges();
     assert_eq!(charges.len(), 1, "a credit is posted once");
+
+    // The charge is made but its answer lost: the client finds it instead of posting again.
+    sandbox.set_faults(Faults {
+        lose_responses_after_commit: 1,
+        only_methods: vec!["POST".into()],
+        only_path_containing: Some("/Charges".into()),
+        ..Faults::none()
+    });
+    let lost = unitsync::psa::TrueUpCharge {
+        id: "tu-0000cafe".into(),
+        ..charge.clone()
+    };
+    let written = client.write_true_up(&lost).await.unwrap();
+    assert!(!written.found);
+    assert_eq!(sandbox.charges().len(), 2, "posted once");
+    assert_eq!(
+        written.record_id,
+        sandbox.charges()[1]["id"].as_u64().unwrap()
+    );
+    assert_eq!(
+        sandbox
+            .requests()
+            .iter()
+            .filter(|r| r.method == "POST" && r.path.ends_with("/Charges"))
+            .count(),
+        2,
+        "one POST per true-up"
+    );
+    sandbox.set_faults(Faults::none());
     assert_eq!(charges[0]["unitQuantity"], json!(-2.5));
     assert_eq!(charges[0]["billingCodeID"], json!(29682802));
 
@@ -1839,5 +1837,5 @@ async fn a_true_up_charge_is_found_by_its_marker_and_bad_charges_are_refused() {
         assert_eq!(status, 400, "{text}");
         assert!(text.contains(expected), "{text}");
     }
-    assert_eq!(sandbox.charges().len(), 1);
+    assert_eq!(sandbox.charges().len(), 2);
 }

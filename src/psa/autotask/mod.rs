@@ -928,24 +928,7 @@ impl AutotaskClient {
                 what: &what,
             })
             .await;
-        match posted {
-            Ok(created) => Ok(WrittenTrueUp {
-                record_id: created.item_id.unwrap_or(0),
-                found: false,
-            }),
-            Err(e) if e.is_transient() => {
-                // The POST may have been carried out before the failure: look, never post again.
-                tracing::warn!("{e}; looking for the charge before reporting a failure");
-                match find().await {
-                    Ok(Some(id)) => Ok(WrittenTrueUp {
-                        record_id: id,
-                        found: false,
-                    }),
-                    _ => Err(e),
-                }
-            }
-            Err(e) => Err(e),
-        }
+        super::settle_true_up_post(posted.map(|c| c.item_id.unwrap_or(0)), find).await
     }
 
     /// Requests a run over `mappings` with up to `writes` adjustments needs: the budget check,

@@ -408,13 +408,7 @@ impl ConnectWiseClient {
         for &agreement_id in agreements.keys() {
             let transport = Arc::clone(&self.transport);
             tasks.spawn(async move {
-                let additions = transport
-                    .list_all::<Addition>(
-                        format!("finance/agreements/{agreement_id}/additions"),
-                        vec![("pageSize", PAGE_SIZE.into())],
-                        &format!("additions of agreement {agreement_id}"),
-                    )
-                    .await?;
+                let additions = agreement_additions(&transport, agreement_id).await?;
                 Ok::<_, PsaError>((agreement_id, additions))
             });
         }
@@ -497,14 +491,7 @@ impl ConnectWiseClient {
 
     /// The additions of one agreement.
     pub async fn list_additions(&self, agreement_id: u64) -> Result<Vec<PsaLine>, PsaError> {
-        let additions = self
-            .transport
-            .list_all::<Addition>(
-                format!("finance/agreements/{agreement_id}/additions"),
-                vec![("pageSize", PAGE_SIZE.into())],
-                &format!("additions of agreement {agreement_id}"),
-            )
-            .await?;
+        let additions = agreement_additions(&self.transport, agreement_id).await?;
         Ok(additions
             .iter()
             .map(|a| a.to_snapshot(agreement_id))
@@ -750,14 +737,7 @@ impl ConnectWiseClient {
         change: &LineChange,
     ) -> Result<Option<u64>, PsaError> {
         let effective = change.effective.to_string();
-        let additions = self
-            .transport
-            .list_all::<Addition>(
-                format!("finance/agreements/{agreement_id}/additions"),
-                vec![("pageSize", PAGE_SIZE.into())],
-                &format!("additions of agreement {agreement_id}"),
-            )
-            .await?;
+        let additions = agreement_additions(&self.transport, agreement_id).await?;
         Ok(additions
             .iter()
             .filter(|a| {
@@ -784,14 +764,7 @@ impl ConnectWiseClient {
         let what = format!("true-up {} on agreement {agreement_id}", t.id);
         let marker = t.marker();
         let find = || async {
-            let additions = self
-                .transport
-                .list_all::<Addition>(
-                    format!("finance/agreements/{agreement_id}/additions"),
-                    vec![("pageSize", PAGE_SIZE.into())],
-                    &format!("additions of agreement {agreement_id}"),
-                )
-                .await?;
+            let additions = agreement_additions(&self.transport, agreement_id).await?;
             Ok::<_, PsaError>(
                 additions
                     .iter()
@@ -892,24 +865,7 @@ impl ConnectWiseClient {
                 what: &what,
             })
             .await;
-        match posted {
-            Ok(new) => Ok(WrittenTrueUp {
-                record_id: new.id,
-                found: false,
-            }),
-            Err(e) if e.is_transient() => {
-                // The POST may have been carried out before the failure: look, never post again.
-                tracing::warn!("{e}; looking for the addition before reporting a failure");
-                match find().await {
-                    Ok(Some(id)) => Ok(WrittenTrueUp {
-                        record_id: id,
-                        found: false,
-                    }),
-                    _ => Err(e),
-                }
-            }
-            Err(e) => Err(e),
-        }
+        super::settle_true_up_post(posted.map(|a| a.id), find).await
     }
 
     async fn check_access_impl(&self, mappings: &[Mapping], probe_write: bool) -> Vec<AccessCheck> {
@@ -1067,13 +1023,7 @@ impl ConnectWiseClient {
             return checks;
         };
 
-        let additions = t
-            .list_all::<Addition>(
-                format!("finance/agreements/{}/additions", agreement.id),
-                vec![("pageSize", PAGE_SIZE.into())],
-                &format!("additions of agreement {}", agreement.id),
-            )
-            .await;
+        let additions = agreement_additions(t, agreement.id).await;
         let additions = match additions {
             Ok(list) => {
                 checks.push(check(
@@ -1244,6 +1194,20 @@ struct CompanyRefs {
     ids: BTreeSet<u64>,
     identifiers: BTreeSet<String>,
     names: BTreeSet<String>,
+}
+
+/// Every addition of one agreement, as ConnectWise sends them, all pages.
+async fn agreement_additions(
+    transport: &Transport,
+    agreement_id: u64,
+) -> Result<Vec<Addition>, PsaError> {
+    transport
+        .list_all::<Addition>(
+            format!("finance/agreements/{agreement_id}/additions"),
+            vec![("pageSize", PAGE_SIZE.into())],
+            &format!("additions of agreement {agreement_id}"),
+        )
+        .await
 }
 
 fn api(path: String) -> Target {
