@@ -81,12 +81,16 @@ pub(crate) enum Repeat {
 /// The HTTP client a PSA transport sends through. reqwest is built without a TLS provider, so
 /// rustls gets ring here (once; a later call finds it installed). `site` is the setting the
 /// error blames.
-pub(crate) fn client(site: &Url) -> Result<reqwest::Client, PsaError> {
+pub(crate) fn client(
+    site: &Url,
+    vendor: crate::config::PsaKind,
+) -> Result<reqwest::Client, PsaError> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .user_agent(concat!("unitsync/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| PsaError::InvalidSite {
+            vendor,
             site: site.to_string(),
             reason: format!("cannot build an HTTP client: {e}"),
         })

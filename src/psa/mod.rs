@@ -321,8 +321,13 @@ pub struct AccessCheck {
 pub enum PsaError {
     #[error("environment variable {0} is not set; {1}")]
     MissingCredential(&'static str, &'static str),
-    #[error("invalid ConnectWise site {site:?}: {reason}")]
-    InvalidSite { site: String, reason: String },
+    /// The address setting (`psa.connectwise.site`, `psa.autotask.url`) cannot be used.
+    #[error("invalid {vendor} address {site:?}: {reason}")]
+    InvalidSite {
+        vendor: crate::config::PsaKind,
+        site: String,
+        reason: String,
+    },
     #[error("mapping {mapping}: {reason}")]
     UnsupportedRef { mapping: String, reason: String },
     #[error(

@@ -79,7 +79,7 @@ impl Transport {
         retry: RetryPolicy,
         redactor: Redactor,
     ) -> Result<Transport, PsaError> {
-        let http = client(&discovery)?;
+        let http = client(&discovery, crate::config::PsaKind::Autotask)?;
         Ok(Transport {
             http,
             discovery,

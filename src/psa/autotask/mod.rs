@@ -215,6 +215,7 @@ impl fmt::Debug for AutotaskClient {
 
 fn parse_url(text: &str, what: &str) -> Result<Url, PsaError> {
     let invalid = |reason: String| PsaError::InvalidSite {
+        vendor: crate::config::PsaKind::Autotask,
         site: text.to_string(),
         reason,
     };
@@ -250,6 +251,7 @@ impl AutotaskClient {
             "zone discovery URL",
         )?;
         let header_error = |what: &str| PsaError::InvalidSite {
+            vendor: crate::config::PsaKind::Autotask,
             site: settings.url.clone().unwrap_or_default(),
             reason: format!("the {what} contains characters not allowed in an HTTP header"),
         };
@@ -1570,6 +1572,15 @@ mod tests {
         assert!(err.to_string().contains(ENV_SECRET), "{err}");
         let creds = Credentials::new("user-SECRET", "secret-SECRET", "code-SECRET");
         assert!(!format!("{creds:?}").contains("SECRET"));
+    }
+
+    #[test]
+    fn a_bad_url_is_blamed_on_the_autotask_setting_not_connectwise() {
+        let err = parse_url("ftp://webservices5.autotask.net", "url").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid Autotask PSA address \"ftp://webservices5.autotask.net\": url: use an http(s) URL such as https://webservices5.autotask.net/atservicesrest/"
+        );
     }
 
     #[test]

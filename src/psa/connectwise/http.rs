@@ -90,7 +90,7 @@ impl Transport {
         concurrency: usize,
         redactor: Redactor,
     ) -> Result<Transport, PsaError> {
-        let http = client(&host)?;
+        let http = client(&host, crate::config::PsaKind::ConnectWise)?;
         Ok(Transport {
             http,
             host,

@@ -116,6 +116,7 @@ impl Credentials {
 pub fn api_host(site: &str) -> Result<Url, PsaError> {
     let trimmed = site.trim();
     let invalid = |reason: &str| PsaError::InvalidSite {
+        vendor: crate::config::PsaKind::ConnectWise,
         site: site.to_string(),
         reason: reason.to_string(),
     };
@@ -188,6 +189,7 @@ impl ConnectWiseClient {
             credentials.private_key.expose_secret()
         ));
         let header_error = |what: &str| PsaError::InvalidSite {
+            vendor: crate::config::PsaKind::ConnectWise,
             site: settings.site.clone(),
             reason: format!("the {what} contains characters not allowed in an HTTP header"),
         };
