@@ -104,7 +104,14 @@ pub fn billing_repo(data: &[u8]) {
             "the plan as written does not read back:\n{written}\n{again:?}"
         );
         let _ = crate::render::markdown(&plan, &Default::default());
-        let _ = crate::render::table(&plan, &Default::default());
+        let _ = crate::render::table(
+            &plan,
+            &crate::render::TableOptions {
+                all: false,
+                color: false,
+                vocabulary: crate::config::PsaKind::Autotask.vocabulary(),
+            },
+        );
     }
     for line in text.lines().take(16) {
         schedules("UTC", [Some(line.to_string()), None]);

@@ -9,7 +9,7 @@ use clap::Args;
 use super::workflow::{Planned, connect, load_repo, make_plan, runtime};
 use super::{CommandError, GlobalArgs, Outcome};
 use crate::apply::{ApplyOptions, FOUND_APPLIED, effective_date, execute, found_applied};
-use crate::config::{BillingRepo, EffectiveDate, PsaSettings};
+use crate::config::{BillingRepo, EffectiveDate};
 use crate::history::{HistoryLine, HistoryRecord, LineOutcome};
 use crate::plan::{Action, DesiredFrom, LineError, Plan};
 use crate::psa::Psa;
@@ -150,6 +150,7 @@ async fn apply_locked<P: Psa + Sync>(
             &render::TableOptions {
                 all: args.all,
                 color: render::use_color(),
+                vocabulary: repo.settings.psa.kind().vocabulary(),
             },
         )
     );
@@ -383,17 +384,11 @@ fn confirm(updates: usize, psa: &str, answers: &mut dyn BufRead) -> Result<bool,
 }
 
 fn psa_name(repo: &BillingRepo) -> &'static str {
-    match repo.settings.psa {
-        PsaSettings::Connectwise(_) => "ConnectWise PSA",
-        PsaSettings::Autotask(_) => "Autotask PSA",
-    }
+    repo.settings.psa.kind().name()
 }
 
 fn effective_policy(repo: &BillingRepo) -> EffectiveDate {
-    match &repo.settings.psa {
-        PsaSettings::Connectwise(cw) => cw.effective,
-        PsaSettings::Autotask(at) => at.effective,
-    }
+    repo.settings.psa.effective()
 }
 
 /// Today in the schedule's time zone (the MSP's billing day), else the machine's.

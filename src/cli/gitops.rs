@@ -8,7 +8,7 @@ use git2::Oid;
 use super::workflow::make_plan;
 use super::{CommandError, Outcome};
 use crate::apply::{ApplyOptions, effective_date, execute, force_drift, found_applied};
-use crate::config::{BillingRepo, EffectiveDate, PsaSettings};
+use crate::config::{BillingRepo, EffectiveDate};
 use crate::history::{HistoryRecord, LineOutcome};
 use crate::plan::{Action, DesiredFrom};
 use crate::psa::Psa;
@@ -361,6 +361,7 @@ async fn apply_merged_locked<P: Psa + Sync>(
             &render::TableOptions {
                 all: false,
                 color: render::use_color(),
+                vocabulary: repo.settings.psa.kind().vocabulary(),
             },
         )
     );
@@ -459,14 +460,12 @@ async fn apply_merged_locked<P: Psa + Sync>(
         files.push((checkout.repo_path(&path), record.to_yaml().into_bytes()));
         history_path = Some(path);
     }
-    // The Autotask adjustment journal guards against posting an adjustment twice; a throwaway CI
-    // checkout loses it unless it is committed with the record.
-    let journal = repo.root.join(crate::psa::autotask::JOURNAL_PATH);
-    if let Ok(bytes) = std::fs::read(&journal) {
-        files.push((
-            checkout.repo_path(std::path::Path::new(crate::psa::autotask::JOURNAL_PATH)),
-            bytes,
-        ));
+    // The PSA client's state (the Autotask adjustment journal guards against posting an
+    // adjustment twice); a throwaway CI checkout loses it unless it is committed with the record.
+    for state in repo.settings.psa.kind().state_files() {
+        if let Ok(bytes) = std::fs::read(repo.root.join(state)) {
+            files.push((checkout.repo_path(std::path::Path::new(state)), bytes));
+        }
     }
     // Written last, so this run's own version of a file (the journal, the marker) is the one
     // committed rather than a leftover's.
@@ -580,10 +579,7 @@ fn print_true_ups(true_ups: &[crate::history::HistoryTrueUp]) {
 }
 
 fn effective_policy(repo: &BillingRepo) -> EffectiveDate {
-    match &repo.settings.psa {
-        PsaSettings::Connectwise(cw) => cw.effective,
-        PsaSettings::Autotask(at) => at.effective,
-    }
+    repo.settings.psa.effective()
 }
 
 /// `apply --gitops`: the lock merged on the default branch, approved by whoever merged it.

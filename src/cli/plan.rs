@@ -49,7 +49,15 @@ pub fn run(global: &GlobalArgs, args: &PlanArgs) -> Result<Outcome, CommandError
         DesiredFrom::Vendor
     };
     let planned = runtime()?.block_on(make_plan(&repo, &psa, desired))?;
-    print!("{}", show(&planned.plan, args.format, args.all));
+    print!(
+        "{}",
+        show(
+            &planned.plan,
+            args.format,
+            args.all,
+            repo.settings.psa.kind().vocabulary()
+        )
+    );
     if args.github {
         // Before `outcome`, so a plan with lines in error still shows on the run's page.
         publish_to_github(&planned.plan)?;
@@ -98,13 +106,19 @@ pub fn github_report(plan: &Plan) -> (String, [(&'static str, String); 2]) {
 }
 
 /// The plan in the requested format.
-pub fn show(plan: &Plan, format: Format, all: bool) -> String {
+pub fn show(
+    plan: &Plan,
+    format: Format,
+    all: bool,
+    vocabulary: crate::config::Vocabulary,
+) -> String {
     match format {
         Format::Table => render::table(
             plan,
             &render::TableOptions {
                 all,
                 color: render::use_color(),
+                vocabulary,
             },
         ),
         Format::Markdown => render::markdown(plan, &render::MarkdownOptions::default()),

@@ -7,7 +7,7 @@ use clap::{Args, ValueEnum};
 
 use super::workflow::{connect, load_repo, make_plan, runtime};
 use super::{CommandError, GlobalArgs, Outcome};
-use crate::config::{Approval, BillingRepo, PsaSettings};
+use crate::config::{Approval, BillingRepo};
 use crate::history;
 use crate::plan::DesiredFrom;
 use crate::render::status::{Integration, StatusReport, status_html, status_markdown, status_text};
@@ -61,13 +61,10 @@ pub fn run(global: &GlobalArgs, args: &StatusArgs) -> Result<Outcome, CommandErr
 }
 
 fn integration(repo: &BillingRepo) -> Result<Integration, CommandError> {
-    let (psa, site) = match &repo.settings.psa {
-        PsaSettings::Connectwise(cw) => ("ConnectWise", cw.site.clone()),
-        PsaSettings::Autotask(at) => (
-            "Autotask",
-            at.url.clone().unwrap_or_else(|| "zone discovered".into()),
-        ),
-    };
+    let (psa, site) = (
+        repo.settings.psa.kind().short_name(),
+        repo.settings.psa.address(),
+    );
     let marker = |kind| {
         schedule::last_run(&repo.root, kind)
             .map(|t| t.map(|t| t.to_string()))

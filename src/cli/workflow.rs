@@ -4,11 +4,10 @@
 use std::path::Path;
 
 use crate::ci_env::CiEnvError;
-use crate::config::{BillingRepo, PsaSettings, UpdatePolicy, load};
+use crate::config::{BillingRepo, load};
 use crate::history;
 use crate::plan::{self, DesiredFrom, Plan, PlanInput, PsaSnapshot};
-use crate::psa::autotask::{self, AutotaskClient, AutotaskOptions};
-use crate::psa::{AnyPsa, ConnectWiseClient, Credentials, Psa, PsaError};
+use crate::psa::{AnyPsa, Psa, PsaError};
 use crate::source::{self, SourceError};
 
 use super::CommandError;
@@ -28,35 +27,13 @@ pub fn load_repo(dir: &Path) -> Result<BillingRepo, CommandError> {
 /// The Autotask client reads units for the billing period containing the effective date and
 /// keeps its adjustment journal at `history/.autotask-journal.jsonl` in the billing repo.
 pub fn connect(repo: &BillingRepo) -> Result<AnyPsa, CommandError> {
-    match &repo.settings.psa {
-        PsaSettings::Connectwise(settings) => {
-            let credentials = Credentials::from_env().map_err(psa_error)?;
-            let client = ConnectWiseClient::new(settings, credentials).map_err(psa_error)?;
-            // Only a cancel-and-readd leaves an addition cancelled the day before the effective
-            // date for a rerun to resume.
-            let readds = repo
-                .mappings
-                .iter()
-                .any(|m| m.update.unwrap_or(settings.update) == UpdatePolicy::CancelAndReadd);
-            Ok(AnyPsa::ConnectWise(if readds {
-                client.resuming_readds_on(crate::apply::effective_date(
-                    settings.effective,
-                    super::apply::today(repo),
-                ))
-            } else {
-                client
-            }))
-        }
-        PsaSettings::Autotask(settings) => {
-            let credentials = autotask::Credentials::from_env().map_err(psa_error)?;
-            let effective =
-                crate::apply::effective_date(settings.effective, super::apply::today(repo));
-            let options = AutotaskOptions::new(repo.root.join(autotask::JOURNAL_PATH), effective);
-            AutotaskClient::new(settings, credentials, options)
-                .map(AnyPsa::Autotask)
-                .map_err(psa_error)
-        }
-    }
+    AnyPsa::from_settings(
+        &repo.settings.psa,
+        &repo.mappings,
+        &repo.root,
+        crate::apply::effective_date(repo.settings.psa.effective(), super::apply::today(repo)),
+    )
+    .map_err(psa_error)
 }
 
 pub fn psa_error(e: PsaError) -> CommandError {
@@ -177,23 +154,20 @@ pub fn record_source_accounts(
 /// When this run's changes would bill, from today in the billing time zone.
 pub fn effective_dates(repo: &BillingRepo) -> plan::EffectiveDates {
     let today = super::apply::today(repo);
-    match &repo.settings.psa {
-        PsaSettings::Connectwise(cw) => plan::EffectiveDates {
+    let dated = crate::apply::effective_date(repo.settings.psa.effective(), today);
+    if repo.settings.psa.in_place_is_dated() {
+        plan::EffectiveDates::all(dated)
+    } else {
+        plan::EffectiveDates {
             in_place: today,
-            cancel_and_readd: crate::apply::effective_date(cw.effective, today),
+            cancel_and_readd: dated,
             in_place_is_dated: false,
-        },
-        PsaSettings::Autotask(at) => {
-            plan::EffectiveDates::all(crate::apply::effective_date(at.effective, today))
         }
     }
 }
 
 fn default_update(repo: &BillingRepo) -> crate::config::UpdatePolicy {
-    match &repo.settings.psa {
-        PsaSettings::Connectwise(cw) => cw.update,
-        PsaSettings::Autotask(_) => crate::config::UpdatePolicy::InPlace,
-    }
+    repo.settings.psa.default_update()
 }
 
 /// A Tokio runtime for one command. Commands are short-lived; a current-thread runtime would

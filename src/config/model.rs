@@ -145,6 +145,9 @@ pub enum PsaSettings {
     Autotask(AutotaskSettings),
 }
 
+/// What differs per PSA, in one place: the rest of unitsync asks these instead of matching on
+/// the PSA. Adding a PSA adds a variant here, its settings, its client under `psa/` and its
+/// sandbox under `sandbox/`.
 impl PsaSettings {
     pub fn kind(&self) -> PsaKind {
         match self {
@@ -152,6 +155,49 @@ impl PsaSettings {
             PsaSettings::Autotask(_) => PsaKind::Autotask,
         }
     }
+
+    /// The day a dated write takes effect, as set (`effective:`).
+    pub fn effective(&self) -> EffectiveDate {
+        match self {
+            PsaSettings::Connectwise(cw) => cw.effective,
+            PsaSettings::Autotask(at) => at.effective,
+        }
+    }
+
+    /// How a line's quantity is changed when the mapping does not say. Autotask has one way: an
+    /// adjustment dated on the effective date, which `in-place` stands for.
+    pub fn default_update(&self) -> UpdatePolicy {
+        match self {
+            PsaSettings::Connectwise(cw) => cw.update,
+            PsaSettings::Autotask(_) => UpdatePolicy::InPlace,
+        }
+    }
+
+    /// Whether an in-place change carries its own date. A ConnectWise in-place edit has none:
+    /// the PSA bills it from the agreement's next invoice.
+    pub fn in_place_is_dated(&self) -> bool {
+        match self {
+            PsaSettings::Connectwise(_) => false,
+            PsaSettings::Autotask(_) => true,
+        }
+    }
+
+    /// Where the PSA is, as the status page shows it.
+    pub fn address(&self) -> String {
+        match self {
+            PsaSettings::Connectwise(cw) => cw.site.clone(),
+            PsaSettings::Autotask(at) => at.url.clone().unwrap_or_else(|| "zone discovered".into()),
+        }
+    }
+}
+
+/// How a PSA names what unitsync reads and writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Vocabulary {
+    /// What a customer's billing arrangement is called: `agreement`, `contract`.
+    pub contract: &'static str,
+    /// What one billed product on it is called: `addition`, `service`.
+    pub line: &'static str,
 }
 
 /// Which PSA a billing repo talks to; decides how mapping targets are spelt.
@@ -161,12 +207,52 @@ pub enum PsaKind {
     Autotask,
 }
 
-impl std::fmt::Display for PsaKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
+impl PsaKind {
+    /// The product's name without "PSA": `ConnectWise`, `Autotask`.
+    pub fn short_name(self) -> &'static str {
+        match self {
+            PsaKind::ConnectWise => "ConnectWise",
+            PsaKind::Autotask => "Autotask",
+        }
+    }
+
+    /// `ConnectWise PSA`, `Autotask PSA`: how output names the PSA.
+    pub fn name(self) -> &'static str {
+        match self {
             PsaKind::ConnectWise => "ConnectWise PSA",
             PsaKind::Autotask => "Autotask PSA",
-        })
+        }
+    }
+
+    pub fn vocabulary(self) -> Vocabulary {
+        match self {
+            PsaKind::ConnectWise => Vocabulary {
+                contract: "agreement",
+                line: "addition",
+            },
+            PsaKind::Autotask => Vocabulary {
+                contract: "contract",
+                line: "service",
+            },
+        }
+    }
+
+    /// Files under the billing repo the PSA client keeps state in, committed with each history
+    /// record so a throwaway CI checkout keeps them: the Autotask adjustment journal.
+    pub fn state_files(self) -> &'static [&'static str] {
+        match self {
+            PsaKind::ConnectWise => &[],
+            PsaKind::Autotask => &[AUTOTASK_JOURNAL_PATH],
+        }
+    }
+}
+
+/// Where the Autotask client journals the adjustments it posts (see `psa::autotask`).
+pub const AUTOTASK_JOURNAL_PATH: &str = "history/.autotask-journal.jsonl";
+
+impl std::fmt::Display for PsaKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 

@@ -93,6 +93,42 @@ pub enum AnyPsa {
     Autotask(AutotaskClient),
 }
 
+impl AnyPsa {
+    /// The client `settings` name, with credentials from the environment. `effective` is this
+    /// run's effective day for dated writes: the ConnectWise client resumes re-adds left
+    /// cancelled the day before it, and the Autotask client reads the billing period holding it
+    /// and keeps its adjustment journal in the billing repo at `root`.
+    pub fn from_settings(
+        settings: &crate::config::PsaSettings,
+        mappings: &[Mapping],
+        root: &std::path::Path,
+        effective: jiff::civil::Date,
+    ) -> Result<AnyPsa, PsaError> {
+        use crate::config::PsaSettings;
+        match settings {
+            PsaSettings::Connectwise(cw) => {
+                let client = ConnectWiseClient::new(cw, Credentials::from_env()?)?;
+                // Only a cancel-and-readd leaves an addition cancelled the day before the
+                // effective date for a rerun to resume.
+                let readds = mappings
+                    .iter()
+                    .any(|m| m.update.unwrap_or(cw.update) == UpdatePolicy::CancelAndReadd);
+                Ok(AnyPsa::ConnectWise(if readds {
+                    client.resuming_readds_on(effective)
+                } else {
+                    client
+                }))
+            }
+            PsaSettings::Autotask(at) => {
+                let options =
+                    autotask::AutotaskOptions::new(root.join(autotask::JOURNAL_PATH), effective);
+                AutotaskClient::new(at, autotask::Credentials::from_env()?, options)
+                    .map(AnyPsa::Autotask)
+            }
+        }
+    }
+}
+
 impl Psa for AnyPsa {
     async fn snapshot(&self, mappings: &[Mapping]) -> Result<PsaSnapshot, PsaError> {
         match self {

@@ -11,12 +11,14 @@ use super::{
 use crate::plan::{Action, Plan, PlanLine};
 
 /// How [`table`] renders.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TableOptions {
     /// Show lines that are in sync too (`plan --all`).
     pub all: bool,
     /// Colour with ANSI escapes; see [`use_color`].
     pub color: bool,
+    /// The PSA's words: the contract column is headed `AGREEMENT` or `CONTRACT`.
+    pub vocabulary: crate::config::Vocabulary,
 }
 
 const RESET: &str = "\x1b[0m";
@@ -181,10 +183,11 @@ pub fn table(plan: &Plan, opts: &TableOptions) -> String {
         ));
     } else {
         let (dates, prices) = (has_dates(plan), has_prices(plan));
+        let contract = opts.vocabulary.contract.to_uppercase();
         let mut header = vec![
             "MAPPING",
             "COMPANY",
-            "AGREEMENT",
+            contract.as_str(),
             "PRODUCT",
             "VENDOR",
             "APPROVED",

@@ -1083,6 +1083,14 @@ fn cli_plans_applies_records_and_doctors_against_the_sandbox() {
     assert_eq!(plan.code, Some(0), "{plan:?}");
     assert_eq!(plan.stderr, "");
     assert!(plan.stdout.contains("update 3 → 4 (+1)"), "{}", plan.stdout);
+    // Autotask's words: contracts, not ConnectWise agreements.
+    assert!(
+        plan.stdout.starts_with("MAPPING ")
+            && plan.stdout.lines().next().unwrap().contains("  CONTRACT  "),
+        "{}",
+        plan.stdout
+    );
+    assert!(!plan.stdout.contains("AGREEMENT"), "{}", plan.stdout);
     assert!(
         plan.stdout.contains("update 120 → 135 (+15)"),
         "{}",

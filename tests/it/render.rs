@@ -203,6 +203,7 @@ fn table_hides_lines_in_sync() {
         &TableOptions {
             all: false,
             color: false,
+            vocabulary: unitsync::config::PsaKind::ConnectWise.vocabulary(),
         },
     );
     assert_snapshot!(text, @r#"
@@ -228,6 +229,7 @@ fn table_all_shows_lines_in_sync() {
         &TableOptions {
             all: true,
             color: false,
+            vocabulary: unitsync::config::PsaKind::ConnectWise.vocabulary(),
         },
     );
     assert_snapshot!(text, @r#"
@@ -254,6 +256,7 @@ fn table_colours_only_when_asked() {
         &TableOptions {
             all: true,
             color: false,
+            vocabulary: unitsync::config::PsaKind::ConnectWise.vocabulary(),
         },
     );
     assert!(!plain.contains('\x1b'));
@@ -262,6 +265,7 @@ fn table_colours_only_when_asked() {
         &TableOptions {
             all: true,
             color: true,
+            vocabulary: unitsync::config::PsaKind::ConnectWise.vocabulary(),
         },
     );
     assert!(
@@ -290,7 +294,7 @@ fn table_of_an_empty_or_all_in_sync_plan() {
         lines: vec![],
         unmapped: vec![],
     };
-    assert_snapshot!(render::table(&empty, &TableOptions::default()), @r#"
+    assert_snapshot!(render::table(&empty, &connectwise_table()), @r#"
     No mappings.
 
     Plan: 0 to update (+0 / -0 units), 0 in sync, 0 unmapped, 0 errors.
@@ -298,7 +302,7 @@ fn table_of_an_empty_or_all_in_sync_plan() {
     let mut plan = realistic_plan();
     plan.lines.truncate(1);
     plan.unmapped.clear();
-    assert_snapshot!(render::table(&plan, &TableOptions::default()), @r#"
+    assert_snapshot!(render::table(&plan, &connectwise_table()), @r#"
     All 1 line is in sync (plan --all shows it).
 
     Plan: 0 to update (+0 / -0 units), 1 in sync, 0 unmapped, 0 errors.
@@ -857,7 +861,7 @@ fn the_guides_story_through_the_engine() {
     };
 
     let proposed = run("3");
-    assert_snapshot!(render::table(&proposed, &TableOptions::default()), @"
+    assert_snapshot!(render::table(&proposed, &connectwise_table()), @"
     MAPPING                               COMPANY        AGREEMENT               PRODUCT     VENDOR  APPROVED  PSA  EFFECTIVE   ACTION
     bobs-dentistry/shadowprotect-desktop  BobsDentistry  Bob's Dentistry Backup  SP-DESKTOP       4         3    3  2026-12-01  propose 3 → 4 (+1)
 
@@ -871,7 +875,7 @@ fn the_guides_story_through_the_engine() {
     assert!(md.contains("| `bobs-dentistry/shadowprotect-desktop` | Bob's Dentistry · ShadowProtect Desktop | BobsDentistry › Bob's Dentistry Backup › SP-DESKTOP | propose | 3 | 4 | +1 |"), "{md}");
 
     let approved = run("4");
-    assert_snapshot!(render::table(&approved, &TableOptions::default()), @"
+    assert_snapshot!(render::table(&approved, &connectwise_table()), @"
     MAPPING                               COMPANY        AGREEMENT               PRODUCT     VENDOR  APPROVED  PSA  EFFECTIVE   ACTION
     bobs-dentistry/shadowprotect-desktop  BobsDentistry  Bob's Dentistry Backup  SP-DESKTOP       4         4    3  2026-12-01  update 3 → 4 (+1)
 
@@ -902,7 +906,7 @@ fn proposals_new_lines_and_cancel_and_readd() {
     };
     plan.lines.truncate(3);
     plan.unmapped.clear();
-    assert_snapshot!(render::table(&plan, &TableOptions::default()), @r#"
+    assert_snapshot!(render::table(&plan, &connectwise_table()), @r#"
     MAPPING                               COMPANY        AGREEMENT                 PRODUCT           VENDOR  APPROVED     PSA  ACTION
     angry-fox-co/shadowprotect-server     AngryFox       Angry Fox Managed Backup  SP-SERVER              2         -       2  propose 2
     bobs-dentistry/shadowprotect-desktop  BobsDentistry  Bob's Dentistry Backup    SP-DESKTOP             4         4       3  update 3 → 4 (+1, cancel and re-add)
@@ -915,6 +919,7 @@ fn proposals_new_lines_and_cancel_and_readd() {
         &TableOptions {
             all: false,
             color: true,
+            vocabulary: unitsync::config::PsaKind::ConnectWise.vocabulary(),
         },
     );
     assert!(
@@ -936,4 +941,13 @@ fn proposals_new_lines_and_cancel_and_readd() {
 
     _Cancel and re-add: the old addition is cancelled as of the day before the effective date (the last day of the previous period) and a copy with the new quantity starts on the effective date, so the two never bill the same day._
     "#);
+}
+
+/// The plain table of a ConnectWise repo: no colour, lines in sync left out.
+fn connectwise_table() -> TableOptions {
+    TableOptions {
+        all: false,
+        color: false,
+        vocabulary: unitsync::config::PsaKind::ConnectWise.vocabulary(),
+    }
 }

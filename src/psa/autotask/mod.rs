@@ -98,7 +98,7 @@ pub const ENV_SECRET: &str = "UNITSYNC_AT_SECRET";
 pub const ENV_INTEGRATION_CODE: &str = "UNITSYNC_AT_INTEGRATION_CODE";
 
 /// The journal's place in the billing repo.
-pub const JOURNAL_PATH: &str = "history/.autotask-journal.jsonl";
+pub const JOURNAL_PATH: &str = crate::config::AUTOTASK_JOURNAL_PATH;
 
 /// Requests one write costs: re-reading the contract service and its units, then the POST.
 const REQUESTS_PER_WRITE: u64 = 3;
