@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use clap::Args;
 use serde::Serialize;
 
-use super::workflow::{connect, load_repo, make_plan, psa_error, runtime};
+use super::workflow::{connect, load_repo, make_plan, runtime};
 use super::{CommandError, GlobalArgs, Outcome};
 use crate::config::{Approval, BillingRepo};
 use crate::plan::{Action, DesiredFrom, Plan, PsaCompany, PsaContract, PsaLine, RecordStatus};
@@ -119,9 +119,7 @@ pub fn run(global: &GlobalArgs, args: &AccountsArgs) -> Result<Outcome, CommandE
             )
             .hinted("for Autotask, look the company, contract and service up in Autotask and add the mapping by hand"));
         };
-        let suggestions = rt
-            .block_on(suggest_all(cw, &planned.plan))
-            .map_err(psa_error)?;
+        let suggestions = rt.block_on(suggest_all(cw, &planned.plan))?;
         println!();
         print!("{}", suggestions_text(&suggestions));
         if args.write {

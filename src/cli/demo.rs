@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::apply::{ApplyArgs, apply_interactive};
-use super::workflow::{load_repo, make_plan, psa_error, runtime};
+use super::workflow::{load_repo, make_plan, runtime};
 use super::{CommandError, GlobalArgs, Outcome};
 use crate::plan::DesiredFrom;
 use crate::psa::{ConnectWiseClient, Credentials};
@@ -92,7 +92,7 @@ async fn demo(args: &DemoArgs) -> Result<Outcome, CommandError> {
         crate::config::PsaSettings::Connectwise(cw) => cw.clone(),
         crate::config::PsaSettings::Autotask(_) => unreachable!("the demo repo is ConnectWise"),
     };
-    let psa = ConnectWiseClient::new(&settings, credentials).map_err(psa_error)?;
+    let psa = ConnectWiseClient::new(&settings, credentials)?;
 
     let before = make_plan(&repo, &psa, DesiredFrom::Vendor).await?;
     println!("== The PSA before");

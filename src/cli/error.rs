@@ -48,6 +48,8 @@ pub struct CommandError {
     pub hints: Vec<String>,
     /// Set when the details were already printed (e.g. `validate`'s diagnostics).
     pub already_reported: bool,
+    /// The error this one was made from, for `Error::source` (logs, `-vv`, tests).
+    pub source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
 impl CommandError {
@@ -57,6 +59,7 @@ impl CommandError {
             message: message.into(),
             hints: Vec::new(),
             already_reported: false,
+            source: None,
         }
     }
 
@@ -76,6 +79,12 @@ impl CommandError {
 
     pub fn hinted(mut self, hint: impl Into<String>) -> Self {
         self.hints.push(hint.into());
+        self
+    }
+
+    /// Keeps `source` as the cause.
+    pub fn caused_by(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
         self
     }
 
@@ -105,7 +114,77 @@ impl fmt::Display for CommandError {
     }
 }
 
-impl std::error::Error for CommandError {}
+impl std::error::Error for CommandError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+// Each layer's error becomes a command error here, and only here: its kind (and so the exit code)
+// is decided by what failed, and the error is kept as the source.
+
+/// A setting or credential that is missing or wrong is the user's to fix; anything the PSA
+/// answered (or did not) is external.
+impl From<crate::psa::PsaError> for CommandError {
+    fn from(e: crate::psa::PsaError) -> Self {
+        use crate::psa::PsaError;
+        let message = e.to_string();
+        let error = match e {
+            PsaError::MissingCredential(..)
+            | PsaError::InvalidSite { .. }
+            | PsaError::UnsupportedRef { .. }
+            | PsaError::Journal { .. } => CommandError::user(message),
+            _ => CommandError::external(message),
+        };
+        error.caused_by(e)
+    }
+}
+
+/// A source that failed or refused is external; one whose answer does not fit the settings
+/// (see `SourceError::is_external`) is the user's.
+impl From<crate::source::SourceError> for CommandError {
+    fn from(e: crate::source::SourceError) -> Self {
+        let message = format!("vendor source: {e}");
+        let error = if e.is_external() {
+            CommandError::external(message)
+        } else {
+            CommandError::user(message)
+        };
+        error.caused_by(e)
+    }
+}
+
+impl From<crate::review::git::GitError> for CommandError {
+    fn from(e: crate::review::git::GitError) -> Self {
+        CommandError::external(e.to_string()).caused_by(e)
+    }
+}
+
+/// GitHub settings that cannot work are the user's; GitHub failing or refusing is external.
+impl From<crate::review::ReviewError> for CommandError {
+    fn from(e: crate::review::ReviewError) -> Self {
+        let error = match &e {
+            crate::review::ReviewError::Config(message) => CommandError::user(message.clone()),
+            other => CommandError::external(other.to_string()),
+        };
+        error.caused_by(e)
+    }
+}
+
+/// A step summary or output that could not be written for GitHub Actions. The file is the
+/// runner's (`$GITHUB_OUTPUT`, `$GITHUB_STEP_SUMMARY`); the output names are unitsync's own, so
+/// a refused name is a bug.
+impl From<crate::ci_env::CiEnvError> for CommandError {
+    fn from(e: crate::ci_env::CiEnvError) -> Self {
+        let error = match &e {
+            crate::ci_env::CiEnvError::Io { .. } => CommandError::external(e.to_string()),
+            crate::ci_env::CiEnvError::BadName(_) => CommandError::internal(e.to_string()),
+        };
+        error.caused_by(e)
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -123,5 +202,22 @@ mod tests {
         assert_eq!(codes, [1, 4, 5]);
         // 0 done, 2 `--detailed-exitcode` changes, 3 `due` not due.
         assert!(codes.iter().all(|c| ![0, 2, 3].contains(c)));
+    }
+
+    #[test]
+    fn a_psa_error_keeps_its_source_and_its_kind_decides_the_code() {
+        use std::error::Error as _;
+        let missing = CommandError::from(crate::psa::PsaError::MissingCredential(
+            "UNITSYNC_AT_SECRET",
+            "set it",
+        ));
+        assert_eq!(missing.exit_code(), 1);
+        let down = CommandError::from(crate::psa::PsaError::Conflict {
+            what: "contract 1".into(),
+            reason: "closed".into(),
+        });
+        assert_eq!(down.exit_code(), 4);
+        assert_eq!(down.message, "contract 1: closed");
+        assert_eq!(down.source().unwrap().to_string(), "contract 1: closed");
     }
 }

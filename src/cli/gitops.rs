@@ -13,8 +13,8 @@ use crate::history::{HistoryRecord, LineOutcome};
 use crate::plan::{Action, DesiredFrom};
 use crate::psa::Psa;
 use crate::render;
-use crate::review::git::{GitError, GitRepo, Push};
-use crate::review::{GitHub, GitHubConfig, ReviewError};
+use crate::review::git::{GitRepo, Push};
+use crate::review::{GitHub, GitHubConfig};
 
 /// How many times a history commit is rebuilt on a moved default branch before giving up.
 pub const PUSH_ATTEMPTS: u32 = 5;
@@ -35,7 +35,7 @@ impl Checkout {
             CommandError::user(e.to_string())
                 .hinted("propose and apply --gitops work in a git clone of the billing repo")
         })?;
-        let base = git.default_branch().map_err(git_error)?;
+        let base = git.default_branch()?;
         let root = std::fs::canonicalize(&repo.root).unwrap_or_else(|_| repo.root.clone());
         let workdir =
             std::fs::canonicalize(git.workdir()).unwrap_or_else(|_| git.workdir().to_path_buf());
@@ -67,11 +67,7 @@ impl Checkout {
         // next apply (see `leftover_history`), and stashing the adjustment journal would lose
         // the record that stops an Autotask adjustment being posted twice.
         let history = self.repo_path(Path::new(crate::config::HISTORY_DIR));
-        if self
-            .git
-            .has_uncommitted_changes_outside(&history)
-            .map_err(git_error)?
-        {
+        if self.git.has_uncommitted_changes_outside(&history)? {
             return Err(CommandError::user(
                 "the checkout has uncommitted changes; only committed counts are applied",
             )
@@ -85,25 +81,19 @@ impl Checkout {
     /// identical to it there (so catching up loses nothing).
     fn only_history_since(&self, head: Oid, remote: Oid) -> Result<bool, CommandError> {
         let git = &self.git;
-        if !git.is_ancestor(head, remote).map_err(git_error)?
-            || !git
-                .foreign_commits(remote, head)
-                .map_err(git_error)?
-                .is_empty()
-        {
+        if !git.is_ancestor(head, remote)? || !git.foreign_commits(remote, head)?.is_empty() {
             return Ok(false);
         }
         let history = format!("{}/", self.repo_path(Path::new(crate::config::HISTORY_DIR)));
         if !git
-            .changed_paths(head, remote)
-            .map_err(git_error)?
+            .changed_paths(head, remote)?
             .iter()
             .all(|path| path.starts_with(&history))
         {
             return Ok(false);
         }
         for (path, bytes) in self.leftover_history()? {
-            if let Some(there) = git.read_file(remote, &path).map_err(git_error)?
+            if let Some(there) = git.read_file(remote, &path)?
                 && there.as_bytes() != bytes.as_slice()
             {
                 return Ok(false);
@@ -119,7 +109,7 @@ impl Checkout {
     pub fn leftover_history(&self) -> Result<Vec<(String, Vec<u8>)>, CommandError> {
         let history = self.repo_path(Path::new(crate::config::HISTORY_DIR));
         let mut files = Vec::new();
-        for path in self.git.changes_under(&history).map_err(git_error)? {
+        for path in self.git.changes_under(&history)? {
             // A record being written when its run was killed (see `HistoryRecord::write`).
             if path.ends_with(".tmp") {
                 continue;
@@ -170,8 +160,8 @@ impl Checkout {
         if !self.git.has_remote() {
             return Ok(());
         }
-        self.git.fetch().map_err(git_error)?;
-        let head = self.git.head_commit().map_err(git_error)?;
+        self.git.fetch()?;
+        let head = self.git.head_commit()?;
         match self.git.remote_branch(&self.base) {
             Some(remote) if remote != head && self.only_history_since(head, remote)? => {
                 // Another run (or this checkout's own run, killed after pushing) recorded
@@ -183,7 +173,7 @@ impl Checkout {
                     &head.to_string()[..7],
                     &remote.to_string()[..7]
                 );
-                self.git.reset_hard(remote).map_err(git_error)
+                self.git.reset_hard(remote).map_err(CommandError::from)
             }
             Some(remote) if remote != head => Err(CommandError::external(format!(
                 "origin/{} is at {}, but this checkout is at {}: the default branch moved since \
@@ -201,21 +191,10 @@ impl Checkout {
     }
 }
 
-pub fn git_error(e: GitError) -> CommandError {
-    CommandError::external(e.to_string())
-}
-
-pub fn review_error(e: ReviewError) -> CommandError {
-    match e {
-        ReviewError::Config(message) => CommandError::user(message),
-        other => CommandError::external(other.to_string()),
-    }
-}
-
 /// The GitHub client, when `GITHUB_TOKEN` is set.
 pub fn github(repo: &BillingRepo) -> Result<Option<GitHub>, CommandError> {
-    match GitHubConfig::from_env(repo.settings.github.as_ref()).map_err(review_error)? {
-        Some(config) => GitHub::new(&config).map(Some).map_err(review_error),
+    match GitHubConfig::from_env(repo.settings.github.as_ref())? {
+        Some(config) => GitHub::new(&config).map(Some).map_err(CommandError::from),
         None => Ok(None),
     }
 }
@@ -241,15 +220,13 @@ pub fn commit_and_push(
     message: &str,
 ) -> Result<(Oid, u32), CommandError> {
     let git = &checkout.git;
-    let original = git.head_commit().map_err(git_error)?;
+    let original = git.head_commit()?;
     let mut parent = original;
     for attempt in 1..=PUSH_ATTEMPTS {
-        let commit = git
-            .commit_files(parent, files, message)
-            .map_err(git_error)?;
-        match git.push(commit, &checkout.base, None).map_err(git_error)? {
+        let commit = git.commit_files(parent, files, message)?;
+        match git.push(commit, &checkout.base, None)? {
             Push::Pushed => {
-                git.reset_hard(commit).map_err(git_error)?;
+                git.reset_hard(commit)?;
                 return Ok((commit, attempt));
             }
             Push::Rejected(why) => {
@@ -258,7 +235,7 @@ pub fn commit_and_push(
                     "{} moved on the remote while recording (attempt {attempt}); committing again on top of it.",
                     checkout.base
                 );
-                git.fetch().map_err(git_error)?;
+                git.fetch()?;
                 let tip = git.remote_branch(&checkout.base).ok_or_else(|| {
                     CommandError::external(format!(
                         "origin/{} disappeared while recording history",
@@ -268,7 +245,7 @@ pub fn commit_and_push(
                 // History files are new; a file that is not (the lock, under automatic
                 // approval) must not have been changed by the push that got in first.
                 for (path, _) in files {
-                    if !git.same_file(original, tip, path).map_err(git_error)? {
+                    if !git.same_file(original, tip, path)? {
                         return Err(CommandError::external(format!(
                             "{path} was changed on {} while unitsync was recording; not overwriting it",
                             checkout.base
@@ -590,7 +567,7 @@ pub async fn apply_gitops<P: Psa + Sync>(
 ) -> Result<Outcome, CommandError> {
     let checkout = Checkout::open(repo)?;
     checkout.require_default_branch()?;
-    let sha = checkout.git.head_commit().map_err(git_error)?.to_string();
+    let sha = checkout.git.head_commit()?.to_string();
     let mut approval = Approval {
         commit: Some(sha.clone()),
         ..Approval::default()
@@ -598,7 +575,7 @@ pub async fn apply_gitops<P: Psa + Sync>(
     match github(repo)? {
         Some(github) => {
             use crate::review::Review;
-            match github.pull_for_commit(&sha).await.map_err(review_error)? {
+            match github.pull_for_commit(&sha).await? {
                 Some(pull) => {
                     println!(
                         "Applying {} as merged in #{}{}.",

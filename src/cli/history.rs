@@ -167,7 +167,6 @@ fn list(global: &GlobalArgs, args: &ListArgs) -> Result<Outcome, CommandError> {
 }
 
 fn prune(global: &GlobalArgs, args: &PruneArgs) -> Result<Outcome, CommandError> {
-    let git_error = |e: crate::review::git::GitError| CommandError::external(e.to_string());
     let git = GitRepo::open(&global.dir).map_err(|e| {
         CommandError::user(e.to_string())
             .hinted("prune commits the removal; run it in the billing repo's git checkout")
@@ -191,7 +190,7 @@ fn prune(global: &GlobalArgs, args: &PruneArgs) -> Result<Outcome, CommandError>
         })?
         .to_path_buf();
     let history = join_repo_path(&prefix, Path::new(crate::config::HISTORY_DIR));
-    let dirty = git.changes_under(&history).map_err(git_error)?;
+    let dirty = git.changes_under(&history)?;
     if !dirty.is_empty() {
         return Err(CommandError::user(format!(
             "the working tree has uncommitted changes under {history}/: {}",
@@ -223,9 +222,7 @@ fn prune(global: &GlobalArgs, args: &PruneArgs) -> Result<Outcome, CommandError>
         "history: prune {count} {noun} from before {before_label}\n\n\
          The files stay in git history: git log --diff-filter=D --name-only -- {history}/\n"
     );
-    let commit = git
-        .commit_removal_on_head(&remove, &message)
-        .map_err(git_error)?;
+    let commit = git.commit_removal_on_head(&remove, &message)?;
     let short = &commit.to_string()[..7];
     for path in &remove {
         println!("removed {path}");
@@ -238,7 +235,7 @@ fn prune(global: &GlobalArgs, args: &PruneArgs) -> Result<Outcome, CommandError>
             CommandError::user("HEAD is detached: cannot push the prune commit")
                 .hinted("check out a branch, or push the commit by hand")
         })?;
-        match git.push(commit, &branch, None).map_err(git_error)? {
+        match git.push(commit, &branch, None)? {
             Push::Pushed => println!("Pushed to origin/{branch}."),
             Push::Rejected(why) => {
                 return Err(CommandError::external(format!(

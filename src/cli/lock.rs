@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use super::CommandError;
-use super::gitops::{Checkout, git_error};
+use super::gitops::Checkout;
 use crate::apply::lock::{Holder, LocalLock, LockError};
 use crate::config::BillingRepo;
 use crate::review::lease::{self, Lease, LeaseError};
@@ -44,7 +44,7 @@ impl RunLock {
         })?;
         let lease = match checkout {
             Some(checkout) if checkout.git.has_remote() => {
-                let head = checkout.git.head_commit().map_err(git_error)?;
+                let head = checkout.git.head_commit()?;
                 let lease =
                     lease::acquire(&checkout.git, head, holder.clone()).map_err(lease_error)?;
                 if let Some(old) = &lease.took_over {

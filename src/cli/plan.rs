@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
-use super::workflow::{ci_env_error, connect, load_repo, make_plan, runtime};
+use super::workflow::{connect, load_repo, make_plan, runtime};
 use super::{CommandError, GlobalArgs, Outcome};
 use crate::plan::{DesiredFrom, Plan};
 use crate::{ci_env, render};
@@ -83,7 +83,7 @@ pub fn publish_to_github(plan: &Plan) -> Result<(), CommandError> {
                 .iter()
                 .try_for_each(|(name, value)| ci_env::set_output(name, value).map(drop))
         })
-        .map_err(ci_env_error)
+        .map_err(CommandError::from)
 }
 
 /// What [`publish_to_github`] writes: the Markdown for the job summary, and the step outputs.

@@ -14,10 +14,8 @@
 
 use clap::Args;
 
-use super::gitops::{
-    Approval, Checkout, apply_merged, git_error, github, proposal_branch, review_error,
-};
-use super::workflow::{Planned, ci_env_error, connect, load_repo, make_plan, runtime};
+use super::gitops::{Approval, Checkout, apply_merged, github, proposal_branch};
+use super::workflow::{Planned, connect, load_repo, make_plan, runtime};
 use super::{CommandError, GlobalArgs, Outcome};
 use crate::config::{self, BillingRepo, Lock};
 use crate::history::HistoryRecord;
@@ -70,11 +68,11 @@ pub async fn propose<P: Psa + Sync, R: Review + Sync>(
     let lock_path = checkout.repo_path(std::path::Path::new(config::LOCK_FILE));
     let true_ups_path = checkout.repo_path(std::path::Path::new(config::TRUE_UPS_FILE));
 
-    git.fetch().map_err(git_error)?;
+    git.fetch()?;
     let base_head = git
         .remote_branch(base)
         .ok_or_else(|| CommandError::external(format!("the remote has no branch {base}")))?;
-    let base_lock_text = git.read_file(base_head, &lock_path).map_err(git_error)?;
+    let base_lock_text = git.read_file(base_head, &lock_path)?;
     let local_lock_text = std::fs::read_to_string(repo.root.join(config::LOCK_FILE)).ok();
     if base_lock_text != local_lock_text {
         return Err(CommandError::user(format!(
@@ -84,9 +82,7 @@ pub async fn propose<P: Psa + Sync, R: Review + Sync>(
             "`git pull` on {base} first: proposals are made against the default branch"
         )));
     }
-    let base_true_ups_text = git
-        .read_file(base_head, &true_ups_path)
-        .map_err(git_error)?;
+    let base_true_ups_text = git.read_file(base_head, &true_ups_path)?;
     if repo.settings.true_ups()
         && base_true_ups_text != std::fs::read_to_string(repo.root.join(config::TRUE_UPS_FILE)).ok()
     {
@@ -107,11 +103,8 @@ pub async fn propose<P: Psa + Sync, R: Review + Sync>(
     super::plan::publish_to_github(&plan)?;
     let wanted = plan.proposed_lock(&repo.lock);
 
-    let open = review.open_pull(&branch).await.map_err(review_error)?;
-    let closed = review
-        .last_closed_unmerged(&branch)
-        .await
-        .map_err(review_error)?;
+    let open = review.open_pull(&branch).await?;
+    let closed = review.last_closed_unmerged(&branch).await?;
     let closed_marker = closed.as_ref().and_then(|p| ProposalMarker::find(&p.body));
     let rejected = closed_marker
         .as_ref()
@@ -177,29 +170,21 @@ pub async fn propose<P: Psa + Sync, R: Review + Sync>(
     // The branch: made from the default branch with the new lock, unless a reviewer is on it.
     let state = match git.remote_branch(&branch) {
         None => {
-            let commit = git
-                .commit_files(base_head, &files, &title)
-                .map_err(git_error)?;
+            let commit = git.commit_files(base_head, &files, &title)?;
             push(checkout, commit, &branch, None)?;
             BranchState::Created
         }
         Some(tip) => {
-            let foreign = git.foreign_commits(tip, base_head).map_err(git_error)?;
-            let current = git.parent(tip).map_err(git_error)? == Some(base_head)
-                && git
-                    .read_file(tip, &lock_path)
-                    .map_err(git_error)?
-                    .as_deref()
-                    == Some(new_text.as_str())
-                && git.read_file(tip, &true_ups_path).map_err(git_error)? == wanted_true_ups_text;
+            let foreign = git.foreign_commits(tip, base_head)?;
+            let current = git.parent(tip)? == Some(base_head)
+                && git.read_file(tip, &lock_path)?.as_deref() == Some(new_text.as_str())
+                && git.read_file(tip, &true_ups_path)? == wanted_true_ups_text;
             if !foreign.is_empty() && open.is_some() {
                 BranchState::Edited(foreign)
             } else if current && foreign.is_empty() {
                 BranchState::Unchanged
             } else {
-                let commit = git
-                    .commit_files(base_head, &files, &title)
-                    .map_err(git_error)?;
+                let commit = git.commit_files(base_head, &files, &title)?;
                 push(checkout, commit, &branch, Some(tip))?;
                 BranchState::Updated
             }
@@ -225,17 +210,11 @@ pub async fn propose<P: Psa + Sync, R: Review + Sync>(
             } else {
                 title.as_str()
             };
-            let updated = review
-                .update_pull(pr.number, title, &body)
-                .await
-                .map_err(review_error)?;
+            let updated = review.update_pull(pr.number, title, &body).await?;
             (updated, true)
         }
         None => {
-            let created = review
-                .create_pull(&branch, base, &title, &body)
-                .await
-                .map_err(review_error)?;
+            let created = review.create_pull(&branch, base, &title, &body).await?;
             (created, true)
         }
     };
@@ -259,7 +238,7 @@ pub async fn propose<P: Psa + Sync, R: Review + Sync>(
     if !events.is_empty() {
         crate::notify::send_and_print(repo.settings.notifications.as_ref(), &events).await;
     }
-    crate::ci_env::set_output("pr-number", &pull.number.to_string()).map_err(ci_env_error)?;
+    crate::ci_env::set_output("pr-number", &pull.number.to_string())?;
     println!("{}", plan.summary());
     let link = pull
         .html_url
@@ -294,11 +273,7 @@ fn push(
     branch: &str,
     expected: Option<git2::Oid>,
 ) -> Result<(), CommandError> {
-    match checkout
-        .git
-        .push(commit, branch, Some(expected))
-        .map_err(git_error)?
-    {
+    match checkout.git.push(commit, branch, Some(expected))? {
         Push::Pushed => Ok(()),
         Push::Rejected(why) => Err(CommandError::external(format!(
             "{branch} changed on the remote while proposing; nothing was overwritten: {why}"
@@ -470,7 +445,7 @@ async fn propose_automatic<P: Psa + Sync>(
         approved.lock = proposed;
     }
     let approval = Approval {
-        commit: Some(checkout.git.head_commit().map_err(git_error)?.to_string()),
+        commit: Some(checkout.git.head_commit()?.to_string()),
         pull_request: None,
         approved_by: Some("automatic".to_string()),
     };

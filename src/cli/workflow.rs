@@ -3,12 +3,11 @@
 
 use std::path::Path;
 
-use crate::ci_env::CiEnvError;
 use crate::config::{BillingRepo, load};
 use crate::history;
 use crate::plan::{self, DesiredFrom, Plan, PlanInput, PsaSnapshot};
-use crate::psa::{AnyPsa, Psa, PsaError};
-use crate::source::{self, SourceError};
+use crate::psa::{AnyPsa, Psa};
+use crate::source;
 
 use super::CommandError;
 
@@ -33,35 +32,7 @@ pub fn connect(repo: &BillingRepo) -> Result<AnyPsa, CommandError> {
         &repo.root,
         crate::apply::effective_date(repo.settings.psa.effective(), super::apply::today(repo)),
     )
-    .map_err(psa_error)
-}
-
-pub fn psa_error(e: PsaError) -> CommandError {
-    match e {
-        PsaError::MissingCredential(..)
-        | PsaError::InvalidSite { .. }
-        | PsaError::UnsupportedRef { .. }
-        | PsaError::Journal { .. } => CommandError::user(e.to_string()),
-        other => CommandError::external(other.to_string()),
-    }
-}
-
-pub fn source_error(e: SourceError) -> CommandError {
-    if e.is_external() {
-        CommandError::external(format!("vendor source: {e}"))
-    } else {
-        CommandError::user(format!("vendor source: {e}"))
-    }
-}
-
-/// A step summary or output that could not be written for GitHub Actions. The file is the
-/// runner's (`$GITHUB_OUTPUT`, `$GITHUB_STEP_SUMMARY`); the output names are unitsync's own, so
-/// a refused name is a bug.
-pub fn ci_env_error(e: CiEnvError) -> CommandError {
-    match e {
-        CiEnvError::Io { .. } => CommandError::external(e.to_string()),
-        CiEnvError::BadName(_) => CommandError::internal(e.to_string()),
-    }
+    .map_err(CommandError::from)
 }
 
 /// A plan and the snapshot it was made from.
@@ -85,15 +56,14 @@ pub async fn make_plan<P: Psa + Sync>(
     desired: DesiredFrom,
 ) -> Result<Planned, CommandError> {
     psa.check_budget(&repo.mappings, repo.mappings.len())
-        .await
-        .map_err(psa_error)?;
+        .await?;
     let (usage, snapshot) = tokio::join!(
         source::fetch_usage(&repo.settings.source, &repo.root),
         psa.snapshot(&repo.mappings)
     );
     crate::progress::finish();
-    let usage = usage.map_err(source_error)?;
-    let snapshot = snapshot.map_err(psa_error)?;
+    let usage = usage?;
+    let snapshot = snapshot?;
     tracing::info!(
         records = usage.len(),
         companies = snapshot.companies.len(),
