@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::workflow::{Planned, connect, load_repo, make_plan, runtime};
+use super::workflow::{Planned, connect, load_repo, make_plan, runtime, today};
 use super::{CommandError, GlobalArgs, Outcome};
 use crate::apply::{ApplyOptions, FOUND_APPLIED, effective_date, execute, found_applied};
 use crate::config::{BillingRepo, EffectiveDate};
@@ -85,7 +85,7 @@ pub async fn apply_interactive<P: Psa + Sync>(
 ) -> Result<Outcome, CommandError> {
     // A local apply in a git checkout applies the default branch only, and holds the run lock
     // (this machine's, and the remote's when there is one) from before it reads the PSA.
-    let checkout = match super::gitops::Checkout::open(repo) {
+    let checkout = match super::checkout::Checkout::open(repo) {
         Ok(checkout) => {
             checkout.require_on_default_branch()?;
             Some(checkout)
@@ -154,7 +154,7 @@ async fn apply_locked<P: Psa + Sync>(
             },
         )
     );
-    print_holds(&plan);
+    print!("{}", render::holds(&plan));
     let updates = plan.lines.iter().filter(|l| l.action.is_update()).count();
     let stale = stale_lines(&plan);
     if updates == 0 {
@@ -162,7 +162,7 @@ async fn apply_locked<P: Psa + Sync>(
             // Every change of the saved plan was refused: say so, and where it is recorded,
             // rather than "nothing to apply" and a hint about fixing mappings.
             println!();
-            print_outcomes(&stale);
+            print!("{}", render::outcomes(&stale));
             let path = write_history(repo, started, stale.clone(), false)?;
             println!("Recorded in {}.", path.display());
             crate::notify::send_and_print(
@@ -181,7 +181,7 @@ async fn apply_locked<P: Psa + Sync>(
         }
         if !found.is_empty() {
             println!();
-            print_outcomes(&found);
+            print!("{}", render::outcomes(&found));
             let path = write_history(repo, started, found, false)?;
             println!("Recorded in {}.", path.display());
             super::workflow::record_source_accounts(repo, &plan, source_accounts)?;
@@ -208,7 +208,7 @@ async fn apply_locked<P: Psa + Sync>(
     lines.extend(stale);
     // The outcomes first: should the record fail to be written, this output is the record.
     println!();
-    print_outcomes(&lines);
+    print!("{}", render::outcomes(&lines));
     let changed = lines.iter().any(|l| l.outcome == LineOutcome::Applied);
     let path = write_history(repo, started, lines.clone(), changed)?;
     println!("Recorded in {}.", path.display());
@@ -258,33 +258,6 @@ async fn apply_locked<P: Psa + Sync>(
         return Err(error);
     }
     super::plan::outcome(&plan, false)
-}
-
-/// One line per history line: `applied  id: 3 → 4`, or FAILED/STALE with the reason.
-pub(super) fn print_outcomes(lines: &[HistoryLine]) {
-    for line in lines {
-        match line.outcome {
-            LineOutcome::Applied => match &line.reason {
-                Some(reason) => println!(
-                    "applied  {}: {} → {} ({reason})",
-                    line.mapping, line.from, line.to
-                ),
-                None => println!("applied  {}: {} → {}", line.mapping, line.from, line.to),
-            },
-            LineOutcome::Failed | LineOutcome::Stale => println!(
-                "{:<8} {}: {} → {}: {}",
-                if line.outcome == LineOutcome::Failed {
-                    "FAILED"
-                } else {
-                    "STALE"
-                },
-                line.mapping,
-                line.from,
-                line.to,
-                line.reason.as_deref().unwrap_or("")
-            ),
-        }
-    }
 }
 
 /// Lines an interrupted earlier run wrote but did not record: the PSA holds the count this run
@@ -389,32 +362,4 @@ fn psa_name(repo: &BillingRepo) -> &'static str {
 
 fn effective_policy(repo: &BillingRepo) -> EffectiveDate {
     repo.settings.psa.effective()
-}
-
-/// Today in the schedule's time zone (the MSP's billing day), else the machine's.
-pub(crate) fn today(repo: &BillingRepo) -> jiff::civil::Date {
-    let tz = repo
-        .settings
-        .schedule
-        .as_ref()
-        .and_then(|s| jiff::tz::TimeZone::get(&s.timezone).ok())
-        .unwrap_or_else(jiff::tz::TimeZone::system);
-    crate::clock::today_in(&tz)
-}
-
-/// Says which changes a guardrail held back, why, and how to release them.
-pub fn print_holds(plan: &Plan) {
-    let held: Vec<_> = plan.lines.iter().filter(|l| l.action.is_hold()).collect();
-    if held.is_empty() {
-        return;
-    }
-    println!();
-    for line in held {
-        if let Action::Hold { from, to, reason } = &line.action {
-            println!(
-                "held     {}: {from} → {to} not applied: {reason}",
-                line.mapping
-            );
-        }
-    }
 }

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use super::CommandError;
-use super::gitops::Checkout;
+use super::checkout::Checkout;
 use crate::apply::lock::{Holder, LocalLock, LockError};
 use crate::config::BillingRepo;
 use crate::review::lease::{self, Lease, LeaseError};

@@ -3,6 +3,7 @@
 
 mod accounts;
 mod apply;
+mod checkout;
 mod completions;
 mod demo;
 mod doctor;

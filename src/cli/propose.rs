@@ -14,7 +14,8 @@
 
 use clap::Args;
 
-use super::gitops::{Approval, Checkout, apply_merged, github, proposal_branch};
+use super::checkout::Checkout;
+use super::gitops::{Approval, apply_merged, github, proposal_branch};
 use super::workflow::{Planned, connect, load_repo, make_plan, runtime};
 use super::{CommandError, GlobalArgs, Outcome};
 use crate::config::{self, BillingRepo, Lock};

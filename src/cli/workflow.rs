@@ -30,7 +30,7 @@ pub fn connect(repo: &BillingRepo) -> Result<AnyPsa, CommandError> {
         &repo.settings.psa,
         &repo.mappings,
         &repo.root,
-        crate::apply::effective_date(repo.settings.psa.effective(), super::apply::today(repo)),
+        crate::apply::effective_date(repo.settings.psa.effective(), today(repo)),
     )
     .map_err(CommandError::from)
 }
@@ -123,7 +123,7 @@ pub fn record_source_accounts(
 
 /// When this run's changes would bill, from today in the billing time zone.
 pub fn effective_dates(repo: &BillingRepo) -> plan::EffectiveDates {
-    let today = super::apply::today(repo);
+    let today = today(repo);
     let dated = crate::apply::effective_date(repo.settings.psa.effective(), today);
     if repo.settings.psa.in_place_is_dated() {
         plan::EffectiveDates::all(dated)
@@ -147,4 +147,15 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, CommandError> {
         .enable_all()
         .build()
         .map_err(|e| CommandError::internal(format!("cannot start the async runtime: {e}")))
+}
+
+/// Today in the schedule's time zone (the MSP's billing day), else the machine's.
+pub fn today(repo: &BillingRepo) -> jiff::civil::Date {
+    let tz = repo
+        .settings
+        .schedule
+        .as_ref()
+        .and_then(|s| jiff::tz::TimeZone::get(&s.timezone).ok())
+        .unwrap_or_else(jiff::tz::TimeZone::system);
+    crate::clock::today_in(&tz)
 }

@@ -8,6 +8,7 @@
 //! - [`status`]: the `unitsync status` dashboard (terminal, Markdown with Mermaid, static HTML).
 //! - [`history`]: the `unitsync history` listing (terminal table, CSV, JSON) and its totals.
 //! - [`snapshot_table`]: the active lines a PSA holds, as `unitsync demo` shows them.
+//! - [`outcomes`] / [`holds`] / [`true_up_outcomes`]: what an apply did, line by line.
 //! - [`lock_text`] / [`lock_diff`]: the canonical `units.lock.yaml` and its unified diff.
 //! - [`true_ups_text`] / [`true_ups_markdown`]: `true-ups.yaml` entries `propose` adds, and the
 //!   pull-request section that explains them.
@@ -18,6 +19,7 @@ pub mod history;
 mod json;
 mod lock;
 mod markdown;
+mod outcomes;
 mod snapshot;
 pub mod status;
 mod table;
@@ -26,6 +28,7 @@ mod true_ups;
 pub use json::{FORMAT_VERSION, PlanFileError, json, parse_json};
 pub use lock::{LOCK_HEADER, lock_diff, lock_text};
 pub use markdown::{GITHUB_COMMENT_LIMIT, MarkdownOptions, escape_markdown, markdown};
+pub use outcomes::{holds, outcomes, true_up_outcomes};
 pub use snapshot::snapshot_table;
 pub use table::{TableOptions, color_policy, table, use_color};
 pub use true_ups::{
