@@ -1,5 +1,5 @@
 //! A ConnectWise PSA–compatible API server on 127.0.0.1, for tests, demos and `unitsync sandbox`,
-//! and an Autotask-compatible one ([`AutotaskSandbox`], documented in `autotask.rs`).
+//! and an Autotask-compatible one ([`AutotaskSandbox`], documented in `autotask/mod.rs`).
 //!
 //! It serves `GET /login/companyinfo/{company}` and, below `/{codebase}apis/3.0/`, companies,
 //! agreements, agreement additions (list, count, get, PATCH, POST), the product catalog and
