@@ -385,7 +385,11 @@ fn true_up_candidates(
         .collect();
     known.extend(crate::history::written_true_ups(history));
     known.extend(rejected.iter().cloned());
-    candidates(&crate::history::late_changes(history), &known, |mapping| {
+    let late = crate::plan::true_up::recent(
+        crate::history::late_changes(history),
+        super::workflow::today(repo),
+    );
+    candidates(&late, &known, |mapping| {
         let line = plan.lines.iter().find(|l| l.mapping == mapping)?;
         let (contract_id, line_id) = (line.target.contract_id?, line.target.line_id?);
         let billing = snapshot

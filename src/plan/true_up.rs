@@ -94,6 +94,21 @@ pub fn true_up_quantity(units: Quantity, (numerator, denominator): (i128, i128))
     Quantity::from_micros(i64::try_from(hundredths * 10_000).unwrap_or(i64::MAX))
 }
 
+/// How far back a change may have started billing and still get a true-up proposed: about a
+/// quarter. Turning `billing.true_ups` on must not put every moved change in years of history up
+/// for billing at once; a correction older than that is a conversation with the customer, not a
+/// line on the next invoice.
+pub const LOOKBACK_DAYS: i64 = 92;
+
+/// The changes of `late` that started billing on or after [`LOOKBACK_DAYS`] before `today` (or
+/// will start later): the ones a true-up is still proposed for.
+pub fn recent(late: Vec<LateChange>, today: Date) -> Vec<LateChange> {
+    let cutoff = today
+        .checked_sub(jiff::Span::new().days(LOOKBACK_DAYS))
+        .unwrap_or(today);
+    late.into_iter().filter(|c| c.effective >= cutoff).collect()
+}
+
 /// The true-ups `late` changes call for, leaving out the ids in `known` (already in
 /// `true-ups.yaml`, written, or rejected) and changes whose line `terms` cannot find (a mapping
 /// since removed: there is no line left to charge).
@@ -161,6 +176,24 @@ mod tests {
             cycle: Some(BillingCycle::Monthly),
             unit_price: Some(price.parse().unwrap()),
         })
+    }
+
+    #[test]
+    fn only_changes_that_started_billing_in_the_last_quarter_are_proposed() {
+        let today = date(2027, 6, 15);
+        let kept = recent(
+            vec![
+                // Billed from 92 days ago: kept; 93 days ago: too old; next month: kept.
+                late(date(2027, 3, 1), date(2027, 3, 15), "3", "5"),
+                late(date(2027, 3, 1), date(2027, 3, 14), "3", "5"),
+                late(date(2027, 6, 10), date(2027, 7, 1), "3", "5"),
+            ],
+            today,
+        );
+        assert_eq!(
+            kept.iter().map(|c| c.effective).collect::<Vec<_>>(),
+            [date(2027, 3, 15), date(2027, 7, 1)]
+        );
     }
 
     #[test]
