@@ -17,6 +17,7 @@ pub mod fuzzing;
 pub mod history;
 pub mod money;
 pub mod notify;
+pub mod ops;
 pub mod plan;
 pub mod progress;
 pub mod psa;

@@ -142,6 +142,22 @@ impl From<crate::psa::PsaError> for CommandError {
     }
 }
 
+/// An operation's error maps as the layer's error it carries; an unreadable history record is
+/// the user's (it must stay as unitsync wrote it), an unwritable run marker external.
+impl From<crate::ops::OpsError> for CommandError {
+    fn from(e: crate::ops::OpsError) -> Self {
+        use crate::ops::OpsError;
+        match e {
+            OpsError::Psa(e) => e.into(),
+            OpsError::Source(e) => e.into(),
+            OpsError::History(e) => CommandError::user(e.to_string())
+                .hinted("history records must stay as unitsync wrote them")
+                .caused_by(e),
+            OpsError::RunMarker(e) => CommandError::external(e.to_string()).caused_by(e),
+        }
+    }
+}
+
 /// A source that failed or refused is external; one whose answer does not fit the settings
 /// (see `SourceError::is_external`) is the user's.
 impl From<crate::source::SourceError> for CommandError {

@@ -4,10 +4,10 @@
 use std::path::Path;
 
 use crate::config::{BillingRepo, load};
-use crate::history;
-use crate::plan::{self, DesiredFrom, Plan, PlanInput, PsaSnapshot};
+use crate::ops;
+pub use crate::ops::{Planned, today};
+use crate::plan::{DesiredFrom, Plan};
 use crate::psa::{AnyPsa, Psa};
-use crate::source;
 
 use super::CommandError;
 
@@ -21,123 +21,28 @@ pub fn load_repo(dir: &Path) -> Result<BillingRepo, CommandError> {
     })
 }
 
-/// The PSA client the settings name, with credentials from the environment.
-///
-/// The Autotask client reads units for the billing period containing the effective date and
-/// keeps its adjustment journal at `history/.autotask-journal.jsonl` in the billing repo.
+/// The PSA client the settings name, with credentials from the environment (see
+/// [`ops::connect`]).
 pub fn connect(repo: &BillingRepo) -> Result<AnyPsa, CommandError> {
-    AnyPsa::from_settings(
-        &repo.settings.psa,
-        &repo.mappings,
-        &repo.root,
-        crate::apply::effective_date(repo.settings.psa.effective(), today(repo)),
-    )
-    .map_err(CommandError::from)
+    Ok(ops::connect(repo)?)
 }
 
-/// A plan and the snapshot it was made from.
-pub struct Planned {
-    pub plan: Plan,
-    pub snapshot: PsaSnapshot,
-    /// Distinct vendor accounts the source returned, for `history/last-source-accounts`.
-    pub source_accounts: usize,
-    /// The history records read for the plan, oldest first.
-    pub history: Vec<(std::path::PathBuf, history::HistoryRecord)>,
-}
-
-/// Reads the vendor counts and the PSA at the same time, then plans.
-///
-/// First the PSA's request budget is checked for a run that reads every mapping and writes at
-/// most one change per mapping (Autotask's hourly limit is shared by every integration; a
-/// run refused up front is better than one cut off half-way).
+/// [`ops::plan`], for a command.
 pub async fn make_plan<P: Psa + Sync>(
     repo: &BillingRepo,
     psa: &P,
     desired: DesiredFrom,
 ) -> Result<Planned, CommandError> {
-    psa.check_budget(&repo.mappings, repo.mappings.len())
-        .await?;
-    let (usage, snapshot) = tokio::join!(
-        source::fetch_usage(&repo.settings.source, &repo.root),
-        psa.snapshot(&repo.mappings)
-    );
-    crate::progress::finish();
-    let usage = usage?;
-    let snapshot = snapshot?;
-    tracing::info!(
-        records = usage.len(),
-        companies = snapshot.companies.len(),
-        contracts = snapshot.contracts.len(),
-        lines = snapshot.lines.len(),
-        "read vendor usage and PSA snapshot"
-    );
-    let records = history::read_all(&repo.root).map_err(|e| {
-        CommandError::user(e.to_string()).hinted("history records must stay as unitsync wrote them")
-    })?;
-    let last_applied = history::last_applied(&records);
-    let currency = repo.settings.currency();
-    let plan = plan::plan(PlanInput {
-        mappings: &repo.mappings,
-        usage: &usage,
-        psa: &snapshot,
-        approved: &repo.lock.units,
-        last_applied: &last_applied,
-        desired,
-        default_update: default_update(repo),
-        guardrails: repo.settings.guardrails.as_ref(),
-        previous_source_accounts: crate::schedule::last_source_accounts(&repo.root),
-        effective: effective_dates(repo),
-        invoiced_period: repo.settings.invoiced_period(),
-        currency: &currency,
-        sync_price: repo.settings.billing.as_ref().is_some_and(|b| b.sync_price),
-        sync_cost: repo.settings.billing.as_ref().is_some_and(|b| b.sync_cost),
-    });
-    let source_accounts = plan::source_accounts(&usage);
-    Ok(Planned {
-        plan,
-        snapshot,
-        source_accounts,
-        history: records,
-    })
+    Ok(ops::plan(repo, psa, desired).await?)
 }
 
-/// Records the number of vendor accounts this run's source returned in
-/// `history/last-source-accounts`, for the next run's `min_source_accounts_percent` guardrail —
-/// unless the run was held for its source (an outage must not become the new baseline). Returns
-/// the path written, relative to the repo root, and its contents.
+/// [`ops::record_source_accounts`], for a command.
 pub fn record_source_accounts(
     repo: &BillingRepo,
     plan: &Plan,
     accounts: usize,
 ) -> Result<Option<(std::path::PathBuf, Vec<u8>)>, CommandError> {
-    let source_held = plan.lines.iter().any(
-        |l| matches!(&l.action, crate::plan::Action::Hold { reason, .. } if reason.is_run_level()),
-    );
-    if source_held || accounts == 0 {
-        return Ok(None);
-    }
-    let path = crate::schedule::record_source_accounts(&repo.root, accounts)
-        .map_err(|e| CommandError::external(e.to_string()))?;
-    Ok(Some((path, format!("{accounts}\n").into_bytes())))
-}
-
-/// When this run's changes would bill, from today in the billing time zone.
-pub fn effective_dates(repo: &BillingRepo) -> plan::EffectiveDates {
-    let today = today(repo);
-    let dated = crate::apply::effective_date(repo.settings.psa.effective(), today);
-    if repo.settings.psa.in_place_is_dated() {
-        plan::EffectiveDates::all(dated)
-    } else {
-        plan::EffectiveDates {
-            in_place: today,
-            cancel_and_readd: dated,
-            in_place_is_dated: false,
-        }
-    }
-}
-
-fn default_update(repo: &BillingRepo) -> crate::config::UpdatePolicy {
-    repo.settings.psa.default_update()
+    Ok(ops::record_source_accounts(repo, plan, accounts)?)
 }
 
 /// A Tokio runtime for one command. Commands are short-lived; a current-thread runtime would
@@ -147,15 +52,4 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, CommandError> {
         .enable_all()
         .build()
         .map_err(|e| CommandError::internal(format!("cannot start the async runtime: {e}")))
-}
-
-/// Today in the schedule's time zone (the MSP's billing day), else the machine's.
-pub fn today(repo: &BillingRepo) -> jiff::civil::Date {
-    let tz = repo
-        .settings
-        .schedule
-        .as_ref()
-        .and_then(|s| jiff::tz::TimeZone::get(&s.timezone).ok())
-        .unwrap_or_else(jiff::tz::TimeZone::system);
-    crate::clock::today_in(&tz)
 }

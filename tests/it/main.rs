@@ -15,6 +15,7 @@ mod history_cli;
 mod init;
 mod modules;
 mod notify;
+mod ops;
 mod render;
 mod sandbox;
 mod schedule;
