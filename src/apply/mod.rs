@@ -51,8 +51,18 @@ pub fn changes(plan: &Plan, effective: jiff::civil::Date) -> Vec<(&PlanLine, Lin
         .collect()
 }
 
-/// Writes each approved true-up of `entries` that is neither declined nor in `written` (ids
-/// history records as written), one at a time, on the line `plan` resolves its mapping to.
+/// The approved true-ups of `entries` still to write: not declined, and not in `written` (the
+/// ids history records as written).
+pub fn pending_true_ups<'a>(
+    entries: &'a [TrueUp],
+    written: &'a std::collections::BTreeSet<String>,
+) -> impl Iterator<Item = &'a TrueUp> {
+    entries
+        .iter()
+        .filter(|t| !t.decline && !written.contains(&t.id))
+}
+
+/// Writes each of the [`pending_true_ups`] of `entries`, one at a time, on the line `plan` resolves its mapping to.
 /// Returns one history entry per true-up attempted, in file order; a failure never stops the
 /// others, and a failed one is attempted again by the next run.
 pub async fn write_true_ups<P: Psa + Sync>(
@@ -64,10 +74,7 @@ pub async fn write_true_ups<P: Psa + Sync>(
     deadline: Option<jiff::Timestamp>,
 ) -> Vec<HistoryTrueUp> {
     let mut out = Vec::new();
-    for t in entries
-        .iter()
-        .filter(|t| !t.decline && !written.contains(&t.id))
-    {
+    for t in pending_true_ups(entries, written) {
         let line = plan.lines.iter().find(|l| l.mapping == t.mapping);
         let target = line.and_then(|l| Some((l.target.contract_id?, l.target.line_id?)));
         let failed = |contract: Option<u64>, reason: String| HistoryTrueUp {

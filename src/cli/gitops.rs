@@ -132,24 +132,19 @@ async fn apply_merged_locked<P: Psa + Sync>(
     };
     let mut lines = execute(psa, &plan, &options).await;
     lines.extend(found_applied(&plan));
+    let written = crate::history::written_true_ups(&history);
     let true_ups = if repo.settings.true_ups() {
         crate::apply::write_true_ups(
             psa,
             &plan,
             &repo.true_ups.true_ups,
-            &crate::history::written_true_ups(&history),
+            &written,
             super::workflow::today(repo),
             Some(deadline),
         )
         .await
     } else {
-        let waiting = repo
-            .true_ups
-            .true_ups
-            .iter()
-            .filter(|t| !t.decline)
-            .filter(|t| !crate::history::written_true_ups(&history).contains(&t.id))
-            .count();
+        let waiting = crate::apply::pending_true_ups(&repo.true_ups.true_ups, &written).count();
         if waiting > 0 {
             println!(
                 "Not writing {waiting} approved true-up{} in true-ups.yaml: billing.true_ups is off.",
@@ -215,25 +210,23 @@ async fn apply_merged_locked<P: Psa + Sync>(
     files.reverse();
     files.retain(|(path, _)| seen.insert(path.clone()));
     files.reverse();
+    let write_true_ups = format!(
+        "write {written_true_ups} true-up{}",
+        if written_true_ups == 1 { "" } else { "s" }
+    );
     let mut message = if applied == 0 && lines.is_empty() && true_ups.is_empty() {
         "unitsync: record the history an interrupted run left uncommitted".to_string()
     } else if lines.is_empty() {
+        format!("unitsync: {write_true_ups}")
+    } else if true_ups.is_empty() {
         format!(
-            "unitsync: write {written_true_ups} true-up{}",
-            if written_true_ups == 1 { "" } else { "s" }
+            "unitsync: apply {applied} unit change{}",
+            if applied == 1 { "" } else { "s" }
         )
     } else {
         format!(
-            "unitsync: apply {applied} unit change{}{}",
-            if applied == 1 { "" } else { "s" },
-            if true_ups.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    " and write {written_true_ups} true-up{}",
-                    if written_true_ups == 1 { "" } else { "s" }
-                )
-            }
+            "unitsync: apply {applied} unit change{} and {write_true_ups}",
+            if applied == 1 { "" } else { "s" }
         )
     };
     if let Some(number) = approval.pull_request {

@@ -73,27 +73,25 @@ pub async fn propose<P: Psa + Sync, R: Review + Sync>(
     let base_head = git
         .remote_branch(base)
         .ok_or_else(|| CommandError::external(format!("the remote has no branch {base}")))?;
-    let base_lock_text = git.read_file(base_head, &lock_path)?;
-    let local_lock_text = std::fs::read_to_string(repo.root.join(config::LOCK_FILE)).ok();
-    if base_lock_text != local_lock_text {
-        return Err(CommandError::user(format!(
-            "units.lock.yaml in this checkout differs from the one on origin/{base}"
-        ))
-        .hinted(format!(
-            "`git pull` on {base} first: proposals are made against the default branch"
-        )));
-    }
-    let base_true_ups_text = git.read_file(base_head, &true_ups_path)?;
-    if repo.settings.true_ups()
-        && base_true_ups_text != std::fs::read_to_string(repo.root.join(config::TRUE_UPS_FILE)).ok()
-    {
-        return Err(CommandError::user(format!(
-            "true-ups.yaml in this checkout differs from the one on origin/{base}"
-        ))
-        .hinted(format!(
-            "`git pull` on {base} first: proposals are made against the default branch"
-        )));
-    }
+    // The plan is made from this checkout's files: they must be the default branch's.
+    let base_text = |path: &str, file: &str| -> Result<Option<String>, CommandError> {
+        let there = git.read_file(base_head, path)?;
+        if there != std::fs::read_to_string(repo.root.join(file)).ok() {
+            return Err(CommandError::user(format!(
+                "{file} in this checkout differs from the one on origin/{base}"
+            ))
+            .hinted(format!(
+                "`git pull` on {base} first: proposals are made against the default branch"
+            )));
+        }
+        Ok(there)
+    };
+    let base_lock_text = base_text(&lock_path, config::LOCK_FILE)?;
+    let base_true_ups_text = if repo.settings.true_ups() {
+        base_text(&true_ups_path, config::TRUE_UPS_FILE)?
+    } else {
+        git.read_file(base_head, &true_ups_path)?
+    };
 
     let Planned {
         plan,

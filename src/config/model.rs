@@ -196,8 +196,6 @@ impl PsaSettings {
 pub struct Vocabulary {
     /// What a customer's billing arrangement is called: `agreement`, `contract`.
     pub contract: &'static str,
-    /// What one billed product on it is called: `addition`, `service`.
-    pub line: &'static str,
 }
 
 /// Which PSA a billing repo talks to; decides how mapping targets are spelt.
@@ -228,11 +226,9 @@ impl PsaKind {
         match self {
             PsaKind::ConnectWise => Vocabulary {
                 contract: "agreement",
-                line: "addition",
             },
             PsaKind::Autotask => Vocabulary {
                 contract: "contract",
-                line: "service",
             },
         }
     }

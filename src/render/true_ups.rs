@@ -123,18 +123,15 @@ pub fn true_ups_markdown(new: &[Candidate], currency: &str) -> String {
     );
     for c in new {
         let e = &c.entry;
+        let days = days_between(e.first_day, e.last_day);
         out.push_str(&format!(
             "| `{}` | {} | {} to {} ({} day{}) | {} → {} | {}{}{} | {} |\n",
             e.id,
             escape_markdown(&e.mapping),
             e.first_day,
             e.last_day,
-            days_between(e.first_day, e.last_day),
-            if days_between(e.first_day, e.last_day) == 1 {
-                ""
-            } else {
-                "s"
-            },
+            days,
+            if days == 1 { "" } else { "s" },
             e.billed,
             e.approved,
             if e.quantity.is_negative() { "" } else { "+" },
